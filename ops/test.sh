@@ -5,11 +5,11 @@
 # Extra arguments after the flags go to ctest (e.g. -R kernels).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build="$root/build"
+build="${SSNA_BUILD_DIR:-$root/build}"
 flags="-DSSNA_WERROR=ON"
 if [ "${1:-}" = "--sanitize" ]; then
     shift
-    build="$root/build-asan"
+    build="${SSNA_BUILD_DIR:-$root/build}-asan"
     flags="$flags -DSSNA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
     # OpenBLAS keeps per-thread buffers for the life of the process; they are not leaks of ours.
     export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
