@@ -55,36 +55,37 @@ void softplus_backward(float *dinp, const float *inp, const float *dout, size_t 
 // scale = 1/sqrt(hs). Attention dropout is not applied here.
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        const int *lens, int causal, int B, int T, int C, int NH);
-// dq, dk, dv: [B, T, C] (accumulated); scratch: [T] floats
+// dq, dk, dv: [B, T, C] (accumulated); scratch: [T] floats, used only when T > 4096 (shorter
+// rows go through the GEMMs in blocks held on the stack)
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                        const float *q, const float *k, const float *v, const int *lens,
-                        int causal, int B, int T, int C, int NH, float *scratch);
+                        const float *q, const float *k, const float *v, const int *lens, int causal,
+                        int B, int T, int C, int NH, float *scratch);
 
 /* ---- dropout (inverted: kept values scaled by 1/(1-p)) ------------------------------------- */
 // out, inp: [N]; mask: [N] bytes, 1 = kept (saved for backward). p = 0 copies and sets mask to 1.
 // rng: state of the seeded generator in rng.h (advanced).
-void dropout_forward(float *out, uint8_t *mask, const float *inp, size_t N, float p,
-                     uint64_t *rng);
+void dropout_forward(float *out, uint8_t *mask, const float *inp, size_t N, float p, uint64_t *rng);
 void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, size_t N, float p);
 
 /* ---- GRU cell, PyTorch layout and equations ------------------------------------------------ */
-// Gates ordered (r, z, n) in rows of w_ih: [3H, I], w_hh: [3H, H], b_ih, b_hh: [3H].
+// (The input size is IN, not I: <complex.h>, which <cblas.h> includes, defines I as a macro.)
+// Gates ordered (r, z, n) in rows of w_ih: [3H, IN], w_hh: [3H, H], b_ih, b_hh: [3H].
 //   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
 //   z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
 //   n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
 //   h' = (1 - z) * n + z * h
-// x: [B, I], h: [B, H] (NULL = zeros), h_out: [B, H]
+// x: [B, IN], h: [B, H] (NULL = zeros), h_out: [B, H]
 // cache: [B, 4H] saved for backward: r, z, n, (W_hn h + b_hn)
 // scratch: [B, 6H] floats (gate pre-activations)
-void gru_cell_forward(float *h_out, float *cache, const float *x, const float *h,
-                      const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh,
-                      int B, int I, int H, float *scratch);
-// dx: [B, I] or NULL, dh: [B, H] or NULL (both accumulated); dw_*, db_* accumulated.
+void gru_cell_forward(float *h_out, float *cache, const float *x, const float *h, const float *w_ih,
+                      const float *w_hh, const float *b_ih, const float *b_hh, int B, int IN, int H,
+                      float *scratch);
+// dx: [B, IN] or NULL, dh: [B, H] or NULL (both accumulated); dw_*, db_* accumulated.
+// With h = NULL (h0 = 0) dw_hh gets nothing and db_hh still does.
 // scratch: [B, 6H] floats
-void gru_cell_backward(float *dx, float *dh, float *dw_ih, float *dw_hh, float *db_ih,
-                       float *db_hh, const float *dh_out, const float *cache, const float *x,
-                       const float *h, const float *w_ih, const float *w_hh, int B, int I, int H,
-                       float *scratch);
+void gru_cell_backward(float *dx, float *dh, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh,
+                       const float *dh_out, const float *cache, const float *x, const float *h,
+                       const float *w_ih, const float *w_hh, int B, int IN, int H, float *scratch);
 
 /* ---- embedding gather / scatter-add ------------------------------------------------------ */
 // out: [N, C], ids: [N] rows of table: [V, C]
@@ -95,6 +96,8 @@ void embedding_backward(float *dtable, const float *dout, const int *ids, int N,
 /* ---- L2 normalisation (cosine = dot of normalised rows) ------------------------------------ */
 // out, inp: [N, C]; norm: [N] saved (||x|| clamped below by eps)
 void l2norm_forward(float *out, float *norm, const float *inp, int N, int C, float eps);
+// The clamp is read back from out (||out|| < 1 only where ||x|| < eps): there the norm is a
+// constant and only the 1/eps scaling flows back.
 void l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm, int N,
                      int C);
 // cosine similarity of every row of a with every row of b: out [N, M] = norm(a) norm(b)^T * scale
