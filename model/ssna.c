@@ -1,0 +1,417 @@
+/* ssna.c - the SSNA model's public interface: config, parameters, per-batch item
+ * de-duplication, the cosine / in-batch-negative loss, and inference vectors.
+ * The towers live in ssna_item.c and ssna_user.c. */
+#include "model/ssna.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels.h"
+#include "model/rng.h"
+#include "model/ssna_internal.h"
+
+#define SSNA_NORM_EPS    1e-12f /* F.normalize's eps */
+#define SSNA_INFER_CHUNK 1024
+
+static const char *const variant_names[] = {"gru", "mean", "weighted", "tmoe", "tmlp", "id"};
+
+int ssna_variant_parse(const char *name) {
+    for (int i = 0; i < (int)(sizeof variant_names / sizeof variant_names[0]); i++)
+        if (!strcmp(name, variant_names[i])) return i;
+    return -1;
+}
+
+const char *ssna_variant_name(SsnaVariant variant) {
+    if ((int)variant < 0 || (int)variant >= (int)(sizeof variant_names / sizeof variant_names[0]))
+        return "?";
+    return variant_names[variant];
+}
+
+SsnaConfig ssna_config_default(SsnaVariant variant, int n_items, int hidden, int layers) {
+    SsnaConfig c = {0};
+    c.variant = variant;
+    c.n_items = n_items;
+    c.hidden = hidden;
+    c.layers = layers;
+    c.d = 256;
+    c.n_experts = 8;
+    c.tmlp_layers = 2;
+    c.n_blocks = 2;
+    c.n_heads = 2;
+    c.inner = 256;
+    c.max_len = 50;
+    c.adapter_dropout = 0.2f; /* UniSRec adaptor_dropout_prob */
+    c.hidden_dropout = 0.5f;  /* UniSRec / RecBole SASRec hidden_dropout_prob */
+    c.ln_eps = 1e-12f;
+    c.tau = 0.07f;
+    return c;
+}
+
+/* ---- scratch buffers ------------------------------------------------------------------------ */
+
+void *ssna_buf(SsnaBuf *b, size_t n) {
+    if (n == 0) n = 1;
+    if (n > b->cap) {
+        /* grow by half again so slowly rising batch sizes do not reallocate every time */
+        size_t cap = n + n / 2;
+        void *p = realloc(b->p, cap);
+        if (!p) return NULL;
+        b->p = p;
+        b->cap = cap;
+    }
+    return b->p;
+}
+
+void ssna_buf_free(SsnaBuf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
+/* Every member of a work struct from `first` to its end is an SsnaBuf. */
+static void free_buf_run(void *base, size_t first_offset, size_t struct_size) {
+    SsnaBuf *b = (SsnaBuf *)((char *)base + first_offset);
+    for (size_t i = 0; i < (struct_size - first_offset) / sizeof(SsnaBuf); i++)
+        ssna_buf_free(&b[i]);
+}
+_Static_assert((sizeof(SsnaItemWork) - offsetof(SsnaItemWork, ids)) % sizeof(SsnaBuf) == 0,
+               "SsnaItemWork: only buffers after ids");
+_Static_assert((sizeof(SsnaUserWork) - offsetof(SsnaUserWork, offsets)) % sizeof(SsnaBuf) == 0,
+               "SsnaUserWork: only buffers after offsets");
+_Static_assert((sizeof(SsnaWork) - offsetof(SsnaWork, uniq)) % sizeof(SsnaBuf) == 0,
+               "SsnaWork: only buffers after uniq");
+
+/* ---- parameters, noise ---------------------------------------------------------------------- */
+
+static int param_index(const SsnaModel *m, const char *fmt, va_list ap) {
+    char name[PARAM_NAME_MAX];
+    vsnprintf(name, sizeof name, fmt, ap);
+    int idx = params_find(&m->ps, name);
+    if (idx < 0) { /* the towers ask only for names they declared: a bug, not an input error */
+        fprintf(stderr, "ssna: internal error: no parameter '%s'\n", name);
+        abort();
+    }
+    return idx;
+}
+
+float *ssna_param(const SsnaModel *m, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int idx = param_index(m, fmt, ap);
+    va_end(ap);
+    return params_data(&m->ps, idx);
+}
+
+float *ssna_grad(const SsnaModel *m, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int idx = param_index(m, fmt, ap);
+    va_end(ap);
+    return params_grad(&m->ps, idx);
+}
+
+int ssna_draw_mask(SsnaModel *m, uint8_t *keep, size_t n, float p) {
+    if (m->noise) return m->noise->draw_mask(m->noise->ctx, keep, n, p);
+    for (size_t i = 0; i < n; i++) keep[i] = rng_uniform(&m->rng) >= p;
+    return 0;
+}
+
+int ssna_draw_normal(SsnaModel *m, float *x, size_t n) {
+    if (m->noise) return m->noise->draw_normal(m->noise->ctx, x, n);
+    rng_fill_normal(x, n, 0.0f, 1.0f, &m->rng);
+    return 0;
+}
+
+void ssna_apply_mask(float *out, const float *inp, const uint8_t *keep, size_t n, float p) {
+    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    for (size_t i = 0; i < n; i++) out[i] = keep[i] ? inp[i] * scale : 0.0f;
+}
+
+/* ---- create / free -------------------------------------------------------------------------- */
+
+static int check_config(const SsnaConfig *c, char *err, size_t errlen) {
+    const char *why = NULL;
+    if ((int)c->variant < SSNA_VARIANT_GRU || c->variant > SSNA_VARIANT_ID)
+        why = "unknown variant";
+    else if (c->n_items <= 0)
+        why = "n_items must be positive";
+    else if (c->variant != SSNA_VARIANT_ID && c->hidden <= 0)
+        why = "hidden must be positive";
+    else if (c->layers < 1 || c->layers > SSNA_MAX_LAYERS)
+        why = "layers must be 1..32";
+    else if (c->d <= 0 || c->n_heads <= 0 || c->d % c->n_heads)
+        why = "d must be a multiple of heads";
+    else if (c->n_experts <= 0)
+        why = "n_experts must be positive";
+    else if (c->n_blocks < 1 || c->n_blocks > SSNA_MAX_BLOCKS)
+        why = "blocks must be 1..8";
+    else if (c->inner <= 0 || c->max_len <= 0)
+        why = "inner and max_len must be positive";
+    else if (c->variant == SSNA_VARIANT_TMLP && c->tmlp_layers < 1)
+        why = "tmlp needs >= 1 layer";
+    else if (c->tau <= 0.0f)
+        why = "tau must be positive";
+    else if (c->adapter_dropout < 0 || c->adapter_dropout >= 1 || c->hidden_dropout < 0 ||
+             c->hidden_dropout >= 1)
+        why = "dropout must be in [0, 1)";
+    if (!why) return 0;
+    snprintf(err, errlen, "ssna: bad config: %s", why);
+    return -1;
+}
+
+int ssna_create(SsnaModel *m, const SsnaConfig *cfg, uint64_t seed, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    if (check_config(cfg, err, errlen)) return -1;
+    m->cfg = *cfg;
+    params_init(&m->ps);
+    m->work = calloc(1, sizeof *m->work);
+    if (!m->work) {
+        snprintf(err, errlen, "ssna: out of memory");
+        return -1;
+    }
+    if (ssna_item_declare(m, err, errlen) || ssna_user_declare(m, err, errlen) ||
+        params_alloc(&m->ps, err, errlen)) {
+        ssna_free(m);
+        return -1;
+    }
+    uint64_t init_rng = seed;
+    ssna_item_init(m, &init_rng);
+    ssna_user_init(m, &init_rng);
+    m->rng = seed ^ 0x5DEECE66Dull; /* training noise: a stream apart from the init stream */
+    return 0;
+}
+
+void ssna_free(SsnaModel *m) {
+    if (m->work) {
+        SsnaWork *w = m->work;
+        free_buf_run(&w->item, offsetof(SsnaItemWork, ids), sizeof w->item);
+        free_buf_run(&w->user, offsetof(SsnaUserWork, offsets), sizeof w->user);
+        free_buf_run(w, offsetof(SsnaWork, uniq), sizeof *w);
+        free(w);
+    }
+    params_free(&m->ps);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- batches -------------------------------------------------------------------------------- */
+
+static int check_batch(const SsnaModel *m, const SsnaBatch *b, int need_targets, char *err,
+                       size_t errlen) {
+    if (b->B <= 0 || b->offsets[0] != 0) {
+        snprintf(err, errlen, "ssna: batch: need B > 0 rows and offsets[0] = 0");
+        return -1;
+    }
+    for (int r = 0; r < b->B; r++) {
+        int len = b->offsets[r + 1] - b->offsets[r];
+        if (len < 1 || len > m->cfg.max_len) {
+            snprintf(err, errlen, "ssna: batch row %d: length %d outside 1..%d", r, len,
+                     m->cfg.max_len);
+            return -1;
+        }
+    }
+    for (int n = 0; n < b->offsets[b->B]; n++) {
+        int it = b->items[n], tg = need_targets ? b->targets[n] : -1;
+        if (it < 0 || it >= m->cfg.n_items || tg < -1 || tg >= m->cfg.n_items) {
+            snprintf(err, errlen, "ssna: batch position %d: item %d / target %d outside 0..%d", n,
+                     it, tg, m->cfg.n_items - 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Distinct ids of list[0..n) (ids >= 0) in ascending order into uniq; local[i] = index of
+ * list[i] in uniq (-1 for negative ids). mark: [n_items] scratch, returned all -1. */
+static int dedup(int *uniq, int *local, const int *list, int n, int *mark, int n_items) {
+    int U = 0;
+    for (int i = 0; i < n; i++)
+        if (list[i] >= 0) mark[list[i]] = 0;
+    for (int id = 0; id < n_items; id++)
+        if (mark[id] == 0) {
+            mark[id] = U;
+            uniq[U++] = id;
+        }
+    for (int i = 0; i < n; i++) local[i] = list[i] >= 0 ? mark[list[i]] : -1;
+    for (int u = 0; u < U; u++) mark[uniq[u]] = -1;
+    return U;
+}
+
+static int *mark_buffer(SsnaWork *w, int n_items) {
+    int fresh = w->mark.cap < (size_t)n_items * sizeof(int);
+    int *mark = SSNA_INTS(w->mark, n_items);
+    if (mark && fresh)
+        for (int i = 0; i < n_items; i++) mark[i] = -1;
+    return mark;
+}
+
+/* rows[i] = vectors[local[i]] for i < n; vectors: [*, d] */
+static void gather_rows(float *rows, const float *vectors, const int *local, int n, int d) {
+    for (int i = 0; i < n; i++)
+        memcpy(rows + (size_t)i * d, vectors + (size_t)local[i] * d, (size_t)d * sizeof(float));
+}
+
+static void scatter_add_rows(float *vectors, const float *rows, const int *local, int n, int d) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < d; j++) vectors[(size_t)local[i] * d + j] += rows[(size_t)i * d + j];
+}
+
+/* ---- training forward / backward ------------------------------------------------------------ */
+
+int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *loss, char *err,
+                 size_t errlen) {
+    const SsnaConfig *c = &m->cfg;
+    SsnaWork *w = m->work;
+    int d = c->d, N = b->offsets[b->B];
+    if (!b->targets) {
+        snprintf(err, errlen, "ssna: training batch without targets");
+        return -1;
+    }
+    if (check_batch(m, b, 1, err, errlen)) return -1;
+    w->N = N;
+    /* every item the batch touches (inputs and targets) goes through the item tower once */
+    int *all = SSNA_INTS(w->all_ids, 2 * N), *uniq = SSNA_INTS(w->uniq, 2 * N);
+    int *in_local = SSNA_INTS(w->in_local, 2 * N), *mark = mark_buffer(w, c->n_items);
+    if (!all || !uniq || !in_local || !mark) goto oom;
+    memcpy(all, b->items, (size_t)N * sizeof(int));
+    memcpy(all + N, b->targets, (size_t)N * sizeof(int));
+    w->U = dedup(uniq, in_local, all, 2 * N, mark, c->n_items);
+    float *v = SSNA_FLOATS(w->v, (size_t)w->U * d), *vin = SSNA_FLOATS(w->vin, (size_t)N * d);
+    float *u = SSNA_FLOATS(w->u, (size_t)N * d);
+    if (!v || !vin || !u) goto oom;
+    if (ssna_item_forward(m, states, uniq, w->U, 1, v, err, errlen)) return -1;
+    gather_rows(vin, v, in_local, N, d);
+    if (ssna_user_forward(m, b->B, b->offsets, vin, 1, u, err, errlen)) return -1;
+
+    /* logits against the distinct targets = in-batch negatives with same-target masking */
+    int *tgt_col = SSNA_INTS(w->tgt_col, N), *tgt_local = SSNA_INTS(w->tgt_local, N);
+    int *tgt_uniq = SSNA_INTS(w->out_rows, N);
+    if (!tgt_col || !tgt_local || !tgt_uniq) goto oom;
+    w->Ut = dedup(tgt_uniq, tgt_col, b->targets, N, mark, c->n_items);
+    if (w->Ut == 0) {
+        snprintf(err, errlen, "ssna: batch has no position with a target");
+        return -1;
+    }
+    /* U-local index of each distinct target: the second half of in_local holds the targets' */
+    for (int n = 0; n < N; n++)
+        if (b->targets[n] >= 0) tgt_local[tgt_col[n]] = in_local[N + n];
+    int Ut = w->Ut;
+    float *vt = SSNA_FLOATS(w->vt, (size_t)Ut * d), *vtn = SSNA_FLOATS(w->vtn, (size_t)Ut * d);
+    float *vt_norm = SSNA_FLOATS(w->vt_norm, Ut), *un = SSNA_FLOATS(w->un, (size_t)N * d);
+    float *u_norm = SSNA_FLOATS(w->u_norm, N), *logits = SSNA_FLOATS(w->logits, (size_t)N * Ut);
+    float *probs = SSNA_FLOATS(w->probs, (size_t)N * Ut);
+    if (!vt || !vtn || !vt_norm || !un || !u_norm || !logits || !probs) goto oom;
+    gather_rows(vt, v, tgt_local, Ut, d);
+    l2norm_forward(vtn, vt_norm, vt, Ut, d, SSNA_NORM_EPS);
+    l2norm_forward(un, u_norm, u, N, d, SSNA_NORM_EPS);
+    cosine_scores(logits, un, vtn, N, Ut, d, 1.0f / c->tau);
+    /* UniSRec scores every position's target as a negative and masks only the copies of the
+     * row's OWN target: a distinct negative item seen k times counts k times, i.e. its logit
+     * gains log k, while the own target counts once. */
+    float *log_count = SSNA_FLOATS(w->vt_count, Ut);
+    if (!log_count) goto oom;
+    memset(log_count, 0, (size_t)Ut * sizeof(float));
+    for (int n = 0; n < N; n++)
+        if (tgt_col[n] >= 0) log_count[tgt_col[n]] += 1.0f;
+    for (int j = 0; j < Ut; j++) log_count[j] = logf(log_count[j]);
+    for (int n = 0; n < N; n++) {
+        if (tgt_col[n] < 0) continue;
+        float *row = logits + (size_t)n * Ut;
+        for (int j = 0; j < Ut; j++)
+            if (j != tgt_col[n]) row[j] += log_count[j];
+    }
+    *loss = crossentropy_forward(probs, logits, tgt_col, N, Ut);
+    return 0;
+oom:
+    snprintf(err, errlen, "ssna: out of memory for a batch of %d positions", N);
+    return -1;
+}
+
+void ssna_backward(SsnaModel *m) {
+    const SsnaConfig *c = &m->cfg;
+    SsnaWork *w = m->work;
+    int d = c->d, N = w->N, Ut = w->Ut, U = w->U;
+    float *dlogits = SSNA_FLOATS(w->dlogits, (size_t)N * Ut);
+    float *dun = SSNA_FLOATS(w->dun, (size_t)N * d), *du = SSNA_FLOATS(w->du, (size_t)N * d);
+    float *dvtn = SSNA_FLOATS(w->dvtn, (size_t)Ut * d), *dvt = SSNA_FLOATS(w->dvt, (size_t)Ut * d);
+    float *dvin = SSNA_FLOATS(w->dvin, (size_t)N * d), *dv = SSNA_FLOATS(w->dv, (size_t)U * d);
+    if (!dlogits || !dun || !du || !dvtn || !dvt || !dvin || !dv) {
+        fprintf(stderr, "ssna: out of memory in backward\n");
+        abort();
+    }
+    crossentropy_backward(dlogits, w->probs.p, w->tgt_col.p, N, Ut);
+    for (size_t i = 0; i < (size_t)N * Ut; i++) dlogits[i] /= c->tau;
+    memset(dun, 0, (size_t)N * d * sizeof(float));
+    memset(dvtn, 0, (size_t)Ut * d * sizeof(float));
+    linear_backward(dun, dvtn, NULL, dlogits, w->un.p, w->vtn.p, N, d, Ut);
+    memset(du, 0, (size_t)N * d * sizeof(float));
+    memset(dvt, 0, (size_t)Ut * d * sizeof(float));
+    l2norm_backward(du, dun, w->un.p, w->u_norm.p, N, d);
+    l2norm_backward(dvt, dvtn, w->vtn.p, w->vt_norm.p, Ut, d);
+    memset(dvin, 0, (size_t)N * d * sizeof(float));
+    if (ssna_user_backward(m, du, dvin)) {
+        fprintf(stderr, "ssna: out of memory in backward\n");
+        abort();
+    }
+    memset(dv, 0, (size_t)U * d * sizeof(float));
+    scatter_add_rows(dv, dvin, w->in_local.p, N, d);
+    scatter_add_rows(dv, dvt, w->tgt_local.p, Ut, d);
+    if (ssna_item_backward(m, dv)) {
+        fprintf(stderr, "ssna: out of memory in backward\n");
+        abort();
+    }
+}
+
+/* ---- inference ------------------------------------------------------------------------------ */
+
+int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, int normalize,
+                      float *out, char *err, size_t errlen) {
+    int d = m->cfg.d;
+    SsnaWork *w = m->work;
+    int *chunk = SSNA_INTS(w->out_rows, SSNA_INFER_CHUNK);
+    float *norm = SSNA_FLOATS(w->u_norm, SSNA_INFER_CHUNK);
+    float *raw = SSNA_FLOATS(w->vt, (size_t)SSNA_INFER_CHUNK * d);
+    if (!chunk || !norm || !raw) {
+        snprintf(err, errlen, "ssna: out of memory");
+        return -1;
+    }
+    for (int start = 0; start < n; start += SSNA_INFER_CHUNK) {
+        int cn = n - start < SSNA_INFER_CHUNK ? n - start : SSNA_INFER_CHUNK;
+        for (int i = 0; i < cn; i++) {
+            chunk[i] = ids ? ids[start + i] : start + i;
+            if (chunk[i] < 0 || chunk[i] >= m->cfg.n_items) {
+                snprintf(err, errlen, "ssna: item id %d outside 0..%d", chunk[i],
+                         m->cfg.n_items - 1);
+                return -1;
+            }
+        }
+        float *o = out + (size_t)start * d;
+        if (ssna_item_forward(m, states, chunk, cn, 0, normalize ? raw : o, err, errlen)) return -1;
+        if (normalize) l2norm_forward(o, norm, raw, cn, d, SSNA_NORM_EPS);
+    }
+    return 0;
+}
+
+int ssna_user_vectors(SsnaModel *m, const SsnaBatch *b, const float *item_raw, float *out,
+                      char *err, size_t errlen) {
+    int d = m->cfg.d;
+    SsnaWork *w = m->work;
+    if (check_batch(m, b, 0, err, errlen)) return -1;
+    int N = b->offsets[b->B];
+    float *vin = SSNA_FLOATS(w->vin, (size_t)N * d), *u = SSNA_FLOATS(w->u, (size_t)N * d);
+    float *norm = SSNA_FLOATS(w->u_norm, b->B), *last = SSNA_FLOATS(w->un, (size_t)b->B * d);
+    if (!vin || !u || !norm || !last) {
+        snprintf(err, errlen, "ssna: out of memory for %d positions", N);
+        return -1;
+    }
+    gather_rows(vin, item_raw, b->items, N, d);
+    if (ssna_user_forward(m, b->B, b->offsets, vin, 0, u, err, errlen)) return -1;
+    for (int r = 0; r < b->B; r++)
+        memcpy(last + (size_t)r * d, u + (size_t)(b->offsets[r + 1] - 1) * d,
+               (size_t)d * sizeof(float));
+    l2norm_forward(out, norm, last, b->B, d, SSNA_NORM_EPS);
+    return 0;
+}

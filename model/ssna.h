@@ -1,0 +1,119 @@
+/* ssna.h - the SSNA sequential recommender: item tower (adapters over cached frozen-encoder layer
+ * states) + SASRec user tower, cosine / temperature scores, in-batch-negative cross-entropy.
+ *
+ * Item tower (per distinct item of a batch, once):
+ *   kept layer states h^m: [hidden], m = 0 is the encoder's TOP layer, m = a-1 the lowest kept.
+ *   MoE adapter m (UniSRec): e_k = (dropout_0.2(h) - b_k) W_k^T, k < n_experts;
+ *     gate logits g = h Wg^T (+ N(0,1) * (softplus(h Wn^T) + 0.01) in training only);
+ *     z^m = sum_k softmax(g)_k e_k                                  z^m: [d]
+ *   integration: gru (PyTorch GRU over z^0, z^1, .., z^(a-1), h0 = 0, v* = last state),
+ *     mean (v* = mean_m z^m), weighted (v* = sum_m softmax(w)_m z^m, w: [a] learned);
+ *   tmoe: v* = z^0 of one MoE adapter on the top layer (a = 1);
+ *   tmlp: v* = MLP(dropout_0.2(h^0)), Linear(hidden, d) then (GELU, Linear(d, d)) x (n_l - 1);
+ *   id: v* = a learned embedding row (ID-based SASRec baseline; no text, item states unused).
+ * User tower (RecBole SASRec, post-LN, eps 1e-12): x = dropout(LN(v*_t + pos_t)); per block
+ *   x = LN(x + dropout(attn(x) W_o)), x = LN(x + dropout(GELU(x W_1) W_2)); causal attention
+ *   with key padding. Attention-probability dropout is NOT applied (the kernel has none).
+ * Loss: every position t of a sequence predicts the item at t + 1 (SASRec's all-prefix signal).
+ *   UniSRec's in-batch negatives: the targets of all positions of the batch, logits of OTHER
+ *   positions with the row's own target masked (a negative item that is the target of k
+ *   positions counts k times). Computed over the DISTINCT targets j of the batch as
+ *   cos(u_t, v*_j) / tau + (j is not t's target ? log k_j : 0). Mean CE over positions.
+ *
+ * Sequences are packed: no padding to max_len; only attention sees a [B, T_max_of_batch] layout.
+ * Randomness (dropout masks, gate noise) comes from the model's seeded rng, or from a caller's
+ * SsnaNoise (the torch reference test supplies its own) in the fixed order documented there.
+ */
+#ifndef SSNA_MODEL_SSNA_H
+#define SSNA_MODEL_SSNA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/params.h"
+
+typedef enum {
+    SSNA_VARIANT_GRU = 0,
+    SSNA_VARIANT_MEAN,
+    SSNA_VARIANT_WEIGHTED,
+    SSNA_VARIANT_TMOE,
+    SSNA_VARIANT_TMLP,
+    SSNA_VARIANT_ID,
+} SsnaVariant;
+
+typedef struct {
+    SsnaVariant variant;
+    int n_items;   /* catalogue size; item ids are 0..n_items-1 */
+    int hidden;    /* encoder hidden size of the cached states */
+    int layers;    /* a: kept layers per item in the states (tmoe / tmlp use layer 0 only) */
+    int d;         /* adapter output = SASRec width */
+    int n_experts; /* MoE whitening heads per adapter */
+    int tmlp_layers;
+    int n_blocks, n_heads, inner, max_len;
+    float adapter_dropout, hidden_dropout, ln_eps, tau;
+} SsnaConfig;
+
+/* A batch of B sequences, packed: row b holds items[offsets[b] .. offsets[b+1]), length <= max_len.
+ * targets[n] is the item position n must predict, or -1 for no loss there. */
+typedef struct {
+    int B;
+    const int *offsets; /* [B + 1], offsets[0] = 0, N = offsets[B] */
+    const int *items;   /* [N] */
+    const int *targets; /* [N] or NULL (scoring only) */
+} SsnaBatch;
+
+/* Where the training randomness comes from, in this order per forward pass:
+ *   for m in 0..a-1 (tmlp: m = 0 only): mask [U, hidden] (adapter dropout),
+ *                                      then (moe variants) normal [U, n_experts] (gate noise);
+ *   mask [N, d] (embedding dropout); per block: mask [N, d] (attention output),
+ *   mask [N, d] (feed-forward output).
+ * U = distinct items of the batch (inputs and targets) in ascending id order; N = packed
+ * positions in batch order. draw_mask fills keep flags (1 kept) for dropout probability p;
+ * draw_normal fills N(0, 1). Each returns 0, or -1 to abort the forward pass. */
+typedef struct {
+    int (*draw_mask)(void *ctx, uint8_t *keep, size_t n, float p);
+    int (*draw_normal)(void *ctx, float *x, size_t n);
+    void *ctx;
+} SsnaNoise;
+
+typedef struct SsnaWork SsnaWork;
+
+typedef struct {
+    SsnaConfig cfg;
+    ParamSet ps;
+    uint64_t rng;           /* drives dropout and gate noise when no SsnaNoise is set */
+    const SsnaNoise *noise; /* optional override of rng (tests) */
+    SsnaWork *work;         /* activations of the last training forward, for backward */
+} SsnaModel;
+
+/* The paper's defaults for a variant: d 256, 8 experts, 2 blocks x 2 heads, inner 256, max_len
+ * 50, adapter dropout 0.2, hidden dropout 0.5, eps 1e-12, tau 0.07, tmlp 2 layers. */
+SsnaConfig ssna_config_default(SsnaVariant variant, int n_items, int hidden, int layers);
+/* Parse / name a variant ("gru", "mean", "weighted", "tmoe", "tmlp", "id"); -1 if unknown. */
+int ssna_variant_parse(const char *name);
+const char *ssna_variant_name(SsnaVariant variant);
+
+/* Check the config, declare and allocate every parameter, initialise them from seed as
+ * DESIGN.md says. 0, or -1 with err. */
+int ssna_create(SsnaModel *m, const SsnaConfig *cfg, uint64_t seed, char *err, size_t errlen);
+void ssna_free(SsnaModel *m);
+
+/* Training forward: mean loss of the batch (dropout and gate noise on). Saves what backward
+ * needs. states: [n_items, layers, hidden] cached encoder states (NULL for the id variant).
+ * Returns 0 with *loss set, or -1 with err (bad item id, sequence too long, ...). */
+int ssna_forward(SsnaModel *m, const SsnaBatch *batch, const float *states, float *loss, char *err,
+                 size_t errlen);
+/* Backward of the last ssna_forward: accumulates into m->ps.grads (caller zeroes them). */
+void ssna_backward(SsnaModel *m);
+
+/* Inference item vectors v*: out [n, d] for ids[0..n) (ids NULL = 0..n-1), L2-normalised when
+ * normalize is set (what scores use), raw otherwise (what the user tower reads). */
+int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, int normalize,
+                      float *out, char *err, size_t errlen);
+/* Inference user vectors, L2-normalised, read at the last position of each row: out [B, d].
+ * Only batch->offsets and batch->items are used; item_raw: [n_items, d] raw item vectors of
+ * every item from ssna_item_vectors (computed once per evaluation, not per batch). */
+int ssna_user_vectors(SsnaModel *m, const SsnaBatch *batch, const float *item_raw, float *out,
+                      char *err, size_t errlen);
+
+#endif

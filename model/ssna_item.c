@@ -1,0 +1,388 @@
+/* ssna_item.c - the item tower: MoE whitening adapters over cached layer states, their
+ * integration (GRU / mean / weighted), the tmoe / tmlp / id variants; forward and backward.
+ *
+ * It runs once per DISTINCT item of a batch (U rows), so every matrix product is one sgemm over
+ * all U items: the n_experts whitening heads of an adapter are one [n_experts * d, H] weight.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model/kernels.h"
+#include "model/rng.h"
+#include "model/ssna_internal.h"
+
+/* How many MoE adapters a variant runs (each on one kept layer, top layer first). */
+static int item_adapters(const SsnaConfig *c) {
+    switch (c->variant) {
+    case SSNA_VARIANT_GRU:
+    case SSNA_VARIANT_MEAN:
+    case SSNA_VARIANT_WEIGHTED:
+        return c->layers;
+    case SSNA_VARIANT_TMOE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int declare(SsnaModel *m, const char *name, int ndim, int d0, int d1, char *err,
+                   size_t errlen) {
+    int shape[2] = {d0, d1};
+    return params_declare(&m->ps, name, ndim, shape, err, errlen) < 0 ? -1 : 0;
+}
+
+int ssna_item_declare(SsnaModel *m, char *err, size_t errlen) {
+    const SsnaConfig *c = &m->cfg;
+    char name[PARAM_NAME_MAX];
+    int rc = 0;
+    for (int a = 0; a < item_adapters(c); a++) {
+        snprintf(name, sizeof name, "adapter.%d.w", a);
+        rc |= declare(m, name, 2, c->n_experts * c->d, c->hidden, err, errlen);
+        snprintf(name, sizeof name, "adapter.%d.b", a);
+        rc |= declare(m, name, 2, c->n_experts, c->hidden, err, errlen);
+        snprintf(name, sizeof name, "adapter.%d.gate", a);
+        rc |= declare(m, name, 2, c->n_experts, c->hidden, err, errlen);
+        snprintf(name, sizeof name, "adapter.%d.noise", a);
+        rc |= declare(m, name, 2, c->n_experts, c->hidden, err, errlen);
+    }
+    if (c->variant == SSNA_VARIANT_GRU) {
+        rc |= declare(m, "gru.w_ih", 2, 3 * c->d, c->d, err, errlen);
+        rc |= declare(m, "gru.w_hh", 2, 3 * c->d, c->d, err, errlen);
+        rc |= declare(m, "gru.b_ih", 1, 3 * c->d, 0, err, errlen);
+        rc |= declare(m, "gru.b_hh", 1, 3 * c->d, 0, err, errlen);
+    }
+    if (c->variant == SSNA_VARIANT_WEIGHTED)
+        rc |= declare(m, "integrate.w", 1, c->layers, 0, err, errlen);
+    if (c->variant == SSNA_VARIANT_TMLP) {
+        for (int l = 0; l < c->tmlp_layers; l++) {
+            snprintf(name, sizeof name, "tmlp.%d.w", l);
+            rc |= declare(m, name, 2, c->d, l == 0 ? c->hidden : c->d, err, errlen);
+            snprintf(name, sizeof name, "tmlp.%d.b", l);
+            rc |= declare(m, name, 1, c->d, 0, err, errlen);
+        }
+    }
+    if (c->variant == SSNA_VARIANT_ID)
+        rc |= declare(m, "item_emb", 2, c->n_items, c->d, err, errlen);
+    return rc ? -1 : 0;
+}
+
+void ssna_item_init(SsnaModel *m, uint64_t *rng) {
+    const SsnaConfig *c = &m->cfg;
+    /* UniSRec: whitening W ~ N(0, 0.02), b = 0; gate and noise matrices 0 (uniform gates) */
+    for (int a = 0; a < item_adapters(c); a++)
+        rng_fill_normal(ssna_param(m, "adapter.%d.w", a), (size_t)c->n_experts * c->d * c->hidden,
+                        0.0f, 0.02f, rng);
+    if (c->variant == SSNA_VARIANT_GRU) {
+        float bound = 1.0f / sqrtf((float)c->d);
+        size_t n = (size_t)3 * c->d;
+        rng_fill_uniform(ssna_param(m, "gru.w_ih"), n * c->d, -bound, bound, rng);
+        rng_fill_uniform(ssna_param(m, "gru.w_hh"), n * c->d, -bound, bound, rng);
+        rng_fill_uniform(ssna_param(m, "gru.b_ih"), n, -bound, bound, rng);
+        rng_fill_uniform(ssna_param(m, "gru.b_hh"), n, -bound, bound, rng);
+    }
+    if (c->variant == SSNA_VARIANT_TMLP)
+        for (int l = 0; l < c->tmlp_layers; l++)
+            rng_fill_normal(ssna_param(m, "tmlp.%d.w", l),
+                            (size_t)c->d * (l == 0 ? c->hidden : c->d), 0.0f, 0.02f, rng);
+    if (c->variant == SSNA_VARIANT_ID)
+        rng_fill_normal(ssna_param(m, "item_emb"), (size_t)c->n_items * c->d, 0.0f, 0.02f, rng);
+}
+
+/* ---- one MoE adapter ------------------------------------------------------------------------ */
+
+// x, xd: [U, H] states and their dropped-out copy; e: [U, nE * d]; g, s, eps, p: [U, nE];
+// z: [U, d] output
+static int moe_forward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, float *xd,
+                       uint8_t *keep, float *e, float *g, float *s, float *eps, float *p,
+                       float *z) {
+    const SsnaConfig *c = &m->cfg;
+    int U = w->U, H = c->hidden, nE = c->n_experts, d = c->d;
+    const float *W = ssna_param(m, "adapter.%d.w", a), *b = ssna_param(m, "adapter.%d.b", a);
+    if (w->train) {
+        if (ssna_draw_mask(m, keep, (size_t)U * H, c->adapter_dropout)) return -1;
+        ssna_apply_mask(xd, x, keep, (size_t)U * H, c->adapter_dropout);
+    } else {
+        memcpy(xd, x, (size_t)U * H * sizeof(float));
+    }
+    /* (xd - b_k) W_k^T = xd W_k^T - W_k b_k: one sgemm for all heads, then a per-head shift */
+    linear_forward(e, xd, W, NULL, U, H, nE * d);
+    float *shift = SSNA_FLOATS(w->dtmp, (size_t)nE * d);
+    if (!shift) return -1;
+    for (int k = 0; k < nE; k++)
+        linear_forward(shift + k * d, b + (size_t)k * H, W + (size_t)k * d * H, NULL, 1, H, d);
+    for (int u = 0; u < U; u++)
+        for (int j = 0; j < nE * d; j++) e[(size_t)u * nE * d + j] -= shift[j];
+
+    linear_forward(g, x, ssna_param(m, "adapter.%d.gate", a), NULL, U, H, nE);
+    if (w->train) {
+        /* reparameterised routing noise: g += N(0,1) * (softplus(x Wn^T) + 0.01) */
+        linear_forward(s, x, ssna_param(m, "adapter.%d.noise", a), NULL, U, H, nE);
+        if (ssna_draw_normal(m, eps, (size_t)U * nE)) return -1;
+        softplus_forward(p, s, (size_t)U * nE);
+        for (size_t i = 0; i < (size_t)U * nE; i++) g[i] += eps[i] * (p[i] + 0.01f);
+    }
+    softmax_forward(p, g, U, nE);
+    for (int u = 0; u < U; u++) {
+        float *zu = z + (size_t)u * d;
+        memset(zu, 0, (size_t)d * sizeof(float));
+        for (int k = 0; k < nE; k++) {
+            float pk = p[(size_t)u * nE + k];
+            const float *ek = e + ((size_t)u * nE + k) * d;
+            for (int j = 0; j < d; j++) zu[j] += pk * ek[j];
+        }
+    }
+    return 0;
+}
+
+// dz: [U, d] gradient of the adapter output; accumulates into the adapter's parameter grads
+static int moe_backward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, const float *xd,
+                        const float *e, const float *s, const float *eps, const float *p,
+                        const float *dz) {
+    const SsnaConfig *c = &m->cfg;
+    int U = w->U, H = c->hidden, nE = c->n_experts, d = c->d;
+    float *de = SSNA_FLOATS(w->de, (size_t)U * nE * d);
+    float *dp = SSNA_FLOATS(w->dp, (size_t)U * nE * 3);
+    float *dshift = SSNA_FLOATS(w->dtmp, (size_t)nE * d);
+    if (!de || !dp || !dshift) return -1;
+    float *dg = dp + (size_t)U * nE, *ds = dg + (size_t)U * nE;
+    for (int u = 0; u < U; u++) {
+        const float *dzu = dz + (size_t)u * d;
+        for (int k = 0; k < nE; k++) {
+            const float *ek = e + ((size_t)u * nE + k) * d;
+            float *dek = de + ((size_t)u * nE + k) * d;
+            float pk = p[(size_t)u * nE + k], dot = 0.0f;
+            for (int j = 0; j < d; j++) {
+                dot += dzu[j] * ek[j];
+                dek[j] = pk * dzu[j];
+            }
+            dp[(size_t)u * nE + k] = dot;
+        }
+    }
+    memset(dg, 0, (size_t)U * nE * 2 * sizeof(float));
+    softmax_backward(dg, p, dp, U, nE);
+    linear_backward(NULL, ssna_grad(m, "adapter.%d.gate", a), NULL, dg, x,
+                    ssna_param(m, "adapter.%d.gate", a), U, H, nE);
+    if (w->train) {
+        for (size_t i = 0; i < (size_t)U * nE; i++) dp[i] = dg[i] * eps[i]; /* d std */
+        softplus_backward(ds, s, dp, (size_t)U * nE);
+        linear_backward(NULL, ssna_grad(m, "adapter.%d.noise", a), NULL, ds, x,
+                        ssna_param(m, "adapter.%d.noise", a), U, H, nE);
+    }
+    const float *W = ssna_param(m, "adapter.%d.w", a), *b = ssna_param(m, "adapter.%d.b", a);
+    float *dW = ssna_grad(m, "adapter.%d.w", a), *db = ssna_grad(m, "adapter.%d.b", a);
+    linear_backward(NULL, dW, NULL, de, xd, W, U, H, nE * d);
+    memset(dshift, 0, (size_t)nE * d * sizeof(float));
+    for (int u = 0; u < U; u++)
+        for (int j = 0; j < nE * d; j++) dshift[j] -= de[(size_t)u * nE * d + j];
+    for (int k = 0; k < nE; k++)
+        linear_backward(db + (size_t)k * H, dW + (size_t)k * d * H, NULL, dshift + k * d,
+                        b + (size_t)k * H, W + (size_t)k * d * H, 1, H, d);
+    return 0;
+}
+
+/* ---- integration of the adapter outputs ----------------------------------------------------- */
+
+static void weighted_softmax(const SsnaModel *m, float *sw) {
+    softmax_forward(sw, ssna_param(m, "integrate.w"), 1, m->cfg.layers);
+}
+
+// z: [A, U, d] adapter outputs; v: [U, d]
+static int integrate_forward(SsnaModel *m, SsnaItemWork *w, int A, const float *z, float *v) {
+    const SsnaConfig *c = &m->cfg;
+    int U = w->U, d = c->d;
+    size_t ud = (size_t)U * d;
+    if (c->variant == SSNA_VARIANT_GRU) {
+        float *h = SSNA_FLOATS(w->h, (size_t)A * ud);
+        float *cache = SSNA_FLOATS(w->cache, (size_t)A * ud * 4);
+        float *scr = SSNA_FLOATS(w->gscratch, ud * 6);
+        if (!h || !cache || !scr) return -1;
+        for (int t = 0; t < A; t++) /* top layer first, h0 = 0 */
+            gru_cell_forward(h + t * ud, cache + t * ud * 4, z + t * ud,
+                             t ? h + (t - 1) * ud : NULL, ssna_param(m, "gru.w_ih"),
+                             ssna_param(m, "gru.w_hh"), ssna_param(m, "gru.b_ih"),
+                             ssna_param(m, "gru.b_hh"), U, d, d, scr);
+        memcpy(v, h + (A - 1) * ud, ud * sizeof(float));
+    } else if (c->variant == SSNA_VARIANT_MEAN || c->variant == SSNA_VARIANT_WEIGHTED) {
+        float sw[SSNA_MAX_LAYERS];
+        if (c->variant == SSNA_VARIANT_WEIGHTED)
+            weighted_softmax(m, sw);
+        else
+            for (int t = 0; t < A; t++) sw[t] = 1.0f / (float)A;
+        memset(v, 0, ud * sizeof(float));
+        for (int t = 0; t < A; t++)
+            for (size_t i = 0; i < ud; i++) v[i] += sw[t] * z[t * ud + i];
+    } else {
+        memcpy(v, z, ud * sizeof(float));
+    }
+    return 0;
+}
+
+// dv: [U, d]; dz: [A, U, d] (overwritten)
+static int integrate_backward(SsnaModel *m, SsnaItemWork *w, int A, const float *z, const float *dv,
+                              float *dz) {
+    const SsnaConfig *c = &m->cfg;
+    int U = w->U, d = c->d;
+    size_t ud = (size_t)U * d;
+    memset(dz, 0, (size_t)A * ud * sizeof(float));
+    if (c->variant == SSNA_VARIANT_GRU) {
+        float *h = (float *)w->h.p, *cache = (float *)w->cache.p, *scr = (float *)w->gscratch.p;
+        float *dh = SSNA_FLOATS(w->dh, 2 * ud);
+        if (!dh) return -1;
+        float *dcur = dh, *dprev = dh + ud;
+        memcpy(dcur, dv, ud * sizeof(float));
+        for (int t = A - 1; t >= 0; t--) {
+            memset(dprev, 0, ud * sizeof(float));
+            gru_cell_backward(dz + t * ud, t ? dprev : NULL, ssna_grad(m, "gru.w_ih"),
+                              ssna_grad(m, "gru.w_hh"), ssna_grad(m, "gru.b_ih"),
+                              ssna_grad(m, "gru.b_hh"), dcur, cache + t * ud * 4, z + t * ud,
+                              t ? h + (t - 1) * ud : NULL, ssna_param(m, "gru.w_ih"),
+                              ssna_param(m, "gru.w_hh"), U, d, d, scr);
+            float *tmp = dcur;
+            dcur = dprev;
+            dprev = tmp;
+        }
+    } else if (c->variant == SSNA_VARIANT_MEAN || c->variant == SSNA_VARIANT_WEIGHTED) {
+        float sw[SSNA_MAX_LAYERS], dsw[SSNA_MAX_LAYERS];
+        if (c->variant == SSNA_VARIANT_WEIGHTED)
+            weighted_softmax(m, sw);
+        else
+            for (int t = 0; t < A; t++) sw[t] = 1.0f / (float)A;
+        for (int t = 0; t < A; t++) {
+            double dot = 0.0;
+            for (size_t i = 0; i < ud; i++) {
+                dz[t * ud + i] = sw[t] * dv[i];
+                dot += (double)dv[i] * z[t * ud + i];
+            }
+            dsw[t] = (float)dot;
+        }
+        if (c->variant == SSNA_VARIANT_WEIGHTED)
+            softmax_backward(ssna_grad(m, "integrate.w"), sw, dsw, 1, A);
+    } else {
+        memcpy(dz, dv, ud * sizeof(float));
+    }
+    return 0;
+}
+
+/* ---- tmlp: an MLP on the top layer ---------------------------------------------------------- */
+
+// xd: [U, H]; pre, act: [L, U, d]; v: [U, d]
+static void tmlp_forward(SsnaModel *m, int U, const float *xd, float *pre, float *act, float *v) {
+    const SsnaConfig *c = &m->cfg;
+    size_t ud = (size_t)U * c->d;
+    for (int l = 0; l < c->tmlp_layers; l++) {
+        const float *in = l ? act + (l - 1) * ud : xd;
+        linear_forward(pre + l * ud, in, ssna_param(m, "tmlp.%d.w", l),
+                       ssna_param(m, "tmlp.%d.b", l), U, l ? c->d : c->hidden, c->d);
+        if (l + 1 < c->tmlp_layers) gelu_forward(act + l * ud, pre + l * ud, ud);
+    }
+    memcpy(v, pre + (c->tmlp_layers - 1) * ud, ud * sizeof(float));
+}
+
+static int tmlp_backward(SsnaModel *m, SsnaItemWork *w, const float *xd, const float *dv) {
+    const SsnaConfig *c = &m->cfg;
+    int U = w->U, L = c->tmlp_layers;
+    size_t ud = (size_t)U * c->d;
+    const float *pre = (const float *)w->mlp_pre.p, *act = (const float *)w->mlp_act.p;
+    float *buf = SSNA_FLOATS(w->dh, 2 * ud);
+    if (!buf) return -1;
+    float *dpre = buf, *dact = buf + ud;
+    memcpy(dpre, dv, ud * sizeof(float));
+    for (int l = L - 1; l >= 0; l--) {
+        const float *in = l ? act + (l - 1) * ud : xd;
+        if (l) memset(dact, 0, ud * sizeof(float));
+        linear_backward(l ? dact : NULL, ssna_grad(m, "tmlp.%d.w", l), ssna_grad(m, "tmlp.%d.b", l),
+                        dpre, in, ssna_param(m, "tmlp.%d.w", l), U, l ? c->d : c->hidden, c->d);
+        if (l) {
+            memset(dpre, 0, ud * sizeof(float));
+            gelu_backward(dpre, pre + (l - 1) * ud, dact, ud);
+        }
+    }
+    return 0;
+}
+
+/* ---- the tower ------------------------------------------------------------------------------ */
+
+int ssna_item_forward(SsnaModel *m, const float *states, const int *ids, int U, int train, float *v,
+                      char *err, size_t errlen) {
+    const SsnaConfig *c = &m->cfg;
+    SsnaItemWork *w = &m->work->item;
+    int H = c->hidden, nE = c->n_experts, d = c->d, A = item_adapters(c);
+    w->U = U;
+    w->train = train;
+    int *wid = SSNA_INTS(w->ids, U > 0 ? U : 1);
+    if (!wid) goto oom;
+    memcpy(wid, ids, (size_t)U * sizeof(int));
+    if (c->variant == SSNA_VARIANT_ID) {
+        embedding_forward(v, ids, ssna_param(m, "item_emb"), U, d);
+        return 0;
+    }
+    if (!states) {
+        snprintf(err, errlen, "ssna: variant %s needs item layer states",
+                 ssna_variant_name(c->variant));
+        return -1;
+    }
+    int nx = A ? A : 1; /* tmlp reads the top layer only */
+    size_t uh = (size_t)U * H;
+    float *x = SSNA_FLOATS(w->x, nx * uh), *xd = SSNA_FLOATS(w->xd, nx * uh);
+    uint8_t *keep = SSNA_BYTES(w->keep, nx * uh);
+    if (!x || !xd || !keep) goto oom;
+    for (int t = 0; t < nx; t++)
+        for (int u = 0; u < U; u++)
+            memcpy(x + t * uh + (size_t)u * H, states + ((size_t)ids[u] * c->layers + t) * H,
+                   (size_t)H * sizeof(float));
+    if (c->variant == SSNA_VARIANT_TMLP) {
+        float *pre = SSNA_FLOATS(w->mlp_pre, (size_t)c->tmlp_layers * U * d);
+        float *act = SSNA_FLOATS(w->mlp_act, (size_t)c->tmlp_layers * U * d);
+        if (!pre || !act) goto oom;
+        if (train) {
+            if (ssna_draw_mask(m, keep, uh, c->adapter_dropout)) goto noise;
+            ssna_apply_mask(xd, x, keep, uh, c->adapter_dropout);
+        } else {
+            memcpy(xd, x, uh * sizeof(float));
+        }
+        tmlp_forward(m, U, xd, pre, act, v);
+        return 0;
+    }
+    size_t une = (size_t)U * nE;
+    float *e = SSNA_FLOATS(w->e, (size_t)A * une * d);
+    float *g = SSNA_FLOATS(w->g, A * une), *s = SSNA_FLOATS(w->s, A * une);
+    float *eps = SSNA_FLOATS(w->eps, A * une), *p = SSNA_FLOATS(w->p, A * une);
+    float *z = SSNA_FLOATS(w->z, (size_t)A * U * d);
+    if (!e || !g || !s || !eps || !p || !z) goto oom;
+    for (int t = 0; t < A; t++)
+        if (moe_forward(m, w, t, x + t * uh, xd + t * uh, keep + t * uh, e + t * une * d,
+                        g + t * une, s + t * une, eps + t * une, p + t * une,
+                        z + (size_t)t * U * d))
+            goto noise;
+    if (integrate_forward(m, w, A, z, v)) goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "ssna: out of memory in the item tower (%d items)", U);
+    return -1;
+noise:
+    snprintf(err, errlen, "ssna: the noise source failed in the item tower");
+    return -1;
+}
+
+int ssna_item_backward(SsnaModel *m, const float *dv) {
+    const SsnaConfig *c = &m->cfg;
+    SsnaItemWork *w = &m->work->item;
+    int U = w->U, H = c->hidden, nE = c->n_experts, d = c->d, A = item_adapters(c);
+    if (c->variant == SSNA_VARIANT_ID) {
+        embedding_backward(ssna_grad(m, "item_emb"), dv, (const int *)w->ids.p, U, d);
+        return 0;
+    }
+    size_t uh = (size_t)U * H, une = (size_t)U * nE;
+    const float *x = w->x.p, *xd = w->xd.p;
+    if (c->variant == SSNA_VARIANT_TMLP) return tmlp_backward(m, w, xd, dv);
+    float *dz = SSNA_FLOATS(w->dz, (size_t)A * U * d);
+    if (!dz) return -1;
+    const float *z = w->z.p, *e = w->e.p, *s = w->s.p, *eps = w->eps.p, *p = w->p.p;
+    if (integrate_backward(m, w, A, z, dv, dz)) return -1;
+    for (int t = 0; t < A; t++)
+        if (moe_backward(m, w, t, x + t * uh, xd + t * uh, e + t * une * d, s + t * une,
+                         eps + t * une, p + t * une, dz + (size_t)t * U * d))
+            return -1;
+    return 0;
+}

@@ -1,0 +1,273 @@
+/* ssna_user.c - the user tower: RecBole's SASRec (post-LN, learned positions, causal attention
+ * with key padding) over PACKED rows; forward and backward.
+ *
+ * Every per-position layer (linears, layer norms, GELU, dropout) runs on the N real positions
+ * of the batch, never on padding; only the attention core sees the [B, T, d] layout, with T the
+ * batch's longest row, so a batch of short sequences costs what its positions cost.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model/kernels.h"
+#include "model/rng.h"
+#include "model/ssna_internal.h"
+
+static int declare(SsnaModel *m, const char *name, int ndim, int d0, int d1, char *err,
+                   size_t errlen) {
+    int shape[2] = {d0, d1};
+    return params_declare(&m->ps, name, ndim, shape, err, errlen) < 0 ? -1 : 0;
+}
+
+/* A linear layer "prefix.w" [out, in] + "prefix.b" [out]. */
+static int declare_linear(SsnaModel *m, const char *prefix, int out, int in, char *err,
+                          size_t errlen) {
+    char name[PARAM_NAME_MAX];
+    snprintf(name, sizeof name, "%s.w", prefix);
+    int rc = declare(m, name, 2, out, in, err, errlen);
+    snprintf(name, sizeof name, "%s.b", prefix);
+    return rc | declare(m, name, 1, out, 0, err, errlen);
+}
+
+/* A layer norm "prefix.w" [d] + "prefix.b" [d]. */
+static int declare_norm(SsnaModel *m, const char *prefix, int d, char *err, size_t errlen) {
+    char name[PARAM_NAME_MAX];
+    snprintf(name, sizeof name, "%s.w", prefix);
+    int rc = declare(m, name, 1, d, 0, err, errlen);
+    snprintf(name, sizeof name, "%s.b", prefix);
+    return rc | declare(m, name, 1, d, 0, err, errlen);
+}
+
+int ssna_user_declare(SsnaModel *m, char *err, size_t errlen) {
+    const SsnaConfig *c = &m->cfg;
+    char name[PARAM_NAME_MAX];
+    int rc = declare(m, "pos_emb", 2, c->max_len, c->d, err, errlen);
+    rc |= declare_norm(m, "emb_ln", c->d, err, errlen);
+    for (int l = 0; l < c->n_blocks; l++) {
+        /* Q, K and V as one [3d, d] linear: same maths as three, one sgemm */
+        snprintf(name, sizeof name, "block.%d.qkv", l);
+        rc |= declare_linear(m, name, 3 * c->d, c->d, err, errlen);
+        snprintf(name, sizeof name, "block.%d.attn_out", l);
+        rc |= declare_linear(m, name, c->d, c->d, err, errlen);
+        snprintf(name, sizeof name, "block.%d.ln1", l);
+        rc |= declare_norm(m, name, c->d, err, errlen);
+        snprintf(name, sizeof name, "block.%d.ffn1", l);
+        rc |= declare_linear(m, name, c->inner, c->d, err, errlen);
+        snprintf(name, sizeof name, "block.%d.ffn2", l);
+        rc |= declare_linear(m, name, c->d, c->inner, err, errlen);
+        snprintf(name, sizeof name, "block.%d.ln2", l);
+        rc |= declare_norm(m, name, c->d, err, errlen);
+    }
+    return rc ? -1 : 0;
+}
+
+static void fill_ones(float *x, int n) {
+    for (int i = 0; i < n; i++) x[i] = 1.0f;
+}
+
+void ssna_user_init(SsnaModel *m, uint64_t *rng) {
+    const SsnaConfig *c = &m->cfg;
+    int d = c->d;
+    /* RecBole: N(0, 0.02) weights and positions, zero biases, layer norms (1, 0) */
+    rng_fill_normal(ssna_param(m, "pos_emb"), (size_t)c->max_len * d, 0.0f, 0.02f, rng);
+    fill_ones(ssna_param(m, "emb_ln.w"), d);
+    for (int l = 0; l < c->n_blocks; l++) {
+        rng_fill_normal(ssna_param(m, "block.%d.qkv.w", l), (size_t)3 * d * d, 0.0f, 0.02f, rng);
+        rng_fill_normal(ssna_param(m, "block.%d.attn_out.w", l), (size_t)d * d, 0.0f, 0.02f, rng);
+        rng_fill_normal(ssna_param(m, "block.%d.ffn1.w", l), (size_t)c->inner * d, 0.0f, 0.02f,
+                        rng);
+        rng_fill_normal(ssna_param(m, "block.%d.ffn2.w", l), (size_t)c->inner * d, 0.0f, 0.02f,
+                        rng);
+        fill_ones(ssna_param(m, "block.%d.ln1.w", l), d);
+        fill_ones(ssna_param(m, "block.%d.ln2.w", l), d);
+    }
+}
+
+/* packed [N, ld] columns [col, col + C) <-> padded [B, T, C]; padding rows of pad are zeroed */
+static void pack_to_pad(float *pad, const float *packed, int ld, int col, const int *offsets, int B,
+                        int T, int C) {
+    memset(pad, 0, (size_t)B * T * C * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < offsets[b + 1] - offsets[b]; t++)
+            memcpy(pad + ((size_t)b * T + t) * C, packed + (size_t)(offsets[b] + t) * ld + col,
+                   (size_t)C * sizeof(float));
+}
+
+static void pad_to_pack(float *packed, int ld, int col, const float *pad, const int *offsets, int B,
+                        int T, int C) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < offsets[b + 1] - offsets[b]; t++)
+            memcpy(packed + (size_t)(offsets[b] + t) * ld + col, pad + ((size_t)b * T + t) * C,
+                   (size_t)C * sizeof(float));
+}
+
+/* Dropout with fresh keep flags in training; identity at inference. */
+static int maybe_dropout(SsnaModel *m, int train, float *x, uint8_t *keep, size_t n, float p) {
+    if (!train) return 0;
+    if (ssna_draw_mask(m, keep, n, p)) return -1;
+    ssna_apply_mask(x, x, keep, n, p);
+    return 0;
+}
+
+int ssna_user_forward(SsnaModel *m, int B, const int *offsets, const float *vin, int train,
+                      float *out, char *err, size_t errlen) {
+    const SsnaConfig *c = &m->cfg;
+    SsnaUserWork *w = &m->work->user;
+    int d = c->d, N = offsets[B], T = 0, NH = c->n_heads, I = c->inner;
+    size_t nd = (size_t)N * d;
+    float p = c->hidden_dropout;
+    for (int b = 0; b < B; b++)
+        if (offsets[b + 1] - offsets[b] > T) T = offsets[b + 1] - offsets[b];
+    w->B = B, w->N = N, w->T = T, w->train = train;
+    int *off = SSNA_INTS(w->offsets, B + 1), *lens = SSNA_INTS(w->lens, B);
+    float *x0 = SSNA_FLOATS(w->x0, nd), *ln0 = SSNA_FLOATS(w->ln0, nd);
+    float *mean0 = SSNA_FLOATS(w->ln0_mean, N), *rstd0 = SSNA_FLOATS(w->ln0_rstd, N);
+    float *pq = SSNA_FLOATS(w->pad_q, (size_t)B * T * d),
+          *pk = SSNA_FLOATS(w->pad_k, (size_t)B * T * d);
+    float *pv = SSNA_FLOATS(w->pad_v, (size_t)B * T * d),
+          *po = SSNA_FLOATS(w->pad_o, (size_t)B * T * d);
+    uint8_t *keep0 = SSNA_BYTES(w->keep0, nd);
+    if (!off || !lens || !x0 || !ln0 || !mean0 || !rstd0 || !pq || !pk || !pv || !po || !keep0)
+        goto oom;
+    memcpy(off, offsets, (size_t)(B + 1) * sizeof(int));
+    for (int b = 0; b < B; b++) lens[b] = offsets[b + 1] - offsets[b];
+
+    const float *pos = ssna_param(m, "pos_emb");
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < lens[b]; t++) {
+            size_t n = (size_t)offsets[b] + t;
+            for (int j = 0; j < d; j++) x0[n * d + j] = vin[n * d + j] + pos[(size_t)t * d + j];
+        }
+    layernorm_forward(ln0, mean0, rstd0, x0, ssna_param(m, "emb_ln.w"), ssna_param(m, "emb_ln.b"),
+                      N, d, c->ln_eps);
+    if (maybe_dropout(m, train, ln0, keep0, nd, p)) goto noise;
+
+    const float *xin = ln0;
+    for (int l = 0; l < c->n_blocks; l++) {
+        SsnaBlockWork *k = &w->blk[l];
+        float *qkv = SSNA_FLOATS(k->qkv, 3 * nd), *ctx = SSNA_FLOATS(k->ctx, nd);
+        float *att = SSNA_FLOATS(k->att, (size_t)B * NH * T * T), *ao = SSNA_FLOATS(k->ao, nd);
+        float *r1 = SSNA_FLOATS(k->r1, nd), *h1 = SSNA_FLOATS(k->h1, nd);
+        float *m1 = SSNA_FLOATS(k->m1, N), *s1 = SSNA_FLOATS(k->s1, N);
+        float *f1 = SSNA_FLOATS(k->f1, (size_t)N * I), *g1 = SSNA_FLOATS(k->g1, (size_t)N * I);
+        float *f2 = SSNA_FLOATS(k->f2, nd), *r2 = SSNA_FLOATS(k->r2, nd);
+        float *h2 = SSNA_FLOATS(k->h2, nd), *m2 = SSNA_FLOATS(k->m2, N),
+              *s2 = SSNA_FLOATS(k->s2, N);
+        uint8_t *keep_a = SSNA_BYTES(k->keep_a, nd), *keep_f = SSNA_BYTES(k->keep_f, nd);
+        if (!qkv || !ctx || !att || !ao || !r1 || !h1 || !m1 || !s1 || !f1 || !g1 || !f2 || !r2 ||
+            !h2 || !m2 || !s2 || !keep_a || !keep_f)
+            goto oom;
+        linear_forward(qkv, xin, ssna_param(m, "block.%d.qkv.w", l),
+                       ssna_param(m, "block.%d.qkv.b", l), N, d, 3 * d);
+        pack_to_pad(pq, qkv, 3 * d, 0, offsets, B, T, d);
+        pack_to_pad(pk, qkv, 3 * d, d, offsets, B, T, d);
+        pack_to_pad(pv, qkv, 3 * d, 2 * d, offsets, B, T, d);
+        attention_forward(po, att, pq, pk, pv, lens, 1, B, T, d, NH);
+        pad_to_pack(ctx, d, 0, po, offsets, B, T, d);
+        linear_forward(ao, ctx, ssna_param(m, "block.%d.attn_out.w", l),
+                       ssna_param(m, "block.%d.attn_out.b", l), N, d, d);
+        if (maybe_dropout(m, train, ao, keep_a, nd, p)) goto noise;
+        for (size_t i = 0; i < nd; i++) r1[i] = ao[i] + xin[i];
+        layernorm_forward(h1, m1, s1, r1, ssna_param(m, "block.%d.ln1.w", l),
+                          ssna_param(m, "block.%d.ln1.b", l), N, d, c->ln_eps);
+        linear_forward(f1, h1, ssna_param(m, "block.%d.ffn1.w", l),
+                       ssna_param(m, "block.%d.ffn1.b", l), N, d, I);
+        gelu_forward(g1, f1, (size_t)N * I);
+        linear_forward(f2, g1, ssna_param(m, "block.%d.ffn2.w", l),
+                       ssna_param(m, "block.%d.ffn2.b", l), N, I, d);
+        if (maybe_dropout(m, train, f2, keep_f, nd, p)) goto noise;
+        for (size_t i = 0; i < nd; i++) r2[i] = f2[i] + h1[i];
+        layernorm_forward(h2, m2, s2, r2, ssna_param(m, "block.%d.ln2.w", l),
+                          ssna_param(m, "block.%d.ln2.b", l), N, d, c->ln_eps);
+        xin = h2;
+    }
+    memcpy(out, xin, nd * sizeof(float));
+    return 0;
+oom:
+    snprintf(err, errlen, "ssna: out of memory in the user tower (%d rows, %d positions)", B, N);
+    return -1;
+noise:
+    snprintf(err, errlen, "ssna: the noise source failed in the user tower");
+    return -1;
+}
+
+/* Gradient through inverted dropout (training) or identity. */
+static void dropout_grad(float *dinp, const float *dout, const uint8_t *keep, size_t n, int train,
+                         float p) {
+    if (train)
+        ssna_apply_mask(dinp, dout, keep, n, p);
+    else
+        memcpy(dinp, dout, n * sizeof(float));
+}
+
+int ssna_user_backward(SsnaModel *m, const float *dout, float *dvin) {
+    const SsnaConfig *c = &m->cfg;
+    SsnaUserWork *w = &m->work->user;
+    int d = c->d, N = w->N, B = w->B, T = w->T, NH = c->n_heads, I = c->inner;
+    const int *off = w->offsets.p, *lens = w->lens.p;
+    size_t nd = (size_t)N * d, btd = (size_t)B * T * d;
+    float p = c->hidden_dropout;
+    float *buf = SSNA_FLOATS(w->dx, 5 * nd), *dqkv = SSNA_FLOATS(w->dqkv, 3 * nd);
+    float *dinner = SSNA_FLOATS(w->dinner, (size_t)2 * N * I);
+    float *dpad = SSNA_FLOATS(w->dpad, 4 * btd), *scr = SSNA_FLOATS(w->dscr, T > 0 ? T : 1);
+    if (!buf || !dqkv || !dinner || !dpad || !scr) return -1;
+    float *cur = buf, *dr = buf + nd, *dh1 = buf + 2 * nd, *tmp = buf + 3 * nd,
+          *dxin = buf + 4 * nd;
+    float *dg1 = dinner, *df1 = dinner + (size_t)N * I;
+    float *dpq = dpad, *dpk = dpad + btd, *dpv = dpad + 2 * btd, *dpo = dpad + 3 * btd;
+    float *pq = w->pad_q.p, *pk = w->pad_k.p, *pv = w->pad_v.p;
+    memcpy(cur, dout, nd * sizeof(float));
+
+    for (int l = c->n_blocks - 1; l >= 0; l--) {
+        SsnaBlockWork *k = &w->blk[l];
+        const float *xin = l ? (const float *)w->blk[l - 1].h2.p : (const float *)w->ln0.p;
+        memset(dr, 0, nd * sizeof(float));
+        layernorm_backward(dr, ssna_grad(m, "block.%d.ln2.w", l), ssna_grad(m, "block.%d.ln2.b", l),
+                           cur, k->r2.p, ssna_param(m, "block.%d.ln2.w", l), k->m2.p, k->s2.p, N,
+                           d);
+        memcpy(dh1, dr, nd * sizeof(float));
+        dropout_grad(tmp, dr, k->keep_f.p, nd, w->train, p);
+        memset(dinner, 0, (size_t)2 * N * I * sizeof(float));
+        linear_backward(dg1, ssna_grad(m, "block.%d.ffn2.w", l), ssna_grad(m, "block.%d.ffn2.b", l),
+                        tmp, k->g1.p, ssna_param(m, "block.%d.ffn2.w", l), N, I, d);
+        gelu_backward(df1, k->f1.p, dg1, (size_t)N * I);
+        linear_backward(dh1, ssna_grad(m, "block.%d.ffn1.w", l), ssna_grad(m, "block.%d.ffn1.b", l),
+                        df1, k->h1.p, ssna_param(m, "block.%d.ffn1.w", l), N, d, I);
+        memset(dr, 0, nd * sizeof(float));
+        layernorm_backward(dr, ssna_grad(m, "block.%d.ln1.w", l), ssna_grad(m, "block.%d.ln1.b", l),
+                           dh1, k->r1.p, ssna_param(m, "block.%d.ln1.w", l), k->m1.p, k->s1.p, N,
+                           d);
+        memcpy(dxin, dr, nd * sizeof(float));
+        dropout_grad(tmp, dr, k->keep_a.p, nd, w->train, p);
+        memset(dh1, 0, nd * sizeof(float)); /* reused as d ctx */
+        linear_backward(dh1, ssna_grad(m, "block.%d.attn_out.w", l),
+                        ssna_grad(m, "block.%d.attn_out.b", l), tmp, k->ctx.p,
+                        ssna_param(m, "block.%d.attn_out.w", l), N, d, d);
+        pack_to_pad(dpo, dh1, d, 0, off, B, T, d);
+        pack_to_pad(pq, k->qkv.p, 3 * d, 0, off, B, T, d);
+        pack_to_pad(pk, k->qkv.p, 3 * d, d, off, B, T, d);
+        pack_to_pad(pv, k->qkv.p, 3 * d, 2 * d, off, B, T, d);
+        memset(dpad, 0, 3 * btd * sizeof(float));
+        attention_backward(dpq, dpk, dpv, dpo, k->att.p, pq, pk, pv, lens, 1, B, T, d, NH, scr);
+        pad_to_pack(dqkv, 3 * d, 0, dpq, off, B, T, d);
+        pad_to_pack(dqkv, 3 * d, d, dpk, off, B, T, d);
+        pad_to_pack(dqkv, 3 * d, 2 * d, dpv, off, B, T, d);
+        linear_backward(dxin, ssna_grad(m, "block.%d.qkv.w", l), ssna_grad(m, "block.%d.qkv.b", l),
+                        dqkv, xin, ssna_param(m, "block.%d.qkv.w", l), N, d, 3 * d);
+        memcpy(cur, dxin, nd * sizeof(float));
+    }
+    dropout_grad(tmp, cur, w->keep0.p, nd, w->train, p);
+    memset(dr, 0, nd * sizeof(float));
+    layernorm_backward(dr, ssna_grad(m, "emb_ln.w"), ssna_grad(m, "emb_ln.b"), tmp, w->x0.p,
+                       ssna_param(m, "emb_ln.w"), w->ln0_mean.p, w->ln0_rstd.p, N, d);
+    float *dpos = ssna_grad(m, "pos_emb");
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < lens[b]; t++) {
+            size_t n = (size_t)off[b] + t;
+            for (int j = 0; j < d; j++) {
+                dvin[n * d + j] += dr[n * d + j];
+                dpos[(size_t)t * d + j] += dr[n * d + j];
+            }
+        }
+    return 0;
+}

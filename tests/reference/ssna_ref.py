@@ -1,0 +1,285 @@
+#!/usr/bin/python3
+"""ssna_ref.py - python3-torch reference of the WHOLE SSNA model, written independently of the C
+code in the way UniSRec / RecBole write it: one nn.Linear-style product per whitening head,
+torch.nn.GRU for the integration, PADDED [B, T] SASRec with an additive causal + key-padding
+mask, and [N, N] in-batch logits with same-target entries masked (C packs rows and scores
+against the distinct targets instead; both are the same loss).
+
+For every variant it writes OUTDIR/<case>.bin with the config, the cached item states, a batch,
+the initial parameters, the noise of each step (dropout keep flags and gate N(0,1) draws, in the
+order ssna.h documents), the loss of each step, every parameter gradient of step 0, and the
+parameters after STEPS Adam steps. tests/test_ssna_reference.c loads the same weights, replays
+the same noise, and compares. Computed in float64; the C model runs float32.
+
+usage: /usr/bin/python3 ssna_ref.py OUTDIR
+"""
+import math
+import os
+import struct
+import sys
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError as e:  # a missing dependency fails the test, never skips it
+    sys.exit("ssna_ref.py: python3-torch is required (Debian package python3-torch; run with "
+             "/usr/bin/python3): %s" % e)
+
+torch.set_default_dtype(torch.float64)
+VARIANTS = ["gru", "mean", "weighted", "tmoe", "tmlp", "id"]
+STEPS = 3
+LR = 1e-3
+
+# case name, variant, kept layers
+CASES = [("gru3", "gru", 3), ("gru1", "gru", 1), ("mean3", "mean", 3), ("weighted2", "weighted", 2),
+         ("tmoe", "tmoe", 1), ("tmlp", "tmlp", 1), ("id", "id", 1)]
+
+
+class Writer:
+    """Records: u32 name length, name, u32 dtype (0 f32, 1 i32, 2 u8), u32 ndim, u32 dims, data."""
+
+    def __init__(self, path):
+        self.f = open(path, "wb")
+        self.f.write(b"SSNAREF1")
+
+    def put(self, name, t, dtype=0):
+        t = torch.as_tensor(t).detach().contiguous()
+        fmt = {0: torch.float32, 1: torch.int32, 2: torch.uint8}[dtype]
+        arr = t.to(fmt).numpy().tobytes() if hasattr(t, "numpy") else None
+        nb = name.encode()
+        self.f.write(struct.pack("<I", len(nb)) + nb)
+        self.f.write(struct.pack("<II", dtype, t.dim()))
+        for s in t.shape:
+            self.f.write(struct.pack("<I", s))
+        self.f.write(arr)
+
+    def close(self):
+        self.f.close()
+
+
+class Noise:
+    """Draws in the model's order and records each draw for the C replay."""
+
+    def __init__(self, gen, writer, step):
+        self.gen, self.w, self.step, self.k = gen, writer, step, 0
+
+    def mask(self, shape, p):
+        keep = (torch.rand(shape, generator=self.gen) >= p).to(torch.uint8)
+        self.w.put("noise.%d.%d" % (self.step, self.k), keep.reshape(-1), 2)
+        self.k += 1
+        return keep.double()
+
+    def normal(self, shape):
+        x = torch.randn(shape, generator=self.gen).float().double()
+        self.w.put("noise.%d.%d" % (self.step, self.k), x.reshape(-1), 0)
+        self.k += 1
+        return x
+
+
+def n_adapters(variant, layers):
+    return {"gru": layers, "mean": layers, "weighted": layers, "tmoe": 1}.get(variant, 0)
+
+
+def make_params(cfg, gen):
+    """Random (not the zero inits) so every path carries gradient; float32-representable."""
+    v, H, d, nE, I, L = cfg["variant"], cfg["hidden"], cfg["d"], cfg["nE"], cfg["inner"], cfg["L"]
+    P = {}
+
+    def rnd(name, *shape, std=0.1, mean=0.0):
+        P[name] = (mean + std * torch.randn(shape, generator=gen)).float().double()
+
+    for a in range(n_adapters(v, L)):
+        rnd("adapter.%d.w" % a, nE * d, H, std=0.2)
+        rnd("adapter.%d.b" % a, nE, H, std=0.2)
+        rnd("adapter.%d.gate" % a, nE, H, std=0.3)
+        rnd("adapter.%d.noise" % a, nE, H, std=0.3)
+    if v == "gru":
+        for n in ("w_ih", "w_hh"):
+            rnd("gru." + n, 3 * d, d, std=0.3)
+        for n in ("b_ih", "b_hh"):
+            rnd("gru." + n, 3 * d, std=0.1)
+    if v == "weighted":
+        rnd("integrate.w", L, std=0.5)
+    if v == "tmlp":
+        for l in range(cfg["tmlp_layers"]):
+            rnd("tmlp.%d.w" % l, d, H if l == 0 else d, std=0.2)
+            rnd("tmlp.%d.b" % l, d)
+    if v == "id":
+        rnd("item_emb", cfg["n_items"], d, std=0.5)
+    rnd("pos_emb", cfg["max_len"], d, std=0.3)
+    rnd("emb_ln.w", d, mean=1.0)
+    rnd("emb_ln.b", d)
+    for l in range(cfg["blocks"]):
+        rnd("block.%d.qkv.w" % l, 3 * d, d, std=0.3)
+        rnd("block.%d.qkv.b" % l, 3 * d)
+        rnd("block.%d.attn_out.w" % l, d, d, std=0.3)
+        rnd("block.%d.attn_out.b" % l, d)
+        rnd("block.%d.ln1.w" % l, d, mean=1.0)
+        rnd("block.%d.ln1.b" % l, d)
+        rnd("block.%d.ffn1.w" % l, I, d, std=0.3)
+        rnd("block.%d.ffn1.b" % l, I)
+        rnd("block.%d.ffn2.w" % l, d, I, std=0.3)
+        rnd("block.%d.ffn2.b" % l, d)
+        rnd("block.%d.ln2.w" % l, d, mean=1.0)
+        rnd("block.%d.ln2.b" % l, d)
+    return P
+
+
+def item_tower(cfg, P, states, ids, train, noise):
+    """v*: [U, d] for item ids (ascending distinct ids of the batch)."""
+    v, d, nE, pa = cfg["variant"], cfg["d"], cfg["nE"], cfg["p_adapter"]
+    if v == "id":
+        return P["item_emb"][ids]
+    if v == "tmlp":
+        x = states[ids, 0]
+        h = x * noise.mask(x.shape, pa) / (1 - pa) if train else x
+        for l in range(cfg["tmlp_layers"]):
+            if l:
+                h = F.gelu(h)
+            h = F.linear(h, P["tmlp.%d.w" % l], P["tmlp.%d.b" % l])
+        return h
+    zs = []
+    for a in range(n_adapters(v, cfg["L"])):
+        x = states[ids, a]
+        xd = x * noise.mask(x.shape, pa) / (1 - pa) if train else x
+        W, b = P["adapter.%d.w" % a], P["adapter.%d.b" % a]
+        experts = torch.stack([F.linear(xd - b[k], W[k * d:(k + 1) * d]) for k in range(nE)], 1)
+        logits = x @ P["adapter.%d.gate" % a].t()
+        if train:
+            std = F.softplus(x @ P["adapter.%d.noise" % a].t()) + 0.01
+            logits = logits + noise.normal(logits.shape) * std
+        gates = torch.softmax(logits, -1)
+        zs.append((gates.unsqueeze(-1) * experts).sum(1))
+    if v == "gru":
+        gru = torch.nn.GRU(d, d, batch_first=True)
+        # the module's own parameters are replaced by ours, so autograd reaches P
+        for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            delattr(gru, n)
+        gru.weight_ih_l0, gru.weight_hh_l0 = P["gru.w_ih"], P["gru.w_hh"]
+        gru.bias_ih_l0, gru.bias_hh_l0 = P["gru.b_ih"], P["gru.b_hh"]
+        gru._flat_weights = [P["gru.w_ih"], P["gru.w_hh"], P["gru.b_ih"], P["gru.b_hh"]]
+        _, h = gru(torch.stack(zs, 1))  # top layer first, h0 = 0
+        return h[0]
+    if v == "mean":
+        return torch.stack(zs, 0).mean(0)
+    if v == "weighted":
+        w = torch.softmax(P["integrate.w"], 0)
+        return (w[:, None, None] * torch.stack(zs, 0)).sum(0)
+    return zs[0]  # tmoe
+
+
+def layer_norm(x, P, name, eps):
+    return F.layer_norm(x, x.shape[-1:], P[name + ".w"], P[name + ".b"], eps)
+
+
+def user_tower(cfg, P, vin_pad, lens, train, noise, packed):
+    """RecBole SASRec on padded [B, T, d]; noise masks are drawn packed [N, d] like C."""
+    B, T, d = vin_pad.shape
+    nh, p, eps = cfg["heads"], cfg["p_hidden"], cfg["eps"]
+    hs = d // nh
+
+    def dropout(x):
+        if not train:
+            return x
+        keep = torch.zeros(B, T, d)
+        keep[packed] = noise.mask((int(packed.sum()), d), p)
+        return x * keep / (1 - p)
+
+    pos = torch.arange(T)
+    x = dropout(layer_norm(vin_pad + P["pos_emb"][pos][None], P, "emb_ln", eps))
+    allowed = (pos[None, :] <= pos[:, None])[None] & (pos[None, None, :] < lens[:, None, None])
+    add_mask = torch.where(allowed, 0.0, -1e9)[:, None]  # [B, 1, T, T]
+    for l in range(cfg["blocks"]):
+        pre = "block.%d." % l
+        Wqkv, bqkv = P[pre + "qkv.w"], P[pre + "qkv.b"]
+        q, k, v = (F.linear(x, Wqkv[i * d:(i + 1) * d], bqkv[i * d:(i + 1) * d]) for i in range(3))
+        split = lambda t: t.view(B, T, nh, hs).transpose(1, 2)
+        scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(hs) + add_mask
+        ctx = (torch.softmax(scores, -1) @ split(v)).transpose(1, 2).reshape(B, T, d)
+        a = dropout(F.linear(ctx, P[pre + "attn_out.w"], P[pre + "attn_out.b"]))
+        x = layer_norm(a + x, P, pre + "ln1", eps)
+        f = F.linear(F.gelu(F.linear(x, P[pre + "ffn1.w"], P[pre + "ffn1.b"])), P[pre + "ffn2.w"],
+                     P[pre + "ffn2.b"])
+        x = layer_norm(dropout(f) + x, P, pre + "ln2", eps)
+    return x
+
+
+def model_loss(cfg, P, states, offsets, items, targets, noise):
+    B = len(offsets) - 1
+    N = offsets[-1]
+    lens = torch.tensor([offsets[b + 1] - offsets[b] for b in range(B)])
+    T = int(lens.max())
+    have = targets >= 0
+    uniq = torch.unique(torch.cat([items, targets[have]]))  # ascending, as C
+    v = item_tower(cfg, P, states, uniq, True, noise)
+    local = {int(i): n for n, i in enumerate(uniq)}
+    packed = torch.arange(T)[None, :] < lens[:, None]
+    vin_pad = torch.zeros(B, T, cfg["d"])
+    vin_pad[packed] = v[[local[int(i)] for i in items]]
+    u = user_tower(cfg, P, vin_pad, lens, True, noise, packed)[packed]  # [N, d] row order
+    rows = torch.nonzero(have)[:, 0]
+    un = F.normalize(u[rows], dim=-1)
+    vt = F.normalize(v[[local[int(t)] for t in targets[rows]]], dim=-1)
+    logits = un @ vt.t() / cfg["tau"]
+    tg = targets[rows]
+    same = (tg[:, None] == tg[None, :]) & ~torch.eye(len(rows), dtype=torch.bool)
+    logits = logits.masked_fill(same, float("-inf"))  # UniSRec: other positions' same target
+    return F.cross_entropy(logits, torch.arange(len(rows)))
+
+
+def run_case(outdir, case, variant, layers, seed):
+    gen = torch.Generator().manual_seed(seed)
+    cfg = dict(variant=variant, n_items=40, hidden=24, L=layers, d=16, nE=8, tmlp_layers=2,
+               blocks=2, heads=2, inner=20, max_len=12, p_adapter=0.2, p_hidden=0.5, eps=1e-12,
+               tau=0.07)
+    w = Writer(os.path.join(outdir, case + ".bin"))
+    w.put("config", torch.tensor([VARIANTS.index(variant), cfg["n_items"], cfg["hidden"], layers,
+                                  cfg["d"], cfg["nE"], cfg["tmlp_layers"], cfg["blocks"],
+                                  cfg["heads"], cfg["inner"], cfg["max_len"], STEPS]), 1)
+    w.put("config_f", torch.tensor([cfg["p_adapter"], cfg["p_hidden"], cfg["eps"], cfg["tau"], LR]))
+    states = torch.randn(cfg["n_items"], layers, cfg["hidden"], generator=gen).float().double()
+    w.put("states", states)
+    lens = [6, 3, 1, 8, 4, 12]
+    offsets = [0]
+    for n in lens:
+        offsets.append(offsets[-1] + n)
+    N = offsets[-1]
+    items = torch.randint(0, cfg["n_items"], (N,), generator=gen)
+    # targets from a few items so same-target masking matters; one position without a target
+    targets = torch.randint(0, 9, (N,), generator=gen) * 4
+    targets[5] = -1
+    w.put("offsets", torch.tensor(offsets), 1)
+    w.put("items", items, 1)
+    w.put("targets", targets, 1)
+    P = make_params(cfg, gen)
+    for name, t in P.items():
+        w.put("param." + name, t)
+        t.requires_grad_(True)
+    opt = torch.optim.Adam(list(P.values()), lr=LR)
+    losses = []
+    for step in range(STEPS):
+        opt.zero_grad()
+        loss = model_loss(cfg, P, states, offsets, items, targets, Noise(gen, w, step))
+        loss.backward()
+        losses.append(float(loss))
+        w.put("loss.%d" % step, loss.reshape(1))
+        if step == 0:
+            for name, t in P.items():
+                w.put("grad." + name, t.grad)
+        opt.step()
+    for name, t in P.items():
+        w.put("final." + name, t)
+    w.close()
+    print("%s: losses of %d Adam steps: %s" % (case, STEPS, " ".join("%.6f" % x for x in losses)))
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: ssna_ref.py OUTDIR")
+    os.makedirs(sys.argv[1], exist_ok=True)
+    for i, (case, variant, layers) in enumerate(CASES):
+        run_case(sys.argv[1], case, variant, layers, 1234 + i)
+
+
+if __name__ == "__main__":
+    main()
