@@ -1,0 +1,84 @@
+/* store_internal.h - what store_env.c (environment, transactions, map growth) shares with
+ * store.c (the tables and their record formats). Not part of the public interface. */
+#ifndef SSNA_STORE_STORE_INTERNAL_H
+#define SSNA_STORE_STORE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "store/store.h"
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "store records are little-endian and copied as-is");
+
+enum {
+    TABLE_META,
+    TABLE_ITEMS,
+    TABLE_CATALOGUE,
+    TABLE_CATALOGUE_INDEX,
+    TABLE_USERS,
+    TABLE_CHECKPOINT,
+    TABLE_OFFSETS,
+    TABLE_COUNT
+};
+
+/* Name of each table in the environment, indexed by TABLE_*. */
+extern const char *const store_table_names[TABLE_COUNT];
+
+/* One logged write, replayed into a fresh transaction after the map has grown. */
+typedef struct {
+    int table;
+    int is_delete;
+    size_t key_len, val_len;
+    unsigned char *bytes; /* key then value */
+} StoreOp;
+
+struct Store {
+    MDB_env *env;
+    MDB_dbi dbi[TABLE_COUNT];
+    char dir[4096];
+    size_t map_size, max_map_size;
+    int read_only;
+    /* Every transaction holds it shared; resizing the map holds it exclusively, because LMDB
+     * allows mdb_env_set_mapsize only while the process has no transaction open. */
+    pthread_rwlock_t resize_lock;
+    /* Identity as committed (identity_json NULL when none). */
+    char *identity_json;
+    StoreItemShape shape;
+};
+
+struct StoreTxn {
+    Store *s;
+    MDB_txn *txn; /* NULL after a failed growth */
+    StoreOp *ops;
+    size_t nops, cap;
+    int failed; /* an earlier write failed: the transaction can only be aborted */
+    /* Identity set in this transaction, applied to the Store on commit. */
+    char *identity_json;
+    StoreItemShape shape;
+};
+
+/* Fill err with "store DIR: <message>" and return code. */
+int store_fail(const Store *s, char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Begin reading: the caller's transaction when t is non-NULL, else a fresh read snapshot. */
+int store_read_begin(Store *s, StoreTxn *t, MDB_txn **txn, char *err, size_t errlen);
+/* End what store_read_begin began. */
+void store_read_end(Store *s, StoreTxn *t, MDB_txn *txn);
+/* mdb_get with errors named: STORE_OK, STORE_NOTFOUND or STORE_ERR. */
+int store_db_get(Store *s, MDB_txn *txn, int table, const void *key, size_t key_len, MDB_val *val,
+                 char *err, size_t errlen);
+/* Put / delete inside a write transaction, logged for replay; grows the map when full. */
+int store_txn_put(StoreTxn *t, int table, const void *key, size_t key_len, const void *val,
+                  size_t val_len, char *err, size_t errlen);
+int store_txn_del(StoreTxn *t, int table, const void *key, size_t key_len, char *err,
+                  size_t errlen);
+/* Entries in a table. */
+int store_db_count(Store *s, StoreTxn *t, int table, size_t *count, char *err, size_t errlen);
+/* Parse an identity JSON object into its item shape; STORE_ERR naming the bad member. */
+int store_parse_shape(const Store *s, const char *json, size_t len, StoreItemShape *shape,
+                      char *err, size_t errlen);
+/* 64-bit FNV-1a. */
+uint64_t store_fnv1a64(const void *data, size_t len);
+
+#endif
