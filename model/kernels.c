@@ -117,8 +117,9 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) {
 
 /* ---- softmax --------------------------------------------------------------------------------- */
 
-/* One row in place-safe form; -inf entries (masked logits) get probability 0. */
-static void softmax_row(float *out, const float *inp, int C) {
+/* One row, out may alias inp; -inf entries (masked logits) get probability 0. Returns the
+ * log-sum-exp of the row, which cross-entropy needs and would otherwise recompute. */
+static double softmax_row(float *out, const float *inp, int C) {
     float mx = -INFINITY;
     for (int i = 0; i < C; i++) mx = inp[i] > mx ? inp[i] : mx;
     double sum = 0.0;
@@ -128,6 +129,7 @@ static void softmax_row(float *out, const float *inp, int C) {
     }
     float inv = (float)(1.0 / sum);
     for (int i = 0; i < C; i++) out[i] *= inv;
+    return (double)mx + log(sum);
 }
 
 /* dinp += p * (dout - <p, dout>) for one row of length C */
@@ -416,14 +418,11 @@ float crossentropy_forward(float *probs, const float *logits, const int *targets
     for (int n = 0; n < N; n++) {
         const float *z = logits + (size_t)n * V;
         float *p = probs + (size_t)n * V;
-        softmax_row(p, z, V);
+        float zt = targets[n] >= 0 ? z[targets[n]] : 0.0f; // read before probs may overwrite it
+        // -log p[t] as log-sum-exp - z[t]: exact even where p[t] underflows to 0
+        double lse = softmax_row(p, z, V);
         if (targets[n] < 0) continue;
-        // -log p[t] via log-sum-exp: exact even where p[t] underflows to 0
-        float mx = -INFINITY;
-        for (int i = 0; i < V; i++) mx = z[i] > mx ? z[i] : mx;
-        double sum = 0.0;
-        for (int i = 0; i < V; i++) sum += exp((double)z[i] - mx);
-        total += log(sum) + mx - z[targets[n]];
+        total += lse - zt;
         counted++;
     }
     return counted ? (float)(total / counted) : 0.0f;

@@ -105,7 +105,8 @@ void l2norm_backward(float *dinp, const float *dout, const float *out, const flo
 void cosine_scores(float *out, const float *a, const float *b, int N, int M, int C, float scale);
 
 /* ---- softmax cross-entropy ------------------------------------------------------------------ */
-// logits, probs: [N, V]; targets: [N] (a target < 0 means "no loss on this row");
+// logits, probs: [N, V] (probs may alias logits); targets: [N] (a target < 0 means "no loss on
+// this row");
 // returns the mean loss over rows with a target; probs saved for backward.
 float crossentropy_forward(float *probs, const float *logits, const int *targets, int N, int V);
 // dlogits: [N, V] (overwritten, not accumulated) = (probs - onehot) / n_rows_with_target

@@ -442,6 +442,11 @@ static void test_crossentropy(void) {
         want += log(s) - c.logits[n * 7 + targets[n]];
     }
     CHECK_CLOSE(loss, want / 3.0, 1e-6, 1e-6);
+    // in place (probs == logits) gives the same loss and probabilities
+    float inplace[35];
+    memcpy(inplace, c.logits, sizeof(inplace));
+    CHECK(crossentropy_forward(inplace, inplace, targets, c.N, c.V) == (float)loss);
+    CHECK(memcmp(inplace, c.probs, sizeof(inplace)) == 0);
     // backward overwrites: the prior must be gone, so add it back for grad_check's subtraction
     float *dlogits = prior_buf(35);
     crossentropy_backward(dlogits, c.probs, targets, c.N, c.V);
