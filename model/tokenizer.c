@@ -85,7 +85,7 @@ static int wordpiece_word(const Tokenizer *t, Output *o, const uint32_t *cps, si
     if (output_reserve_word(o, n) != 0) return -1;
     output_word_utf8(o, cps, n);
     size_t first = o->n;
-    for (size_t s = 0; s < n && !output_full(o);) {
+    for (size_t s = 0; s < n;) { /* to the end: a bad piece late in the word makes it all unk */
         size_t extra = s > 0 ? t->subword_prefix_len : 0, e = n;
         /* no vocabulary entry is longer than max_token_len: skip hopeless look-ups */
         while (e > s && o->char_off[e] - o->char_off[s] + extra > t->vocab.max_token_len) e--;
@@ -200,8 +200,10 @@ enum { GPT2_LETTER, GPT2_NUMBER, GPT2_OTHER, GPT2_SPACE };
 
 static int gpt2_kind(uint32_t cp) {
     if (tok_is_whitespace(cp)) return GPT2_SPACE;
-    int k = tok_unicode_class(cp);
-    return k == TOK_CLASS_LETTER ? GPT2_LETTER : k == TOK_CLASS_NUMBER ? GPT2_NUMBER : GPT2_OTHER;
+    int props = tok_unicode_props(cp);
+    return (props & TOK_PROP_LETTER)   ? GPT2_LETTER
+           : (props & TOK_PROP_NUMBER) ? GPT2_NUMBER
+                                       : GPT2_OTHER;
 }
 
 /* End of the GPT-2 pattern's match at c[i] (i < n), by hand:
@@ -261,7 +263,7 @@ static size_t normalize(const Tokenizer *t, const uint32_t *in, size_t n, uint32
              * U+0085); only \t \n \r survive, as spaces */
             int keep_control = cp == '\t' || cp == '\n' || cp == '\r';
             if (cp == 0 || cp == 0xFFFD ||
-                (!keep_control && tok_unicode_class(cp) == TOK_CLASS_OTHER))
+                (!keep_control && (tok_unicode_props(cp) & TOK_PROP_OTHER)))
                 continue;
             if (tok_is_whitespace(cp)) cp = ' ';
         }

@@ -15,14 +15,14 @@
 
 /* ---- Unicode (tokenizer_unicode.c, tables in tokenizer_tables.c) ---------------------------- */
 
-/* Coarse general categories: exactly the distinctions BERT and GPT-2 pre-tokenization make. */
+/* Property bits of a code point. The BERT ones follow Unicode 8.0, as Hugging Face's
+ * unicode_categories crate does; letters and numbers (the GPT-2 pattern) a recent Unicode. */
 enum {
-    TOK_CLASS_REST = 0,
-    TOK_CLASS_OTHER,
-    TOK_CLASS_MN,
-    TOK_CLASS_PUNCT,
-    TOK_CLASS_LETTER,
-    TOK_CLASS_NUMBER
+    TOK_PROP_OTHER = 1,   /* Cc Cf Cs Co: dropped by BERT's clean_text */
+    TOK_PROP_MN = 2,      /* nonspacing mark: dropped by accent stripping */
+    TOK_PROP_PUNCT = 4,   /* P*: split off by BertPreTokenizer */
+    TOK_PROP_LETTER = 8,  /* L* */
+    TOK_PROP_NUMBER = 16, /* N* */
 };
 
 typedef struct {
@@ -36,8 +36,8 @@ typedef struct {
     uint32_t stride;     /* every stride-th code point from start maps */
 } TokLowerRun;
 
-extern const uint32_t tok_class_runs[]; /* start << 3 | class, ascending */
-extern const size_t tok_class_runs_count;
+extern const uint32_t tok_prop_runs[]; /* start << 5 | TOK_PROP_* bits, ascending starts */
+extern const size_t tok_prop_runs_count;
 extern const uint32_t tok_strip_single[]; /* pairs: cp, NFD(cp) without Mn (one code point) */
 extern const size_t tok_strip_single_count;
 extern const TokStripMulti tok_strip_multi[];
@@ -45,8 +45,8 @@ extern const size_t tok_strip_multi_count;
 extern const TokLowerRun tok_lower_runs[];
 extern const size_t tok_lower_runs_count;
 
-/* Class of code point cp (TOK_CLASS_*). */
-int tok_unicode_class(uint32_t cp);
+/* TOK_PROP_* bits of code point cp. */
+int tok_unicode_props(uint32_t cp);
 /* Unicode White_Space property (what Rust's char::is_whitespace and Oniguruma's \s test). */
 int tok_is_whitespace(uint32_t cp);
 /* BERT punctuation: ASCII punctuation or any P* category. */

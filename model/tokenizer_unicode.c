@@ -4,18 +4,18 @@
 
 #include <stdint.h>
 
-int tok_unicode_class(uint32_t cp) {
-    if (cp >= 0x110000) return TOK_CLASS_OTHER;
+int tok_unicode_props(uint32_t cp) {
+    if (cp >= 0x110000) return 0;
     /* last run whose start <= cp */
-    size_t lo = 0, hi = tok_class_runs_count;
+    size_t lo = 0, hi = tok_prop_runs_count;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if ((tok_class_runs[mid] >> 3) <= cp)
+        if ((tok_prop_runs[mid] >> 5) <= cp)
             lo = mid;
         else
             hi = mid;
     }
-    return (int)(tok_class_runs[lo] & 7);
+    return (int)(tok_prop_runs[lo] & 31);
 }
 
 int tok_is_whitespace(uint32_t cp) {
@@ -46,7 +46,7 @@ int tok_is_bert_punct(uint32_t cp) {
     if ((cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
         (cp >= 123 && cp <= 126))
         return 1;
-    return tok_unicode_class(cp) == TOK_CLASS_PUNCT;
+    return (tok_unicode_props(cp) & TOK_PROP_PUNCT) != 0;
 }
 
 int tok_is_cjk(uint32_t cp) {
@@ -71,7 +71,7 @@ int tok_strip_accents(uint32_t cp, uint32_t out[3]) {
     }
     if (cp < 0xC0) {
         out[0] = cp;
-        return tok_unicode_class(cp) == TOK_CLASS_MN ? 0 : 1;
+        return (tok_unicode_props(cp) & TOK_PROP_MN) ? 0 : 1;
     }
     size_t lo = 0, hi = tok_strip_single_count / 2;
     while (lo < hi) {
@@ -101,7 +101,7 @@ int tok_strip_accents(uint32_t cp, uint32_t out[3]) {
             hi = mid;
     }
     out[0] = cp;
-    return tok_unicode_class(cp) == TOK_CLASS_MN ? 0 : 1;
+    return (tok_unicode_props(cp) & TOK_PROP_MN) ? 0 : 1;
 }
 
 int tok_to_lower(uint32_t cp, uint32_t out[2]) {

@@ -1,7 +1,8 @@
 /* test_tokenizer.c - model/tokenizer against Hugging Face `tokenizers`.
  *
  * The reference ids come from tests/reference/tokenizer_ref.py (run by CTest as a fixture into
- * $SSNA_BUILD_DIR/tokref): every Scientific and Games item text plus hard cases, through the real
+ * $SSNA_BUILD_DIR/tokref): every Scientific and Games item text plus hard cases and 3,000 seeded
+ * random texts over all of Unicode (with invalid UTF-8 mixed in), through the real
  * all-MiniLM-L6-v2 tokenizer.json, the same vocabulary as vocab.txt (cased and uncased), and a
  * byte-level BPE trained there (vocab.json + merges.txt, and tokenizer.json). The rest checks
  * what needs no reference: the published ids of the example sentence, invalid UTF-8 handling,

@@ -10,7 +10,8 @@ Writes OUT_DIR/tokenizer_ref.txt and the tokenizer folders it refers to:
   - OUT_DIR/bpe-roberta: a byte-level BPE trained here on the Scientific texts, saved as
     vocab.json + merges.txt (RoBERTa layout);
   - OUT_DIR/bpe-json: the same BPE as a tokenizer.json with add_prefix_space and <s> ... </s>.
-Texts: every item text of Scientific.text and Games.item, hard cases, and invalid UTF-8 (given
+Texts: every item text of Scientific.text and Games.item, hard cases, 3,000 seeded random texts
+over all assigned code points, and invalid UTF-8 (given
 to Hugging Face decoded with errors="replace", which is what the C side documents).
 
 File format, one record per line:
@@ -21,7 +22,9 @@ Fails (exit 1) when tokenizers, the model folder or the data is missing.
 """
 import json
 import os
+import random
 import sys
+import unicodedata
 
 try:
     from tokenizers import AddedToken, ByteLevelBPETokenizer, Tokenizer, pre_tokenizers, processors
@@ -67,6 +70,41 @@ INVALID_UTF8 = [
 ]
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def fuzz_texts(count, seed=7):
+    """Seeded random texts over every assigned code point of Unicode (as this Python knows it),
+    weighted towards ASCII, accented Latin, combining marks and whitespace/controls, with some
+    bytes corrupted into invalid UTF-8."""
+    rng = random.Random(seed)
+    assigned = [c for c in range(0x110000)
+                if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
+    marks = [c for c in assigned if unicodedata.category(chr(c)) == "Mn"]
+    latin = list(range(0xC0, 0x250)) + list(range(0x1E00, 0x1F00)) + list(range(0x370, 0x530))
+    spaces = [0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2000, 0x200B, 0x2028,
+              0x3000, 0x1C, 0x00, 0xFFFD]
+    texts = []
+    for _ in range(count):
+        out = []
+        for _ in range(rng.randrange(0, 80)):
+            r = rng.random()
+            if r < 0.45:
+                c = rng.randrange(0x20, 0x7F)
+            elif r < 0.6:
+                c = rng.choice(latin)
+            elif r < 0.7:
+                c = rng.choice(marks)
+            elif r < 0.78:
+                c = rng.choice(spaces)
+            else:
+                c = rng.choice(assigned)
+            out.append(chr(c))
+        data = bytearray("".join(out).encode("utf-8"))
+        if data and rng.random() < 0.15:
+            for _ in range(rng.randrange(1, 4)):
+                data[rng.randrange(len(data))] = rng.randrange(0x80, 0x100)
+        texts.append(bytes(data))
+    return texts
 
 
 def read_texts(path, expected):
@@ -123,7 +161,7 @@ def main():
         sys.exit(f"FAIL: {tok_json} is missing (SSNA_MODEL_DIR); run ops/setup.sh")
     sci = read_texts(os.path.join(data_dir, "amazon-scientific", "Scientific.text"), 4385)
     games = read_texts(os.path.join(data_dir, "amazon-games", "Games.item"), 16859)
-    hard = [s.encode("utf-8") for s in HARD_CASES] + INVALID_UTF8
+    hard = [s.encode("utf-8") for s in HARD_CASES] + INVALID_UTF8 + fuzz_texts(3000)
     os.makedirs(out, exist_ok=True)
     w = Writer(os.path.join(out, "tokenizer_ref.txt"))
 
