@@ -475,7 +475,7 @@ static void test_checker_rejects_wrong_gradient(void) {
 }
 
 int main(void) {
-    static const int lens[3] = {6, 3, 1};
+    static const int lens[3] = {6, 3, 1}, lens_empty[3] = {0, 6, 2}; // an empty row too
     printf("finite differences: h = %g, |num - ana| <= %g + %g * max(|num|, |ana|)\n", FD_STEP,
            FD_ATOL, FD_RTOL);
     test_checker_rejects_wrong_gradient();
@@ -489,6 +489,7 @@ int main(void) {
     test_attention(1, NULL, "causal");
     test_attention(1, lens, "causal+padding");
     test_attention(0, lens, "padding");
+    test_attention(1, lens_empty, "causal+empty row");
     test_gru(0);
     test_gru(1);
     test_embedding();
