@@ -388,7 +388,12 @@ int tok_load_tokenizer_json(Tokenizer *t, const char *path, char *err, size_t er
     if (trunc && trunc->type == JSON_OBJECT)
         t->max_len = (int)json_get_number(trunc, "max_length", TOK_DEFAULT_MAX_LEN);
     const JsonValue *pad = json_get(&root, "padding");
-    if (pad && pad->type == JSON_OBJECT) t->pad_id = (int)json_get_number(pad, "pad_id", 0);
+    if (pad && pad->type == JSON_OBJECT) {
+        t->pad_id = (int)json_get_number(pad, "pad_id", 0);
+    } else {
+        int id = tok_vocab_find(&t->vocab, "[PAD]", 5);
+        t->pad_id = id >= 0 ? id : (id = tok_vocab_find(&t->vocab, "<pad>", 5)) >= 0 ? id : 0;
+    }
     rc = 0;
 done:
     json_free(&root);
