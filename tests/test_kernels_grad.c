@@ -235,6 +235,8 @@ static void test_softmax(void) {
 
 /* ---- attention ------------------------------------------------------------------------------- */
 
+#define ATT_MAX_T 160
+
 typedef struct {
     int B, T, C, NH, causal;
     const int *lens;
@@ -257,7 +259,7 @@ static double attention_naive_maxdiff(const AttentionCase *c) {
         int L = c->lens ? c->lens[b] : c->T;
         for (int h = 0; h < c->NH; h++) {
             for (int i = 0; i < c->T; i++) {
-                double s[64], sum = 0.0, mx = -1e300;
+                double s[ATT_MAX_T], sum = 0.0, mx = -1e300;
                 int nk = i >= L ? 0 : (c->causal ? i + 1 : L);
                 for (int j = 0; j < nk; j++) {
                     double d = 0.0;
@@ -281,8 +283,8 @@ static double attention_naive_maxdiff(const AttentionCase *c) {
     return maxdiff;
 }
 
-static void test_attention(int causal, const int *lens, const char *label) {
-    AttentionCase c = {3, 6, 8, 2, causal, lens, NULL, NULL, NULL, NULL, NULL, NULL};
+static void test_attention(int B, int T, int causal, const int *lens, const char *label) {
+    AttentionCase c = {B, T, 8, 2, causal, lens, NULL, NULL, NULL, NULL, NULL, NULL};
     size_t n = (size_t)c.B * c.T * c.C;
     c.q = randn(n, 1.0f), c.k = randn(n, 1.0f), c.v = randn(n, 1.0f);
     c.out = zeros(n), c.att = zeros((size_t)c.B * c.NH * c.T * c.T), c.wout = randn(n, 1.0f);
@@ -290,7 +292,7 @@ static void test_attention(int causal, const int *lens, const char *label) {
     double diff = attention_naive_maxdiff(&c);
     CHECK_MSG(diff < 1e-5, "attention %s forward differs from the naive reference by %g", label,
               diff);
-    float *dq = prior_buf(n), *dk = prior_buf(n), *dv = prior_buf(n), scratch[6];
+    float *dq = prior_buf(n), *dk = prior_buf(n), *dv = prior_buf(n), scratch[ATT_MAX_T];
     attention_backward(dq, dk, dv, c.wout, c.att, c.q, c.k, c.v, lens, causal, c.B, c.T, c.C, c.NH,
                        scratch);
     char what[64];
@@ -486,10 +488,13 @@ int main(void) {
     test_elementwise(1, "softplus dinp", -25.0f, 25.0f);
     test_elementwise(2, "dropout dinp (p = 0.3)", -2.0f, 2.0f);
     test_softmax();
-    test_attention(1, NULL, "causal");
-    test_attention(1, lens, "causal+padding");
-    test_attention(0, lens, "padding");
-    test_attention(1, lens_empty, "causal+empty row");
+    test_attention(3, 6, 1, NULL, "causal");
+    test_attention(3, 6, 1, lens, "causal+padding");
+    test_attention(3, 6, 0, lens, "padding");
+    test_attention(3, 6, 1, lens_empty, "causal+empty row");
+    // rows longer than 64 take the backward pass in several query-row blocks
+    static const int long_lens[2] = {150, 97};
+    test_attention(2, 150, 1, long_lens, "causal, 6 and 3 row blocks");
     test_gru(0);
     test_gru(1);
     test_embedding();
