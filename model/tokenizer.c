@@ -366,6 +366,8 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int max_l
         return tok_err(err, errlen, "max_len %d cannot hold the %d special tokens", max_len,
                        n_special);
     if (!text && len) return tok_err(err, errlen, "text is NULL");
+    if (len > ((size_t)1 << 30))
+        return tok_err(err, errlen, "text of %zu bytes is over the 1 GiB limit", len);
     Output o = {0};
     o.cap = (size_t)(max_len - n_special);
     Scratch s = {0};

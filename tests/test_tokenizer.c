@@ -149,7 +149,7 @@ static void test_reference_file(void) {
         }
     }
     tokenizer_free(s.tok);
-    CHECK_MSG(sections == 8, "%d reference sections compared, expected 8", sections);
+    CHECK_MSG(sections == 9, "%d reference sections compared, expected 9", sections);
     CHECK_MSG(total > 60000, "only %ld reference texts compared", total);
     free(line), free(ids), free(want);
     fclose(f);
@@ -287,6 +287,8 @@ static void test_threads(const Tokenizer *t) {
 
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
+    CHECK_MSG(f != NULL, "cannot write %s", path);
+    if (!f) return;
     fputs(text, f);
     fclose(f);
 }
@@ -298,7 +300,7 @@ static void test_load_errors(void) {
     CHECK(strstr(err, "/nonexistent/model") != NULL);
 
     char dir[4096], path[4200];
-    snprintf(dir, sizeof(dir), "%s/tokref/bad-model", env_or_fail("SSNA_BUILD_DIR"));
+    snprintf(dir, sizeof(dir), "%s/tokenizer-bad-model", env_or_fail("SSNA_BUILD_DIR"));
     mkdir(dir, 0755);
     snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
     write_file(path, "{\"model\": {\"type\": \"Unigram\", \"vocab\": {\"a\": 0}}}");

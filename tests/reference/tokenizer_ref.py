@@ -5,6 +5,8 @@ usage: tokenizer_ref.py OUT_DIR
 
 Writes OUT_DIR/tokenizer_ref.txt and the tokenizer folders it refers to:
   - the real all-MiniLM-L6-v2 tokenizer.json ($SSNA_MODEL_DIR), untruncated and truncated;
+  - OUT_DIR/wordpiece-added: that tokenizer.json plus two added tokens (normalized + rstrip,
+    raw + lstrip);
   - OUT_DIR/vocab-txt-uncased, OUT_DIR/vocab-txt-cased: its vocabulary written out as vocab.txt
     (the cased one with tokenizer_config.json do_lower_case=false);
   - OUT_DIR/bpe-roberta: a byte-level BPE trained here on the Scientific texts, saved as
@@ -170,6 +172,19 @@ def main():
     w.section(model_dir, NO_TRUNCATION, "minilm tokenizer.json", minilm, hard + sci + games)
     w.section(model_dir, 16, "minilm tokenizer.json, max_len 16", minilm, hard + sci)
     w.section(model_dir, 128, "minilm tokenizer.json, max_len 128", minilm, hard)
+
+    # 1b. added tokens beyond the vocabulary: one matched after normalization (with rstrip), one
+    # on the raw text (with lstrip)
+    folder = os.path.join(out, "wordpiece-added")
+    os.makedirs(folder, exist_ok=True)
+    added = Tokenizer.from_file(tok_json)
+    added.add_tokens([AddedToken("ÜberToken", normalized=True, rstrip=True),
+                      AddedToken("<ent>", normalized=False, lstrip=True)])
+    added.save(os.path.join(folder, "tokenizer.json"))
+    added = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    extra = [s.encode("utf-8") for s in ["see ÜBERTOKEN  now", "ubertokenx uber token", "Übertoken",
+                                         "a   <ent> b<ent>c", "<ENT> <ent", "x<ent>ÜberToken<ent>"]]
+    w.section(folder, NO_TRUNCATION, "tokenizer.json with added tokens", added, extra + hard)
 
     # 2. the same vocabulary as vocab.txt, lower-cased (default) and cased
     vocab = json.load(open(tok_json, encoding="utf-8"))["model"]["vocab"]
