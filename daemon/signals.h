@@ -1,0 +1,29 @@
+/* signals.h - turn SIGTERM / SIGINT / SIGHUP into flags the daemon loop polls.
+ *
+ * The handlers only store into sig_atomic_t flags (async-signal-safe); the loop checks
+ * signals_stop_requested() between batches, commits a final checkpoint and returns from main.
+ * A second SIGTERM / SIGINT while stopping is remembered too (signals_stop_count) so an operator
+ * can see that shutdown was asked again. SIGPIPE is ignored: a peer that hangs up is an error
+ * return on the socket, never a process kill.
+ */
+#ifndef SSNA_DAEMON_SIGNALS_H
+#define SSNA_DAEMON_SIGNALS_H
+
+#include <stddef.h>
+
+/* Install the handlers (SA_RESTART off, so a blocking poll returns EINTR at once) and clear the
+ * flags. 0, or -1 with err. */
+int signals_install(char *err, size_t errlen);
+/* Whether SIGTERM or SIGINT has arrived since signals_install. */
+int signals_stop_requested(void);
+/* How many SIGTERM / SIGINT have arrived. */
+int signals_stop_count(void);
+/* The last stop signal's number (SIGTERM, SIGINT), 0 if none. */
+int signals_stop_signal(void);
+/* Whether SIGHUP has arrived since the last call (the flag is cleared by reading it); the daemon
+ * reopens its log or re-reads its configuration. */
+int signals_take_reload(void);
+/* Restore the default dispositions (for tests and a child process). */
+void signals_restore(void);
+
+#endif
