@@ -141,14 +141,30 @@ static int compare_identity(const Store *s, const char *stored, const char *give
                           jerr);
     }
     int same = json_equal(&a, &b);
+    /* name the top-level members that differ, so the cause is visible in a long identity */
+    char diff[256] = "";
+    size_t at = 0;
+    for (size_t i = 0; !same && a.type == JSON_OBJECT && i < a.len; i++) {
+        const JsonValue *bv = json_get(&b, a.keys[i]);
+        if (bv && json_equal(&a.items[i], bv)) continue;
+        int n = snprintf(diff + at, sizeof diff - at, "%s%s", at ? ", " : "", a.keys[i]);
+        if (n < 0 || (size_t)n >= sizeof diff - at) break;
+        at += (size_t)n;
+    }
+    for (size_t i = 0; !same && b.type == JSON_OBJECT && i < b.len; i++) {
+        if (json_get(&a, b.keys[i])) continue;
+        int n = snprintf(diff + at, sizeof diff - at, "%s%s", at ? ", " : "", b.keys[i]);
+        if (n < 0 || (size_t)n >= sizeof diff - at) break;
+        at += (size_t)n;
+    }
     json_free(&a);
     json_free(&b);
     if (same) return STORE_OK;
     return store_fail(s, err, errlen, STORE_ERR_IDENTITY,
-                      "holds item states of another encoder; refusing to mix them.\n"
-                      "  stored:    %s\n  requested: %s\n"
+                      "holds item states of another encoder (differs in: %s); refusing to mix "
+                      "them.\n  stored:    %s\n  requested: %s\n"
                       "Use another store directory, or delete this one to re-encode.",
-                      stored, given);
+                      at ? diff : "the identity's structure", stored, given);
 }
 
 int store_set_identity(StoreTxn *t, const char *identity_json, char *err, size_t errlen) {

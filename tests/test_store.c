@@ -126,6 +126,7 @@ static void test_items_and_identity(Store *s) {
                         "\"hidden_size\":384,\"pooling\":\"cls\",\"dtype\":\"f16\"}";
     CHECK(store_check_identity(s, other, err, sizeof err) == STORE_ERR_IDENTITY);
     CHECK_MSG(strstr(err, "\"abc\"") && strstr(err, "\"def\""), "error names both: %s", err);
+    CHECK_MSG(strstr(err, "differs in: weights_sha256)"), "error names the member: %s", err);
     CHECK(put_items(s, 100, 1, other) == STORE_ERR_IDENTITY);
     CHECK(store_item_count(s, NULL, &count, err, sizeof err) == STORE_OK && count == 10);
     char idbuf[512];
