@@ -11,6 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A possible BPE merge of the symbol at pos with its right neighbour. */
+typedef struct {
+    int rank, pos, left, right, merged;
+} BpeCand;
+
 /* Content ids of one call, and scratch space for the word being tokenized. */
 typedef struct {
     int *ids;
@@ -18,7 +23,9 @@ typedef struct {
     char *word;       /* UTF-8 of the current word */
     char *key;        /* vocabulary look-up key: prefix + piece + suffix */
     size_t *char_off; /* byte offset of each character of the word, [chars + 1] */
-    int *symbols;     /* BPE symbols of the word */
+    int *symbols;     /* BPE: symbol ids of the word, [4 * word_cap] (one per byte at most) */
+    int *next, *prev; /* BPE: neighbours of each symbol, -1 at the ends, [4 * word_cap] each */
+    BpeCand *heap;    /* BPE: candidate merges, [12 * word_cap] */
     size_t word_cap;  /* capacity in code points of the buffers above */
 } Output;
 
@@ -32,21 +39,30 @@ static void output_push(Output *o, int id) {
 
 static void output_free(Output *o) {
     free(o->word), free(o->key), free(o->char_off), free(o->symbols);
+    free(o->next), free(o->prev), free(o->heap);
 }
 
 /* Make the word buffers hold a word of n code points (4 bytes each at most). */
 static int output_reserve_word(Output *o, size_t n) {
     if (n <= o->word_cap) return 0;
     size_t cap = n < 64 ? 64 : 2 * n;
-    char *word = malloc(4 * cap + 1), *key = malloc(4 * cap + 64);
-    size_t *off = malloc((4 * cap + 1) * sizeof(*off));
-    int *sym = malloc(4 * cap * sizeof(*sym));
-    if (!word || !key || !off || !sym) {
-        free(word), free(key), free(off), free(sym);
+    Output fresh = {0};
+    fresh.word = malloc(4 * cap + 1);
+    fresh.key = malloc(4 * cap + 64);
+    fresh.char_off = malloc((4 * cap + 1) * sizeof(size_t));
+    fresh.symbols = malloc(4 * cap * sizeof(int));
+    fresh.next = malloc(4 * cap * sizeof(int));
+    fresh.prev = malloc(4 * cap * sizeof(int));
+    fresh.heap = malloc(12 * cap * sizeof(BpeCand));
+    if (!fresh.word || !fresh.key || !fresh.char_off || !fresh.symbols || !fresh.next ||
+        !fresh.prev || !fresh.heap) {
+        output_free(&fresh);
         return -1;
     }
     output_free(o);
-    o->word = word, o->key = key, o->char_off = off, o->symbols = sym, o->word_cap = cap;
+    o->word = fresh.word, o->key = fresh.key, o->char_off = fresh.char_off;
+    o->symbols = fresh.symbols, o->next = fresh.next, o->prev = fresh.prev, o->heap = fresh.heap;
+    o->word_cap = cap;
     return 0;
 }
 
@@ -73,8 +89,7 @@ static int lookup_piece(const Tokenizer *t, Output *o, size_t a, size_t b, int w
     return tok_vocab_find(&t->vocab, o->key, plen + (b - a) + slen);
 }
 
-/* ---- WordPiece ----------------------------------------------------------------------------------
- */
+/* ---- WordPiece ---- */
 
 /* Greedy longest-match-first over the characters of one word, cps[0..n). */
 static int wordpiece_word(const Tokenizer *t, Output *o, const uint32_t *cps, size_t n) {
@@ -105,27 +120,67 @@ static int wordpiece_word(const Tokenizer *t, Output *o, const uint32_t *cps, si
     return 0;
 }
 
-/* ---- BPE ----------------------------------------------------------------------------------------
- */
+/* ---- BPE ---- */
 
-/* Merge the symbols of one word, lowest merge rank first and leftmost among equals (what the
- * priority queue of Hugging Face's BPE amounts to), then emit them. */
-static void bpe_merge_emit(const Tokenizer *t, Output *o, int *sym, size_t n) {
-    while (n > 1) {
-        int best_rank = -1, best_id = -1;
-        size_t best = 0;
-        for (size_t i = 0; i + 1 < n; i++) {
-            int merged;
-            int rank = tok_merges_find(&t->merges, sym[i], sym[i + 1], &merged);
-            if (rank >= 0 && (best_rank < 0 || rank < best_rank))
-                best_rank = rank, best_id = merged, best = i;
-        }
-        if (best_rank < 0) break;
-        sym[best] = best_id;
-        memmove(sym + best + 1, sym + best + 2, (n - best - 2) * sizeof(*sym));
-        n--;
+static int cand_less(const BpeCand *a, const BpeCand *b) {
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+
+/* Push the merge of symbol pos with its right neighbour, if the merges table has it. */
+static void cand_push(const Tokenizer *t, Output *o, size_t *n_heap, int pos) {
+    if (pos < 0 || o->next[pos] < 0) return;
+    int right = o->next[pos], merged;
+    int rank = tok_merges_find(&t->merges, o->symbols[pos], o->symbols[right], &merged);
+    if (rank < 0) return;
+    BpeCand c = {rank, pos, o->symbols[pos], o->symbols[right], merged};
+    size_t i = (*n_heap)++;
+    while (i > 0 && cand_less(&c, &o->heap[(i - 1) / 2])) {
+        o->heap[i] = o->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
     }
-    for (size_t i = 0; i < n; i++) output_push(o, sym[i]);
+    o->heap[i] = c;
+}
+
+static BpeCand cand_pop(Output *o, size_t *n_heap) {
+    BpeCand top = o->heap[0], last = o->heap[--*n_heap];
+    size_t i = 0, n = *n_heap;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && cand_less(&o->heap[child + 1], &o->heap[child])) child++;
+        if (!cand_less(&o->heap[child], &last)) break;
+        o->heap[i] = o->heap[child];
+        i = child;
+    }
+    if (n > 0) o->heap[i] = last;
+    return top;
+}
+
+/* Merge the n symbols in o->symbols, lowest merge rank first and leftmost among equals, with a
+ * priority queue as Hugging Face's BPE does (O(n log n), so a long word cannot stall a call),
+ * then emit what is left. A popped candidate is stale when either side has merged since: a
+ * symbol's text only grows, so its id never comes back. */
+static void bpe_merge_emit(const Tokenizer *t, Output *o, size_t n) {
+    if (n == 0) return;
+    int *sym = o->symbols;
+    for (size_t i = 0; i < n; i++) {
+        o->prev[i] = (int)i - 1;
+        o->next[i] = i + 1 < n ? (int)i + 1 : -1;
+    }
+    size_t n_heap = 0;
+    for (size_t i = 0; i + 1 < n; i++) cand_push(t, o, &n_heap, (int)i);
+    while (n_heap > 0) {
+        BpeCand c = cand_pop(o, &n_heap);
+        int right = o->next[c.pos];
+        if (sym[c.pos] != c.left || right < 0 || sym[right] != c.right) continue;
+        sym[c.pos] = c.merged;
+        sym[right] = -1;
+        o->next[c.pos] = o->next[right];
+        if (o->next[right] >= 0) o->prev[o->next[right]] = c.pos;
+        cand_push(t, o, &n_heap, o->prev[c.pos]);
+        cand_push(t, o, &n_heap, c.pos);
+    }
+    for (int i = 0; i >= 0; i = o->next[i]) output_push(o, sym[i]);
 }
 
 /* One pre-tokenized word cps[0..n) through BPE. */
@@ -160,7 +215,7 @@ static int bpe_word(const Tokenizer *t, Output *o, const uint32_t *cps, size_t n
             sym[ns++] = id;
         }
     }
-    bpe_merge_emit(t, o, sym, ns);
+    bpe_merge_emit(t, o, ns);
     return 0;
 }
 
@@ -169,8 +224,7 @@ static int model_word(const Tokenizer *t, Output *o, const uint32_t *cps, size_t
     return t->model == TOK_MODEL_WORDPIECE ? wordpiece_word(t, o, cps, n) : bpe_word(t, o, cps, n);
 }
 
-/* ---- pre-tokenizers -----------------------------------------------------------------------------
- */
+/* ---- pre-tokenizers ---- */
 
 /* BertPreTokenizer: split on whitespace (dropped) and around every punctuation character. */
 static int pre_bert(const Tokenizer *t, Output *o, const uint32_t *c, size_t n) {
@@ -249,8 +303,7 @@ static int pre_byte_level(const Tokenizer *t, Output *o, const uint32_t *c, size
     return 0;
 }
 
-/* ---- normalizer and added tokens ----------------------------------------------------------------
- */
+/* ---- normalizer and added tokens ---- */
 
 /* BertNormalizer (and Lowercase) on in[0..n) into out (room for 6n): clean_text, CJK padding,
  * NFD + Mn removal, lower-casing, in Hugging Face's order. Returns the output length. */
@@ -346,8 +399,7 @@ static int split_added(const Tokenizer *t, Output *o, Scratch *s, const uint32_t
     return 0;
 }
 
-/* ---- public interface ---------------------------------------------------------------------------
- */
+/* ---- public interface ---- */
 
 size_t tokenizer_invalid_utf8(const char *text, size_t len, size_t *first_offset) {
     size_t bad = 0, first = SIZE_MAX;

@@ -13,7 +13,7 @@
 
 #include "model/tokenizer.h"
 
-/* ---- Unicode (tokenizer_unicode.c, tables in tokenizer_tables.c) ---------------------------- */
+/* ---- Unicode (tokenizer_unicode.c, tables in tokenizer_tables.c) ---- */
 
 /* Property bits of a code point. The BERT ones follow Unicode 8.0, as Hugging Face's
  * unicode_categories crate does; letters and numbers (the GPT-2 pattern) a recent Unicode. */
@@ -66,8 +66,7 @@ size_t tok_utf8_decode(const char *text, size_t len, uint32_t *cps, size_t *n_in
 /* Append the UTF-8 encoding of cp to out (room for 4 bytes); returns bytes written. */
 int tok_utf8_put(uint32_t cp, char *out);
 
-/* ---- Vocabulary: byte string -> id (tokenizer_vocab.c) -----------------------------------------
- */
+/* ---- Vocabulary: byte string -> id (tokenizer_vocab.c) ---- */
 
 typedef struct {
     char **tokens;     /* [n_ids] id -> NUL-terminated token, NULL for unused ids */
@@ -96,8 +95,7 @@ int tok_merges_add(TokMerges *m, int left, int right, int rank, int merged);
 int tok_merges_find(const TokMerges *m, int left, int right, int *merged);
 void tok_merges_free(TokMerges *m);
 
-/* ---- The tokenizer ------------------------------------------------------------------------------
- */
+/* ---- The tokenizer ---- */
 
 typedef enum { TOK_MODEL_WORDPIECE, TOK_MODEL_BPE } TokModelKind;
 typedef enum {

@@ -14,8 +14,7 @@
 
 #define TOK_DEFAULT_MAX_LEN 512
 
-/* ---- shared helpers -----------------------------------------------------------------------------
- */
+/* ---- shared helpers ---- */
 
 static int file_exists(const char *path) {
     struct stat st;
@@ -173,8 +172,7 @@ static int vocab_from_object(Tokenizer *t, const JsonValue *vocab, const char *p
     return 0;
 }
 
-/* ---- tokenizer.json -----------------------------------------------------------------------------
- */
+/* ---- tokenizer.json ---- */
 
 static int json_normalizer(Tokenizer *t, const JsonValue *n, const char *path, char *err,
                            size_t errlen) {
@@ -400,8 +398,7 @@ done:
     return rc;
 }
 
-/* ---- vocab.txt ----------------------------------------------------------------------------------
- */
+/* ---- vocab.txt ---- */
 
 int tok_load_vocab_txt(Tokenizer *t, const char *dir, char *err, size_t errlen) {
     char path[4096];
@@ -457,8 +454,7 @@ int tok_load_vocab_txt(Tokenizer *t, const char *dir, char *err, size_t errlen) 
     return 0;
 }
 
-/* ---- vocab.json + merges.txt --------------------------------------------------------------------
- */
+/* ---- vocab.json + merges.txt ---- */
 
 int tok_load_vocab_json(Tokenizer *t, const char *dir, char *err, size_t errlen) {
     char path[4096];
@@ -510,8 +506,7 @@ int tok_load_vocab_json(Tokenizer *t, const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-/* ---- entry point --------------------------------------------------------------------------------
- */
+/* ---- entry point ---- */
 
 /* config.json's max_position_embeddings caps the default length (RoBERTa's 514 counts two
  * padding offsets, hence the 512 ceiling). */

@@ -155,8 +155,7 @@ static void test_reference_file(void) {
     fclose(f);
 }
 
-/* ---- checks that need no python -----------------------------------------------------------------
- */
+/* ---- checks that need no python ---- */
 
 static int encode_str(const Tokenizer *t, const char *s, int max_len, int *ids, int *truncated) {
     int n = -1;
@@ -224,7 +223,7 @@ static void test_truncation(const Tokenizer *t) {
     CHECK(n == 2 && truncated == 0);
 }
 
-/* ---- concurrency: two threads encode the same texts and must agree with one thread ---------- */
+/* ---- concurrency: two threads encode the same texts and must agree with one thread ---- */
 
 typedef struct {
     const Tokenizer *t;
@@ -282,8 +281,7 @@ static void test_threads(const Tokenizer *t) {
     free(texts);
 }
 
-/* ---- load errors name the file and the problem -------------------------------------------------
- */
+/* ---- load errors name the file and the problem ---- */
 
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");

@@ -56,6 +56,7 @@ HARD_CASES = [
     "ＡＢＣ ｆｕｌｌｗｉｄｔｈ ｶﾀｶﾅ 한국어 텍스트입니다",
     "unaffable electroencephalographically antidisestablishmentarianism",
     " ".join(["lorem ipsum dolor sit amet"] * 150),
+    "scientific" * 2000,  # one 20,000-letter word: BPE must stay fast on it
 ]
 
 INVALID_UTF8 = [
