@@ -208,7 +208,8 @@ static MetricFamily *find_or_add_family(MetricsRegistry *reg, const char *name, 
             snprintf(err, errlen, "%s is already a %s", name, kind_names[f->kind]);
             return NULL;
         }
-        if (f->n_bounds != n_bounds || memcmp(f->bounds, bounds, n_bounds * sizeof *bounds)) {
+        if (f->n_bounds != n_bounds ||
+            (n_bounds && memcmp(f->bounds, bounds, n_bounds * sizeof *bounds))) {
             snprintf(err, errlen, "%s is already a histogram with other buckets", name);
             return NULL;
         }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 
 static pthread_mutex_t seen_mutex = PTHREAD_MUTEX_INITIALIZER;
 static char last_user[256];
-static int unhealthy;
+static _Atomic int unhealthy;
 
 static int recommend(void *ctx, const char *user, char **body, size_t *body_len) {
     const char *const *known = ctx;
@@ -36,6 +37,14 @@ static int recommend(void *ctx, const char *user, char **body, size_t *body_len)
         return 200;
     }
     return 404;
+}
+
+/* The user the recommend callback saw last (it runs on the server thread). */
+static int last_user_is(const char *want) {
+    pthread_mutex_lock(&seen_mutex);
+    int same = !strcmp(last_user, want);
+    pthread_mutex_unlock(&seen_mutex);
+    return same;
 }
 
 static int health(void *ctx, char **body, size_t *body_len) {
@@ -182,9 +191,9 @@ static void test_endpoints(int port) {
     CHECK(get(port, "GET", "/recommend?k=5&user=caf%C3%A9%2F42", &r) == 200);
     CHECK(strstr(r.body, "caf\xc3\xa9/42") != NULL);
     CHECK(get(port, "GET", "/recommend?user=a+b%2Bc", &r) == 200);
-    CHECK(!strcmp(last_user, "a b+c"));
+    CHECK(last_user_is("a b+c"));
     CHECK(get(port, "GET", "/recommend?user=bob", &r) == 404);
-    CHECK(!strcmp(last_user, "bob"));
+    CHECK(last_user_is("bob"));
     CHECK(strstr(r.body, "\"error\"") != NULL);
     CHECK(get(port, "GET", "/recommend", &r) == 400);
     CHECK(strstr(r.body, "missing user") != NULL);
