@@ -1,21 +1,636 @@
-/* ssna train / eval / recommend - not built yet; see the open issues. */
+/* ssna train / eval / recommend - offline SSNA: train with leave-one-out early stopping,
+ * evaluate a checkpoint against all items, print one user's top-k. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "daemon/ssna_cmd.h"
+#include "ingest/interactions.h"
+#include "ingest/items.h"
+#include "model/ssna.h"
+#include "model/ssna_train.h"
+#include "store/store.h"
 
-static int not_yet(const char *name) {
-    fprintf(stderr, "ssna %s: not implemented yet\n", name);
-    return 2;
+typedef struct {
+    const char *data, *name, *db, *out, *ckpt, *text, *user;
+    int variant, layers, batch, eval_batch, epochs, patience, k, k_core, max_len;
+    int resume, include_seen, latest;
+    uint64_t seed;
+    float lr;
+} Options;
+
+typedef struct {
+    Interactions inter;
+    float *states; /* [n_items, layers, hidden] or NULL (id variant) */
+    int hidden;
+    char identity[2048]; /* encoder identity JSON, "null" without states */
+    char name[256];      /* UniSRec dataset name, "" for a CSV file */
+} Dataset;
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
+}
+
+/* s as a JSON string literal into buf. */
+static void json_quote(char *buf, size_t len, const char *s) {
+    size_t o = 0;
+    if (len < 3) return;
+    buf[o++] = '"';
+    for (; s && *s && o + 8 < len; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            o += (size_t)snprintf(buf + o, len - o, "\\%c", c);
+        else if (c < 0x20)
+            o += (size_t)snprintf(buf + o, len - o, "\\u%04x", c);
+        else
+            buf[o++] = (char)c;
+    }
+    buf[o++] = '"';
+    buf[o] = 0;
+}
+
+static void metrics_json(char *buf, size_t len, const double v[4]) {
+    snprintf(buf, len, "{\"recall@10\":%.6f,\"recall@50\":%.6f,\"ndcg@10\":%.6f,\"ndcg@50\":%.6f}",
+             v[0], v[1], v[2], v[3]);
+}
+
+static void metrics_values(const Metrics *m, double v[4]) {
+    v[0] = metrics_recall(m, 0), v[1] = metrics_recall(m, 1);
+    v[2] = metrics_ndcg(m, 0), v[3] = metrics_ndcg(m, 1);
+}
+
+/* ---- data ----------------------------------------------------------------------------------- */
+
+/* The NAME of the single DIR/NAME.test.inter. */
+static int find_unisrec_name(const char *dir, char *name, size_t len, char *err, size_t errlen) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 11 && !strcmp(e->d_name + n - 11, ".test.inter") && n - 11 < len) {
+            snprintf(name, len, "%.*s", (int)(n - 11), e->d_name);
+            found++;
+        }
+    }
+    closedir(d);
+    if (found != 1) {
+        snprintf(err, errlen, "%s: expected exactly one NAME.test.inter (found %d); use --name",
+                 dir, found);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_interactions(const Options *o, Dataset *ds, char *err, size_t errlen) {
+    DIR *d = opendir(o->data);
+    if (d) { /* a UniSRec folder */
+        closedir(d);
+        if (o->name)
+            snprintf(ds->name, sizeof ds->name, "%s", o->name);
+        else if (find_unisrec_name(o->data, ds->name, sizeof ds->name, err, errlen))
+            return -1;
+        return interactions_load_unisrec(&ds->inter, o->data, ds->name, o->max_len, err, errlen);
+    }
+    InteractionOptions io = interactions_default_options();
+    io.k_core = o->k_core;
+    io.max_len = o->max_len;
+    return interactions_load_csv(&ds->inter, o->data, &io, err, errlen);
+}
+
+/* Item states of every item of the data set from the LMDB cache `ssna embed` filled. */
+static int load_states(const Options *o, Dataset *ds, int layers, char *err, size_t errlen) {
+    snprintf(ds->identity, sizeof ds->identity, "null");
+    if (o->variant == SSNA_VARIANT_ID) return 0;
+    if (!o->db) {
+        snprintf(err, errlen, "--db DIR is required: variant %s reads cached item states",
+                 ssna_variant_name((SsnaVariant)o->variant));
+        return -1;
+    }
+    Store *s = NULL;
+    StoreOptions so = {0};
+    so.read_only = 1;
+    StoreItemShape shape;
+    int rc = -1;
+    float *one = NULL;
+    if (store_open(&s, o->db, &so, err, errlen) || store_item_shape(s, &shape, err, errlen) ||
+        store_get_identity(s, ds->identity, sizeof ds->identity, err, errlen))
+        goto done;
+    if (layers > shape.layers) {
+        snprintf(err, errlen, "%s: caches %d layers per item, --layers %d asks for more", o->db,
+                 shape.layers, layers);
+        goto done;
+    }
+    int n = ds->inter.n_items, H = ds->hidden = shape.hidden;
+    ds->states = malloc((size_t)n * layers * H * sizeof(float));
+    one = malloc((size_t)shape.layers * H * sizeof(float));
+    if (!ds->states || !one) {
+        snprintf(err, errlen, "out of memory for %d item states", n);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        int got = store_get_item(s, NULL, ds->inter.item_ids[i], NULL, one,
+                                 (size_t)shape.layers * H, err, errlen);
+        if (got == STORE_NOTFOUND) {
+            snprintf(err, errlen, "%s: item '%s' (index %d) has no cached states; run ssna embed",
+                     o->db, ds->inter.item_ids[i], i);
+            goto done;
+        }
+        if (got != STORE_OK) goto done;
+        /* rows are top layer first, so the top `layers` rows are the kept ones */
+        memcpy(ds->states + (size_t)i * layers * H, one, (size_t)layers * H * sizeof(float));
+    }
+    rc = 0;
+done:
+    free(one);
+    store_close(s);
+    return rc;
+}
+
+static void dataset_free(Dataset *ds) {
+    interactions_free(&ds->inter);
+    free(ds->states);
+}
+
+static SsnaSequences dataset_sequences(const Dataset *ds) {
+    SsnaSequences s = {ds->inter.n_users, ds->inter.offsets, ds->inter.items};
+    return s;
+}
+
+/* ---- options -------------------------------------------------------------------------------- */
+
+enum {
+    OPT_PATIENCE = 256,
+    OPT_EVAL_BATCH,
+    OPT_KCORE,
+    OPT_MAXLEN,
+    OPT_RESUME,
+    OPT_LR,
+    OPT_SEEN,
+    OPT_LATEST,
+    OPT_NAME,
+    OPT_TEXT
+};
+
+static const struct option long_options[] = {
+    {"data", required_argument, 0, 'd'},
+    {"db", required_argument, 0, 'b'},
+    {"variant", required_argument, 0, 'v'},
+    {"layers", required_argument, 0, 'a'},
+    {"batch", required_argument, 0, 'B'},
+    {"epochs", required_argument, 0, 'e'},
+    {"seed", required_argument, 0, 's'},
+    {"out", required_argument, 0, 'o'},
+    {"ckpt", required_argument, 0, 'c'},
+    {"user", required_argument, 0, 'u'},
+    {"patience", required_argument, 0, OPT_PATIENCE},
+    {"eval-batch", required_argument, 0, OPT_EVAL_BATCH},
+    {"k-core", required_argument, 0, OPT_KCORE},
+    {"max-len", required_argument, 0, OPT_MAXLEN},
+    {"resume", no_argument, 0, OPT_RESUME},
+    {"lr", required_argument, 0, OPT_LR},
+    {"include-seen", no_argument, 0, OPT_SEEN},
+    {"latest", no_argument, 0, OPT_LATEST},
+    {"name", required_argument, 0, OPT_NAME},
+    {"text", required_argument, 0, OPT_TEXT},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+static const char data_help[] =
+    "  --data PATH        a UniSRec folder (NAME.{train,valid,test}.inter; train is optional)\n"
+    "                     or a user,item,timestamp CSV/TSV file (header optional)\n"
+    "  --name NAME        the UniSRec NAME when the folder holds several\n"
+    "  --db DIR           LMDB cache of item layer states filled by `ssna embed` (not for id)\n"
+    "  --k-core K         CSV only: iterative K-core on users and items (default 5)\n"
+    "  --max-len N        keep each user's last N items (default 50)\n";
+
+static void usage(const char *cmd, FILE *f) {
+    if (!strcmp(cmd, "train")) {
+        fprintf(f,
+                "usage: ssna train --data PATH [--db DIR] --out CKPT [options]\n\n"
+                "Train SSNA offline. Leave-one-out split: each user's last item is the test\n"
+                "target, the one before it validation, the rest trains (every position of a\n"
+                "training sequence predicts the next item; in-batch negatives). After each epoch\n"
+                "the validation Recall/NDCG@10/50 against all items are printed with the loss,\n"
+                "seconds and peak RSS; the best validation R@10 epoch's test metrics are\n"
+                "reported; training stops after --patience epochs without improvement. The\n"
+                "last line of stdout is one JSON object with every metric and the timings.\n\n%s"
+                "  --variant V        gru (default) | mean | weighted | tmoe | tmlp | id\n"
+                "  --layers A         encoder layers kept, from the top (default 3; tmoe/tmlp 1)\n"
+                "  --batch N          users per Adam step (default 256)\n"
+                "  --epochs N         maximum epochs (default 200)\n"
+                "  --patience N       early stopping patience in epochs (default 10)\n"
+                "  --lr X             Adam learning rate (default 3e-4)\n"
+                "  --seed S           initialisation, batch order and dropout seed (default 42)\n"
+                "  --eval-batch N     users per evaluation batch (default 512)\n"
+                "  --out CKPT         checkpoint written after every epoch: parameters, Adam\n"
+                "                     state, config and progress, plus the best epoch's weights\n"
+                "  --resume           continue the run saved in --out (its config and options)\n",
+                data_help);
+    } else if (!strcmp(cmd, "eval")) {
+        fprintf(f,
+                "usage: ssna eval --ckpt CKPT --data PATH [--db DIR] [--latest]\n\n"
+                "Evaluate a checkpoint's best-validation weights (--latest: the last epoch's) on\n"
+                "the leave-one-out validation and test splits, ranking against ALL items;\n"
+                "prints one JSON object with Recall/NDCG@10/50. --data must be the data set\n"
+                "it was trained on.\n\n%s",
+                data_help);
+    } else {
+        fprintf(f,
+                "usage: ssna recommend --ckpt CKPT --data PATH [--db DIR] --user ID [-k N]\n\n"
+                "Print user ID's top-N items (default 10) after the whole sequence, one line\n"
+                "each: rank, item id, cosine score, item text. Items the user has seen are left\n"
+                "out unless --include-seen.\n\n%s"
+                "  --text FILE        item texts (default: the UniSRec NAME.text or NAME.item)\n",
+                data_help);
+    }
+}
+
+static int parse_options(const char *cmd, int argc, char **argv, Options *o) {
+    memset(o, 0, sizeof *o);
+    o->layers = -1, o->batch = 256, o->eval_batch = 512, o->epochs = 200, o->patience = 10;
+    o->k = 10, o->k_core = 5, o->max_len = 50, o->seed = 42, o->lr = 3e-4f;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "k:h", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            o->data = optarg;
+            break;
+        case 'b':
+            o->db = optarg;
+            break;
+        case 'v':
+            if ((o->variant = ssna_variant_parse(optarg)) < 0) {
+                fprintf(stderr, "ssna %s: unknown variant '%s'\n", cmd, optarg);
+                return 2;
+            }
+            break;
+        case 'a':
+            o->layers = atoi(optarg);
+            break;
+        case 'B':
+            o->batch = atoi(optarg);
+            break;
+        case 'e':
+            o->epochs = atoi(optarg);
+            break;
+        case 's':
+            o->seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'o':
+            o->out = optarg;
+            break;
+        case 'c':
+            o->ckpt = optarg;
+            break;
+        case 'u':
+            o->user = optarg;
+            break;
+        case 'k':
+            o->k = atoi(optarg);
+            break;
+        case OPT_PATIENCE:
+            o->patience = atoi(optarg);
+            break;
+        case OPT_EVAL_BATCH:
+            o->eval_batch = atoi(optarg);
+            break;
+        case OPT_KCORE:
+            o->k_core = atoi(optarg);
+            break;
+        case OPT_MAXLEN:
+            o->max_len = atoi(optarg);
+            break;
+        case OPT_RESUME:
+            o->resume = 1;
+            break;
+        case OPT_LR:
+            o->lr = strtof(optarg, NULL);
+            break;
+        case OPT_SEEN:
+            o->include_seen = 1;
+            break;
+        case OPT_LATEST:
+            o->latest = 1;
+            break;
+        case OPT_NAME:
+            o->name = optarg;
+            break;
+        case OPT_TEXT:
+            o->text = optarg;
+            break;
+        case 'h':
+            usage(cmd, stdout);
+            return 0;
+        default:
+            usage(cmd, stderr);
+            return 2;
+        }
+    }
+    if (o->layers < 0)
+        o->layers = o->variant == SSNA_VARIANT_TMOE || o->variant == SSNA_VARIANT_TMLP ? 1 : 3;
+    if (optind < argc || !o->data || o->batch < 1 || o->eval_batch < 1 || o->layers < 1 ||
+        o->max_len < 3 || o->k < 1) {
+        fprintf(stderr, "ssna %s: %s\n", cmd,
+                optind < argc ? "unexpected argument" : "missing --data or a bad number");
+        usage(cmd, stderr);
+        return 2;
+    }
+    return -1; /* go on */
+}
+
+/* ---- train ---------------------------------------------------------------------------------- */
+
+static void print_epoch(int epoch, double loss, const double v[4], double train_s, double eval_s,
+                        int improved) {
+    fprintf(stderr,
+            "epoch %3d  loss %.4f  valid R@10 %.4f R@50 %.4f N@10 %.4f N@50 %.4f  train %.1fs "
+            "eval %.1fs  peak RSS %.0f MB%s\n",
+            epoch, loss, v[0], v[1], v[2], v[3], train_s, eval_s, peak_rss_mb(),
+            improved ? "  *" : "");
+}
+
+static int train_run(const Options *o, Dataset *ds, SsnaModel *m, SsnaTrainState *st, void **best,
+                     size_t *best_len, double *eval_total, char *err, size_t errlen) {
+    SsnaSequences seq = dataset_sequences(ds);
+    AdamConfig adam = adam_defaults();
+    adam.lr = o->lr;
+    while (st->epoch < o->epochs && (st->best_epoch == 0 || st->bad_epochs < o->patience)) {
+        double t0 = now_seconds(), loss;
+        int steps;
+        m->rng = st->model_rng;
+        if (ssna_train_epoch(m, ds->states, &seq, o->batch, &adam, &st->shuffle_rng, &loss, &steps,
+                             err, errlen))
+            return -1;
+        st->model_rng = m->rng;
+        double t1 = now_seconds();
+        Metrics valid, test;
+        if (ssna_evaluate(m, ds->states, &seq, SSNA_SPLIT_VALID, o->eval_batch, &valid, err,
+                          errlen))
+            return -1;
+        double v[4];
+        metrics_values(&valid, v);
+        st->epoch++;
+        int improved = st->best_epoch == 0 || v[0] > st->best_valid[0];
+        if (improved) {
+            if (ssna_evaluate(m, ds->states, &seq, SSNA_SPLIT_TEST, o->eval_batch, &test, err,
+                              errlen))
+                return -1;
+            memcpy(st->best_valid, v, sizeof v);
+            metrics_values(&test, st->best_test);
+            st->best_epoch = st->epoch;
+            st->bad_epochs = 0;
+            free(*best);
+            *best_len = params_serialize(&m->ps, best);
+        } else {
+            st->bad_epochs++;
+        }
+        double t2 = now_seconds();
+        st->train_seconds += t1 - t0;
+        *eval_total += t2 - t1;
+        print_epoch(st->epoch, loss, v, t1 - t0, t2 - t1, improved);
+        if (ssna_checkpoint_save(o->out, m, st, *best, *best_len, err, errlen)) return -1;
+    }
+    return 0;
 }
 
 int ssna_cmd_train(int argc, char **argv) {
-    return not_yet("train");
+    Options o;
+    int rc = parse_options("train", argc, argv, &o);
+    if (rc >= 0) return rc;
+    if (!o.out) {
+        fprintf(stderr, "ssna train: --out CKPT is required\n");
+        return 2;
+    }
+    char err[1024];
+    Dataset ds = {0};
+    SsnaModel m = {0};
+    SsnaTrainState st;
+    memset(&st, 0, sizeof st);
+    void *best = NULL;
+    size_t best_len = 0;
+    double eval_total = 0.0;
+    rc = 1;
+    FILE *existing = o.resume ? fopen(o.out, "rb") : NULL;
+    if (existing) { /* resume: the checkpoint's config decides variant and layers */
+        fclose(existing);
+        if (ssna_checkpoint_load(o.out, 0, &m, &st, &best, &best_len, err, sizeof err)) goto fail;
+        o.variant = m.cfg.variant;
+        o.layers = m.cfg.layers;
+        fprintf(stderr, "ssna train: resuming %s after epoch %d (best epoch %d)\n", o.out, st.epoch,
+                st.best_epoch);
+    }
+    if (load_interactions(&o, &ds, err, sizeof err) ||
+        load_states(&o, &ds, o.layers, err, sizeof err))
+        goto fail;
+    if (existing) {
+        if (m.cfg.n_items != ds.inter.n_items || (ds.states && m.cfg.hidden != ds.hidden)) {
+            snprintf(err, sizeof err, "%s was trained on %d items / hidden %d, data has %d / %d",
+                     o.out, m.cfg.n_items, m.cfg.hidden, ds.inter.n_items, ds.hidden);
+            goto fail;
+        }
+    } else {
+        SsnaConfig cfg = ssna_config_default((SsnaVariant)o.variant, ds.inter.n_items,
+                                             ds.states ? ds.hidden : 0, o.layers);
+        if (ssna_create(&m, &cfg, o.seed, err, sizeof err)) goto fail;
+        st.shuffle_rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
+        st.model_rng = m.rng;
+        char qd[600], qb[600];
+        json_quote(qd, sizeof qd, o.data);
+        json_quote(qb, sizeof qb, o.db ? o.db : "");
+        snprintf(st.meta, sizeof st.meta,
+                 "{\"data\":%s,\"db\":%s,\"encoder\":%s,\"seed\":%" PRIu64
+                 ",\"batch\":%d,\"lr\":%g,\"patience\":%d}",
+                 qd, qb, ds.identity, o.seed, o.batch, o.lr, o.patience);
+        for (char *p = st.meta; *p; p++) /* the checkpoint header is line based */
+            if (*p == '\n' || *p == '\r') *p = ' ';
+    }
+    fprintf(stderr, "ssna train: %s, a = %d, %d users, %d items, %zu parameters\n",
+            ssna_variant_name(m.cfg.variant), m.cfg.layers, ds.inter.n_users, ds.inter.n_items,
+            m.ps.total);
+    if (train_run(&o, &ds, &m, &st, &best, &best_len, &eval_total, err, sizeof err)) goto fail;
+    char vj[256], tj[256];
+    metrics_json(vj, sizeof vj, st.best_valid);
+    metrics_json(tj, sizeof tj, st.best_test);
+    printf("{\"command\":\"train\",\"variant\":\"%s\",\"layers\":%d,\"users\":%d,\"items\":%d,"
+           "\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"valid\":%s,\"test\":%s,"
+           "\"train_seconds\":%.2f,\"seconds_per_epoch\":%.3f,\"eval_seconds_this_run\":%.2f,"
+           "\"peak_rss_mb\":%.1f,\"parameters\":%zu,\"loss\":\"all positions, in-batch "
+           "negatives, cos/%.2g\",\"run\":%s}\n",
+           ssna_variant_name(m.cfg.variant), m.cfg.layers, ds.inter.n_users, ds.inter.n_items,
+           st.epoch, st.best_epoch, st.epoch < o.epochs ? "true" : "false", vj, tj,
+           st.train_seconds, st.epoch ? st.train_seconds / st.epoch : 0.0, eval_total,
+           peak_rss_mb(), m.ps.total, m.cfg.tau, st.meta);
+    rc = 0;
+fail:
+    if (rc) fprintf(stderr, "ssna train: %s\n", err);
+    free(best);
+    ssna_free(&m);
+    dataset_free(&ds);
+    return rc;
+}
+
+/* ---- eval / recommend ----------------------------------------------------------------------- */
+
+/* Load a checkpoint plus the data and states it needs. */
+static int load_for_inference(Options *o, int best, SsnaModel *m, SsnaTrainState *st, Dataset *ds,
+                              char *err, size_t errlen) {
+    if (!o->ckpt) {
+        snprintf(err, errlen, "--ckpt CKPT is required");
+        return -1;
+    }
+    if (ssna_checkpoint_load(o->ckpt, best, m, st, NULL, NULL, err, errlen)) return -1;
+    o->variant = m->cfg.variant;
+    if (load_interactions(o, ds, err, errlen) || load_states(o, ds, m->cfg.layers, err, errlen))
+        return -1;
+    if (m->cfg.n_items != ds->inter.n_items || (ds->states && m->cfg.hidden != ds->hidden)) {
+        snprintf(err, errlen, "%s was trained on %d items / hidden %d, data has %d / %d", o->ckpt,
+                 m->cfg.n_items, m->cfg.hidden, ds->inter.n_items, ds->hidden);
+        return -1;
+    }
+    return 0;
 }
 
 int ssna_cmd_eval(int argc, char **argv) {
-    return not_yet("eval");
+    Options o;
+    int rc = parse_options("eval", argc, argv, &o);
+    if (rc >= 0) return rc;
+    char err[1024];
+    Dataset ds = {0};
+    SsnaModel m = {0};
+    SsnaTrainState st;
+    rc = 1;
+    double t0 = now_seconds();
+    if (load_for_inference(&o, !o.latest, &m, &st, &ds, err, sizeof err)) goto fail;
+    SsnaSequences seq = dataset_sequences(&ds);
+    Metrics mv, mt;
+    if (ssna_evaluate(&m, ds.states, &seq, SSNA_SPLIT_VALID, o.eval_batch, &mv, err, sizeof err) ||
+        ssna_evaluate(&m, ds.states, &seq, SSNA_SPLIT_TEST, o.eval_batch, &mt, err, sizeof err))
+        goto fail;
+    double v[4], t[4];
+    metrics_values(&mv, v);
+    metrics_values(&mt, t);
+    char vj[256], tj[256];
+    metrics_json(vj, sizeof vj, v);
+    metrics_json(tj, sizeof tj, t);
+    printf("{\"command\":\"eval\",\"weights\":\"%s\",\"variant\":\"%s\",\"layers\":%d,"
+           "\"epoch\":%d,\"best_epoch\":%d,\"users\":%ld,\"valid\":%s,\"test\":%s,"
+           "\"seconds\":%.2f,\"peak_rss_mb\":%.1f,\"run\":%s}\n",
+           o.latest ? "latest" : "best", ssna_variant_name(m.cfg.variant), m.cfg.layers, st.epoch,
+           st.best_epoch, mt.count, vj, tj, now_seconds() - t0, peak_rss_mb(), st.meta);
+    rc = 0;
+fail:
+    if (rc) fprintf(stderr, "ssna eval: %s\n", err);
+    ssna_free(&m);
+    dataset_free(&ds);
+    return rc;
+}
+
+/* The item-text file: --text, else the UniSRec NAME.text or NAME.item; NULL when none. */
+static ItemsReader *open_texts(const Options *o, const Dataset *ds) {
+    static const char *const suffixes[] = {"text", "item"};
+    ItemsReader *r = NULL;
+    char path[4096], err[512];
+    if (o->text) {
+        if (items_open(&r, o->text, ITEMS_FORMAT_AUTO, err, sizeof err)) {
+            fprintf(stderr, "ssna recommend: %s\n", err);
+            return NULL;
+        }
+        return r;
+    }
+    for (int i = 0; ds->name[0] && i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s.%s", o->data, ds->name, suffixes[i]);
+        if (!items_open(&r, path, ITEMS_FORMAT_AUTO, err, sizeof err)) return r;
+    }
+    return NULL;
+}
+
+/* One line per recommended item: rank, id, score, text (found in the item-text file). */
+static void print_recommendations(const Options *o, const Dataset *ds, const int *ids,
+                                  const float *scores, int k) {
+    char **texts = calloc((size_t)k, sizeof *texts), err[512];
+    ItemsReader *r = texts ? open_texts(o, ds) : NULL;
+    ItemText it;
+    int got;
+    while (r && (got = items_next(r, &it, err, sizeof err)) != 0) {
+        if (got < 0) continue; /* a malformed line elsewhere does not hide the others */
+        for (int j = 0; j < k; j++)
+            if (ids[j] >= 0 && !texts[j] && !strcmp(ds->inter.item_ids[ids[j]], it.id))
+                texts[j] = strdup(it.text);
+    }
+    items_close(r);
+    for (int j = 0; j < k && ids[j] >= 0; j++)
+        printf("%2d  %-12s  %.4f  %s\n", j + 1, ds->inter.item_ids[ids[j]], scores[j],
+               texts && texts[j] ? texts[j] : "(no text)");
+    for (int j = 0; texts && j < k; j++) free(texts[j]);
+    free(texts);
 }
 
 int ssna_cmd_recommend(int argc, char **argv) {
-    return not_yet("recommend");
+    Options o;
+    int rc = parse_options("recommend", argc, argv, &o);
+    if (rc >= 0) return rc;
+    char err[1024];
+    Dataset ds = {0};
+    SsnaModel m = {0};
+    SsnaTrainState st;
+    float *raw = NULL, *norm = NULL, *scores = NULL;
+    int *ids = NULL;
+    rc = 1;
+    if (!o.user) {
+        snprintf(err, sizeof err, "--user ID is required");
+        goto fail;
+    }
+    if (load_for_inference(&o, 1, &m, &st, &ds, err, sizeof err)) goto fail;
+    int u = -1;
+    for (int i = 0; i < ds.inter.n_users && u < 0; i++)
+        if (!strcmp(ds.inter.user_ids[i], o.user)) u = i;
+    if (u < 0) {
+        snprintf(err, sizeof err, "no user '%s' in %s", o.user, o.data);
+        goto fail;
+    }
+    size_t nd = (size_t)m.cfg.n_items * m.cfg.d;
+    raw = malloc(nd * sizeof(float)), norm = malloc(nd * sizeof(float));
+    ids = malloc((size_t)o.k * sizeof(int)), scores = malloc((size_t)o.k * sizeof(float));
+    if (!raw || !norm || !ids || !scores) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    const int *seq = ds.inter.items + ds.inter.offsets[u];
+    int n = ds.inter.offsets[u + 1] - ds.inter.offsets[u];
+    if (ssna_item_vectors(&m, ds.states, NULL, m.cfg.n_items, 0, raw, err, sizeof err) ||
+        ssna_item_vectors(&m, ds.states, NULL, m.cfg.n_items, 1, norm, err, sizeof err) ||
+        ssna_top_k(&m, raw, norm, seq, n, o.k, !o.include_seen, ids, scores, err, sizeof err))
+        goto fail;
+    printf("user %s: %d items seen, last: %s\n", o.user, n, ds.inter.item_ids[seq[n - 1]]);
+    print_recommendations(&o, &ds, ids, scores, o.k);
+    rc = 0;
+fail:
+    if (rc) fprintf(stderr, "ssna recommend: %s\n", err);
+    free(raw), free(norm), free(ids), free(scores);
+    ssna_free(&m);
+    dataset_free(&ds);
+    return rc;
 }

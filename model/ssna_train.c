@@ -1,0 +1,362 @@
+/* ssna_train.c - epochs, leave-one-out evaluation against all items, top-k, checkpoints. */
+#include "model/ssna_train.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels.h"
+#include "model/rng.h"
+
+/* ---- batches -------------------------------------------------------------------------------- */
+
+typedef struct {
+    int *offsets, *items, *targets;
+    int cap_rows, cap_pos;
+} BatchBuf;
+
+static int batch_reserve(BatchBuf *b, int rows, int pos) {
+    if (rows + 1 > b->cap_rows) {
+        int *o = realloc(b->offsets, (size_t)(rows + 1) * sizeof(int));
+        if (!o) return -1;
+        b->offsets = o, b->cap_rows = rows + 1;
+    }
+    if (pos > b->cap_pos) {
+        int *i = realloc(b->items, (size_t)pos * sizeof(int));
+        if (i) b->items = i;
+        int *t = realloc(b->targets, (size_t)pos * sizeof(int));
+        if (t) b->targets = t;
+        if (!i || !t) return -1;
+        b->cap_pos = pos;
+    }
+    return 0;
+}
+
+static void batch_free(BatchBuf *b) {
+    free(b->offsets), free(b->items), free(b->targets);
+}
+
+static int seq_len(const SsnaSequences *s, int u) {
+    return s->offsets[u + 1] - s->offsets[u];
+}
+
+/* ---- training ------------------------------------------------------------------------------- */
+
+int ssna_train_epoch(SsnaModel *m, const float *states, const SsnaSequences *seq, int batch,
+                     const AdamConfig *adam, uint64_t *shuffle_rng, double *mean_loss, int *steps,
+                     char *err, size_t errlen) {
+    int max_len = m->cfg.max_len, n = 0, rc = -1;
+    int *order = malloc((size_t)(seq->n_users > 0 ? seq->n_users : 1) * sizeof(int));
+    BatchBuf b = {0};
+    if (!order || batch_reserve(&b, batch, batch * max_len)) {
+        snprintf(err, errlen, "ssna train: out of memory");
+        goto done;
+    }
+    for (int u = 0; u < seq->n_users; u++)
+        if (seq_len(seq, u) - 2 >= 2) order[n++] = u; /* a training sequence of >= 2 items */
+    for (int i = n - 1; i > 0; i--) {                 /* Fisher-Yates */
+        int j = (int)(rng_next(shuffle_rng) % (uint64_t)(i + 1));
+        int t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+    double loss_sum = 0.0;
+    long positions = 0;
+    *steps = 0;
+    for (int start = 0; start < n; start += batch) {
+        int rows = n - start < batch ? n - start : batch, N = 0;
+        b.offsets[0] = 0;
+        for (int r = 0; r < rows; r++) {
+            int u = order[start + r], train_len = seq_len(seq, u) - 2;
+            const int *s = seq->items + seq->offsets[u];
+            int L = train_len - 1, first = 0; /* positions: s[t] predicts s[t + 1] */
+            if (L > max_len) first = L - max_len, L = max_len;
+            for (int t = 0; t < L; t++) {
+                b.items[N + t] = s[first + t];
+                b.targets[N + t] = s[first + t + 1];
+            }
+            N += L;
+            b.offsets[r + 1] = N;
+        }
+        SsnaBatch sb = {rows, b.offsets, b.items, b.targets};
+        float loss;
+        params_zero_grad(&m->ps);
+        if (ssna_forward(m, &sb, states, &loss, err, errlen)) goto done;
+        ssna_backward(m);
+        adam_step(&m->ps, adam);
+        loss_sum += (double)loss * N;
+        positions += N;
+        (*steps)++;
+    }
+    *mean_loss = positions ? loss_sum / (double)positions : 0.0;
+    rc = 0;
+done:
+    free(order);
+    batch_free(&b);
+    return rc;
+}
+
+/* ---- evaluation ----------------------------------------------------------------------------- */
+
+/* Raw and normalised vectors of every item: [n_items, d] each, malloc'd. */
+static int all_item_vectors(SsnaModel *m, const float *states, float **raw, float **norm, char *err,
+                            size_t errlen) {
+    size_t n = (size_t)m->cfg.n_items * m->cfg.d;
+    *raw = malloc(n * sizeof(float));
+    *norm = malloc(n * sizeof(float));
+    if (!*raw || !*norm) {
+        snprintf(err, errlen, "ssna eval: out of memory for %d item vectors", m->cfg.n_items);
+        return -1;
+    }
+    if (ssna_item_vectors(m, states, NULL, m->cfg.n_items, 0, *raw, err, errlen) ||
+        ssna_item_vectors(m, states, NULL, m->cfg.n_items, 1, *norm, err, errlen))
+        return -1;
+    return 0;
+}
+
+int ssna_evaluate(SsnaModel *m, const float *states, const SsnaSequences *seq, SsnaSplit split,
+                  int batch, Metrics *out, char *err, size_t errlen) {
+    const int ks[] = SSNA_EVAL_KS;
+    int d = m->cfg.d, n_items = m->cfg.n_items, max_len = m->cfg.max_len, rc = -1;
+    metrics_init(out, ks, (int)(sizeof ks / sizeof ks[0]));
+    float *raw = NULL, *norm = NULL;
+    float *users = malloc((size_t)batch * d * sizeof(float));
+    float *scores = malloc((size_t)batch * n_items * sizeof(float));
+    int *target = malloc((size_t)batch * sizeof(int));
+    BatchBuf b = {0};
+    if (!users || !scores || !target || batch_reserve(&b, batch, batch * max_len)) {
+        snprintf(err, errlen, "ssna eval: out of memory");
+        goto done;
+    }
+    if (all_item_vectors(m, states, &raw, &norm, err, errlen)) goto done;
+    for (int u0 = 0; u0 < seq->n_users;) {
+        int rows = 0, N = 0;
+        b.offsets[0] = 0;
+        for (; u0 < seq->n_users && rows < batch; u0++) {
+            int n = seq_len(seq, u0);
+            if (n < 3) continue;
+            const int *s = seq->items + seq->offsets[u0];
+            int held = split == SSNA_SPLIT_TEST ? n - 1 : n - 2; /* input s[0..held) */
+            int first = held > max_len ? held - max_len : 0;
+            memcpy(b.items + N, s + first, (size_t)(held - first) * sizeof(int));
+            N += held - first;
+            b.offsets[++rows] = N;
+            target[rows - 1] = s[held];
+        }
+        if (!rows) break;
+        SsnaBatch sb = {rows, b.offsets, b.items, NULL};
+        if (ssna_user_vectors(m, &sb, raw, users, err, errlen)) goto done;
+        cosine_scores(scores, users, norm, rows, n_items, d, 1.0f);
+        for (int r = 0; r < rows; r++)
+            metrics_add(out, metrics_rank(scores + (size_t)r * n_items, n_items, target[r]));
+    }
+    rc = 0;
+done:
+    free(raw), free(norm), free(users), free(scores), free(target);
+    batch_free(&b);
+    return rc;
+}
+
+int ssna_top_k(SsnaModel *m, const float *item_raw, const float *item_norm, const int *items, int n,
+               int k, int exclude_seen, int *top_ids, float *top_scores, char *err, size_t errlen) {
+    int d = m->cfg.d, n_items = m->cfg.n_items, first = n > m->cfg.max_len ? n - m->cfg.max_len : 0;
+    int offsets[2] = {0, n - first};
+    float *user = malloc((size_t)d * sizeof(float));
+    float *scores = malloc((size_t)n_items * sizeof(float));
+    int rc = -1;
+    if (!user || !scores) {
+        snprintf(err, errlen, "ssna recommend: out of memory");
+        goto done;
+    }
+    SsnaBatch sb = {1, offsets, items + first, NULL};
+    if (ssna_user_vectors(m, &sb, item_raw, user, err, errlen)) goto done;
+    cosine_scores(scores, user, item_norm, 1, n_items, d, 1.0f);
+    if (exclude_seen)
+        for (int i = 0; i < n; i++) scores[items[i]] = -2.0f; /* below any cosine */
+    for (int j = 0; j < k; j++) { /* k is small: selection beats a sort */
+        int best = -1;
+        for (int i = 0; i < n_items; i++)
+            if (scores[i] > -2.0f && (best < 0 || scores[i] > scores[best])) best = i;
+        top_ids[j] = best;
+        top_scores[j] = best >= 0 ? scores[best] : 0.0f;
+        if (best >= 0) scores[best] = -3.0f;
+    }
+    rc = 0;
+done:
+    free(user), free(scores);
+    return rc;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------------- */
+
+#define CKPT_MAGIC "SSNACKPT 1\n"
+
+static void write_header(FILE *f, const SsnaConfig *c, const SsnaTrainState *st) {
+    fprintf(f, "variant %s\nn_items %d\nhidden %d\nlayers %d\nd %d\nn_experts %d\n",
+            ssna_variant_name(c->variant), c->n_items, c->hidden, c->layers, c->d, c->n_experts);
+    fprintf(f, "tmlp_layers %d\nn_blocks %d\nn_heads %d\ninner %d\nmax_len %d\n", c->tmlp_layers,
+            c->n_blocks, c->n_heads, c->inner, c->max_len);
+    fprintf(f, "adapter_dropout %.9g\nhidden_dropout %.9g\nln_eps %.9g\ntau %.9g\n",
+            c->adapter_dropout, c->hidden_dropout, c->ln_eps, c->tau);
+    fprintf(f, "epoch %d\nbest_epoch %d\nbad_epochs %d\ntrain_seconds %.17g\n", st->epoch,
+            st->best_epoch, st->bad_epochs, st->train_seconds);
+    for (int i = 0; i < 4; i++)
+        fprintf(f, "best_valid%d %.17g\nbest_test%d %.17g\n", i, st->best_valid[i], i,
+                st->best_test[i]);
+    fprintf(f, "shuffle_rng %" PRIu64 "\nmodel_rng %" PRIu64 "\nmeta %s\nend\n", st->shuffle_rng,
+            st->model_rng, st->meta);
+}
+
+static int write_blob(FILE *f, const void *blob, size_t len) {
+    uint64_t n = len;
+    return fwrite(&n, sizeof n, 1, f) == 1 && fwrite(blob, 1, len, f) == len ? 0 : -1;
+}
+
+int ssna_checkpoint_save(const char *path, const SsnaModel *m, const SsnaTrainState *st,
+                         const void *best_blob, size_t best_len, char *err, size_t errlen) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    void *blob = NULL;
+    size_t len = params_serialize(&m->ps, &blob);
+    FILE *f = len ? fopen(tmp, "wb") : NULL;
+    if (!f) {
+        free(blob);
+        snprintf(err, errlen, "%s: %s", tmp, len ? strerror(errno) : "cannot serialise");
+        return -1;
+    }
+    fputs(CKPT_MAGIC, f);
+    write_header(f, &m->cfg, st);
+    int bad = write_blob(f, blob, len) ||
+              write_blob(f, best_blob ? best_blob : blob, best_blob ? best_len : len);
+    bad |= fclose(f) != 0;
+    free(blob);
+    if (bad || rename(tmp, path)) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* One "key value" header line into the config or state; 0, or -1 for an unknown key. */
+static int read_header_line(const char *key, const char *val, SsnaConfig *c, SsnaTrainState *st) {
+    struct {
+        const char *key;
+        int *i;
+        float *f;
+        double *d;
+    } fields[] = {
+        {"n_items", &c->n_items, NULL, NULL},
+        {"hidden", &c->hidden, NULL, NULL},
+        {"layers", &c->layers, NULL, NULL},
+        {"d", &c->d, NULL, NULL},
+        {"n_experts", &c->n_experts, NULL, NULL},
+        {"tmlp_layers", &c->tmlp_layers, NULL, NULL},
+        {"n_blocks", &c->n_blocks, NULL, NULL},
+        {"n_heads", &c->n_heads, NULL, NULL},
+        {"inner", &c->inner, NULL, NULL},
+        {"max_len", &c->max_len, NULL, NULL},
+        {"adapter_dropout", NULL, &c->adapter_dropout, NULL},
+        {"hidden_dropout", NULL, &c->hidden_dropout, NULL},
+        {"ln_eps", NULL, &c->ln_eps, NULL},
+        {"tau", NULL, &c->tau, NULL},
+        {"epoch", &st->epoch, NULL, NULL},
+        {"best_epoch", &st->best_epoch, NULL, NULL},
+        {"bad_epochs", &st->bad_epochs, NULL, NULL},
+        {"train_seconds", NULL, NULL, &st->train_seconds},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (strcmp(key, fields[i].key)) continue;
+        if (fields[i].i) *fields[i].i = atoi(val);
+        if (fields[i].f) *fields[i].f = strtof(val, NULL);
+        if (fields[i].d) *fields[i].d = strtod(val, NULL);
+        return 0;
+    }
+    if (!strcmp(key, "variant")) {
+        int v = ssna_variant_parse(val);
+        if (v < 0) return -1;
+        c->variant = (SsnaVariant)v;
+    } else if (!strncmp(key, "best_valid", 10) || !strncmp(key, "best_test", 9)) {
+        int idx = key[strlen(key) - 1] - '0';
+        if (idx < 0 || idx > 3) return -1;
+        (key[5] == 'v' ? st->best_valid : st->best_test)[idx] = strtod(val, NULL);
+    } else if (!strcmp(key, "shuffle_rng")) {
+        st->shuffle_rng = strtoull(val, NULL, 10);
+    } else if (!strcmp(key, "model_rng")) {
+        st->model_rng = strtoull(val, NULL, 10);
+    } else if (!strcmp(key, "meta")) {
+        snprintf(st->meta, sizeof st->meta, "%s", val);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+static void *read_blob(FILE *f, size_t *len) {
+    uint64_t n;
+    if (fread(&n, sizeof n, 1, f) != 1 || n > ((uint64_t)1 << 40)) return NULL;
+    void *b = malloc(n ? (size_t)n : 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        return NULL;
+    }
+    *len = (size_t)n;
+    return b;
+}
+
+int ssna_checkpoint_load(const char *path, int best, SsnaModel *m, SsnaTrainState *st_out,
+                         void **best_blob, size_t *best_len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[8192];
+    SsnaConfig c = ssna_config_default(SSNA_VARIANT_GRU, 1, 1, 1);
+    SsnaTrainState st;
+    memset(&st, 0, sizeof st);
+    void *latest = NULL, *bestb = NULL;
+    size_t latest_len = 0, bl = 0;
+    int ln = 1, rc = -1;
+    memset(m, 0, sizeof *m);
+    if (!fgets(line, sizeof line, f) || strcmp(line, CKPT_MAGIC)) {
+        snprintf(err, errlen, "%s: not an ssna checkpoint", path);
+        goto done;
+    }
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        line[strcspn(line, "\n")] = 0;
+        if (!strcmp(line, "end")) break;
+        char *sp = strchr(line, ' ');
+        if (!sp)
+            sp = line + strlen(line);
+        else
+            *sp++ = 0;
+        if (read_header_line(line, sp, &c, &st)) {
+            snprintf(err, errlen, "%s:%d: unknown or bad header field '%s'", path, ln, line);
+            goto done;
+        }
+    }
+    latest = read_blob(f, &latest_len);
+    bestb = latest ? read_blob(f, &bl) : NULL;
+    if (!bestb) {
+        snprintf(err, errlen, "%s: truncated parameter blobs", path);
+        goto done;
+    }
+    if (ssna_create(m, &c, 1, err, errlen)) goto done;
+    if (params_deserialize(&m->ps, best ? bestb : latest, best ? bl : latest_len, err, errlen))
+        goto done;
+    m->rng = st.model_rng;
+    if (st_out) *st_out = st;
+    if (best_blob) {
+        *best_blob = bestb, *best_len = bl;
+        bestb = NULL;
+    }
+    rc = 0;
+done:
+    fclose(f);
+    free(latest), free(bestb);
+    if (rc && m->work) ssna_free(m);
+    return rc;
+}
