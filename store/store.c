@@ -18,52 +18,6 @@
 #define CKPT_VERSION 1
 #define CKPT_HEADER  24
 
-/* ---- little helpers ---- */
-
-static void put_u16(unsigned char *p, uint16_t v) {
-    memcpy(p, &v, sizeof v);
-}
-static void put_u32(unsigned char *p, uint32_t v) {
-    memcpy(p, &v, sizeof v);
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-    memcpy(p, &v, sizeof v);
-}
-static uint16_t get_u16(const unsigned char *p) {
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static void put_u32_be(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-/* Keys are ids as given; LMDB caps them at STORE_KEY_MAX bytes. */
-static int check_key(const Store *s, const char *what, const char *key, size_t *len, char *err,
-                     size_t errlen) {
-    if (!key || !*key) return store_fail(s, err, errlen, STORE_ERR, "%s is empty", what);
-    *len = strlen(key);
-    if (*len > STORE_KEY_MAX)
-        return store_fail(s, err, errlen, STORE_ERR,
-                          "%s '%.40s...' is %zu bytes; LMDB keys hold at most %d", what, key, *len,
-                          STORE_KEY_MAX);
-    return STORE_OK;
-}
-
 uint64_t store_text_hash(const char *text, size_t len) {
     return store_fnv1a64(text, len);
 }
@@ -208,8 +162,8 @@ int store_item_shape(Store *s, StoreItemShape *shape, char *err, size_t errlen) 
 int store_put_item(StoreTxn *t, const char *item_id, uint64_t text_hash, const float *states,
                    int layers, int hidden, char *err, size_t errlen) {
     Store *s = t->s;
-    size_t klen;
-    int rc = check_key(s, "item id", item_id, &klen, err, errlen);
+    size_t klen = 0;
+    int rc = store_check_key(s, "item id", item_id, &klen, err, errlen);
     if (rc) return rc;
     const StoreItemShape *shape = t->identity_json ? &t->shape : &s->shape;
     if (!t->identity_json && !s->identity_json)
@@ -274,43 +228,47 @@ static int decode_item_header(const Store *s, const char *item_id, const MDB_val
     return STORE_OK;
 }
 
+/* Read and check one item record inside txn; states (may be NULL) gets its floats. */
+static int read_item(Store *s, MDB_txn *txn, const char *item_id, size_t klen, StoreItemInfo *info,
+                     float *states, size_t states_cap, char *err, size_t errlen) {
+    MDB_val v;
+    int rc = store_db_get(s, txn, TABLE_ITEMS, item_id, klen, &v, err, errlen);
+    if (!rc) rc = decode_item_header(s, item_id, &v, info, err, errlen);
+    if (rc || !states) return rc;
+    const unsigned char *payload = (const unsigned char *)v.mv_data + ITEM_HEADER;
+    size_t n = (size_t)info->layers * (size_t)info->hidden;
+    size_t width = info->dtype == STORE_F16 ? 2 : 4;
+    if (store_fnv1a64(payload, n * width) != get_u64((const unsigned char *)v.mv_data + 24))
+        return store_fail(s, err, errlen, STORE_ERR_CORRUPT,
+                          "items['%s']: state checksum mismatch (damaged record)", item_id);
+    if (states_cap < n)
+        return store_fail(s, err, errlen, STORE_ERR,
+                          "items['%s']: needs room for %zu floats, buffer holds %zu", item_id, n,
+                          states_cap);
+    if (info->dtype == STORE_F32) {
+        memcpy(states, payload, n * 4);
+        return STORE_OK;
+    }
+    /* an LMDB value may start at an odd address (after an odd-length key): copy to align */
+    uint16_t stack[4096];
+    uint16_t *h = n <= 4096 ? stack : malloc(n * sizeof *h);
+    if (!h) return store_fail(s, err, errlen, STORE_ERR, "out of memory");
+    memcpy(h, payload, n * 2);
+    half_to_float_array(h, states, n);
+    if (h != stack) free(h);
+    return STORE_OK;
+}
+
 int store_get_item(Store *s, StoreTxn *t, const char *item_id, StoreItemInfo *info, float *states,
                    size_t states_cap, char *err, size_t errlen) {
-    size_t klen;
-    int rc = check_key(s, "item id", item_id, &klen, err, errlen);
+    size_t klen = 0;
+    int rc = store_check_key(s, "item id", item_id, &klen, err, errlen);
     if (rc) return rc;
     MDB_txn *txn;
     rc = store_read_begin(s, t, &txn, err, errlen);
     if (rc) return rc;
-    MDB_val v;
     StoreItemInfo got;
-    rc = store_db_get(s, txn, TABLE_ITEMS, item_id, klen, &v, err, errlen);
-    if (!rc) rc = decode_item_header(s, item_id, &v, &got, err, errlen);
-    if (!rc && states) {
-        const unsigned char *payload = (const unsigned char *)v.mv_data + ITEM_HEADER;
-        size_t n = (size_t)got.layers * (size_t)got.hidden;
-        size_t width = got.dtype == STORE_F16 ? 2 : 4;
-        if (store_fnv1a64(payload, n * width) != get_u64((const unsigned char *)v.mv_data + 24)) {
-            rc = store_fail(s, err, errlen, STORE_ERR_CORRUPT,
-                            "items['%s']: state checksum mismatch (damaged record)", item_id);
-        } else if (states_cap < n) {
-            rc = store_fail(s, err, errlen, STORE_ERR,
-                            "items['%s']: needs room for %zu floats, buffer holds %zu", item_id, n,
-                            states_cap);
-        } else if (got.dtype == STORE_F16) {
-            /* LMDB values are only 2-byte aligned, which uint16_t reads tolerate */
-            uint16_t *h = malloc(n * sizeof *h);
-            if (!h) {
-                rc = store_fail(s, err, errlen, STORE_ERR, "out of memory");
-            } else {
-                memcpy(h, payload, n * 2);
-                half_to_float_array(h, states, n);
-                free(h);
-            }
-        } else {
-            memcpy(states, payload, n * 4);
-        }
-    }
+    rc = read_item(s, txn, item_id, klen, &got, states, states_cap, err, errlen);
     store_read_end(s, t, txn);
     if (!rc && info) *info = got;
     return rc;
@@ -329,13 +287,69 @@ int store_item_count(Store *s, StoreTxn *t, size_t *count, char *err, size_t err
     return store_db_count(s, t, TABLE_ITEMS, count, err, errlen);
 }
 
+int store_load_item_states(Store *s, StoreTxn *t, float *out, unsigned char *present,
+                           size_t n_items, int layers, int hidden, char *err, size_t errlen) {
+    MDB_txn *txn;
+    int rc = store_read_begin(s, t, &txn, err, errlen);
+    if (rc) return rc;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, s->dbi[TABLE_CATALOGUE_INDEX], &cur);
+    if (mrc) {
+        store_read_end(s, t, txn);
+        return store_fail(s, err, errlen, STORE_ERR, "cannot read table 'catalogue_index': %s",
+                          mdb_strerror(mrc));
+    }
+    size_t per_item = (size_t)layers * (size_t)hidden;
+    memset(present, 0, n_items);
+    memset(out, 0, n_items * per_item * sizeof *out);
+    size_t seen = 0;
+    MDB_val k, v;
+    char id[STORE_KEY_MAX + 1];
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !mrc && !rc;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const unsigned char *kp = k.mv_data;
+        uint32_t index = k.mv_size == 4 ? get_u32_be(kp) : UINT32_MAX;
+        if (index >= n_items || v.mv_size == 0 || v.mv_size > STORE_KEY_MAX) {
+            rc = store_fail(s, err, errlen, index == UINT32_MAX ? STORE_ERR_CORRUPT : STORE_ERR,
+                            "catalogue_index: entry %u does not fit %zu items (or is damaged)",
+                            index, n_items);
+            break;
+        }
+        memcpy(id, v.mv_data, v.mv_size);
+        id[v.mv_size] = 0;
+        StoreItemInfo info;
+        float *row = out + (size_t)index * per_item; /* [layers, hidden] */
+        rc = read_item(s, txn, id, v.mv_size, &info, NULL, 0, err, errlen);
+        if (rc == STORE_NOTFOUND) { /* in the catalogue, not encoded yet */
+            rc = STORE_OK;
+        } else if (!rc && (info.layers != layers || info.hidden != hidden)) {
+            rc = store_fail(s, err, errlen, STORE_ERR_IDENTITY,
+                            "items['%s'] has %d layers x %d, caller expects %d x %d", id,
+                            info.layers, info.hidden, layers, hidden);
+        } else if (!rc) {
+            rc = read_item(s, txn, id, v.mv_size, &info, row, per_item, err, errlen);
+            present[index] = !rc;
+        }
+        seen++;
+    }
+    if (!rc && mrc != MDB_NOTFOUND)
+        rc = store_fail(s, err, errlen, STORE_ERR, "cannot read table 'catalogue_index': %s",
+                        mdb_strerror(mrc));
+    if (!rc && seen != n_items)
+        rc = store_fail(s, err, errlen, STORE_ERR, "catalogue has %zu items, caller expects %zu",
+                        seen, n_items);
+    mdb_cursor_close(cur);
+    store_read_end(s, t, txn);
+    return rc;
+}
+
 /* ---- catalogue ---- */
 
 int store_catalogue_put(StoreTxn *t, const char *item_id, const char *text, size_t text_len,
                         uint32_t *index, char *err, size_t errlen) {
     Store *s = t->s;
-    size_t klen;
-    int rc = check_key(s, "item id", item_id, &klen, err, errlen);
+    size_t klen = 0;
+    int rc = store_check_key(s, "item id", item_id, &klen, err, errlen);
     if (rc) return rc;
     MDB_txn *txn;
     rc = store_read_begin(s, t, &txn, err, errlen); /* refuses a failed transaction */
@@ -380,8 +394,8 @@ int store_catalogue_put(StoreTxn *t, const char *item_id, const char *text, size
 
 int store_catalogue_get(Store *s, StoreTxn *t, const char *item_id, uint32_t *index, char **text,
                         size_t *text_len, char *err, size_t errlen) {
-    size_t klen;
-    int rc = check_key(s, "item id", item_id, &klen, err, errlen);
+    size_t klen = 0;
+    int rc = store_check_key(s, "item id", item_id, &klen, err, errlen);
     if (rc) return rc;
     MDB_txn *txn;
     rc = store_read_begin(s, t, &txn, err, errlen);
@@ -432,199 +446,4 @@ int store_catalogue_id(Store *s, StoreTxn *t, uint32_t index, char *id, size_t i
 
 int store_catalogue_count(Store *s, StoreTxn *t, size_t *count, char *err, size_t errlen) {
     return store_db_count(s, t, TABLE_CATALOGUE, count, err, errlen);
-}
-
-/* ---- users ---- */
-
-int store_put_user_seq(StoreTxn *t, const char *user_id, const uint32_t *items, size_t n,
-                       uint64_t events, char *err, size_t errlen) {
-    size_t klen;
-    int rc = check_key(t->s, "user id", user_id, &klen, err, errlen);
-    if (rc) return rc;
-    if (n > STORE_USER_SEQ_MAX) {
-        items += n - STORE_USER_SEQ_MAX; /* keep the most recent */
-        n = STORE_USER_SEQ_MAX;
-    }
-    unsigned char rec[USER_HEADER + 4 * STORE_USER_SEQ_MAX];
-    memcpy(rec, USER_MAGIC, 4);
-    put_u32(rec + 4, (uint32_t)n);
-    put_u64(rec + 8, events);
-    if (n) memcpy(rec + USER_HEADER, items, 4 * n);
-    return store_txn_put(t, TABLE_USERS, user_id, klen, rec, USER_HEADER + 4 * n, err, errlen);
-}
-
-int store_get_user_seq(Store *s, StoreTxn *t, const char *user_id, uint32_t *items, size_t cap,
-                       size_t *n, uint64_t *events, char *err, size_t errlen) {
-    size_t klen;
-    int rc = check_key(s, "user id", user_id, &klen, err, errlen);
-    if (rc) return rc;
-    MDB_txn *txn;
-    rc = store_read_begin(s, t, &txn, err, errlen);
-    if (rc) return rc;
-    MDB_val v;
-    rc = store_db_get(s, txn, TABLE_USERS, user_id, klen, &v, err, errlen);
-    if (!rc) {
-        const unsigned char *p = v.mv_data;
-        uint32_t len = v.mv_size >= USER_HEADER ? get_u32(p + 4) : 0;
-        if (v.mv_size < USER_HEADER || memcmp(p, USER_MAGIC, 4) || len > STORE_USER_SEQ_MAX ||
-            v.mv_size != USER_HEADER + 4 * (size_t)len) {
-            rc = store_fail(s, err, errlen, STORE_ERR_CORRUPT,
-                            "users['%s']: %zu-byte record is truncated or damaged", user_id,
-                            (size_t)v.mv_size);
-        } else if (len > cap) {
-            rc = store_fail(s, err, errlen, STORE_ERR,
-                            "users['%s']: %u items do not fit a buffer of %zu", user_id, len, cap);
-        } else {
-            if (len) memcpy(items, p + USER_HEADER, 4 * (size_t)len);
-            *n = len;
-            if (events) *events = get_u64(p + 8);
-        }
-    }
-    store_read_end(s, t, txn);
-    return rc;
-}
-
-int store_append_user_event(StoreTxn *t, const char *user_id, uint32_t item, char *err,
-                            size_t errlen) {
-    uint32_t seq[STORE_USER_SEQ_MAX + 1];
-    size_t n = 0;
-    uint64_t events = 0;
-    int rc =
-        store_get_user_seq(t->s, t, user_id, seq, STORE_USER_SEQ_MAX, &n, &events, err, errlen);
-    if (rc < 0) return rc;
-    seq[n++] = item;
-    return store_put_user_seq(t, user_id, seq, n, events + 1, err, errlen);
-}
-
-int store_user_count(Store *s, StoreTxn *t, size_t *count, char *err, size_t errlen) {
-    return store_db_count(s, t, TABLE_USERS, count, err, errlen);
-}
-
-/* ---- checkpoints ---- */
-
-int store_put_checkpoint(StoreTxn *t, const char *name, const void *blob, size_t len, char *err,
-                         size_t errlen) {
-    size_t klen;
-    int rc = check_key(t->s, "checkpoint name", name, &klen, err, errlen);
-    if (rc) return rc;
-    unsigned char *rec = malloc(CKPT_HEADER + len);
-    if (!rec) return store_fail(t->s, err, errlen, STORE_ERR, "out of memory");
-    memcpy(rec, CKPT_MAGIC, 4);
-    put_u32(rec + 4, CKPT_VERSION);
-    put_u64(rec + 8, len);
-    put_u64(rec + 16, store_fnv1a64(blob, len));
-    if (len) memcpy(rec + CKPT_HEADER, blob, len);
-    rc = store_txn_put(t, TABLE_CHECKPOINT, name, klen, rec, CKPT_HEADER + len, err, errlen);
-    free(rec);
-    return rc;
-}
-
-int store_get_checkpoint(Store *s, StoreTxn *t, const char *name, void **blob, size_t *len,
-                         char *err, size_t errlen) {
-    *blob = NULL;
-    *len = 0;
-    size_t klen;
-    int rc = check_key(s, "checkpoint name", name, &klen, err, errlen);
-    if (rc) return rc;
-    MDB_txn *txn;
-    rc = store_read_begin(s, t, &txn, err, errlen);
-    if (rc) return rc;
-    MDB_val v;
-    rc = store_db_get(s, txn, TABLE_CHECKPOINT, name, klen, &v, err, errlen);
-    if (!rc) {
-        const unsigned char *p = v.mv_data;
-        uint64_t n = v.mv_size >= CKPT_HEADER ? get_u64(p + 8) : 0;
-        if (v.mv_size < CKPT_HEADER || memcmp(p, CKPT_MAGIC, 4) || get_u32(p + 4) != CKPT_VERSION ||
-            n != v.mv_size - CKPT_HEADER) {
-            rc = store_fail(s, err, errlen, STORE_ERR_CORRUPT,
-                            "checkpoint['%s']: %zu-byte record is truncated or damaged", name,
-                            (size_t)v.mv_size);
-        } else if (store_fnv1a64(p + CKPT_HEADER, n) != get_u64(p + 16)) {
-            rc = store_fail(s, err, errlen, STORE_ERR_CORRUPT,
-                            "checkpoint['%s']: checksum mismatch (damaged record)", name);
-        } else if (!(*blob = malloc(n ? n : 1))) {
-            rc = store_fail(s, err, errlen, STORE_ERR, "out of memory");
-        } else {
-            memcpy(*blob, p + CKPT_HEADER, n);
-            *len = n;
-        }
-    }
-    store_read_end(s, t, txn);
-    return rc;
-}
-
-/* ---- offsets ---- */
-
-int store_put_offset(StoreTxn *t, const char *topic, int32_t partition, int64_t offset, char *err,
-                     size_t errlen) {
-    size_t tlen = topic ? strlen(topic) : 0;
-    if (!tlen || tlen > STORE_TOPIC_MAX || partition < 0)
-        return store_fail(t->s, err, errlen, STORE_ERR,
-                          "offset key (topic '%s', partition %d): topic must be 1..%d bytes, "
-                          "partition >= 0",
-                          topic ? topic : "", (int)partition, STORE_TOPIC_MAX);
-    /* key: topic, NUL, partition big-endian, so keys sort by topic then partition */
-    unsigned char key[STORE_TOPIC_MAX + 5];
-    memcpy(key, topic, tlen);
-    key[tlen] = 0;
-    put_u32_be(key + tlen + 1, (uint32_t)partition);
-    unsigned char val[8];
-    put_u64(val, (uint64_t)offset);
-    return store_txn_put(t, TABLE_OFFSETS, key, tlen + 5, val, 8, err, errlen);
-}
-
-int store_get_offsets(Store *s, StoreTxn *t, StoreOffset **offsets, size_t *n, char *err,
-                      size_t errlen) {
-    *offsets = NULL;
-    *n = 0;
-    MDB_txn *txn;
-    int rc = store_read_begin(s, t, &txn, err, errlen);
-    if (rc) return rc;
-    MDB_cursor *cur;
-    int mrc = mdb_cursor_open(txn, s->dbi[TABLE_OFFSETS], &cur);
-    if (mrc) {
-        store_read_end(s, t, txn);
-        return store_fail(s, err, errlen, STORE_ERR, "cannot read table 'offsets': %s",
-                          mdb_strerror(mrc));
-    }
-    MDB_val k, v;
-    size_t cap = 0;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !mrc && !rc;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const unsigned char *kp = k.mv_data;
-        size_t tlen = k.mv_size >= 5 ? k.mv_size - 5 : 0;
-        if (k.mv_size < 6 || tlen > STORE_TOPIC_MAX || kp[tlen] || v.mv_size != 8) {
-            rc = store_fail(s, err, errlen, STORE_ERR_CORRUPT,
-                            "offsets: damaged record (key %zu bytes, value %zu bytes)",
-                            (size_t)k.mv_size, (size_t)v.mv_size);
-            break;
-        }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            StoreOffset *grown = realloc(*offsets, cap * sizeof *grown);
-            if (!grown) {
-                rc = store_fail(s, err, errlen, STORE_ERR, "out of memory");
-                break;
-            }
-            *offsets = grown;
-        }
-        StoreOffset *o = &(*offsets)[(*n)++];
-        memcpy(o->topic, kp, tlen);
-        o->topic[tlen] = 0;
-        const unsigned char *pp = kp + tlen + 1;
-        o->partition =
-            (int32_t)((uint32_t)pp[0] << 24 | (uint32_t)pp[1] << 16 | (uint32_t)pp[2] << 8 | pp[3]);
-        o->offset = (int64_t)get_u64(v.mv_data);
-    }
-    if (!rc && mrc != MDB_NOTFOUND)
-        rc = store_fail(s, err, errlen, STORE_ERR, "cannot read table 'offsets': %s",
-                        mdb_strerror(mrc));
-    mdb_cursor_close(cur);
-    store_read_end(s, t, txn);
-    if (rc) {
-        free(*offsets);
-        *offsets = NULL;
-        *n = 0;
-    }
-    return rc;
 }

@@ -136,6 +136,13 @@ int store_item_text_unchanged(Store *s, StoreTxn *t, const char *item_id, uint64
 /* Number of items with stored states into *count. */
 int store_item_count(Store *s, StoreTxn *t, size_t *count, char *err, size_t errlen);
 
+/* Every catalogue item's states in dense-index order, for ranking all items:
+ * out: [n_items, layers, hidden] with n_items = store_catalogue_count; present: [n_items] gets
+ * 1 where the item has states and 0 (its rows zeroed) where it has none yet. The shape must
+ * match the stored identity's. */
+int store_load_item_states(Store *s, StoreTxn *t, float *out, unsigned char *present,
+                           size_t n_items, int layers, int hidden, char *err, size_t errlen);
+
 /* ---- catalogue: item id <-> dense index, with the text ---- */
 
 /* Add an item to the catalogue or update its text; a new id gets the next dense index
@@ -168,6 +175,14 @@ int store_append_user_event(StoreTxn *t, const char *user_id, uint32_t item, cha
                             size_t errlen);
 /* Number of users into *count. */
 int store_user_count(Store *s, StoreTxn *t, size_t *count, char *err, size_t errlen);
+
+/* ---- named counters (table meta), e.g. events processed; commit them with what they count ---- */
+
+/* Set counter name to value. */
+int store_put_counter(StoreTxn *t, const char *name, uint64_t value, char *err, size_t errlen);
+/* Read counter name; STORE_NOTFOUND (and *value = 0) when never set. */
+int store_get_counter(Store *s, StoreTxn *t, const char *name, uint64_t *value, char *err,
+                      size_t errlen);
 
 /* ---- checkpoints and consumer offsets ---- */
 

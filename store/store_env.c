@@ -44,6 +44,18 @@ uint64_t store_fnv1a64(const void *data, size_t len) {
     return h;
 }
 
+/* Keys are ids as given; LMDB caps them at STORE_KEY_MAX bytes. */
+int store_check_key(const Store *s, const char *what, const char *key, size_t *len, char *err,
+                    size_t errlen) {
+    if (!key || !*key) return store_fail(s, err, errlen, STORE_ERR, "%s is empty", what);
+    *len = strlen(key);
+    if (*len > STORE_KEY_MAX)
+        return store_fail(s, err, errlen, STORE_ERR,
+                          "%s '%.40s...' is %zu bytes; LMDB keys hold at most %d", what, key, *len,
+                          STORE_KEY_MAX);
+    return STORE_OK;
+}
+
 /* A write that failed for lack of space: the disk (ENOSPC), the file-size limit (EFBIG) or the
  * map cap. Everything else is a plain error. */
 static int lmdb_status(int rc) {

@@ -5,6 +5,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "store/store.h"
 
@@ -80,5 +81,45 @@ int store_parse_shape(const Store *s, const char *json, size_t len, StoreItemSha
                       char *err, size_t errlen);
 /* 64-bit FNV-1a. */
 uint64_t store_fnv1a64(const void *data, size_t len);
+/* A non-empty id of at most STORE_KEY_MAX bytes: STORE_OK with *len, else STORE_ERR naming what. */
+int store_check_key(const Store *s, const char *what, const char *key, size_t *len, char *err,
+                    size_t errlen);
+
+/* Record fields: little-endian integers (the host order, asserted above) at any alignment, and
+ * big-endian u32 keys so that LMDB's byte order is numeric order. */
+static inline void put_u16(unsigned char *p, uint16_t v) {
+    memcpy(p, &v, sizeof v);
+}
+static inline void put_u32(unsigned char *p, uint32_t v) {
+    memcpy(p, &v, sizeof v);
+}
+static inline void put_u64(unsigned char *p, uint64_t v) {
+    memcpy(p, &v, sizeof v);
+}
+static inline uint16_t get_u16(const unsigned char *p) {
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline uint32_t get_u32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline uint64_t get_u64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void put_u32_be(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+static inline uint32_t get_u32_be(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 
 #endif

@@ -206,6 +206,37 @@ static void test_catalogue_users(Store *s) {
     CHECK(store_user_count(s, NULL, &count, err, sizeof err) == 0 && count == 2);
 }
 
+/* Bulk load in dense-index order: rows of items without states stay zero and are flagged. */
+static void test_bulk_load_and_counters(Store *s) {
+    StoreTxn *t;
+    uint32_t i3 = 0, i5 = 0;
+    CHECK(store_txn_begin(s, &t, err, sizeof err) == STORE_OK);
+    CHECK(store_catalogue_put(t, "item3", "t3", 2, &i3, err, sizeof err) == 0);
+    CHECK(store_catalogue_put(t, "item5", "t5", 2, &i5, err, sizeof err) == 0);
+    CHECK(store_put_counter(t, "events", 42, err, sizeof err) == 0);
+    uint64_t v = 0;
+    CHECK(store_get_counter(s, t, "events", &v, err, sizeof err) == 0 && v == 42);
+    CHECK(store_get_counter(s, NULL, "events", &v, err, sizeof err) == STORE_NOTFOUND && v == 0);
+    CHECK(store_txn_commit(t, 0, err, sizeof err) == STORE_OK);
+    CHECK(i3 == 3 && i5 == 4);
+    CHECK(store_get_counter(s, NULL, "events", &v, err, sizeof err) == 0 && v == 42);
+
+    enum { N = 5 };
+    static float all[N * LAYERS * HIDDEN], want[LAYERS * HIDDEN];
+    unsigned char present[N];
+    CHECK(store_load_item_states(s, NULL, all, present, N, LAYERS, HIDDEN, err, sizeof err) == 0);
+    CHECK(!present[0] && !present[1] && !present[2] && present[3] && present[4]);
+    CHECK(store_get_item(s, NULL, "item5", NULL, want, LAYERS * HIDDEN, err, sizeof err) == 0);
+    CHECK(!memcmp(all + 4 * LAYERS * HIDDEN, want, sizeof want));
+    int nonzero = 0;
+    for (int j = 0; j < 3 * LAYERS * HIDDEN; j++) nonzero += all[j] != 0;
+    CHECK(nonzero == 0);
+    CHECK(store_load_item_states(s, NULL, all, present, N - 1, LAYERS, HIDDEN, err, sizeof err) ==
+          STORE_ERR);
+    CHECK(store_load_item_states(s, NULL, all, present, N, 2, HIDDEN, err, sizeof err) ==
+          STORE_ERR_IDENTITY);
+}
+
 static int offsets_are(Store *s, int64_t o0, int64_t o1) {
     StoreOffset *o;
     size_t n;
@@ -253,12 +284,15 @@ static void test_atomicity(Store *s) {
     CHECK(store_catalogue_put(t, "item-new", "t", 1, NULL, err, sizeof err) == STORE_OK);
     CHECK(store_append_user_event(t, "user-new", 3, err, sizeof err) == STORE_OK);
     CHECK(store_append_user_event(t, "user1", 3, err, sizeof err) == STORE_OK);
+    CHECK(store_put_counter(t, "events", 43, err, sizeof err) == STORE_OK);
     store_txn_abort(t);
     CHECK(checkpoint_is(s, "params-v1") && offsets_are(s, 100, 200));
     store_item_count(s, NULL, &items1, err, sizeof err);
     store_catalogue_count(s, NULL, &cat1, err, sizeof err);
     store_user_count(s, NULL, &users1, err, sizeof err);
     CHECK(items1 == items0 && cat1 == cat0 && users1 == users0);
+    uint64_t counter = 0;
+    CHECK(store_get_counter(s, NULL, "events", &counter, err, sizeof err) == 0 && counter == 42);
     uint64_t events = 0;
     uint32_t seq[STORE_USER_SEQ_MAX];
     size_t n;
@@ -429,6 +463,7 @@ int main(void) {
     if (!s) return check_done();
     test_items_and_identity(s);
     test_catalogue_users(s);
+    test_bulk_load_and_counters(s);
     test_atomicity(s);
     store_close(s);
 
