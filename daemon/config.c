@@ -566,6 +566,14 @@ int config_parse_variants(const char *spec, ConfigVariant *out, int max, int *n,
     return rc;
 }
 
+void config_print_reference(FILE *out) {
+    for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+        const ConfigKeyInfo *k = &config_keys[i].info;
+        fprintf(out, "%s = %s\n    %s (%s)\n", k->key, k->default_value, k->doc, k->range);
+    }
+    fprintf(out, "kafka.<name> = <value>\n    passed verbatim to librdkafka as <name>\n");
+}
+
 /* kafka.* keys whose values must not reach a log (sasl.password, ssl.key.password, ...). */
 static int secret_key(const char *key) {
     return strstr(key, "password") || strstr(key, "secret") || strstr(key, ".key") ||

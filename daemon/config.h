@@ -108,6 +108,8 @@ int config_parse_variants(const char *spec, ConfigVariant *out, int max, int *n,
 /* The key table: count and entry i (0 <= i < count). */
 size_t config_key_count(void);
 const ConfigKeyInfo *config_key_info(size_t i);
+/* Print every key with its default, allowed values and doc, for `ssnad --help-config`. */
+void config_print_reference(FILE *out);
 /* Write the effective configuration as a loadable key = value file; kafka.* values of keys that
  * look secret (password, secret, key) are written as "<redacted>". */
 void config_write(const DaemonConfig *cfg, FILE *out);

@@ -21,6 +21,8 @@
 #define HTTP_MAX_BODY                1024
 /* After the response, how long unread client bytes are drained before the close. */
 #define HTTP_LINGER_MS 1000
+/* How long accepting pauses when the process is out of descriptors or memory. */
+#define HTTP_ACCEPT_PAUSE_MS 100
 
 typedef enum { CONN_FREE = 0, CONN_READING, CONN_WRITING, CONN_DRAINING } ConnState;
 
@@ -41,6 +43,11 @@ struct HttpServer {
     int port;
     pthread_t thread;
     HttpConn *conns; /* [opt.max_connections] */
+    /* out of file descriptors: the listener stays readable, so stop polling it for a while
+     * instead of spinning on accept */
+    int64_t accept_paused_until_ms;
+    struct pollfd *pfds; /* [max_connections + 2]: wake pipe, connections, listener */
+    int *pfd_owner;      /* [max_connections + 2]: connection index of each pfds entry */
 };
 
 /* A response under construction. */
@@ -461,7 +468,11 @@ static void accept_clients(HttpServer *srv) {
         HttpConn *c = &srv->conns[i];
         if (c->state != CONN_FREE) continue;
         int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return; /* EAGAIN, or a client that left before we got to it */
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                srv->accept_paused_until_ms = now_ms() + HTTP_ACCEPT_PAUSE_MS;
+            return; /* EAGAIN, or a client that left before we got to it */
+        }
         c->in = malloc(srv->opt.max_request + 1);
         if (!c->in) {
             close(fd);
@@ -497,29 +508,35 @@ static void conn_service(HttpServer *srv, HttpConn *c, short revents) {
     }
 }
 
+/* Wait timeout so the earliest connection deadline (or the end of an accept pause) is met. */
+static int poll_timeout(int64_t timeout, int64_t until, int64_t now) {
+    int64_t left = until > now ? until - now : 0;
+    return (int)(timeout < 0 || left < timeout ? left : timeout);
+}
+
 static void *server_thread(void *arg) {
     HttpServer *srv = arg;
-    int max = srv->opt.max_connections;
-    struct pollfd *pfds = calloc((size_t)max + 2, sizeof *pfds);
-    int *owner = calloc((size_t)max + 2, sizeof *owner);
-    while (pfds && owner) {
+    struct pollfd *pfds = srv->pfds;
+    int *owner = srv->pfd_owner;
+    for (;;) {
         int n = 0, active = 0, timeout = -1;
         int64_t now = now_ms();
         pfds[n++] = (struct pollfd){.fd = srv->wake_pipe[0], .events = POLLIN};
-        for (int i = 0; i < max; i++) {
+        for (int i = 0; i < srv->opt.max_connections; i++) {
             HttpConn *c = &srv->conns[i];
             if (c->state == CONN_FREE) continue;
             active++;
             owner[n] = i;
             pfds[n++] =
                 (struct pollfd){.fd = c->fd, .events = c->state == CONN_WRITING ? POLLOUT : POLLIN};
-            int64_t left = c->deadline_ms > now ? c->deadline_ms - now : 0;
-            if (timeout < 0 || left < timeout) timeout = (int)left;
+            timeout = poll_timeout(timeout, c->deadline_ms, now);
         }
         int listen_slot = -1;
-        if (active < max) {
+        if (active < srv->opt.max_connections && now >= srv->accept_paused_until_ms) {
             listen_slot = n;
             pfds[n++] = (struct pollfd){.fd = srv->listen_fd, .events = POLLIN};
+        } else if (now < srv->accept_paused_until_ms) {
+            timeout = poll_timeout(timeout, srv->accept_paused_until_ms, now);
         }
         if (poll(pfds, (nfds_t)n, timeout) < 0 && errno != EINTR) break;
         if (pfds[0].revents) break; /* http_server_stop */
@@ -527,8 +544,6 @@ static void *server_thread(void *arg) {
             if (k != listen_slot) conn_service(srv, &srv->conns[owner[k]], pfds[k].revents);
         if (listen_slot > 0 && pfds[listen_slot].revents) accept_clients(srv);
     }
-    free(pfds);
-    free(owner);
     return NULL;
 }
 
@@ -572,6 +587,13 @@ static int bind_listener(HttpServer *srv, char *err, size_t errlen) {
     return 0;
 }
 
+static void http_server_free(HttpServer *srv) {
+    free(srv->conns);
+    free(srv->pfds);
+    free(srv->pfd_owner);
+    free(srv);
+}
+
 int http_server_start(const HttpServerOptions *options, HttpServer **out, char *err,
                       size_t errlen) {
     HttpServer *srv = calloc(1, sizeof *srv);
@@ -584,9 +606,16 @@ int http_server_start(const HttpServerOptions *options, HttpServer **out, char *
     if (srv->opt.max_connections <= 0) srv->opt.max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
     if (srv->opt.timeout_ms <= 0) srv->opt.timeout_ms = 5000;
     srv->wake_pipe[0] = srv->wake_pipe[1] = srv->listen_fd = -1;
-    srv->conns = calloc((size_t)srv->opt.max_connections, sizeof *srv->conns);
-    if (!srv->conns || pipe2(srv->wake_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-        snprintf(err, errlen, "http server: %s", srv->conns ? strerror(errno) : "out of memory");
+    size_t slots = (size_t)srv->opt.max_connections;
+    srv->conns = calloc(slots, sizeof *srv->conns);
+    srv->pfds = calloc(slots + 2, sizeof *srv->pfds);
+    srv->pfd_owner = calloc(slots + 2, sizeof *srv->pfd_owner);
+    if (!srv->conns || !srv->pfds || !srv->pfd_owner) {
+        snprintf(err, errlen, "http server: out of memory");
+        goto fail;
+    }
+    if (pipe2(srv->wake_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "http server: %s", strerror(errno));
         goto fail;
     }
     if (bind_listener(srv, err, errlen) < 0) goto fail;
@@ -600,8 +629,7 @@ int http_server_start(const HttpServerOptions *options, HttpServer **out, char *
 fail:
     if (srv->listen_fd >= 0) close(srv->listen_fd);
     if (srv->wake_pipe[0] >= 0) close(srv->wake_pipe[0]), close(srv->wake_pipe[1]);
-    free(srv->conns);
-    free(srv);
+    http_server_free(srv);
     return -1;
 }
 
@@ -620,6 +648,5 @@ void http_server_stop(HttpServer *srv) {
     close(srv->listen_fd);
     close(srv->wake_pipe[0]);
     close(srv->wake_pipe[1]);
-    free(srv->conns);
-    free(srv);
+    http_server_free(srv);
 }

@@ -233,6 +233,18 @@ static void test_write_roundtrip(void) {
     free(text);
     config_free(&a);
     config_free(&b);
+
+    /* the reference names every key with its default */
+    mem = open_memstream(&text, &len);
+    config_print_reference(mem);
+    fclose(mem);
+    for (size_t i = 0; i < config_key_count(); i++) {
+        char line[512];
+        snprintf(line, sizeof line, "%s = %s\n", config_key_info(i)->key,
+                 config_key_info(i)->default_value);
+        CHECK_MSG(strstr(text, line) != NULL, "reference lacks '%s'", line);
+    }
+    free(text);
 }
 
 static char *read_all(const char *path) {

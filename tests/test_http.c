@@ -299,6 +299,31 @@ static void test_concurrent(int port) {
     }
 }
 
+/* With every slot held by a stalled client, a new client waits in the backlog and is served as
+ * soon as a slot frees (here: when the stalled ones time out). */
+static void test_connection_limit(void) {
+    char err[256];
+    HttpServerOptions opt = {.listen = "127.0.0.1:0", .timeout_ms = 200, .max_connections = 2};
+    HttpServer *srv = NULL;
+    CHECK_MSG(http_server_start(&opt, &srv, err, sizeof err) == 0, "%s", err);
+    if (!srv) return;
+    int port = http_server_port(srv);
+    int stalled[2];
+    for (int i = 0; i < 2; i++) {
+        stalled[i] = connect_to(port);
+        CHECK(stalled[i] >= 0 && send_all(stalled[i], "GET /", 5) == 0);
+    }
+    Reply r;
+    CHECK(get(port, "GET", "/healthz", &r) == 200);
+    CHECK(get(port, "GET", "/metrics", &r) == 404);          /* no registry given */
+    CHECK(get(port, "GET", "/recommend?user=x", &r) == 404); /* no callback given */
+    for (int i = 0; i < 2; i++) {
+        CHECK(read_reply(stalled[i], &r) == 0 && r.status == 408);
+        close(stalled[i]);
+    }
+    http_server_stop(srv);
+}
+
 int main(void) {
     char err[256];
     test_parsers();
@@ -335,6 +360,7 @@ int main(void) {
     test_malformed(port);
     test_stalled_clients(port);
     test_concurrent(port);
+    test_connection_limit();
 
     /* shutdown with a client connected mid-request: returns, and the port stops answering */
     int pending = connect_to(port);
