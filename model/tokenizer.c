@@ -305,9 +305,7 @@ static int pre_byte_level(const Tokenizer *t, Output *o, const uint32_t *c, size
 
 /* ---- normalizer and added tokens ---- */
 
-/* BertNormalizer (and Lowercase) on in[0..n) into out (room for 6n): clean_text, CJK padding,
- * NFD + Mn removal, lower-casing, in Hugging Face's order. Returns the output length. */
-static size_t normalize(const Tokenizer *t, const uint32_t *in, size_t n, uint32_t *out) {
+size_t tok_normalize(const Tokenizer *t, const uint32_t *in, size_t n, uint32_t *out) {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t cp = in[i];
@@ -385,7 +383,7 @@ static int split_added(const Tokenizer *t, Output *o, Scratch *s, const uint32_t
             while (end > start && tok_is_whitespace(c[end - 1])) end--;
         if (end > start) {
             int rc = stage == 0 ? split_added(t, o, s, s->norm,
-                                              normalize(t, c + start, end - start, s->norm), 1)
+                                              tok_normalize(t, c + start, end - start, s->norm), 1)
                                 : pre_tokenize(t, o, s, c + start, end - start);
             if (rc != 0) return -1;
         }

@@ -143,6 +143,11 @@ struct Tokenizer {
     int max_len; /* default truncation length */
 };
 
+/* The normalizer of t (BertNormalizer steps in Hugging Face's order: clean_text, CJK padding,
+ * NFD + Mn removal, lower-casing) on in[0..n) into out, which has room for 6n code points.
+ * Returns the output length. (tokenizer.c) */
+size_t tok_normalize(const Tokenizer *t, const uint32_t *in, size_t n, uint32_t *out);
+
 /* Loaders (tokenizer_load.c): fill t from a file in dir; errors name the file. */
 int tok_load_tokenizer_json(Tokenizer *t, const char *path, char *err, size_t errlen);
 int tok_load_vocab_txt(Tokenizer *t, const char *dir, char *err, size_t errlen);

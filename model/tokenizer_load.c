@@ -81,23 +81,10 @@ static int add_token(Tokenizer *t, const char *content, size_t len, int id, int 
         return -1;
     }
     size_t n = tok_utf8_decode(content, len, raw, NULL, NULL);
-    if (normalized) {
-        /* the same BertNormalizer steps tokenizer.c applies to text */
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t s[3];
-            int ns = t->strip_accents ? tok_strip_accents(raw[i], s) : (s[0] = raw[i], 1);
-            for (int k = 0; k < ns; k++) {
-                if (t->lowercase)
-                    m += (size_t)tok_to_lower(s[k], cps + m);
-                else
-                    cps[m++] = s[k];
-            }
-        }
-        n = m;
-    } else {
+    if (normalized)
+        n = tok_normalize(t, raw, n, cps); /* matched against normalized text */
+    else
         memcpy(cps, raw, n * sizeof(*cps));
-    }
     free(raw);
     a->cps = cps, a->n_cps = n, a->id = id;
     a->lstrip = lstrip, a->rstrip = rstrip, a->normalized = normalized;

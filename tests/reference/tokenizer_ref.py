@@ -180,11 +180,13 @@ def main():
     os.makedirs(folder, exist_ok=True)
     added = Tokenizer.from_file(tok_json)
     added.add_tokens([AddedToken("ÜberToken", normalized=True, rstrip=True),
-                      AddedToken("<ent>", normalized=False, lstrip=True)])
+                      AddedToken("<ent>", normalized=False, lstrip=True),
+                      AddedToken("東京Tower", normalized=True)])
     added.save(os.path.join(folder, "tokenizer.json"))
     added = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     extra = [s.encode("utf-8") for s in ["see ÜBERTOKEN  now", "ubertokenx uber token", "Übertoken",
-                                         "a   <ent> b<ent>c", "<ENT> <ent", "x<ent>ÜberToken<ent>"]]
+                                         "a   <ent> b<ent>c", "<ENT> <ent", "x<ent>ÜberToken<ent>",
+                                         "visit 東京TOWER, 東京 Tower"]]
     w.section(folder, NO_TRUNCATION, "tokenizer.json with added tokens", added, extra + hard)
 
     # 2. the same vocabulary as vocab.txt, lower-cased (default) and cased
