@@ -1,0 +1,247 @@
+/* test_kafka_broker - the real local Kafka of ops/kafka.sh, end to end: start it in a temporary
+ * work folder on free ports, check the topics it created (partitions, compaction), replay a slice
+ * of the Scientific data into it with `ssna replay`, consume it back through ingest/kafka.h,
+ * restart the broker on the same port and find the data still there, stop it.
+ * A missing java or missing Kafka jars make ops/kafka.sh fail, and so this test. */
+#include <arpa/inet.h>
+#include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "ingest/codec.h"
+#include "ingest/kafka.h"
+
+#define REPLAYED 300
+
+static char work[256], brokers[64], kafka_sh_path[1024];
+static int broker_started;
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof a) &&
+        !getsockname(fd, (struct sockaddr *)&a, &len))
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Run a shell command line; returns its exit status (or -1). */
+static int run(const char *cmd) {
+    fprintf(stderr, "+ %s\n", cmd);
+    int st = system(cmd);
+    return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
+}
+
+static int kafka_sh(const char *action) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "bash '%s' %s '%s'", kafka_sh_path, action, work);
+    return run(cmd);
+}
+
+/* Partition count and cleanup.policy of a topic, through librdkafka's metadata and admin API. */
+static void check_topic(rd_kafka_t *rk, const char *topic, int partitions, const char *policy) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    CHECK(rd_kafka_metadata(rk, 0, t, &md, 10000) == 0);
+    if (md) {
+        CHECK_MSG(
+            md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt == partitions,
+            "%s: %d partitions, error %s", topic, md->topic_cnt ? md->topics[0].partition_cnt : -1,
+            md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "no topic");
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(t);
+
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+    const char *found = NULL;
+    const rd_kafka_DescribeConfigs_result_t *r =
+        ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+    size_t n_res = 0, n_cfg = 0;
+    const rd_kafka_ConfigResource_t **rs =
+        r ? rd_kafka_DescribeConfigs_result_resources(r, &n_res) : NULL;
+    const rd_kafka_ConfigEntry_t **cfg =
+        n_res ? rd_kafka_ConfigResource_configs(rs[0], &n_cfg) : NULL;
+    for (size_t i = 0; i < n_cfg; i++)
+        if (!strcmp(rd_kafka_ConfigEntry_name(cfg[i]), "cleanup.policy"))
+            found = rd_kafka_ConfigEntry_value(cfg[i]);
+    CHECK_MSG(found && !strcmp(found, policy), "%s: cleanup.policy %s, expected %s", topic,
+              found ? found : "(none)", policy);
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_queue_destroy(q);
+}
+
+static void check_topics(void) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    CHECK_MSG(rk != NULL, "%s", err);
+    if (!rk) return;
+    check_topic(rk, "events", 4, "delete");
+    check_topic(rk, "items", 4, "delete");
+    check_topic(rk, "recommendations", 4, "compact");
+    check_topic(rk, "dead-letter", 1, "delete");
+    rd_kafka_destroy(rk);
+}
+
+typedef struct {
+    int events, items, bad;
+    char users[REPLAYED][64];
+    long long last_time[REPLAYED];
+    int n_users;
+    char event_items[REPLAYED][64]; // distinct items the events name
+    int n_event_items;
+} Consumed;
+
+/* Index of s in list[0..*n), appended when new and there is room. */
+static int find_or_add(char (*list)[64], int *n, const char *s) {
+    int i = 0;
+    while (i < *n && strcmp(list[i], s)) i++;
+    if (i == *n && i < REPLAYED) snprintf(list[(*n)++], 64, "%s", s);
+    return i;
+}
+
+static void note_event(Consumed *c, const KafkaMessage *m) {
+    char err[256];
+    Ssna__Interaction *in = NULL;
+    if (codec_interaction_decode(m->payload, m->payload_len, NULL, &in, err, sizeof err)) {
+        c->bad++;
+        fprintf(stderr, "events offset %lld: %s\n", (long long)m->offset, err);
+        return;
+    }
+    c->events++;
+    CHECK(m->key_len == strlen(in->user_id) && !memcmp(m->key, in->user_id, m->key_len));
+    int u = find_or_add(c->users, &c->n_users, in->user_id);
+    find_or_add(c->event_items, &c->n_event_items, in->item_id);
+    if (u < REPLAYED) {
+        CHECK_MSG(in->event_time_ms > c->last_time[u], "user %s: events out of order", in->user_id);
+        c->last_time[u] = in->event_time_ms;
+    }
+    codec_interaction_free(in);
+}
+
+/* Read events and items from the start with a fresh group until `want` events arrived. */
+static void consume(const char *group, int want, Consumed *c) {
+    const char *topics[] = {"events", "items"};
+    KafkaSetting settings[] = {{"kafka.fetch.wait.max.ms", "10"}};
+    KafkaConsumerOptions opt = {.brokers = brokers,
+                                .group_id = group,
+                                .topics = topics,
+                                .n_topics = 2,
+                                .settings = settings,
+                                .n_settings = 1};
+    KafkaConsumer *k = NULL;
+    char err[512] = "";
+    CHECK_MSG(kafka_consumer_open(&opt, &k, err, sizeof err) == 0, "%s", err);
+    if (!k) return;
+    memset(c, 0, sizeof *c);
+    double deadline = now_s() + 60;
+    int idle = 0;
+    while (now_s() < deadline && (c->events < want || idle < 10)) {
+        KafkaMessage m;
+        int rc = kafka_consumer_poll(k, 100, &m, err, sizeof err);
+        CHECK_MSG(rc != KAFKA_POLL_FATAL, "%s", err);
+        if (rc == KAFKA_POLL_FATAL) break;
+        if (rc != 1) {
+            idle += c->events >= want; // after the last event, a second of quiet for the items
+            continue;
+        }
+        if (!strcmp(m.topic, "events")) {
+            note_event(c, &m);
+        } else {
+            Ssna__Item *it = NULL;
+            if (codec_item_decode(m.payload, m.payload_len, NULL, &it, err, sizeof err) == 0)
+                c->items++;
+            else
+                c->bad++;
+            codec_item_free(it);
+        }
+        kafka_message_release(&m);
+    }
+    kafka_consumer_close(k);
+}
+
+static void stop_broker(void) {
+    if (broker_started) CHECK(kafka_sh("stop") == 0);
+    broker_started = 0;
+}
+
+int main(void) {
+    const char *src = getenv("SSNA_SOURCE_DIR"), *build = getenv("SSNA_BUILD_DIR");
+    const char *data = getenv("SSNA_DATA_DIR");
+    CHECK_MSG(src && build && data, "SSNA_SOURCE_DIR, SSNA_BUILD_DIR, SSNA_DATA_DIR must be set "
+                                    "(run through ctest)");
+    if (!src || !build || !data) return check_done();
+    snprintf(kafka_sh_path, sizeof kafka_sh_path, "%s/ops/kafka.sh", src);
+    snprintf(work, sizeof work, "/tmp/ssna-kafka-test-XXXXXX");
+    CHECK(mkdtemp(work) != NULL);
+    int port = free_port(), cport = free_port();
+    while (cport == port) cport = free_port();
+    CHECK(port > 0 && cport > 0);
+    char value[32];
+    snprintf(value, sizeof value, "%d", port);
+    setenv("SSNA_KAFKA_PORT", value, 1);
+    snprintf(value, sizeof value, "%d", cport);
+    setenv("SSNA_KAFKA_CONTROLLER_PORT", value, 1);
+    setenv("SSNA_KAFKA_HEAP", "384m", 1);
+    snprintf(brokers, sizeof brokers, "127.0.0.1:%d", port);
+
+    CHECK(kafka_sh("status") == 1); // nothing there yet
+    int started = kafka_sh("start") == 0;
+    CHECK_MSG(started, "ops/kafka.sh start failed: is java 17+ on PATH and are the jars in "
+                       "ops/kafka/lib (ops/setup.sh)?");
+    broker_started = 1; // stop even after a half-failed start
+    if (started) {
+        CHECK(kafka_sh("status") == 0);
+        check_topics();
+
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd,
+                 "'%s/daemon/ssna' replay --data '%s/amazon-scientific' --brokers %s --limit %d "
+                 "--items just-in-time --seed 3 --quiet",
+                 build, data, brokers, REPLAYED);
+        CHECK(run(cmd) == 0);
+        Consumed *c = calloc(1, sizeof *c);
+        consume("broker-test-1", REPLAYED, c);
+        CHECK_MSG(c->events == REPLAYED && c->bad == 0, "%d events, %d bad", c->events, c->bad);
+        // just in time: exactly one Item per distinct item of the slice
+        CHECK_MSG(c->items == c->n_event_items, "%d items for %d distinct", c->items,
+                  c->n_event_items);
+        CHECK(c->n_users > 1);
+        int items_before = c->items;
+
+        // a restart on the same port keeps the data: formatted once, the log survives
+        CHECK(kafka_sh("stop") == 0);
+        CHECK(kafka_sh("status") == 1);
+        CHECK(kafka_sh("start") == 0);
+        consume("broker-test-2", REPLAYED, c);
+        CHECK_MSG(c->events == REPLAYED && c->items == items_before,
+                  "after restart: %d events, %d items", c->events, c->items);
+        free(c);
+    }
+    stop_broker();
+    CHECK(kafka_sh("status") == 1);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
+    run(cmd);
+    return check_done();
+}
