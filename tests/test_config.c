@@ -297,6 +297,36 @@ static void test_documentation(void) {
     free(docs);
 }
 
+/* The systemd unit runs ssnad as the docs say, as a dedicated user, restarted on failure. */
+static void test_service_unit(void) {
+    const char *src = getenv("SSNA_SOURCE_DIR");
+    if (!src) return; /* already reported by test_documentation */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ops/ssnad.service", src);
+    char *unit = read_all(path);
+    CHECK_MSG(unit != NULL, "cannot read %s", path);
+    if (!unit) return;
+    const char *required[] = {"\n[Service]\n",
+                              "\nType=simple\n",
+                              "\nExecStart=/usr/local/bin/ssnad --config /etc/ssna/ssnad.conf\n",
+                              "\nRestart=on-failure\n",
+                              "\nUser=ssna\n",
+                              "\nDynamicUser=yes\n",
+                              "\nStateDirectory=ssna\n",
+                              "\nNoNewPrivileges=yes\n",
+                              "\nProtectSystem=strict\n",
+                              "\nKillSignal=SIGTERM\n",
+                              "\n[Install]\nWantedBy=multi-user.target\n"};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+        CHECK_MSG(strstr(unit, required[i]) != NULL, "ssnad.service lacks '%s'", required[i]);
+    /* the default db.path must lie inside the StateDirectory systemd makes writable */
+    DaemonConfig cfg;
+    config_init(&cfg);
+    CHECK(!strncmp(cfg.db_path, "/var/lib/ssna/", 14));
+    config_free(&cfg);
+    free(unit);
+}
+
 int main(void) {
     test_defaults();
     test_file_syntax();
@@ -304,5 +334,6 @@ int main(void) {
     test_args();
     test_write_roundtrip();
     test_documentation();
+    test_service_unit();
     return check_done();
 }
