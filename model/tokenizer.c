@@ -188,7 +188,7 @@ static int bpe_word(const Tokenizer *t, Output *o, const uint32_t *cps, size_t n
     if (output_reserve_word(o, n) != 0) return -1;
     size_t bytes = output_word_utf8(o, cps, n);
     if (t->ignore_merges) {
-        int id = lookup_piece(t, o, 0, bytes, 0, t->word_suffix_len > 0);
+        int id = lookup_piece(t, o, 0, bytes, 0, 0); /* the bare word, as HF looks it up */
         if (id >= 0) {
             output_push(o, id);
             return 0;

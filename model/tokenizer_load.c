@@ -129,9 +129,12 @@ static int add_merge(Tokenizer *t, const char *a, size_t alen, const char *b, si
     if (alen + blen >= sizeof(joined))
         return tok_err(err, errlen, "%s: merge %d is too long", path, rank + 1);
     int ia = tok_vocab_find(&t->vocab, a, alen), ib = tok_vocab_find(&t->vocab, b, blen);
+    /* "##a" + "##l" is "##al": the right part's continuation prefix goes */
+    size_t plen = t->subword_prefix_len, skip = 0;
+    if (plen && blen >= plen && memcmp(b, t->subword_prefix, plen) == 0) skip = plen;
     memcpy(joined, a, alen);
-    memcpy(joined + alen, b, blen);
-    int im = tok_vocab_find(&t->vocab, joined, alen + blen);
+    memcpy(joined + alen, b + skip, blen - skip);
+    int im = tok_vocab_find(&t->vocab, joined, alen + blen - skip);
     if (ia < 0 || ib < 0 || im < 0)
         return tok_err(err, errlen,
                        "%s: merge %d (\"%.*s\" \"%.*s\") uses a token not in the vocabulary", path,

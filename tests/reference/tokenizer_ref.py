@@ -11,7 +11,9 @@ Writes OUT_DIR/tokenizer_ref.txt and the tokenizer folders it refers to:
     (the cased one with tokenizer_config.json do_lower_case=false);
   - OUT_DIR/bpe-roberta: a byte-level BPE trained here on the Scientific texts, saved as
     vocab.json + merges.txt (RoBERTa layout);
-  - OUT_DIR/bpe-json: the same BPE as a tokenizer.json with add_prefix_space and <s> ... </s>.
+  - OUT_DIR/bpe-json: the same BPE as a tokenizer.json with add_prefix_space and <s> ... </s>;
+  - OUT_DIR/bpe-chars-suffix, -prefix: character-level BPEs (Lowercase, WhitespaceSplit, [UNK])
+    with an end-of-word suffix and fused unknowns, or a continuing-subword prefix.
 Texts: every item text of Scientific.text and Games.item, hard cases, 3,000 seeded random texts
 over all assigned code points, and invalid UTF-8 (given
 to Hugging Face decoded with errors="replace", which is what the C side documents).
@@ -29,7 +31,8 @@ import sys
 import unicodedata
 
 try:
-    from tokenizers import AddedToken, ByteLevelBPETokenizer, Tokenizer, pre_tokenizers, processors
+    from tokenizers import (AddedToken, ByteLevelBPETokenizer, Tokenizer, models, normalizers,
+                            pre_tokenizers, processors, trainers)
     from tokenizers.implementations import BertWordPieceTokenizer
 except ImportError as e:
     sys.exit(f"FAIL: Hugging Face tokenizers is not importable ({e}); run ops/setup.sh to create .venv")
@@ -229,6 +232,25 @@ def main():
     bpe = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     w.section(folder, NO_TRUNCATION, "byte-level BPE tokenizer.json, add_prefix_space", bpe,
               hard + sci)
+
+    # 5. character-level BPE (no byte level): unknown characters, subword prefix / word suffix
+    for variant, kwargs in (("suffix", {"end_of_word_suffix": "</w>", "fuse_unk": True}),
+                            ("prefix", {"continuing_subword_prefix": "##", "fuse_unk": False})):
+        folder = os.path.join(out, "bpe-chars-" + variant)
+        os.makedirs(folder, exist_ok=True)
+        tok = Tokenizer(models.BPE(unk_token="[UNK]", **kwargs))
+        tok.normalizer = normalizers.Lowercase()
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        trainer_args = {k: v for k, v in kwargs.items() if k != "fuse_unk"}
+        tok.train_from_iterator([t.decode("utf-8") for t in sci],
+                                trainers.BpeTrainer(vocab_size=2000, show_progress=False,
+                                                    special_tokens=["[UNK]", "[CLS]", "[SEP]"],
+                                                    **trainer_args))
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+        tok.save(os.path.join(folder, "tokenizer.json"))
+        tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+        w.section(folder, NO_TRUNCATION, f"character BPE tokenizer.json, {variant}", tok, hard + sci)
     w.f.close()
     print(f"wrote {out}/tokenizer_ref.txt")
 
