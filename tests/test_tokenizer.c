@@ -149,7 +149,7 @@ static void test_reference_file(void) {
         }
     }
     tokenizer_free(s.tok);
-    CHECK_MSG(sections == 11, "%d reference sections compared, expected 11", sections);
+    CHECK_MSG(sections == 12, "%d reference sections compared, expected 12", sections);
     CHECK_MSG(total > 60000, "only %ld reference texts compared", total);
     free(line), free(ids), free(want);
     fclose(f);

@@ -5,6 +5,8 @@ usage: tokenizer_ref.py OUT_DIR
 
 Writes OUT_DIR/tokenizer_ref.txt and the tokenizer folders it refers to:
   - the real all-MiniLM-L6-v2 tokenizer.json ($SSNA_MODEL_DIR), untruncated and truncated;
+  - OUT_DIR/wordpiece-flags: that tokenizer.json with clean_text, handle_chinese_chars and
+    strip_accents off;
   - OUT_DIR/wordpiece-added: that tokenizer.json plus two added tokens (normalized + rstrip,
     raw + lstrip);
   - OUT_DIR/vocab-txt-uncased, OUT_DIR/vocab-txt-cased: its vocabulary written out as vocab.txt
@@ -191,6 +193,17 @@ def main():
                                          "a   <ent> b<ent>c", "<ENT> <ent", "x<ent>ÜberToken<ent>",
                                          "visit 東京TOWER, 東京 Tower"]]
     w.section(folder, NO_TRUNCATION, "tokenizer.json with added tokens", added, extra + hard)
+
+    # 1c. the normalizer's flags the other way round (lower-case without accent stripping)
+    folder = os.path.join(out, "wordpiece-flags")
+    os.makedirs(folder, exist_ok=True)
+    config = json.load(open(tok_json, encoding="utf-8"))
+    config["normalizer"] = {"type": "BertNormalizer", "clean_text": False,
+                            "handle_chinese_chars": False, "strip_accents": False,
+                            "lowercase": True}
+    json.dump(config, open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8"))
+    flags = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    w.section(folder, NO_TRUNCATION, "tokenizer.json, no clean/CJK/strip", flags, hard + sci)
 
     # 2. the same vocabulary as vocab.txt, lower-cased (default) and cased
     vocab = json.load(open(tok_json, encoding="utf-8"))["model"]["vocab"]
