@@ -2,13 +2,17 @@
  * Scientific items, stopped after 80 (--limit) and run again, finish without redoing the done
  * items, and the cache then equals a fresh one-shot run with other batch sizes; the stored states
  * are the encoder's own (top layer first, [CLS] pooled) rounded to F16; a changed text is
- * re-encoded alone; a different encoder identity is refused. Needs SSNA_BUILD_DIR (the ssna
+ * re-encoded alone; a run killed with SIGKILL mid-way and restarted encodes only the rest; a
+ * different encoder identity is refused. Needs SSNA_BUILD_DIR (the ssna
  * binary), SSNA_DATA_DIR and SSNA_MODEL_DIR. */
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -62,6 +66,45 @@ static int write_slice(const char *data, const char *path) {
     if (in) fclose(in);
     if (out) fclose(out);
     return n == N_ITEMS ? 0 : -1;
+}
+
+/* Start `ssna embed` on the slice into db, SIGKILL it once a few batches are committed, then
+ * run it again: it must finish only the rest. Returns the number committed before the kill. */
+static size_t kill_and_resume(const char *slice, const char *db) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        execl(ssna, "ssna", "embed", "--items", slice, "--db", db, "--batch", "16", (char *)NULL);
+        _exit(127);
+    }
+    size_t before = 0;
+    Store *watch = NULL;
+    StoreOptions ro = {.read_only = 1};
+    for (int tries = 0; tries < 6000 && before < 32; tries++) { /* up to 5 minutes */
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        if (!watch && store_open(&watch, db, &ro, err, sizeof err)) continue;
+        if (store_item_count(watch, NULL, &before, err, sizeof err)) before = 0;
+    }
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "the first run ended before it was killed (status %d)", status);
+    store_item_count(watch, NULL, &before, err, sizeof err);
+    store_close(watch);
+    printf("killed with %zu of %d items committed\n", before, N_ITEMS);
+    CHECK(before >= 32 && before < N_ITEMS && before % 16 == 0);
+    char args[1024], out[16384], want[64];
+    snprintf(args, sizeof args, "--items %s --db %s --batch 16", slice, db);
+    CHECK(run_embed(args, out, sizeof out) == 0);
+    snprintf(want, sizeof want, "encoded %zu, unchanged %zu,", N_ITEMS - before, before);
+    CHECK_MSG(strstr(out, want), "want '%s' in %s", want, out);
+    return before;
 }
 
 static void check_count(Store *s, size_t want) {
@@ -191,10 +234,11 @@ int main(void) {
     CHECK_MSG(access(ssna, X_OK) == 0, "%s is missing: build the ssna target first", ssna);
     snprintf(tmp, sizeof tmp, "/tmp/ssna_test_embed_XXXXXX");
     if (!mkdtemp(tmp)) return 1;
-    char slice[128], db_a[128], db_b[128], args[1024], out[16384];
+    char slice[128], db_a[128], db_b[128], db_k[128], args[1024], out[16384];
     snprintf(slice, sizeof slice, "%s/slice.text", tmp);
     snprintf(db_a, sizeof db_a, "%s/resumed", tmp);
     snprintf(db_b, sizeof db_b, "%s/oneshot", tmp);
+    snprintf(db_k, sizeof db_k, "%s/killed", tmp);
     CHECK_MSG(write_slice(data, slice) == 0, "cannot read %s/amazon-scientific/Scientific.text",
               data);
 
@@ -229,13 +273,19 @@ int main(void) {
     snprintf(args, sizeof args, "--items %s --db %s --layers 2", slice, db_a);
     CHECK(run_embed(args, out, sizeof out) == 1);
 
-    Store *a = NULL, *b = NULL;
+    /* killed with SIGKILL mid-run, then finished */
+    kill_and_resume(slice, db_k);
+
+    Store *a = NULL, *b = NULL, *k = NULL;
     CHECK(store_open(&a, db_a, NULL, err, sizeof err) == 0);
     CHECK(store_open(&b, db_b, NULL, err, sizeof err) == 0);
     if (a && b) {
         check_count(a, N_ITEMS);
         check_count(b, N_ITEMS);
         compare_stores(a, b);
+        CHECK(store_open(&k, db_k, NULL, err, sizeof err) == 0);
+        if (k) compare_stores(k, b);
+        store_close(k);
         check_catalogue_and_hashes(a);
         compare_with_encoder(b, model);
         store_close(a);
