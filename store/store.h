@@ -173,6 +173,14 @@ int store_get_user_seq(Store *s, StoreTxn *t, const char *user_id, uint32_t *ite
  * oldest item drops out past STORE_USER_SEQ_MAX, the counter grows by one. */
 int store_append_user_event(StoreTxn *t, const char *user_id, uint32_t item, char *err,
                             size_t errlen);
+/* Called once per user by store_foreach_user; a non-zero return stops the walk and is returned.
+ * The arguments are valid during the call only. items: [n] */
+typedef int (*StoreUserVisitor)(const char *user_id, const uint32_t *items, size_t n,
+                                uint64_t events, void *ctx);
+/* Visit every user in user-id byte order (e.g. to dump or compare state). STORE_OK, the
+ * visitor's non-zero return, or an error (STORE_ERR_CORRUPT naming a damaged record). */
+int store_foreach_user(Store *s, StoreTxn *t, StoreUserVisitor visit, void *ctx, char *err,
+                       size_t errlen);
 /* Number of users into *count. */
 int store_user_count(Store *s, StoreTxn *t, size_t *count, char *err, size_t errlen);
 

@@ -31,6 +31,25 @@ int store_put_user_seq(StoreTxn *t, const char *user_id, const uint32_t *items, 
     return store_txn_put(t, TABLE_USERS, user_id, klen, rec, USER_HEADER + 4 * n, err, errlen);
 }
 
+/* Check a user record and copy its sequence out. */
+static int decode_user(Store *s, const char *user_id, const MDB_val *v, uint32_t *items, size_t cap,
+                       size_t *n, uint64_t *events, char *err, size_t errlen) {
+    const unsigned char *p = v->mv_data;
+    uint32_t len = v->mv_size >= USER_HEADER ? get_u32(p + 4) : 0;
+    if (v->mv_size < USER_HEADER || memcmp(p, USER_MAGIC, 4) || len > STORE_USER_SEQ_MAX ||
+        v->mv_size != USER_HEADER + 4 * (size_t)len)
+        return store_fail(s, err, errlen, STORE_ERR_CORRUPT,
+                          "users['%s']: %zu-byte record is truncated or damaged", user_id,
+                          (size_t)v->mv_size);
+    if (len > cap)
+        return store_fail(s, err, errlen, STORE_ERR,
+                          "users['%s']: %u items do not fit a buffer of %zu", user_id, len, cap);
+    if (len) memcpy(items, p + USER_HEADER, 4 * (size_t)len);
+    *n = len;
+    if (events) *events = get_u64(p + 8);
+    return STORE_OK;
+}
+
 int store_get_user_seq(Store *s, StoreTxn *t, const char *user_id, uint32_t *items, size_t cap,
                        size_t *n, uint64_t *events, char *err, size_t errlen) {
     size_t klen = 0;
@@ -41,23 +60,40 @@ int store_get_user_seq(Store *s, StoreTxn *t, const char *user_id, uint32_t *ite
     if (rc) return rc;
     MDB_val v;
     rc = store_db_get(s, txn, TABLE_USERS, user_id, klen, &v, err, errlen);
-    if (!rc) {
-        const unsigned char *p = v.mv_data;
-        uint32_t len = v.mv_size >= USER_HEADER ? get_u32(p + 4) : 0;
-        if (v.mv_size < USER_HEADER || memcmp(p, USER_MAGIC, 4) || len > STORE_USER_SEQ_MAX ||
-            v.mv_size != USER_HEADER + 4 * (size_t)len) {
-            rc = store_fail(s, err, errlen, STORE_ERR_CORRUPT,
-                            "users['%s']: %zu-byte record is truncated or damaged", user_id,
-                            (size_t)v.mv_size);
-        } else if (len > cap) {
-            rc = store_fail(s, err, errlen, STORE_ERR,
-                            "users['%s']: %u items do not fit a buffer of %zu", user_id, len, cap);
-        } else {
-            if (len) memcpy(items, p + USER_HEADER, 4 * (size_t)len);
-            *n = len;
-            if (events) *events = get_u64(p + 8);
-        }
+    if (!rc) rc = decode_user(s, user_id, &v, items, cap, n, events, err, errlen);
+    store_read_end(s, t, txn);
+    return rc;
+}
+
+int store_foreach_user(Store *s, StoreTxn *t, StoreUserVisitor visit, void *ctx, char *err,
+                       size_t errlen) {
+    MDB_txn *txn;
+    int rc = store_read_begin(s, t, &txn, err, errlen);
+    if (rc) return rc;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, s->dbi[TABLE_USERS], &cur);
+    if (mrc) {
+        store_read_end(s, t, txn);
+        return store_fail(s, err, errlen, STORE_ERR, "cannot read table 'users': %s",
+                          mdb_strerror(mrc));
     }
+    MDB_val k, v;
+    char id[STORE_KEY_MAX + 1];
+    uint32_t seq[STORE_USER_SEQ_MAX];
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !mrc && !rc;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        size_t n = 0;
+        uint64_t events = 0;
+        size_t klen = k.mv_size > STORE_KEY_MAX ? STORE_KEY_MAX : k.mv_size;
+        memcpy(id, k.mv_data, klen);
+        id[klen] = 0;
+        rc = decode_user(s, id, &v, seq, STORE_USER_SEQ_MAX, &n, &events, err, errlen);
+        if (!rc) rc = visit(id, seq, n, events, ctx);
+    }
+    if (!rc && mrc != MDB_NOTFOUND)
+        rc = store_fail(s, err, errlen, STORE_ERR, "cannot read table 'users': %s",
+                        mdb_strerror(mrc));
+    mdb_cursor_close(cur);
     store_read_end(s, t, txn);
     return rc;
 }

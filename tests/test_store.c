@@ -157,6 +157,31 @@ static void test_f32_items(void) {
     remove_dir(dir);
 }
 
+typedef struct {
+    int calls;
+    char ids[4][16];
+    size_t lens[4];
+    uint64_t events[4];
+    uint32_t last[4];
+} UserWalk;
+
+static int visit_user(const char *id, const uint32_t *items, size_t n, uint64_t events, void *ctx) {
+    UserWalk *w = ctx;
+    if (w->calls < 4) {
+        snprintf(w->ids[w->calls], sizeof w->ids[0], "%s", id);
+        w->lens[w->calls] = n;
+        w->events[w->calls] = events;
+        w->last[w->calls] = n ? items[n - 1] : 0;
+    }
+    return ++w->calls == 99 ? 7 : 0;
+}
+
+static int stop_at_first(const char *id, const uint32_t *items, size_t n, uint64_t events,
+                         void *ctx) {
+    ++*(int *)ctx;
+    return 5;
+}
+
 static void test_catalogue_users(Store *s) {
     StoreTxn *t;
     uint32_t idx[3];
@@ -204,6 +229,13 @@ static void test_catalogue_users(Store *s) {
     CHECK(store_get_user_seq(s, NULL, "nobody", got, 50, &n, NULL, err, sizeof err) ==
           STORE_NOTFOUND);
     CHECK(store_user_count(s, NULL, &count, err, sizeof err) == 0 && count == 2);
+    UserWalk w = {0};
+    CHECK(store_foreach_user(s, NULL, visit_user, &w, err, sizeof err) == STORE_OK);
+    CHECK(w.calls == 2 && !strcmp(w.ids[0], "user1") && !strcmp(w.ids[1], "user2"));
+    CHECK(w.lens[0] == 50 && w.events[0] == 60 && w.last[0] == 59);
+    CHECK(w.lens[1] == 3 && w.events[1] == 7 && w.last[1] == 1);
+    int calls = 0;
+    CHECK(store_foreach_user(s, NULL, stop_at_first, &calls, err, sizeof err) == 5 && calls == 1);
 }
 
 /* Bulk load in dense-index order: rows of items without states stay zero and are flagged. */
@@ -445,6 +477,9 @@ static void test_corrupt_records(const char *dir) {
     size_t n;
     CHECK(store_get_user_seq(s, NULL, "user2", seq, 50, &n, NULL, err, sizeof err) ==
           STORE_ERR_CORRUPT);
+    UserWalk w = {0};
+    CHECK(store_foreach_user(s, NULL, visit_user, &w, err, sizeof err) == STORE_ERR_CORRUPT);
+    CHECK_MSG(strstr(err, "user2"), "%s", err);
     void *blob;
     size_t len;
     CHECK(store_get_checkpoint(s, NULL, "main", &blob, &len, err, sizeof err) == STORE_ERR_CORRUPT);
