@@ -1,0 +1,346 @@
+/* encoder.c - the forward pass of the frozen encoder (see encoder.h): packed length-sorted
+ * batches, per-sequence attention, worker threads. */
+#include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/encoder_internal.h"
+#include "model/kernels.h"
+
+/* One packed batch: sequences order[first .. first + count) of the length-sorted order. */
+typedef struct {
+    int first, count, n_tokens, max_len;
+} EncoderBatch;
+
+/* What every worker shares for one call. */
+typedef struct {
+    const Encoder *e;
+    const int *const *ids;
+    const int *n_ids;
+    const int *order; /* sequence indices sorted by length, longest first */
+    const EncoderBatch *batches;
+    int n_batches;
+    atomic_int next_batch;
+    int pool, first_layer, n_layers;
+    float *out; /* [n, n_layers, C] */
+} EncoderJob;
+
+/* Scratch of one worker, sized for the largest batch. */
+typedef struct {
+    float *x, *tmp, *q, *k, *v, *att_out; // [N, C]
+    float *ff;                            // [N, F]
+    float *att;                           // [NH, T, T]
+} EncoderWork;
+
+static void work_free(EncoderWork *w) {
+    free(w->x);
+    free(w->tmp);
+    free(w->q);
+    free(w->k);
+    free(w->v);
+    free(w->att_out);
+    free(w->ff);
+    free(w->att);
+}
+
+static int work_alloc(EncoderWork *w, const Encoder *e, int n_tokens, int max_len) {
+    size_t nc = (size_t)n_tokens * e->hidden;
+    memset(w, 0, sizeof *w);
+    w->x = malloc(nc * sizeof(float));
+    w->tmp = malloc(nc * sizeof(float));
+    w->q = malloc(nc * sizeof(float));
+    w->k = malloc(nc * sizeof(float));
+    w->v = malloc(nc * sizeof(float));
+    w->att_out = malloc(nc * sizeof(float));
+    w->ff = malloc((size_t)n_tokens * e->ffn * sizeof(float));
+    w->att = malloc((size_t)e->n_heads * max_len * max_len * sizeof(float));
+    if (!w->x || !w->tmp || !w->q || !w->k || !w->v || !w->att_out || !w->ff || !w->att) {
+        work_free(w);
+        return -1;
+    }
+    return 0;
+}
+
+/* Pool layer `layer` of every sequence of the batch into job->out when the caller asked for it.
+ * x: [N, C] packed states of the batch. */
+static void record_layer(EncoderJob *job, const EncoderBatch *b, const float *x, int layer) {
+    int j = job->first_layer - layer;
+    if (j < 0 || j >= job->n_layers) return;
+    int C = job->e->hidden;
+    size_t off = 0;
+    for (int s = 0; s < b->count; s++) {
+        int seq = job->order[b->first + s];
+        int L = job->n_ids[seq];
+        float *dst = job->out + ((size_t)seq * job->n_layers + j) * C;
+        const float *xs = x + off * C;
+        if (job->pool == ENCODER_POOL_MEAN) {
+            for (int c = 0; c < C; c++) dst[c] = 0.0f;
+            for (int t = 0; t < L; t++)
+                for (int c = 0; c < C; c++) dst[c] += xs[(size_t)t * C + c];
+            for (int c = 0; c < C; c++) dst[c] /= (float)L;
+        } else {
+            memcpy(dst, xs, (size_t)C * sizeof(float));
+        }
+        off += (size_t)L;
+    }
+}
+
+/* out = LN(a + b) over [N, C]; a is overwritten as scratch. */
+static void residual_layernorm(float *out, float *a, const float *b, const float *w,
+                               const float *bias, int N, int C, float eps) {
+    size_t n = (size_t)N * C;
+    for (size_t i = 0; i < n; i++) a[i] += b[i];
+    layernorm_forward(out, NULL, NULL, a, w, bias, N, C, eps);
+}
+
+/* Embeddings (word + position + token type 0, LayerNorm) of the batch into w->x: [N, C]. */
+static void embed_batch(const EncoderJob *job, const EncoderBatch *b, EncoderWork *w) {
+    const Encoder *e = job->e;
+    int C = e->hidden;
+    size_t t = 0;
+    for (int s = 0; s < b->count; s++) {
+        int seq = job->order[b->first + s];
+        for (int i = 0; i < job->n_ids[seq]; i++, t++) {
+            float *row = w->tmp + t * C;
+            const float *we = e->wte + (size_t)job->ids[seq][i] * C;
+            const float *pe = e->wpe + (size_t)(e->position_offset + i) * C;
+            for (int c = 0; c < C; c++) row[c] = we[c] + pe[c];
+            if (e->wtt0)
+                for (int c = 0; c < C; c++) row[c] += e->wtt0[c];
+        }
+    }
+    layernorm_forward(w->x, NULL, NULL, w->tmp, e->emb_ln_w, e->emb_ln_b, b->n_tokens, C, e->eps);
+}
+
+/* One post-LayerNorm block over the packed batch, in place on w->x: [N, C]. */
+static void block_forward(const Encoder *e, const EncoderBlock *blk, const EncoderJob *job,
+                          const EncoderBatch *b, EncoderWork *w) {
+    int N = b->n_tokens, C = e->hidden, F = e->ffn;
+    linear_forward(w->q, w->x, blk->wq, blk->bq, N, C, C);
+    linear_forward(w->k, w->x, blk->wk, blk->bk, N, C, C);
+    linear_forward(w->v, w->x, blk->wv, blk->bv, N, C, C);
+    // each sequence attends only to itself: packing needs no padding mask
+    size_t off = 0;
+    for (int s = 0; s < b->count; s++) {
+        int L = job->n_ids[job->order[b->first + s]];
+        size_t o = off * C;
+        attention_forward(w->att_out + o, w->att, w->q + o, w->k + o, w->v + o, NULL, 0, 1, L, C,
+                          e->n_heads);
+        off += (size_t)L;
+    }
+    linear_forward(w->tmp, w->att_out, blk->wo, blk->bo, N, C, C);
+    residual_layernorm(w->x, w->tmp, w->x, blk->ln1_w, blk->ln1_b, N, C, e->eps);
+    linear_forward(w->ff, w->x, blk->w1, blk->b1, N, C, F);
+    gelu_forward(w->ff, w->ff, (size_t)N * F);
+    linear_forward(w->tmp, w->ff, blk->w2, blk->b2, N, F, C);
+    residual_layernorm(w->x, w->tmp, w->x, blk->ln2_w, blk->ln2_b, N, C, e->eps);
+}
+
+static void run_batch(EncoderJob *job, const EncoderBatch *b, EncoderWork *w) {
+    embed_batch(job, b, w);
+    record_layer(job, b, w->x, 0);
+    // layers above first_layer are never returned, so they are not computed
+    for (int l = 0; l < job->first_layer; l++) {
+        block_forward(job->e, &job->e->blocks[l], job, b, w);
+        record_layer(job, b, w->x, l + 1);
+    }
+}
+
+typedef struct {
+    EncoderJob *job;
+    EncoderWork work;
+} EncoderWorker;
+
+static void *worker_main(void *arg) {
+    EncoderWorker *wk = arg;
+    EncoderJob *job = wk->job;
+    for (;;) {
+        int i = atomic_fetch_add(&job->next_batch, 1);
+        if (i >= job->n_batches) break;
+        run_batch(job, &job->batches[i], &wk->work);
+    }
+    return NULL;
+}
+
+static int cmp_len_desc(const void *a, const void *b, void *lens) {
+    const int *n = lens;
+    int x = *(const int *)a, y = *(const int *)b;
+    if (n[x] != n[y]) return n[y] - n[x];
+    return x - y;
+}
+
+/* Length-sorted order and greedy packing into batches of at most batch_tokens tokens. */
+static int plan_batches(EncoderJob *job, int *order, EncoderBatch *batches, int n, int batch_tokens,
+                        int *max_tokens) {
+    for (int i = 0; i < n; i++) order[i] = i;
+    qsort_r(order, (size_t)n, sizeof *order, cmp_len_desc, (void *)job->n_ids);
+    int nb = 0;
+    *max_tokens = 0;
+    for (int i = 0; i < n;) {
+        EncoderBatch *b = &batches[nb++];
+        b->first = i;
+        b->count = 0;
+        b->n_tokens = 0;
+        b->max_len = job->n_ids[order[i]];
+        while (i < n && (b->count == 0 || b->n_tokens + job->n_ids[order[i]] <= batch_tokens)) {
+            b->n_tokens += job->n_ids[order[i]];
+            b->count++;
+            i++;
+        }
+        if (b->n_tokens > *max_tokens) *max_tokens = b->n_tokens;
+    }
+    return nb;
+}
+
+int encoder_forward_ids(Encoder *e, const int *const *ids, const int *n_ids, int n, int pool,
+                        int first_layer, int n_layers, float *out, char *err, size_t errlen) {
+    if (pool != ENCODER_POOL_CLS && pool != ENCODER_POOL_MEAN) {
+        snprintf(err, errlen, "encoder: unknown pooling %d", pool);
+        return -1;
+    }
+    if (first_layer < 0 || first_layer > e->n_layers || n_layers < 1 ||
+        first_layer - n_layers + 1 < 0) {
+        snprintf(err, errlen,
+                 "encoder: layers %d down to %d requested, but the model has layers 0..%d",
+                 first_layer, first_layer - n_layers + 1, e->n_layers);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (n_ids[i] < 1 || n_ids[i] > e->max_len) {
+            snprintf(err, errlen, "encoder: sequence %d has %d tokens (allowed 1..%d)", i, n_ids[i],
+                     e->max_len);
+            return -1;
+        }
+        for (int t = 0; t < n_ids[i]; t++)
+            if (ids[i][t] < 0 || ids[i][t] >= e->vocab) {
+                snprintf(err, errlen, "encoder: sequence %d, token %d: id %d outside [0, %d)", i, t,
+                         ids[i][t], e->vocab);
+                return -1;
+            }
+    }
+    if (n <= 0) return 0;
+    EncoderJob job = {.e = e,
+                      .ids = ids,
+                      .n_ids = n_ids,
+                      .pool = pool,
+                      .first_layer = first_layer,
+                      .n_layers = n_layers,
+                      .out = out};
+    int *order = malloc((size_t)n * sizeof *order);
+    EncoderBatch *batches = malloc((size_t)n * sizeof *batches);
+    int n_workers = e->n_threads;
+    EncoderWorker *workers = calloc((size_t)n_workers, sizeof *workers);
+    int rc = -1, n_ready = 0, max_tokens = 0;
+    if (!order || !batches || !workers) goto oom;
+    job.order = order;
+    job.batches = batches;
+    job.n_batches = plan_batches(&job, order, batches, n, e->batch_tokens, &max_tokens);
+    atomic_init(&job.next_batch, 0);
+    if (n_workers > job.n_batches) n_workers = job.n_batches;
+    for (; n_ready < n_workers; n_ready++) {
+        workers[n_ready].job = &job;
+        if (work_alloc(&workers[n_ready].work, e, max_tokens, batches[0].max_len)) goto oom;
+    }
+    if (n_workers == 1) {
+        worker_main(&workers[0]);
+    } else {
+        // several callers into OpenBLAS at once: each must run its GEMMs on its own thread
+        int blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        pthread_t tids[n_workers];
+        int started = 0;
+        for (; started < n_workers; started++)
+            if (pthread_create(&tids[started], NULL, worker_main, &workers[started])) break;
+        if (started == 0) worker_main(&workers[0]); // no thread could start: do it all here
+        for (int i = 0; i < started; i++) pthread_join(tids[i], NULL);
+        openblas_set_num_threads(blas_threads);
+    }
+    rc = 0;
+oom:
+    if (rc) snprintf(err, errlen, "encoder: out of memory for %d sequences", n);
+    for (int i = 0; i < n_ready; i++) work_free(&workers[i].work);
+    free(workers);
+    free(batches);
+    free(order);
+    return rc;
+}
+
+int encoder_embed(Encoder *e, const char *const *texts, const size_t *lens, int n, int pool,
+                  int first_layer, int n_layers, float *out, char *err, size_t errlen) {
+    if (!e->tok) {
+        snprintf(err, errlen,
+                 "encoder: the checkpoint has no tokenizer (tokenizer.json, "
+                 "vocab.txt or vocab.json + merges.txt)");
+        return -1;
+    }
+    if (n <= 0) return 0;
+    int *flat = malloc((size_t)n * e->max_len * sizeof *flat);
+    int *n_ids = malloc((size_t)n * sizeof *n_ids);
+    const int **ids = malloc((size_t)n * sizeof *ids);
+    int rc = -1;
+    if (!flat || !n_ids || !ids) {
+        snprintf(err, errlen, "encoder: out of memory for %d texts", n);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        int *dst = flat + (size_t)i * e->max_len;
+        size_t len = lens ? lens[i] : strlen(texts[i]);
+        char terr[256];
+        if (tokenizer_encode(e->tok, texts[i], len, e->max_len, dst, &n_ids[i], NULL, terr,
+                             sizeof terr)) {
+            snprintf(err, errlen, "encoder: text %d: %s", i, terr);
+            goto done;
+        }
+        ids[i] = dst;
+    }
+    rc = encoder_forward_ids(e, ids, n_ids, n, pool, first_layer, n_layers, out, err, errlen);
+done:
+    free(ids);
+    free(n_ids);
+    free(flat);
+    return rc;
+}
+
+int encoder_num_layers(const Encoder *e) {
+    return e->n_layers;
+}
+
+int encoder_hidden(const Encoder *e) {
+    return e->hidden;
+}
+
+int encoder_max_len(const Encoder *e) {
+    return e->max_len;
+}
+
+void encoder_set_max_len(Encoder *e, int max_len) {
+    int cap = e->n_positions - e->position_offset;
+    if (max_len <= 0) max_len = e->tok ? tokenizer_max_len(e->tok) : cap;
+    e->max_len = max_len < cap ? max_len : cap;
+}
+
+void encoder_set_threads(Encoder *e, int n_threads) {
+    e->n_threads = n_threads < 1 ? 1 : n_threads;
+}
+
+void encoder_set_batch_tokens(Encoder *e, int batch_tokens) {
+    e->batch_tokens = batch_tokens < 1 ? 1 : batch_tokens;
+}
+
+const Tokenizer *encoder_tokenizer(const Encoder *e) {
+    return e->tok;
+}
+
+const char *encoder_identity(const Encoder *e) {
+    return e->identity;
+}
+
+double encoder_flops(const Encoder *e, int n_tokens) {
+    double C = e->hidden, F = e->ffn, T = n_tokens;
+    // per block: Q, K, V, O projections, two FFN matrices, and QK^T plus PV
+    double per_block = 2.0 * T * (4.0 * C * C + 2.0 * C * F) + 4.0 * T * T * C;
+    return per_block * e->n_layers;
+}

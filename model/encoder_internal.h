@@ -1,0 +1,39 @@
+/* encoder_internal.h - the Encoder struct shared by encoder_load.c (checkpoint reading) and
+ * encoder.c (the forward pass). Not part of the public interface. */
+#ifndef SSNA_MODEL_ENCODER_INTERNAL_H
+#define SSNA_MODEL_ENCODER_INTERNAL_H
+
+#include "model/encoder.h"
+
+typedef enum { ENCODER_BERT, ENCODER_DISTILBERT, ENCODER_ROBERTA } EncoderFamily;
+
+/* One post-LayerNorm transformer block; linear weights PyTorch-style [out, in]. */
+typedef struct {
+    float *wq, *bq, *wk, *bk, *wv, *bv; // [C, C], [C]
+    float *wo, *bo;                     // [C, C], [C]
+    float *ln1_w, *ln1_b;               // [C] after attention + residual
+    float *w1, *b1;                     // [F, C], [F]
+    float *w2, *b2;                     // [C, F], [C]
+    float *ln2_w, *ln2_b;               // [C] after feed-forward + residual
+} EncoderBlock;
+
+struct Encoder {
+    EncoderFamily family;
+    char architecture[64];
+    int n_layers, hidden, n_heads, ffn, vocab, n_positions, n_types;
+    int position_offset; /* position id of the first token: 0, or pad_token_id + 1 (RoBERTa) */
+    float eps;
+    float *wte;                 /* [V, C] word embeddings */
+    float *wpe;                 /* [P, C] position embeddings */
+    float *wtt0;                /* [C] token-type-0 embedding, or NULL (DistilBERT) */
+    float *emb_ln_w, *emb_ln_b; /* [C] */
+    EncoderBlock *blocks;       /* [n_layers] */
+    float **allocs;             /* every weight buffer, for encoder_free */
+    int n_allocs;
+    Tokenizer *tok;
+    int max_len, default_max_len;
+    int n_threads, batch_tokens;
+    char *identity;
+};
+
+#endif

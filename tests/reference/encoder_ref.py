@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Independent reference for model/encoder: a hand-written PyTorch forward pass of BERT,
+DistilBERT and RoBERTa over safetensors files parsed here (JSON header + numpy.frombuffer), and a
+writer of seeded random-weight checkpoints in the Hugging Face layout.
+
+It shares no code with the C encoder: the C tests write token ids to a file, run this script, and
+compare its per-layer states with their own.
+
+  encoder_ref.py forward --model DIR --ids IDS --out OUT
+      IDS: int32 LE: n, then per sequence: length, ids.
+      OUT: float32 LE [n, n_layers + 1, 2, hidden]: layer 0 (embeddings) .. n, pool 0 = first
+      token, 1 = mean over the sequence's tokens.
+  encoder_ref.py checkpoints --out DIR --ids IDS [--tokenizer FILE]
+      Writes DIR/<family>-<dtype>/{config.json, model.safetensors[, tokenizer.json]} for families
+      bert, distilbert, roberta and dtypes F32, F16, BF16, and the states of IDS under each as
+      DIR/<family>-<dtype>/ref.bin (same layout as forward's OUT).
+"""
+import argparse
+import json
+import os
+import shutil
+import struct
+import sys
+
+try:
+    import numpy as np
+    import torch
+except ImportError as exc:  # a missing dependency fails the test, never skips it
+    sys.exit(f"encoder_ref.py: needs python3-torch and numpy: {exc}")
+
+torch.set_grad_enabled(False)
+# elementwise ops on both cores; GEMMs follow OPENBLAS_NUM_THREADS (set by the test environment)
+torch.set_num_threads(max(2, torch.get_num_threads()))
+
+# ---- safetensors ---------------------------------------------------------------------------
+
+def read_safetensors(path):
+    """name -> float32 numpy array (F32/F16/BF16 converted; integer tensors skipped)."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (hlen,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + hlen])
+    data = blob[8 + hlen :]
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = t["data_offsets"]
+        raw = data[b:e]
+        if t["dtype"] == "F32":
+            a = np.frombuffer(raw, dtype="<f4")
+        elif t["dtype"] == "F16":
+            a = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+        elif t["dtype"] == "BF16":
+            a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            continue
+        out[name] = a.reshape(t["shape"]).copy()
+    return out
+
+
+def to_bf16_bits(a):
+    """float32 -> bfloat16 bits, round to nearest even."""
+    u = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    return u.astype(np.uint16)
+
+
+def write_safetensors(path, tensors, dtype):
+    """tensors: name -> numpy array (float arrays stored as dtype, int64 as I64)."""
+    header, chunks, off = {}, [], 0
+    for name in sorted(tensors):
+        a = tensors[name]
+        if a.dtype == np.int64:
+            raw, dt = a.astype("<i8").tobytes(), "I64"
+        elif dtype == "F32":
+            raw, dt = a.astype("<f4").tobytes(), "F32"
+        elif dtype == "F16":
+            raw, dt = a.astype("<f2").tobytes(), "F16"
+        else:
+            raw, dt = to_bf16_bits(a).astype("<u2").tobytes(), "BF16"
+        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
+        chunks.append(raw)
+        off += len(raw)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)  # as the reference writer does: data starts 8-byte aligned
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
+
+# ---- the three families, by hand -----------------------------------------------------------
+
+def family_of(cfg):
+    mt = cfg.get("model_type", "")
+    if mt in ("bert", "distilbert", "roberta"):
+        return mt
+    raise SystemExit(f"encoder_ref.py: unsupported model_type {mt!r}")
+
+
+def layer_names(family, l):
+    if family == "distilbert":
+        p = f"transformer.layer.{l}."
+        return dict(q=p + "attention.q_lin", k=p + "attention.k_lin", v=p + "attention.v_lin",
+                    o=p + "attention.out_lin", ln1=p + "sa_layer_norm", f1=p + "ffn.lin1",
+                    f2=p + "ffn.lin2", ln2=p + "output_layer_norm")
+    p = f"encoder.layer.{l}."
+    return dict(q=p + "attention.self.query", k=p + "attention.self.key",
+                v=p + "attention.self.value", o=p + "attention.output.dense",
+                ln1=p + "attention.output.LayerNorm", f1=p + "intermediate.dense",
+                f2=p + "output.dense", ln2=p + "output.LayerNorm")
+
+
+class Reference:
+    def __init__(self, model_dir, dtype=torch.float32):
+        with open(os.path.join(model_dir, "config.json")) as f:
+            self.cfg = json.load(f)
+        self.family = family_of(self.cfg)
+        raw = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+        prefix = {"bert": "bert.", "distilbert": "distilbert.", "roberta": "roberta."}[self.family]
+        self.w = {}
+        for k, v in raw.items():
+            self.w[k[len(prefix):] if k.startswith(prefix) else k] = torch.from_numpy(v).to(dtype)
+        d = self.family == "distilbert"
+        self.C = self.cfg["dim" if d else "hidden_size"]
+        self.L = self.cfg["n_layers" if d else "num_hidden_layers"]
+        self.NH = self.cfg["n_heads" if d else "num_attention_heads"]
+        self.eps = self.cfg.get("layer_norm_eps", 1e-12)
+        self.pad = self.cfg.get("pad_token_id", 1 if self.family == "roberta" else 0)
+
+    def ln(self, x, name):
+        return torch.nn.functional.layer_norm(x, (self.C,), self.w[name + ".weight"],
+                                              self.w[name + ".bias"], self.eps)
+
+    def lin(self, x, name):
+        return torch.nn.functional.linear(x, self.w[name + ".weight"], self.w[name + ".bias"])
+
+    def states(self, ids_batch):
+        """ids_batch: list of id lists -> [B, L + 1, 2, C] (first token, mean) per layer."""
+        B, T = len(ids_batch), max(len(s) for s in ids_batch)
+        ids = torch.full((B, T), self.pad, dtype=torch.long)
+        mask = torch.zeros(B, T)
+        for i, s in enumerate(ids_batch):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        mask = mask.to(self.w["embeddings.word_embeddings.weight"].dtype)
+        if self.family == "roberta":  # HF's create_position_ids_from_input_ids
+            m = (ids != self.pad).long()
+            pos = torch.cumsum(m, 1) * m + self.pad
+        else:
+            pos = torch.arange(T).expand(B, T)
+        x = self.w["embeddings.word_embeddings.weight"][ids]
+        x = x + self.w["embeddings.position_embeddings.weight"][pos]
+        if self.family != "distilbert":
+            x = x + self.w["embeddings.token_type_embeddings.weight"][0]
+        x = self.ln(x, "embeddings.LayerNorm")
+        hs = self.C // self.NH
+        key_bias = (1.0 - mask)[:, None, None, :] * torch.finfo(x.dtype).min
+        out = [x]
+        for l in range(self.L):
+            n = layer_names(self.family, l)
+            split = lambda t: t.view(B, T, self.NH, hs).transpose(1, 2)  # noqa: E731
+            q, k, v = split(self.lin(x, n["q"])), split(self.lin(x, n["k"])), split(self.lin(x, n["v"]))
+            att = torch.softmax(q @ k.transpose(-1, -2) / hs**0.5 + key_bias, dim=-1)
+            a = (att @ v).transpose(1, 2).reshape(B, T, self.C)
+            x = self.ln(x + self.lin(a, n["o"]), n["ln1"])
+            h = torch.nn.functional.gelu(self.lin(x, n["f1"]))
+            x = self.ln(x + self.lin(h, n["f2"]), n["ln2"])
+            out.append(x)
+        res = torch.empty(B, self.L + 1, 2, self.C, dtype=x.dtype)
+        lens = mask.sum(1, keepdim=True)
+        for l, h in enumerate(out):
+            res[:, l, 0] = h[:, 0]
+            res[:, l, 1] = (h * mask[:, :, None]).sum(1) / lens
+        return res
+
+    def run(self, seqs, batch_tokens=4096):
+        """All sequences, batched longest-first with padding; rows back in input order."""
+        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+        res = torch.empty(len(seqs), self.L + 1, 2, self.C, dtype=torch.float32)
+        i = 0
+        while i < len(order):
+            T = len(seqs[order[i]])
+            j = min(len(order), i + max(1, batch_tokens // T))
+            idx = order[i:j]
+            res[idx] = self.states([seqs[k] for k in idx]).float()
+            i = j
+        return res
+
+# ---- files ---------------------------------------------------------------------------------
+
+def read_ids(path):
+    a = np.fromfile(path, dtype="<i4")
+    n, pos, seqs = int(a[0]), 1, []
+    for _ in range(n):
+        ln = int(a[pos])
+        seqs.append(a[pos + 1 : pos + 1 + ln].tolist())
+        pos += 1 + ln
+    return seqs
+
+
+def write_states(path, res):
+    res.numpy().astype("<f4").tofile(path)
+
+# ---- generated checkpoints -----------------------------------------------------------------
+
+SHAPES = {  # odd sizes on purpose: nothing may assume multiples of 8
+    "bert": dict(hidden=40, layers=2, heads=4, ffn=72, vocab=30522, positions=80, prefix="bert."),
+    "distilbert": dict(hidden=64, layers=2, heads=4, ffn=128, vocab=30522, positions=80,
+                       prefix="distilbert."),
+    "roberta": dict(hidden=48, layers=3, heads=3, ffn=100, vocab=1000, positions=82, prefix=""),
+}
+
+
+def make_config(family, s):
+    if family == "distilbert":
+        return {"architectures": ["DistilBertModel"], "model_type": "distilbert", "dim": s["hidden"],
+                "n_layers": s["layers"], "n_heads": s["heads"], "hidden_dim": s["ffn"],
+                "vocab_size": s["vocab"], "max_position_embeddings": s["positions"],
+                "activation": "gelu", "pad_token_id": 0, "sinusoidal_pos_embds": False}
+    cfg = {"architectures": ["BertModel" if family == "bert" else "RobertaModel"],
+           "model_type": family, "hidden_size": s["hidden"], "num_hidden_layers": s["layers"],
+           "num_attention_heads": s["heads"], "intermediate_size": s["ffn"],
+           "vocab_size": s["vocab"], "max_position_embeddings": s["positions"],
+           "type_vocab_size": 2 if family == "bert" else 1, "hidden_act": "gelu",
+           "layer_norm_eps": 1e-12 if family == "bert" else 1e-5,
+           "position_embedding_type": "absolute"}
+    if family == "roberta":
+        cfg.update(pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    return cfg
+
+
+def make_weights(family, s, rng):
+    C, F = s["hidden"], s["ffn"]
+    # std 0.2 (not BERT's 0.02) so every layer moves the states visibly
+    g = lambda *shape: rng.normal(0, 0.2, shape).astype(np.float32)  # noqa: E731
+    w = {"embeddings.word_embeddings.weight": g(s["vocab"], C),
+         "embeddings.position_embeddings.weight": g(s["positions"], C),
+         "embeddings.LayerNorm.weight": 1 + g(C), "embeddings.LayerNorm.bias": g(C)}
+    if family != "distilbert":
+        w["embeddings.token_type_embeddings.weight"] = g(2 if family == "bert" else 1, C)
+        w["embeddings.position_ids"] = np.arange(s["positions"], dtype=np.int64)[None]
+    for l in range(s["layers"]):
+        n = layer_names(family, l)
+        for key, shape in (("q", (C, C)), ("k", (C, C)), ("v", (C, C)), ("o", (C, C)),
+                           ("f1", (F, C)), ("f2", (C, F))):
+            w[n[key] + ".weight"], w[n[key] + ".bias"] = g(*shape), g(shape[0])
+        for key in ("ln1", "ln2"):
+            w[n[key] + ".weight"], w[n[key] + ".bias"] = 1 + g(C), g(C)
+    out = {s["prefix"] + k: v for k, v in w.items()}
+    if family == "bert":  # a task head the encoder must ignore
+        out["pooler.dense.weight"] = g(C, C)
+    return out
+
+
+def checkpoints(out_dir, ids_path, tokenizer):
+    seqs = read_ids(ids_path)
+    for fi, family in enumerate(SHAPES):
+        s = SHAPES[family]
+        weights = make_weights(family, s, np.random.default_rng(1234 + fi))
+        # the C test draws ids valid for every family: below the smallest vocabulary, and never
+        # RoBERTa's pad id 1 (HF gives a pad token inside a sequence the pad position)
+        if any(t >= s["vocab"] or t == 1 for q in seqs for t in q):
+            raise SystemExit("encoder_ref.py: ids must lie in [0, 1000) and avoid 1")
+        for dtype in ("F32", "F16", "BF16"):
+            d = os.path.join(out_dir, f"{family}-{dtype}")
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(make_config(family, s), f, indent=2)
+            write_safetensors(os.path.join(d, "model.safetensors"), weights, dtype)
+            if tokenizer and family != "roberta":
+                shutil.copy(tokenizer, os.path.join(d, "tokenizer.json"))
+            # float64 reference on the stored (rounded) weights
+            ref = Reference(d, torch.float64).run(seqs)
+            write_states(os.path.join(d, "ref.bin"), ref)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("forward")
+    f.add_argument("--model", required=True)
+    f.add_argument("--ids", required=True)
+    f.add_argument("--out", required=True)
+    c = sub.add_parser("checkpoints")
+    c.add_argument("--out", required=True)
+    c.add_argument("--ids", required=True)
+    c.add_argument("--tokenizer")
+    a = ap.parse_args()
+    if a.cmd == "forward":
+        write_states(a.out, Reference(a.model).run(read_ids(a.ids)))
+    else:
+        checkpoints(a.out, a.ids, a.tokenizer)
+
+
+if __name__ == "__main__":
+    main()
