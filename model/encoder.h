@@ -35,6 +35,11 @@ enum { ENCODER_POOL_CLS = 0, ENCODER_POOL_MEAN = 1 };
 int encoder_load(Encoder **out, const char *model_dir, char *err, size_t errlen);
 /* Free e and everything it owns (NULL is fine). */
 void encoder_free(Encoder *e);
+/* The default checkpoint folder of the command-line tools: $SSNA_MODEL_DIR when set, else
+ * models/minilm-l6 in the current directory when it has a config.json, else models/minilm-l6 in
+ * the repository the running executable was built in (BUILD_DIR/<folder>/<program>), else
+ * "models/minilm-l6". Returns buf or a static string; buf: [len]. */
+const char *encoder_default_model_dir(char *buf, size_t len);
 
 /* Number of transformer blocks n (states exist for layers 0..n). */
 int encoder_num_layers(const Encoder *e);

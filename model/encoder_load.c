@@ -1,4 +1,5 @@
 /* encoder_load.c - reading a Hugging Face checkpoint folder into an Encoder (see encoder.h). */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,4 +298,26 @@ void encoder_free(Encoder *e) {
     tokenizer_free(e->tok);
     free(e->identity);
     free(e);
+}
+
+const char *encoder_default_model_dir(char *buf, size_t len) {
+    const char *env = getenv("SSNA_MODEL_DIR");
+    if (env && *env) return env;
+    if (!access("models/minilm-l6/config.json", R_OK)) return "models/minilm-l6";
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        // strip the program name, its folder and the build folder: the repository root remains
+        for (int up = 0; up < 3; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = 0;
+        }
+        char probe[PATH_MAX + 64];
+        snprintf(probe, sizeof probe, "%s/models/minilm-l6/config.json", exe);
+        int m = snprintf(buf, len, "%s/models/minilm-l6", exe);
+        if (m > 0 && (size_t)m < len && !access(probe, R_OK)) return buf;
+    }
+    return "models/minilm-l6";
 }

@@ -10,6 +10,9 @@ compare its per-layer states with their own.
       IDS: int32 LE: n, then per sequence: length, ids.
       OUT: float32 LE [n, n_layers + 1, 2, hidden]: layer 0 (embeddings) .. n, pool 0 = first
       token, 1 = mean over the sequence's tokens.
+  encoder_ref.py cli --ssna PATH --model DIR
+      Runs `ssna encode` as a user would and checks its JSON against this forward pass and
+      sentence-transformers' published vector; exits non-zero on any mismatch.
   encoder_ref.py checkpoints --out DIR --ids IDS [--tokenizer FILE]
       Writes DIR/<family>-<dtype>/{config.json, model.safetensors[, tokenizer.json]} for families
       bert, distilbert, roberta and dtypes F32, F16, BF16, and the states of IDS under each as
@@ -274,6 +277,57 @@ def checkpoints(out_dir, ids_path, tokenizer):
             write_states(os.path.join(d, "ref.bin"), ref)
 
 
+PUBLISHED = [0.06765693, 0.06349593, 0.04871314, 0.07930495, 0.03744806, 0.00265273]
+
+
+def check_cli(ssna, model):
+    import subprocess
+
+    def run(*args):
+        return subprocess.run([ssna, "encode", *args], capture_output=True, text=True)
+
+    failures = []
+
+    def expect(cond, what):
+        print(("ok   " if cond else "FAIL ") + what)
+        if not cond:
+            failures.append(what)
+
+    h = run("--help")
+    expect(h.returncode == 0 and "--pool cls|mean" in h.stdout and "--layers" in h.stdout,
+           "--help exits 0 and documents --pool and --layers")
+    expect(run("--pool", "max", "x").returncode == 2, "a bad --pool is a usage error (2)")
+    expect(run("--model", model).returncode == 2, "no text is a usage error (2)")
+    expect(run("--model", model + "/nonexistent", "x").returncode == 1, "a missing model fails (1)")
+    texts = ["This is an example sentence", 'Quotes "and" \\ back\tslash, caf\u00e9']
+    r = run("--model", model, "--pool", "mean", "--normalize", "--layers", "1", texts[0])
+    expect(r.returncode == 0, "mean + normalize runs: " + r.stderr.strip())
+    if r.returncode == 0:
+        out = json.loads(r.stdout)
+        t = out["texts"][0]
+        expect(t["ids"] == [101, 2023, 2003, 2019, 2742, 6251, 102], "token ids of the example")
+        expect(t["tokens"][1] == "this" and len(t["layers"]) == 1 and t["layers"][0]["layer"] == 6,
+               "tokens and the top layer only")
+        v = t["layers"][0]["vector"]
+        expect(max(abs(a - b) for a, b in zip(v, PUBLISHED)) < 2e-4,
+               "published all-MiniLM-L6-v2 vector within 2e-4")
+        expect(abs(sum(x * x for x in v) - 1) < 1e-5, "unit norm")
+    r = run("--model", model, *texts)
+    expect(r.returncode == 0, "default cls, all layers: " + r.stderr.strip())
+    if r.returncode == 0:
+        out = json.loads(r.stdout)
+        expect(out["pool"] == "cls" and out["encoder"]["weights_dtype"] == "F16", "header fields")
+        expect([t["text"] for t in out["texts"]] == texts, "texts round-trip through JSON escaping")
+        ref = Reference(model).run([t["ids"] for t in out["texts"]])
+        for i, t in enumerate(out["texts"]):
+            got = torch.tensor([l["vector"] for l in t["layers"]])  # top layer first
+            want = ref[i, :, 0].flip(0)
+            expect(len(t["layers"]) == 7 and (got - want).abs().max().item() < 1e-4,
+                   f"text {i}: every layer's first-token state matches torch within 1e-4")
+    if failures:
+        raise SystemExit(f"encoder_ref.py cli: {len(failures)} check(s) failed")
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -281,6 +335,9 @@ def main():
     f.add_argument("--model", required=True)
     f.add_argument("--ids", required=True)
     f.add_argument("--out", required=True)
+    k = sub.add_parser("cli")
+    k.add_argument("--ssna", required=True)
+    k.add_argument("--model", required=True)
     c = sub.add_parser("checkpoints")
     c.add_argument("--out", required=True)
     c.add_argument("--ids", required=True)
@@ -288,6 +345,8 @@ def main():
     a = ap.parse_args()
     if a.cmd == "forward":
         write_states(a.out, Reference(a.model).run(read_ids(a.ids)))
+    elif a.cmd == "cli":
+        check_cli(a.ssna, a.model)
     else:
         checkpoints(a.out, a.ids, a.tokenizer)
 

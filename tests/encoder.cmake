@@ -1,0 +1,7 @@
+# Encoder area: `ssna encode` checked end to end by the torch reference (tests/reference/
+# encoder_ref.py cli). The C tests test_encoder*.c register themselves; the Scientific reference
+# test gets the longest budget since it runs all 4,385 texts through C and torch.
+add_test(NAME encoder_cli
+         COMMAND ${SSNA_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/encoder_ref.py cli
+                 --ssna $<TARGET_FILE:ssna> --model ${SSNA_MODEL_DIR})
+set_tests_properties(encoder_cli PROPERTIES ENVIRONMENT "${SSNA_TEST_ENV}" TIMEOUT 300)
