@@ -98,29 +98,6 @@ static void usage(FILE *out) {
         "(what was committed stays; run again to finish).\n");
 }
 
-/* $SSNA_MODEL_DIR, else models/minilm-l6 under the current directory, else under the
- * repository the binary was built in (the binary is BUILD_DIR/daemon/ssna). */
-static const char *default_model_dir(char *buf, size_t n) {
-    const char *env = getenv("SSNA_MODEL_DIR");
-    if (env && *env) return env;
-    if (!access("models/minilm-l6/config.json", R_OK)) return "models/minilm-l6";
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len > 0) {
-        exe[len] = 0;
-        for (int up = 0; up < 3; up++) {
-            char *slash = strrchr(exe, '/');
-            if (!slash) break;
-            *slash = 0;
-        }
-        int m = snprintf(buf, n, "%.*s/models/minilm-l6", PATH_MAX / 2, exe);
-        char probe[PATH_MAX + 32];
-        snprintf(probe, sizeof probe, "%.*s/config.json", PATH_MAX, buf);
-        if (m > 0 && (size_t)m < n && !access(probe, R_OK)) return buf;
-    }
-    return "models/minilm-l6";
-}
-
 static int parse_long(const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
@@ -201,7 +178,7 @@ static int parse_args(int argc, char **argv, EmbedOptions *o, char *model_buf, s
         fprintf(stderr, "ssna embed: --items and --db are required; see --help\n");
         return 2;
     }
-    if (!o->model_dir) o->model_dir = default_model_dir(model_buf, model_len);
+    if (!o->model_dir) o->model_dir = encoder_default_model_dir(model_buf, model_len);
     return 0;
 }
 
