@@ -32,7 +32,7 @@ typedef struct {
 typedef struct {
     float *x, *tmp, *q, *k, *v, *att_out; // [N, C]
     float *ff;                            // [N, F]
-    float *att;                           // [NH, T, T]
+    float *att;                           // [T, T]
 } EncoderWork;
 
 static void work_free(EncoderWork *w) {
@@ -56,7 +56,7 @@ static int work_alloc(EncoderWork *w, const Encoder *e, int n_tokens, int max_le
     w->v = malloc(nc * sizeof(float));
     w->att_out = malloc(nc * sizeof(float));
     w->ff = malloc((size_t)n_tokens * e->ffn * sizeof(float));
-    w->att = malloc((size_t)e->n_heads * max_len * max_len * sizeof(float));
+    w->att = malloc((size_t)max_len * max_len * sizeof(float));
     if (!w->x || !w->tmp || !w->q || !w->k || !w->v || !w->att_out || !w->ff || !w->att) {
         work_free(w);
         return -1;
@@ -88,14 +88,6 @@ static void record_layer(EncoderJob *job, const EncoderBatch *b, const float *x,
     }
 }
 
-/* out = LN(a + b) over [N, C]; a is overwritten as scratch. */
-static void residual_layernorm(float *out, float *a, const float *b, const float *w,
-                               const float *bias, int N, int C, float eps) {
-    size_t n = (size_t)N * C;
-    for (size_t i = 0; i < n; i++) a[i] += b[i];
-    layernorm_forward(out, NULL, NULL, a, w, bias, N, C, eps);
-}
-
 /* Embeddings (word + position + token type 0, LayerNorm) of the batch into w->x: [N, C]. */
 static void embed_batch(const EncoderJob *job, const EncoderBatch *b, EncoderWork *w) {
     const Encoder *e = job->e;
@@ -104,7 +96,7 @@ static void embed_batch(const EncoderJob *job, const EncoderBatch *b, EncoderWor
     for (int s = 0; s < b->count; s++) {
         int seq = job->order[b->first + s];
         for (int i = 0; i < job->n_ids[seq]; i++, t++) {
-            float *row = w->tmp + t * C;
+            float *row = w->x + t * C;
             const float *we = e->wte + (size_t)job->ids[seq][i] * C;
             const float *pe = e->wpe + (size_t)(e->position_offset + i) * C;
             for (int c = 0; c < C; c++) row[c] = we[c] + pe[c];
@@ -112,7 +104,7 @@ static void embed_batch(const EncoderJob *job, const EncoderBatch *b, EncoderWor
                 for (int c = 0; c < C; c++) row[c] += e->wtt0[c];
         }
     }
-    layernorm_forward(w->x, NULL, NULL, w->tmp, e->emb_ln_w, e->emb_ln_b, b->n_tokens, C, e->eps);
+    encoder_add_layernorm(w->x, NULL, e->emb_ln_w, e->emb_ln_b, b->n_tokens, C, e->eps);
 }
 
 /* One post-LayerNorm block over the packed batch, in place on w->x: [N, C]. */
@@ -127,16 +119,15 @@ static void block_forward(const Encoder *e, const EncoderBlock *blk, const Encod
     for (int s = 0; s < b->count; s++) {
         int L = job->n_ids[job->order[b->first + s]];
         size_t o = off * C;
-        attention_forward(w->att_out + o, w->att, w->q + o, w->k + o, w->v + o, NULL, 0, 1, L, C,
-                          e->n_heads);
+        encoder_attention(w->att_out + o, w->att, w->q + o, w->k + o, w->v + o, L, C, e->n_heads);
         off += (size_t)L;
     }
     linear_forward(w->tmp, w->att_out, blk->wo, blk->bo, N, C, C);
-    residual_layernorm(w->x, w->tmp, w->x, blk->ln1_w, blk->ln1_b, N, C, e->eps);
+    encoder_add_layernorm(w->x, w->tmp, blk->ln1_w, blk->ln1_b, N, C, e->eps);
     linear_forward(w->ff, w->x, blk->w1, blk->b1, N, C, F);
-    gelu_forward(w->ff, w->ff, (size_t)N * F);
+    encoder_gelu(w->ff, (size_t)N * F);
     linear_forward(w->tmp, w->ff, blk->w2, blk->b2, N, F, C);
-    residual_layernorm(w->x, w->tmp, w->x, blk->ln2_w, blk->ln2_b, N, C, e->eps);
+    encoder_add_layernorm(w->x, w->tmp, blk->ln2_w, blk->ln2_b, N, C, e->eps);
 }
 
 static void run_batch(EncoderJob *job, const EncoderBatch *b, EncoderWork *w) {

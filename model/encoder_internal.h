@@ -36,4 +36,14 @@ struct Encoder {
     char *identity;
 };
 
+/* Inference kernels of encoder_kernels.c (vectorised; see there why not kernels.h). */
+// x: [n], in place: x = GELU(x), erf form
+void encoder_gelu(float *x, size_t n);
+// x: [N, C] in place: x = LayerNorm(x + r) * w + b; r: [N, C] or NULL; w, b: [C]
+void encoder_add_layernorm(float *x, const float *r, const float *w, const float *b, int N, int C,
+                           float eps);
+// out: [L, C]; q, k, v: [L, C] (NH heads of C / NH); att: [L, L] scratch. One unpadded sequence.
+void encoder_attention(float *out, float *att, const float *q, const float *k, const float *v,
+                       int L, int C, int NH);
+
 #endif
