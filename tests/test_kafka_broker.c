@@ -214,7 +214,9 @@ int main(void) {
         CHECK(kafka_sh("status") == 0);
         check_topics();
 
-        char cmd[4096];
+        char cmd[4096], ssna[1024];
+        snprintf(ssna, sizeof ssna, "%s/daemon/ssna", build);
+        CHECK_MSG(access(ssna, X_OK) == 0, "%s is not built", ssna);
         snprintf(cmd, sizeof cmd,
                  "'%s/daemon/ssna' replay --data '%s/amazon-scientific' --brokers %s --limit %d "
                  "--items just-in-time --seed 3 --quiet",

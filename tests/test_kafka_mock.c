@@ -75,7 +75,7 @@ static KafkaConsumer *open_member(const char *brokers, const char *group, const 
 static void produce_events(KafkaProducer *p) {
     char err[512] = "";
     for (int i = 0; i < N_EVENTS; i++) {
-        char user[16], item[16];
+        char user[32], item[32];
         snprintf(user, sizeof user, "user-%d", i % N_USERS);
         snprintf(item, sizeof item, "item-%d", i);
         Ssna__Interaction in = SSNA__INTERACTION__INIT;
