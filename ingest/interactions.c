@@ -603,8 +603,9 @@ int interactions_load_csv(Interactions *d, const char *path, const InteractionOp
         keep_from[u] = j - i > opt->max_len ? j - opt->max_len : i;
         i = j;
     }
+    int raw = (int)d->raw_interactions, kept = 0; /* < INT_MAX: events were counted in an int */
     Event *tmp = malloc((size_t)n * sizeof *tmp);
-    int *first_seen = malloc((size_t)d->raw_interactions * sizeof(int)), kept = 0;
+    int *first_seen = malloc((size_t)(raw > 0 ? raw : 1) * sizeof(int));
     if (!tmp || !first_seen) {
         free(tmp), free(first_seen);
         goto oom;
@@ -612,10 +613,10 @@ int interactions_load_csv(Interactions *d, const char *path, const InteractionOp
     for (int i = 0; i < n; i++)
         if (i >= keep_from[ev[i].user]) tmp[kept++] = ev[i];
     /* items numbered in order of first appearance in the file among kept events */
-    for (long o = 0; o < d->raw_interactions; o++) first_seen[o] = -1;
+    for (int o = 0; o < raw; o++) first_seen[o] = -1;
     for (int i = 0; i < kept; i++) first_seen[tmp[i].order] = tmp[i].item;
     int n_items = 0;
-    for (long o = 0; o < d->raw_interactions; o++)
+    for (int o = 0; o < raw; o++)
         if (first_seen[o] >= 0 && imap[first_seen[o]] < 0) imap[first_seen[o]] = n_items++;
     free(first_seen);
     d->n_items = n_items;

@@ -99,20 +99,22 @@ done:
 
 /* ---- evaluation ----------------------------------------------------------------------------- */
 
-/* Raw and normalised vectors of every item: [n_items, d] each, malloc'd. */
+/* Raw and normalised vectors of every item: [n_items, d] each, malloc'd; one item-tower pass. */
 static int all_item_vectors(SsnaModel *m, const float *states, float **raw, float **norm, char *err,
                             size_t errlen) {
     size_t n = (size_t)m->cfg.n_items * m->cfg.d;
     *raw = malloc(n * sizeof(float));
     *norm = malloc(n * sizeof(float));
-    if (!*raw || !*norm) {
+    float *len = malloc((size_t)m->cfg.n_items * sizeof(float));
+    if (!*raw || !*norm || !len) {
+        free(len);
         snprintf(err, errlen, "ssna eval: out of memory for %d item vectors", m->cfg.n_items);
         return -1;
     }
-    if (ssna_item_vectors(m, states, NULL, m->cfg.n_items, 0, *raw, err, errlen) ||
-        ssna_item_vectors(m, states, NULL, m->cfg.n_items, 1, *norm, err, errlen))
-        return -1;
-    return 0;
+    int rc = ssna_item_vectors(m, states, NULL, m->cfg.n_items, 0, *raw, err, errlen);
+    if (!rc) l2norm_forward(*norm, len, *raw, m->cfg.n_items, m->cfg.d, 1e-12f);
+    free(len);
+    return rc;
 }
 
 int ssna_evaluate(SsnaModel *m, const float *states, const SsnaSequences *seq, SsnaSplit split,

@@ -74,11 +74,19 @@ static int ref_load(RefFile *rf, const char *path) {
         }
         size_t bytes = t.count * (t.dtype == 2 ? 1 : 4);
         if (pos + bytes > (size_t)len) return -1;
-        t.data = rf->bytes + pos;
+        void *copy = malloc(bytes ? bytes : 1); /* records are packed: copy for alignment */
+        if (!copy) return -1;
+        memcpy(copy, rf->bytes + pos, bytes);
+        t.data = copy;
         pos += bytes;
         if (rf->n == cap) {
             cap = cap ? 2 * cap : 64;
-            rf->t = realloc(rf->t, (size_t)cap * sizeof *rf->t);
+            RefTensor *grown = realloc(rf->t, (size_t)cap * sizeof *rf->t);
+            if (!grown) {
+                free(copy);
+                return -1;
+            }
+            rf->t = grown;
         }
         rf->t[rf->n++] = t;
     }
@@ -92,6 +100,7 @@ static const RefTensor *ref_get(const RefFile *rf, const char *name) {
 }
 
 static void ref_free(RefFile *rf) {
+    for (int i = 0; i < rf->n; i++) free((void *)rf->t[i].data);
     free(rf->bytes);
     free(rf->t);
 }

@@ -5,6 +5,9 @@ torch.nn.GRU for the integration, PADDED [B, T] SASRec with an additive causal +
 mask, and [N, N] in-batch logits with same-target entries masked (C packs rows and scores
 against the distinct targets instead; both are the same loss).
 
+usage: /usr/bin/python3 ssna_ref.py OUTDIR          (reference files for the C test)
+       /usr/bin/python3 ssna_ref.py --bench DUMP [EPOCHS] [BATCH]   (ops/bench/train)
+
 For every variant it writes OUTDIR/<case>.bin with the config, the cached item states, a batch,
 the initial parameters, the noise of each step (dropout keep flags and gate N(0,1) draws, in the
 order ssna.h documents), the loss of each step, every parameter gradient of step 0, and the
@@ -25,7 +28,6 @@ except ImportError as e:  # a missing dependency fails the test, never skips it
     sys.exit("ssna_ref.py: python3-torch is required (Debian package python3-torch; run with "
              "/usr/bin/python3): %s" % e)
 
-torch.set_default_dtype(torch.float64)
 VARIANTS = ["gru", "mean", "weighted", "tmoe", "tmlp", "id"]
 STEPS = 3
 LR = 1e-3
@@ -273,9 +275,72 @@ def run_case(outdir, case, variant, layers, seed):
     print("%s: losses of %d Adam steps: %s" % (case, STEPS, " ".join("%.6f" % x for x in losses)))
 
 
+class FreshNoise:
+    """Training noise drawn on the fly (benchmark: nothing recorded)."""
+
+    def mask(self, shape, p):
+        return (torch.rand(shape) >= p).to(torch.get_default_dtype())
+
+    def normal(self, shape):
+        return torch.randn(shape)
+
+
+def bench(dump, epochs, batch):
+    import resource
+    import time
+    import numpy as np
+    torch.set_default_dtype(torch.float32)
+    raw = open(dump, "rb").read()
+    n_users, n_items, layers, hidden = struct.unpack_from("<4i", raw, 0)
+    pos = 16
+    offsets = np.frombuffer(raw, np.int32, n_users + 1, pos).tolist()
+    pos += 4 * (n_users + 1)
+    items_all = np.frombuffer(raw, np.int32, offsets[-1], pos)
+    pos += 4 * offsets[-1]
+    states = torch.from_numpy(np.frombuffer(raw, np.float32, n_items * layers * hidden, pos)
+                              .reshape(n_items, layers, hidden).copy())
+    cfg = dict(variant="gru", n_items=n_items, hidden=hidden, L=layers, d=256, nE=8,
+               tmlp_layers=2, blocks=2, heads=2, inner=256, max_len=50, p_adapter=0.2,
+               p_hidden=0.5, eps=1e-12, tau=0.07)
+    P = {k: v.float() for k, v in make_params(cfg, torch.Generator().manual_seed(1)).items()}
+    for t in P.values():
+        t.requires_grad_(True)
+    opt = torch.optim.Adam(list(P.values()), lr=3e-4)
+    users = [u for u in range(n_users) if offsets[u + 1] - offsets[u] - 2 >= 2]
+    gen = torch.Generator().manual_seed(7)
+    for e in range(epochs):
+        t0 = time.time()
+        order = torch.randperm(len(users), generator=gen).tolist()
+        total, npos = 0.0, 0
+        for s0 in range(0, len(order), batch):
+            offs, items, targets = [0], [], []
+            for i in order[s0:s0 + batch]:
+                u = users[i]
+                seq = items_all[offsets[u]:offsets[u + 1]]
+                train = seq[:len(seq) - 2]
+                items.extend(train[:-1][-50:].tolist())
+                targets.extend(train[1:][-50:].tolist())
+                offs.append(len(items))
+            opt.zero_grad()
+            loss = model_loss(cfg, P, states, offs, torch.tensor(items), torch.tensor(targets),
+                              FreshNoise())
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(items)
+            npos += len(items)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print("torch epoch %d: %.2f s, mean loss %.4f, peak RSS %.0f MB" %
+              (e + 1, time.time() - t0, total / npos, rss), flush=True)
+
+
 def main():
+    if len(sys.argv) >= 3 and sys.argv[1] == "--bench":
+        bench(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1,
+              int(sys.argv[4]) if len(sys.argv) > 4 else 256)
+        return
     if len(sys.argv) != 2:
-        sys.exit("usage: ssna_ref.py OUTDIR")
+        sys.exit("usage: ssna_ref.py OUTDIR | --bench DUMP [EPOCHS] [BATCH]")
+    torch.set_default_dtype(torch.float64)
     os.makedirs(sys.argv[1], exist_ok=True)
     for i, (case, variant, layers) in enumerate(CASES):
         run_case(sys.argv[1], case, variant, layers, 1234 + i)
