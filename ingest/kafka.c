@@ -61,9 +61,34 @@ bad:
     return NULL;
 }
 
+/* The process-wide log route, captured by each handle when it opens, so a later change never
+ * races with librdkafka threads that are logging for an existing handle. */
+typedef struct {
+    KafkaLogHook hook;
+    void *ctx;
+} LogRoute;
+
+static LogRoute log_route;
+
+void kafka_set_log_hook(KafkaLogHook hook, void *ctx) {
+    log_route = (LogRoute){hook, ctx};
+}
+
+/* Both handle structs start with their LogRoute, so the callback finds it through the opaque. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *facility, const char *message) {
+    const LogRoute *route = rd_kafka_opaque(rk);
+    if (route && route->hook) route->hook(route->ctx, level, facility, message);
+}
+
+static void route_logs(rd_kafka_conf_t *conf, LogRoute *route) {
+    *route = log_route;
+    if (route->hook) rd_kafka_conf_set_log_cb(conf, log_cb);
+}
+
 /* --- consumer -------------------------------------------------------------------------------- */
 
 struct KafkaConsumer {
+    LogRoute log; // first: log_cb reads it through the opaque
     rd_kafka_t *rk;
     KafkaAssignHook on_assign;
     KafkaRevokeHook on_revoke;
@@ -176,6 +201,7 @@ int kafka_consumer_open(const KafkaConsumerOptions *opt, KafkaConsumer **out, ch
     }
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    route_logs(conf, &c->log);
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
     if (!c->rk) { // rd_kafka_new frees conf only on success
         rd_kafka_conf_destroy(conf);
@@ -298,6 +324,7 @@ void kafka_consumer_close(KafkaConsumer *c) {
 /* --- producer -------------------------------------------------------------------------------- */
 
 struct KafkaProducer {
+    LogRoute log; // first: log_cb reads it through the opaque
     rd_kafka_t *rk;
     KafkaProducerStats stats;
     uint64_t failed_at_flush; // stats.failed at the previous flush
@@ -344,6 +371,7 @@ int kafka_producer_open(const KafkaProducerOptions *opt, KafkaProducer **out, ch
     }
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, delivery_cb);
+    route_logs(conf, &p->log);
     rd_kafka_conf_set_error_cb(conf, producer_error_cb);
     char why[512];
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);

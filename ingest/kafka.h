@@ -47,6 +47,16 @@ typedef int (*KafkaAssignHook)(void *ctx, KafkaPartition *parts, size_t n);
  * (session timed out), so work on them must be dropped rather than committed. */
 typedef void (*KafkaRevokeHook)(void *ctx, const KafkaPartition *parts, size_t n, int lost);
 
+/* One librdkafka log line: level is syslog's (3 error, 4 warning, 6 info, 7 debug), facility
+ * librdkafka's short tag ("FAIL", "REQTMOUT"). Called from librdkafka's own threads, so the hook
+ * must be thread-safe (daemon/log.h is). */
+typedef void (*KafkaLogHook)(void *ctx, int level, const char *facility, const char *message);
+
+/* Route the librdkafka log lines of every consumer and producer opened from now on to hook
+ * (NULL: back to librdkafka's stderr lines). Process-wide, like the daemon's logger: call it at
+ * start-up, before opening handles. */
+void kafka_set_log_hook(KafkaLogHook hook, void *ctx);
+
 typedef struct {
     const char *brokers;  // bootstrap.servers; NULL if a kafka.bootstrap.servers setting has it
     const char *group_id; // group.id; NULL if a kafka.group.id setting has it

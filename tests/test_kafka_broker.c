@@ -154,7 +154,7 @@ static void consume(const char *group, int want, Consumed *c) {
     CHECK_MSG(kafka_consumer_open(&opt, &k, err, sizeof err) == 0, "%s", err);
     if (!k) return;
     memset(c, 0, sizeof *c);
-    double deadline = now_s() + 60;
+    double deadline = now_s() + 120;
     int idle = 0;
     while (now_s() < deadline && (c->events < want || idle < 10)) {
         KafkaMessage m;
