@@ -330,7 +330,7 @@ oom:
     return -1;
 }
 
-void ssna_backward(SsnaModel *m) {
+int ssna_backward(SsnaModel *m) {
     const SsnaConfig *c = &m->cfg;
     SsnaWork *w = m->work;
     int d = c->d, N = w->N, Ut = w->Ut, U = w->U;
@@ -338,10 +338,7 @@ void ssna_backward(SsnaModel *m) {
     float *dun = SSNA_FLOATS(w->dun, (size_t)N * d), *du = SSNA_FLOATS(w->du, (size_t)N * d);
     float *dvtn = SSNA_FLOATS(w->dvtn, (size_t)Ut * d), *dvt = SSNA_FLOATS(w->dvt, (size_t)Ut * d);
     float *dvin = SSNA_FLOATS(w->dvin, (size_t)N * d), *dv = SSNA_FLOATS(w->dv, (size_t)U * d);
-    if (!dlogits || !dun || !du || !dvtn || !dvt || !dvin || !dv) {
-        fprintf(stderr, "ssna: out of memory in backward\n");
-        abort();
-    }
+    if (!dlogits || !dun || !du || !dvtn || !dvt || !dvin || !dv) return -1;
     crossentropy_backward(dlogits, w->probs.p, w->tgt_col.p, N, Ut);
     for (size_t i = 0; i < (size_t)N * Ut; i++) dlogits[i] /= c->tau;
     memset(dun, 0, (size_t)N * d * sizeof(float));
@@ -352,17 +349,11 @@ void ssna_backward(SsnaModel *m) {
     l2norm_backward(du, dun, w->un.p, w->u_norm.p, N, d);
     l2norm_backward(dvt, dvtn, w->vtn.p, w->vt_norm.p, Ut, d);
     memset(dvin, 0, (size_t)N * d * sizeof(float));
-    if (ssna_user_backward(m, du, dvin)) {
-        fprintf(stderr, "ssna: out of memory in backward\n");
-        abort();
-    }
+    if (ssna_user_backward(m, du, dvin)) return -1;
     memset(dv, 0, (size_t)U * d * sizeof(float));
     scatter_add_rows(dv, dvin, w->in_local.p, N, d);
     scatter_add_rows(dv, dvt, w->tgt_local.p, Ut, d);
-    if (ssna_item_backward(m, dv)) {
-        fprintf(stderr, "ssna: out of memory in backward\n");
-        abort();
-    }
+    return ssna_item_backward(m, dv);
 }
 
 /* ---- inference ------------------------------------------------------------------------------ */

@@ -103,8 +103,9 @@ void ssna_free(SsnaModel *m);
  * Returns 0 with *loss set, or -1 with err (bad item id, sequence too long, ...). */
 int ssna_forward(SsnaModel *m, const SsnaBatch *batch, const float *states, float *loss, char *err,
                  size_t errlen);
-/* Backward of the last ssna_forward: accumulates into m->ps.grads (caller zeroes them). */
-void ssna_backward(SsnaModel *m);
+/* Backward of the last ssna_forward: accumulates into m->ps.grads (caller zeroes them).
+ * 0, or -1 when scratch memory could not be allocated (gradients are then incomplete). */
+int ssna_backward(SsnaModel *m);
 
 /* Inference item vectors v*: out [n, d] for ids[0..n) (ids NULL = 0..n-1), L2-normalised when
  * normalize is set (what scores use), raw otherwise (what the user tower reads). */

@@ -83,7 +83,10 @@ int ssna_train_epoch(SsnaModel *m, const float *states, const SsnaSequences *seq
         float loss;
         params_zero_grad(&m->ps);
         if (ssna_forward(m, &sb, states, &loss, err, errlen)) goto done;
-        ssna_backward(m);
+        if (ssna_backward(m)) {
+            snprintf(err, errlen, "ssna train: out of memory in backward (%d positions)", N);
+            goto done;
+        }
         adam_step(&m->ps, adam);
         loss_sum += (double)loss * N;
         positions += N;

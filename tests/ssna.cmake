@@ -7,3 +7,7 @@ add_test(NAME ssna_reference_fixture
 set_tests_properties(ssna_reference_fixture PROPERTIES FIXTURES_SETUP ssna_ref
                      ENVIRONMENT "${SSNA_TEST_ENV}" TIMEOUT 300)
 set_tests_properties(test_ssna_reference PROPERTIES FIXTURES_REQUIRED ssna_ref)
+
+# `ssna train / eval / recommend` end to end on the generic CSV reader (MovieLens), id variant.
+add_test(NAME ssna_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/ssna_cli.sh)
+set_tests_properties(ssna_cli PROPERTIES ENVIRONMENT "${SSNA_TEST_ENV}" TIMEOUT 600)

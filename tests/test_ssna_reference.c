@@ -246,7 +246,7 @@ static void run_case(const char *dir, const char *cs) {
         const RefTensor *lt = ref_get(&rf, name);
         CHECK(lt != NULL);
         if (lt) CHECK_CLOSE(loss, ((const float *)lt->data)[0], 0.0, 1e-4);
-        ssna_backward(&m);
+        CHECK(ssna_backward(&m) == 0);
         if (s == 0) compare_tensors(&m.ps, &rf, "grad.", 1, 1e-4, 1e-6, cs, cfg.d, cfg.layers);
         adam_step(&m.ps, &adam);
     }

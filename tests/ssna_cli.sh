@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# tests/ssna_cli.sh - `ssna train / eval / recommend` end to end on MovieLens ratings.csv (the
+# generic CSV path): the final JSON line, --resume continuing the same run, eval reproducing the
+# best epoch's test metrics, recommend printing k items, and the usage / input errors.
+# Runs the id variant (no encoder cache needed) for a couple of short epochs.
+set -uo pipefail
+ssna="${SSNA_BUILD_DIR:?run through ctest}/daemon/ssna"
+data="${SSNA_DATA_DIR:?run through ctest}/movielens-latest-small/ratings.csv"
+py="${SSNA_PYTHON:-/usr/bin/python3}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { # check DESCRIPTION COMMAND...
+    if "${@:2}"; then echo "ok: $1"; else echo "FAILED: $1"; fail=1; fi
+}
+[ -f "$data" ] || { echo "FAILED: $data missing"; exit 1; }
+[ -x "$ssna" ] || { echo "FAILED: $ssna not built"; exit 1; }
+json() { # json FILE EXPR: evaluate EXPR on the last line of FILE parsed as j
+    "$py" -c 'import json,sys; j=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(eval(sys.argv[2]))' "$1" "$2"
+}
+common=(--data "$data" --variant id --batch 128 --eval-batch 256 --out "$tmp/m.ckpt")
+
+"$ssna" train "${common[@]}" --epochs 2 > "$tmp/t1.json" 2> "$tmp/t1.err"
+check "train exits 0" test $? -eq 0
+check "two progress lines with loss, metrics, seconds, RSS" \
+    test "$(grep -cE '^epoch +[0-9]+  loss [0-9.]+  valid R@10 [0-9.]+ .* train [0-9.]+s .*peak RSS [0-9]+ MB' "$tmp/t1.err")" -eq 2
+check "final JSON: 610 users, 2 epochs, every metric" \
+    test "$(json "$tmp/t1.json" '(j["users"], j["epochs"], sorted(j["test"]), j["variant"])')" = \
+    "(610, 2, ['ndcg@10', 'ndcg@50', 'recall@10', 'recall@50'], 'id')"
+
+"$ssna" train "${common[@]}" --epochs 3 --resume > "$tmp/t2.json" 2> "$tmp/t2.err"
+check "resume exits 0" test $? -eq 0
+check "resume says where it continues" grep -q "resuming .* after epoch 2" "$tmp/t2.err"
+check "resume runs exactly one more epoch" test "$(grep -c '^epoch' "$tmp/t2.err")" -eq 1
+check "resumed JSON counts 3 epochs" test "$(json "$tmp/t2.json" 'j["epochs"]')" = 3
+
+"$ssna" eval --ckpt "$tmp/m.ckpt" --data "$data" > "$tmp/e.json"
+check "eval exits 0" test $? -eq 0
+check "eval of the best weights reproduces the best epoch's test metrics" test \
+    "$(json "$tmp/e.json" 'j["test"]')" = "$(json "$tmp/t2.json" 'j["test"]')"
+
+"$ssna" recommend --ckpt "$tmp/m.ckpt" --data "$data" --user 1 -k 5 > "$tmp/r.txt"
+check "recommend exits 0" test $? -eq 0
+check "recommend prints 5 ranked items" test "$(grep -cE '^ *[1-5]  ' "$tmp/r.txt")" -eq 5
+
+"$ssna" train --help > "$tmp/h.txt"
+check "train --help exits 0 and documents --patience" grep -q -- "--patience" "$tmp/h.txt"
+"$ssna" train --data "$data" 2> "$tmp/u.err"
+check "train without --out is a usage error (2)" test $? -eq 2
+"$ssna" train --data "$tmp/none.csv" --variant id --out "$tmp/x.ckpt" 2> "$tmp/n.err"
+check "missing data exits 1" test $? -eq 1
+check "the error names the file" grep -q "$tmp/none.csv" "$tmp/n.err"
+"$ssna" train --data "$data" --out "$tmp/x.ckpt" 2> "$tmp/d.err"
+check "gru without --db exits 1 and says why" grep -q -- "--db DIR is required" "$tmp/d.err"
+exit $fail
