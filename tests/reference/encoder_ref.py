@@ -13,6 +13,13 @@ compare its per-layer states with their own.
   encoder_ref.py cli --ssna PATH --model DIR
       Runs `ssna encode` as a user would and checks its JSON against this forward pass and
       sentence-transformers' published vector; exits non-zero on any mismatch.
+  encoder_ref.py bench --model DIR --ids IDS [--layers A] [--batch-tokens N] [--onnx DIR]
+      Times this torch forward pass (and ONNX Runtime on its exported graph when --onnx names a
+      scratch folder and onnxruntime imports) over IDS in longest-first padded batches; prints
+      "RESULT <engine> <seconds> <GFLOP>" lines for ops/bench/encoder.
+  encoder_ref.py bench-checkpoint --out DIR [--tokenizer FILE]
+      A DistilBERT-shaped checkpoint (6 layers, hidden 768, 12 heads, FFN 3072) with seeded
+      random F16 weights, for speed measurements only.
   encoder_ref.py checkpoints --out DIR --ids IDS [--tokenizer FILE]
       Writes DIR/<family>-<dtype>/{config.json, model.safetensors[, tokenizer.json]} for families
       bert, distilbert, roberta and dtypes F32, F16, BF16, and the states of IDS under each as
@@ -128,7 +135,7 @@ class Reference:
         self.L = self.cfg["n_layers" if d else "num_hidden_layers"]
         self.NH = self.cfg["n_heads" if d else "num_attention_heads"]
         self.eps = self.cfg.get("layer_norm_eps", 1e-12)
-        self.pad = self.cfg.get("pad_token_id", 1 if self.family == "roberta" else 0)
+        self.pad_id = self.cfg.get("pad_token_id", 1 if self.family == "roberta" else 0)
 
     def ln(self, x, name):
         return torch.nn.functional.layer_norm(x, (self.C,), self.w[name + ".weight"],
@@ -137,20 +144,15 @@ class Reference:
     def lin(self, x, name):
         return torch.nn.functional.linear(x, self.w[name + ".weight"], self.w[name + ".bias"])
 
-    def states(self, ids_batch):
-        """ids_batch: list of id lists -> [B, L + 1, 2, C] (first token, mean) per layer."""
-        B, T = len(ids_batch), max(len(s) for s in ids_batch)
-        ids = torch.full((B, T), self.pad, dtype=torch.long)
-        mask = torch.zeros(B, T)
-        for i, s in enumerate(ids_batch):
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
-        mask = mask.to(self.w["embeddings.word_embeddings.weight"].dtype)
+    def hidden(self, ids, mask):
+        """ids: [B, T] long, mask: [B, T] float (1 = token) -> the B x T x C output of every
+        layer, embeddings first. Tensor operations only, so torch.onnx can trace it."""
+        B, T = ids.shape
         if self.family == "roberta":  # HF's create_position_ids_from_input_ids
-            m = (ids != self.pad).long()
-            pos = torch.cumsum(m, 1) * m + self.pad
+            m = (ids != self.pad_id).long()
+            pos = torch.cumsum(m, 1) * m + self.pad_id
         else:
-            pos = torch.arange(T).expand(B, T)
+            pos = torch.arange(T).unsqueeze(0).expand(B, T)
         x = self.w["embeddings.word_embeddings.weight"][ids]
         x = x + self.w["embeddings.position_embeddings.weight"][pos]
         if self.family != "distilbert":
@@ -169,25 +171,53 @@ class Reference:
             h = torch.nn.functional.gelu(self.lin(x, n["f1"]))
             x = self.ln(x + self.lin(h, n["f2"]), n["ln2"])
             out.append(x)
-        res = torch.empty(B, self.L + 1, 2, self.C, dtype=x.dtype)
+        return out
+
+    def pad(self, ids_batch):
+        """Right-padded [B, T] ids and [B, T] mask of a list of id lists."""
+        B, T = len(ids_batch), max(len(s) for s in ids_batch)
+        ids = torch.full((B, T), self.pad_id, dtype=torch.long)
+        mask = torch.zeros(B, T, dtype=self.w["embeddings.word_embeddings.weight"].dtype)
+        for i, s in enumerate(ids_batch):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        return ids, mask
+
+    def states(self, ids_batch):
+        """ids_batch: list of id lists -> [B, L + 1, 2, C] (first token, mean) per layer."""
+        ids, mask = self.pad(ids_batch)
+        out = self.hidden(ids, mask)
+        res = torch.empty(len(ids_batch), self.L + 1, 2, self.C, dtype=out[0].dtype)
         lens = mask.sum(1, keepdim=True)
         for l, h in enumerate(out):
             res[:, l, 0] = h[:, 0]
             res[:, l, 1] = (h * mask[:, :, None]).sum(1) / lens
         return res
 
+    @staticmethod
+    def batches(seqs, batch_tokens):
+        """Longest-first batches of at most batch_tokens padded tokens, as index lists."""
+        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+        i, out = 0, []
+        while i < len(order):
+            j = min(len(order), i + max(1, batch_tokens // len(seqs[order[i]])))
+            out.append(order[i:j])
+            i = j
+        return out
+
     def run(self, seqs, batch_tokens=4096):
         """All sequences, batched longest-first with padding; rows back in input order."""
-        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
         res = torch.empty(len(seqs), self.L + 1, 2, self.C, dtype=torch.float32)
-        i = 0
-        while i < len(order):
-            T = len(seqs[order[i]])
-            j = min(len(order), i + max(1, batch_tokens // T))
-            idx = order[i:j]
+        for idx in self.batches(seqs, batch_tokens):
             res[idx] = self.states([seqs[k] for k in idx]).float()
-            i = j
         return res
+
+    def flops(self, n_tokens):
+        """Multiply-adds x 2 of one sequence, counted as encoder_flops() counts them."""
+        F = self.w[layer_names(self.family, 0)["f1"] + ".weight"].shape[0]
+        C, T = self.C, n_tokens
+        return self.L * (2.0 * T * (4 * C * C + 2 * C * F) + 4.0 * T * T * C)
+
 
 # ---- files ---------------------------------------------------------------------------------
 
@@ -328,6 +358,69 @@ def check_cli(ssna, model):
         raise SystemExit(f"encoder_ref.py cli: {len(failures)} check(s) failed")
 
 
+def bench(model, ids_path, layers, batch_tokens, onnx_dir):
+    import time
+
+    seqs = read_ids(ids_path)
+    ref = Reference(model)
+    gflop = sum(ref.flops(len(q)) for q in seqs) / 1e9
+    batches = [[seqs[k] for k in idx] for idx in Reference.batches(seqs, batch_tokens)]
+    padded = [ref.pad(b) for b in batches]
+
+    def torch_pass():
+        for ids, mask in padded:
+            out = ref.hidden(ids, mask)
+            torch.stack([h[:, 0] for h in out[::-1][:layers]], 1)
+
+    torch_pass()  # warm-up: first-touch of weights and allocator pools
+    t0 = time.perf_counter()
+    torch_pass()
+    print(f"RESULT torch {time.perf_counter() - t0:.4f} {gflop:.2f}", flush=True)
+    if not onnx_dir:
+        return
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print("RESULT onnxruntime unavailable (pip install onnxruntime)", flush=True)
+        return
+
+    class TopLayers(torch.nn.Module):
+        def forward(self, ids, mask):
+            out = ref.hidden(ids, mask)
+            return torch.stack([h[:, 0] for h in out[::-1][:layers]], 1)
+
+    path = os.path.join(onnx_dir, "encoder.onnx")
+    ids, mask = padded[0]
+    torch.onnx.export(TopLayers(), (ids, mask), path, input_names=["ids", "mask"],
+                      output_names=["states"], opset_version=14,
+                      dynamic_axes={"ids": {0: "B", 1: "T"}, "mask": {0: "B", 1: "T"}})
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "2"))
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    feeds = [{"ids": i.numpy(), "mask": m.numpy()} for i, m in padded]
+    got = sess.run(None, feeds[0])[0]
+    want = TopLayers()(*padded[0]).numpy()
+    print(f"onnxruntime agrees with torch within {abs(got - want).max():.2g}", flush=True)
+    for f in feeds:  # warm-up
+        sess.run(None, f)
+    t0 = time.perf_counter()
+    for f in feeds:
+        sess.run(None, f)
+    print(f"RESULT onnxruntime {time.perf_counter() - t0:.4f} {gflop:.2f}", flush=True)
+
+
+def bench_checkpoint(out_dir, tokenizer):
+    s = dict(hidden=768, layers=6, heads=12, ffn=3072, vocab=30522, positions=512, prefix="")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(make_config("distilbert", s), f, indent=2)
+    weights = make_weights("distilbert", s, np.random.default_rng(99))
+    write_safetensors(os.path.join(out_dir, "model.safetensors"), weights, "F16")
+    if tokenizer:
+        shutil.copy(tokenizer, os.path.join(out_dir, "tokenizer.json"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -338,6 +431,15 @@ def main():
     k = sub.add_parser("cli")
     k.add_argument("--ssna", required=True)
     k.add_argument("--model", required=True)
+    b = sub.add_parser("bench")
+    b.add_argument("--model", required=True)
+    b.add_argument("--ids", required=True)
+    b.add_argument("--layers", type=int, default=3)
+    b.add_argument("--batch-tokens", type=int, default=2048)
+    b.add_argument("--onnx")
+    g = sub.add_parser("bench-checkpoint")
+    g.add_argument("--out", required=True)
+    g.add_argument("--tokenizer")
     c = sub.add_parser("checkpoints")
     c.add_argument("--out", required=True)
     c.add_argument("--ids", required=True)
@@ -345,6 +447,10 @@ def main():
     a = ap.parse_args()
     if a.cmd == "forward":
         write_states(a.out, Reference(a.model).run(read_ids(a.ids)))
+    elif a.cmd == "bench":
+        bench(a.model, a.ids, a.layers, a.batch_tokens, a.onnx)
+    elif a.cmd == "bench-checkpoint":
+        bench_checkpoint(a.out, a.tokenizer)
     elif a.cmd == "cli":
         check_cli(a.ssna, a.model)
     else:
