@@ -1,20 +1,77 @@
-/* ssnad - the streaming online-learning recommender daemon. */
+/* ssnad - the streaming online-learning recommender daemon (daemon/ssnad.h, docs/ssnad.md). */
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/config.h"
+#include "daemon/ssnad.h"
+
 static void usage(FILE *out) {
-    fprintf(out, "usage: ssnad [--config FILE]\n\n"
-                 "Streaming SSNA recommender daemon: consumes Interaction and Item events from\n"
-                 "Kafka, learns online, publishes top-k Recommendations.\n\n"
-                 "The daemon loop is not built yet (see the open issues); this binary only\n"
-                 "answers --help.\n");
+    fprintf(out,
+            "usage: ssnad [--config FILE] [--set key=value]...\n"
+            "       ssnad --dump-state DB_DIR [--users FILE]\n\n"
+            "Streaming SSNA recommender daemon: consumes Item and Interaction messages from\n"
+            "Kafka (topics.items, topics.events) in consumer group group.id, embeds new item\n"
+            "texts with the frozen encoder (model.dir), keeps item states, user sequences, the\n"
+            "models (one per A/B variant) and the consumed offsets in LMDB (db.path), trains\n"
+            "online and publishes a fresh top-k Recommendations list, keyed by user id, to\n"
+            "topics.recommendations for every user whose sequence changed. Rejected input goes\n"
+            "to topics.dead_letter. HTTP on http.listen: /healthz, /metrics, /recommend?user=ID.\n"
+            "SIGTERM / SIGINT commit a final checkpoint and exit 0.\n\n"
+            "  --config FILE        key = value configuration (docs/daemon.md lists every key)\n"
+            "  --set key=value      override one key (repeatable; kafka.* goes to librdkafka)\n"
+            "  --dump-state DB_DIR  print the committed state of a store (counters, offsets,\n"
+            "                       item cache; with --users FILE also the stored sequence of\n"
+            "                       each user id listed one per line) and exit\n"
+            "  --help               this text\n\n"
+            "exit status: 0 clean stop, 1 startup or Kafka failure, 2 usage, 3 the state could\n"
+            "not be committed (e.g. disk full) or partitions were lost: restart to resume from\n"
+            "the last checkpoint.\n");
+}
+
+static int dump(int argc, char **argv) {
+    const char *db = NULL, *users = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dump-state") && i + 1 < argc)
+            db = argv[++i];
+        else if (!strcmp(argv[i], "--users") && i + 1 < argc)
+            users = argv[++i];
+        else {
+            fprintf(stderr, "ssnad: unexpected argument '%s' with --dump-state\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!db) {
+        usage(stderr);
+        return 2;
+    }
+    FILE *in = users ? fopen(users, "r") : NULL;
+    if (users && !in) {
+        fprintf(stderr, "ssnad: cannot open %s\n", users);
+        return 1;
+    }
+    char err[1024] = "";
+    int rc = ssnad_dump_state(db, in, stdout, err, sizeof err);
+    if (in) fclose(in);
+    if (rc) fprintf(stderr, "ssnad: dump of %s: %s\n", db, err);
+    return rc ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        usage(stdout);
-        return 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--dump-state")) return dump(argc, argv);
     }
-    usage(stderr);
-    return 2;
+    DaemonConfig cfg;
+    char err[1024] = "";
+    if (config_load_args(&cfg, argc, argv, err, sizeof err)) {
+        fprintf(stderr, "ssnad: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    }
+    int code = ssnad_run(&cfg);
+    config_free(&cfg);
+    return code;
 }

@@ -1,0 +1,262 @@
+/* ssnad.h - the ssnad daemon loop: state, ingest, embedding worker, trainer, publisher.
+ *
+ * Threads (docs/ssnad.md has the whole picture):
+ *   main     owns every mutation of stored state: polls Kafka, applies messages inside ONE
+ *            long-lived LMDB write transaction, publishes recommendations, commits checkpoints;
+ *   embed    runs the frozen encoder over queued item texts (bounded queue);
+ *   train    trains each variant's training copy round-robin and hands refreshed parameters +
+ *            item vectors to the main thread;
+ *   http     (daemon/http.c) answers /recommend under Ssnad.serve_mu.
+ * Modules: ssnad_state.c (store, models, item-state matrix, checkpoint, dump), ssnad_map.c
+ * (user table, duplicate window), ssnad_embed.c, ssnad_train.c, ssnad_ingest.c,
+ * ssnad_publish.c, ssnad_loop.c (the loop, metrics, hooks).
+ */
+#ifndef SSNA_DAEMON_SSNAD_H
+#define SSNA_DAEMON_SSNAD_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "daemon/abtest.h"
+#include "daemon/config.h"
+#include "daemon/http.h"
+#include "daemon/metrics.h"
+#include "ingest/kafka.h"
+#include "model/encoder.h"
+#include "model/ssna.h"
+#include "store/store.h"
+
+#define SSNAD_DEDUP_WINDOW 16384 // recent event ids remembered for duplicate detection
+#define SSNAD_MAX_PARTS    256   // assigned partitions tracked at once
+#define SSNAD_EXIT_RESTART 3     // state no longer matches the store: restart from checkpoint
+#define SSNAD_SEQ_MAX      STORE_USER_SEQ_MAX
+
+/* ---- user table (ssnad_map.c): everything the loop knows about a user seen in this run ---- */
+typedef struct {
+    char *id;
+    int variant;
+    int dirty;                   // sequence changed since the last published list
+    uint32_t seq[SSNAD_SEQ_MAX]; // latest sequence (dense item indexes, oldest first)
+    int seq_len;
+    int loaded;         // seq holds the stored sequence (read once from the store)
+    int32_t *last_list; // [top_k] dense indexes of the last published list (-1 padded)
+    int last_len;
+    // the event the next list answers
+    char src_topic[STORE_TOPIC_MAX + 1];
+    int32_t src_partition;
+    int64_t src_offset, src_event_ms;
+    double src_seen_s; // monotonic seconds when consumed (latency metric)
+} SsnadUser;
+
+typedef struct {
+    SsnadUser **slots;
+    size_t cap, count;
+} SsnadUserMap;
+
+typedef struct {
+    SsnadUser **v;
+    size_t n, cap;
+} SsnadUserList;
+
+/* Find a user, or NULL. */
+SsnadUser *ssnad_users_find(SsnadUserMap *m, const char *id);
+/* Find or create (zeroed, id copied); NULL when out of memory. */
+SsnadUser *ssnad_users_get(SsnadUserMap *m, const char *id);
+void ssnad_users_free(SsnadUserMap *m);
+/* Append u to a list; -1 when out of memory. */
+int ssnad_userlist_push(SsnadUserList *l, SsnadUser *u);
+
+/* Ring of the last SSNAD_DEDUP_WINDOW event-id hashes with a set over them. */
+typedef struct {
+    uint32_t next, count;                 // first: next, count and ring are the checkpoint blob
+    uint64_t ring[SSNAD_DEDUP_WINDOW];    // oldest at next once full
+    uint64_t set[SSNAD_DEDUP_WINDOW * 2]; // open addressing; 0 = empty (hash 0 is mapped to 1)
+} SsnadDedup;
+
+/* 1 when the hash was seen within the window, else remember it and return 0. */
+int ssnad_dedup_check(SsnadDedup *d, uint64_t h);
+/* Rebuild the set from a serialized ring (ssnad_dedup_blob's layout); -1 if malformed. */
+int ssnad_dedup_load(SsnadDedup *d, const void *blob, size_t len);
+/* The ring as a blob for the checkpoint (points into d). */
+const void *ssnad_dedup_blob(const SsnadDedup *d, size_t *len);
+
+/* ---- one A/B arm ---- */
+typedef struct {
+    ConfigVariant cv;
+    SsnaModel serve;   // main thread (and /recommend under serve_mu)
+    float *raw, *norm; // [vec_cap, d] serving item vectors
+    size_t n_vec, vec_cap;
+    float *states; // [item_cap, layers, hidden]; aliases Ssnad.states when layers == max
+    // trainer side
+    SsnaModel train;
+    pthread_mutex_t train_mu; // held by the trainer during a step; checkpoints take it
+    int64_t serve_steps;      // train steps behind the serving parameters
+    // refresh handed from the trainer to the main thread (under Ssnad.feed_mu)
+    float *pend_params, *pend_raw, *pend_norm;
+    size_t pend_n;
+    int64_t pend_steps;
+    int pend_ready;
+    MetricCounter *m_steps, *m_published;
+    MetricGauge *m_loss;
+} SsnadVariant;
+
+/* Embedding queue entry / result. */
+typedef struct {
+    char *id, *text;
+    size_t text_len;
+    uint64_t hash;
+    uint32_t index;
+    float *states; // result [layers, hidden]; NULL until encoded
+    char *error;   // encoder error for this text
+} SsnadEmbedJob;
+
+typedef struct {
+    uint32_t seq[SSNAD_SEQ_MAX];
+    int len;
+} SsnadSeq;
+
+typedef struct Ssnad {
+    const DaemonConfig *cfg;
+    Store *store;
+    StoreTxn *txn; // the open write transaction; committed at each checkpoint
+    Encoder *enc;
+    char *identity;
+    int hidden, layers, first_layer; // layers = max a over variants, top layer first
+
+    // item states: [item_cap, layers, hidden]; rows appended by the main thread only
+    float *states;
+    unsigned char *present; // [item_cap] 1 when the item's states are known
+    char **item_ids;        // [item_cap] external id of each dense index (under serve_mu)
+    size_t n_items, item_cap;
+
+    SsnadVariant var[CONFIG_VARIANTS_MAX];
+    int n_var;
+
+    pthread_mutex_t serve_mu; // serving models/vectors, user table, item matrix growth
+    SsnadUserMap users;
+    SsnadUserList dirty;    // users whose sequence changed since their last list (main thread)
+    SsnadUserList deferred; // dirty users waiting for queued item texts (cold start)
+    SsnadDedup dedup;
+    uint64_t events_applied; // stored counter "events_applied"
+
+    // partitions assigned and their next offsets (main thread)
+    KafkaPartition parts[SSNAD_MAX_PARTS];
+    char part_topics[SSNAD_MAX_PARTS][STORE_TOPIC_MAX + 1];
+    size_t n_parts;
+
+    KafkaConsumer *consumer;
+    KafkaProducer *producer;
+    AbTest *ab;
+    MetricsRegistry *reg;
+    HttpServer *http;
+
+    // embedding worker
+    pthread_t embed_thread;
+    pthread_mutex_t embed_mu;
+    pthread_cond_t embed_cv, embed_done_cv;
+    SsnadEmbedJob *embed_q; // ring [queue_max]
+    size_t embed_head, embed_len, embed_busy;
+    SsnadEmbedJob *embed_done;
+    size_t done_len, done_cap;
+    int embed_stop, embed_started;
+
+    // training feed
+    pthread_t train_thread;
+    pthread_mutex_t feed_mu;
+    pthread_cond_t feed_cv;
+    SsnadSeq *fresh; // ring [fresh_cap]
+    size_t fresh_head, fresh_len, fresh_cap;
+    SsnadSeq *reservoir; // [res_cap]
+    size_t res_len, res_cap;
+    uint64_t res_seen, feed_rng;
+    size_t train_n_items;      // item rows the trainer may use
+    uint64_t train_states_gen; // bumped when an existing row's states change
+    int train_stop, train_started;
+
+    // checkpointing
+    uint64_t since_checkpoint;
+    double last_checkpoint_s;
+    int fatal; // set when the loop must stop (lost partitions, failed commit)
+    int exit_code;
+
+    MetricCounter *m_events_applied, *m_events_dup, *m_events_rejected;
+    MetricCounter *m_items_new, *m_items_changed, *m_items_unchanged, *m_items_rejected;
+    MetricCounter *m_checkpoints;
+    MetricGauge *m_queue, *m_ckpt_age, *m_lag, *m_eps;
+    MetricHistogram *m_latency, *m_ckpt_seconds;
+    uint64_t eps_count;
+    double eps_since;
+} Ssnad;
+
+/* ---- ssnad_state.c ---- */
+double ssnad_now(void);      // monotonic seconds
+int64_t ssnad_wall_ms(void); // wall clock, ms since the epoch
+/* Open the store, the encoder, the models (from their checkpoints or fresh) and the item-state
+ * matrices; begin the long-lived transaction. 0 or -1 with err. */
+int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen);
+/* Abort the open transaction (if any) and free everything state_open made. */
+void ssnad_state_close(Ssnad *d);
+/* Append (or replace) an item's states at dense index idx: grows the matrices, marks it present,
+ * updates every variant's serving vector. Main thread. 0 or -1. */
+int ssnad_state_set_item(Ssnad *d, uint32_t idx, const char *id, const float *states, char *err,
+                         size_t errlen);
+/* Recompute variant v's serving vectors of rows [from, n_items) with its serving parameters. */
+int ssnad_state_refresh_rows(Ssnad *d, int v, size_t from, char *err, size_t errlen);
+/* Make the catalogue index idx (of item id) exist in memory (a placeholder row until its
+ * states arrive). */
+int ssnad_state_ensure_item(Ssnad *d, uint32_t idx, const char *id, char *err, size_t errlen);
+/* Commit the checkpoint: drain the embedding queue, write model blobs, counters, dedup window
+ * and the offsets of assigned partitions, commit (sync) and begin the next transaction.
+ * On failure the loop must stop (d->fatal). 0 or -1 with err. */
+int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen);
+/* Print the committed state for comparing two stores: counters, offsets, the item cache sorted
+ * by item id (text hash, states digest) and, for each user id read from users_in (one per line;
+ * may be NULL), the stored sequence as item ids. 0 or -1 with err. */
+int ssnad_dump_state(const char *db_path, FILE *users_in, FILE *out, char *err, size_t errlen);
+
+/* ---- ssnad_embed.c ---- */
+int ssnad_embed_start(Ssnad *d, char *err, size_t errlen);
+void ssnad_embed_stop(Ssnad *d);
+/* Queue a text (copies it); blocks while the queue is full (back-pressure). 0 or -1. */
+int ssnad_embed_submit(Ssnad *d, const char *id, const char *text, size_t len, uint64_t hash,
+                       uint32_t index, char *err, size_t errlen);
+/* Store finished items (in the open txn) and make them recommendable; wait for every queued
+ * text when drain is set. 0 or -1 with err. */
+int ssnad_embed_collect(Ssnad *d, int drain, char *err, size_t errlen);
+size_t ssnad_embed_depth(Ssnad *d);
+
+/* ---- ssnad_train.c ---- */
+int ssnad_train_start(Ssnad *d, char *err, size_t errlen);
+void ssnad_train_stop(Ssnad *d);
+/* Offer a user's changed sequence to the trainer (never blocks on training). */
+void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len);
+/* Tell the trainer how many item rows exist; changed: an existing row got new states. */
+void ssnad_train_set_items(Ssnad *d, size_t n_items, int changed);
+/* Swap in the trainer's refreshed parameters and item vectors (main thread). */
+void ssnad_train_take_refresh(Ssnad *d);
+
+/* ---- ssnad_ingest.c ---- */
+/* Apply one consumed message (item, event, or bad input -> dead letter). 0, or -1 when the
+ * loop cannot go on (err set). */
+int ssnad_ingest_message(Ssnad *d, const KafkaMessage *msg, char *err, size_t errlen);
+/* Kafka hooks (ctx = Ssnad). */
+int ssnad_on_assign(void *ctx, KafkaPartition *parts, size_t n);
+void ssnad_on_revoke(void *ctx, const KafkaPartition *parts, size_t n, int lost);
+
+/* ---- ssnad_publish.c ---- */
+/* Top-k of a sequence with the serving model of variant v, excluding the sequence's own items
+ * and items without states. Fills ids/scores (k entries max); returns the count or -1. */
+int ssnad_top_k(Ssnad *d, int v, const uint32_t *seq, int len, int k, int32_t *ids, float *scores,
+                char *err, size_t errlen);
+/* Publish fresh lists for dirty users, for up to budget_s seconds. 0 or -1. */
+int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen);
+/* /recommend callback (ctx = Ssnad). */
+int ssnad_http_recommend(void *ctx, const char *user, char **body, size_t *body_len);
+
+/* ---- ssnad_loop.c ---- */
+/* Run the daemon until SIGTERM/SIGINT or a fatal error; returns the process exit code. */
+int ssnad_run(const DaemonConfig *cfg);
+
+#endif

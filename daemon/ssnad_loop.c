@@ -1,0 +1,254 @@
+/* ssnad_loop.c - the main loop of ssnad: start everything, then poll, apply, publish and
+ * checkpoint until a stop signal; shut down with a final checkpoint. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "daemon/signals.h"
+#include "daemon/ssnad.h"
+
+#define POLL_BURST     512  // messages applied before the loop looks at anything else
+#define PUBLISH_BUDGET 0.02 // seconds of publishing per loop iteration
+#define GAUGE_PERIOD   0.5  // seconds between refreshes of lag / age / rate gauges
+#define MAX_SETTINGS   128
+
+static const char *const *labels_of(const char **buf, const char *name, const char *value) {
+    buf[0] = name, buf[1] = value, buf[2] = NULL;
+    return buf;
+}
+
+static int register_metrics(Ssnad *d, char *err, size_t errlen) {
+    MetricsRegistry *r = d->reg;
+    const char *l[3];
+    const char *h_ev = "Interaction messages by result", *h_it = "Item messages by result";
+    d->m_events_applied = metrics_counter(r, "ssnad_events_total", h_ev,
+                                          labels_of(l, "result", "applied"), err, errlen);
+    d->m_events_dup = metrics_counter(r, "ssnad_events_total", h_ev,
+                                      labels_of(l, "result", "duplicate"), err, errlen);
+    d->m_events_rejected = metrics_counter(r, "ssnad_events_total", h_ev,
+                                           labels_of(l, "result", "rejected"), err, errlen);
+    d->m_items_new =
+        metrics_counter(r, "ssnad_items_total", h_it, labels_of(l, "result", "new"), err, errlen);
+    d->m_items_changed = metrics_counter(r, "ssnad_items_total", h_it,
+                                         labels_of(l, "result", "changed"), err, errlen);
+    d->m_items_unchanged = metrics_counter(r, "ssnad_items_total", h_it,
+                                           labels_of(l, "result", "unchanged"), err, errlen);
+    d->m_items_rejected = metrics_counter(r, "ssnad_items_total", h_it,
+                                          labels_of(l, "result", "rejected"), err, errlen);
+    d->m_checkpoints =
+        metrics_counter(r, "ssnad_checkpoints_total", "checkpoints committed", NULL, err, errlen);
+    d->m_queue = metrics_gauge(r, "ssnad_embed_queue_depth", "item texts waiting for the encoder",
+                               NULL, err, errlen);
+    d->m_ckpt_age = metrics_gauge(r, "ssnad_checkpoint_age_seconds",
+                                  "time since the last committed checkpoint", NULL, err, errlen);
+    d->m_lag =
+        metrics_gauge(r, "ssnad_consumer_lag_messages",
+                      "messages not yet consumed over the assigned partitions", NULL, err, errlen);
+    d->m_eps =
+        metrics_gauge(r, "ssnad_events_per_second", "applied events per second", NULL, err, errlen);
+    d->m_latency =
+        metrics_histogram(r, "ssnad_event_to_recommendation_seconds",
+                          "from an event's consumption to its user's new list being produced", NULL,
+                          metrics_latency_buckets, metrics_latency_bucket_count, err, errlen);
+    d->m_ckpt_seconds =
+        metrics_histogram(r, "ssnad_checkpoint_duration_seconds", "time to commit one checkpoint",
+                          NULL, metrics_latency_buckets, metrics_latency_bucket_count, err, errlen);
+    for (int i = 0; i < d->n_var; i++) {
+        SsnadVariant *v = &d->var[i];
+        labels_of(l, "variant", v->cv.label);
+        v->m_steps =
+            metrics_counter(r, "ssnad_train_steps_total", "training steps taken", l, err, errlen);
+        v->m_loss =
+            metrics_gauge(r, "ssnad_train_loss", "loss of the last training step", l, err, errlen);
+        v->m_published = metrics_counter(r, "ssnad_recommendations_published_total",
+                                         "lists published", l, err, errlen);
+        if (!v->m_steps || !v->m_loss || !v->m_published) return -1;
+    }
+    return d->m_events_applied && d->m_events_dup && d->m_events_rejected && d->m_items_new &&
+                   d->m_items_changed && d->m_items_unchanged && d->m_items_rejected &&
+                   d->m_checkpoints && d->m_queue && d->m_ckpt_age && d->m_lag && d->m_eps &&
+                   d->m_latency && d->m_ckpt_seconds
+               ? 0
+               : -1;
+}
+
+static int health(void *ctx, char **body, size_t *body_len) {
+    Ssnad *d = ctx;
+    return d->fatal ? 503 : 200;
+}
+
+/* kafka.* pass-through as KafkaSetting ("kafka.<key>"); strings owned by keys[]. */
+static size_t kafka_settings(const DaemonConfig *cfg, KafkaSetting *out, char **keys) {
+    size_t n = 0;
+    for (size_t i = 0; i < config_kafka_count(cfg) && n < MAX_SETTINGS; i++) {
+        const char *k, *v;
+        config_kafka_entry(cfg, i, &k, &v);
+        size_t kl = strlen(k) + 7;
+        if (!(keys[n] = malloc(kl))) break;
+        snprintf(keys[n], kl, "kafka.%s", k);
+        out[n] = (KafkaSetting){keys[n], v};
+        n++;
+    }
+    return n;
+}
+
+static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_set, char *err,
+                 size_t errlen) {
+    if (!(d->reg = metrics_create())) return -1;
+    const char *names[CONFIG_VARIANTS_MAX];
+    double weights[CONFIG_VARIANTS_MAX];
+    for (int i = 0; i < cfg->n_variants; i++)
+        names[i] = cfg->variants[i].label, weights[i] = cfg->variants[i].weight;
+    if (abtest_create(names, weights, cfg->n_variants, (int)cfg->top_k, (uint64_t)cfg->ab_seed,
+                      d->reg, &d->ab, err, errlen))
+        return -1;
+    if (ssnad_state_open(d, cfg, err, errlen) || register_metrics(d, err, errlen)) return -1;
+    KafkaProducerOptions po = {cfg->brokers, set, n_set};
+    if (kafka_producer_open(&po, &d->producer, err, errlen)) return -1;
+    if (ssnad_embed_start(d, err, errlen) || ssnad_train_start(d, err, errlen)) return -1;
+    const char *topics[2] = {cfg->topic_items, cfg->topic_events};
+    // low fetch latency by default; a kafka.* setting of the user comes later and wins
+    KafkaSetting cset[MAX_SETTINGS + 1] = {{"kafka.fetch.wait.max.ms", "10"}};
+    memcpy(cset + 1, set, n_set * sizeof *set);
+    KafkaConsumerOptions co = {.brokers = cfg->brokers,
+                               .group_id = cfg->group_id,
+                               .topics = topics,
+                               .n_topics = 2,
+                               .settings = cset,
+                               .n_settings = n_set + 1,
+                               .on_assign = ssnad_on_assign,
+                               .on_revoke = ssnad_on_revoke,
+                               .hook_ctx = d};
+    if (kafka_consumer_open(&co, &d->consumer, err, errlen)) return -1;
+    if (strcmp(cfg->http_listen, "off")) {
+        HttpServerOptions ho = {.listen = cfg->http_listen,
+                                .timeout_ms = (int)cfg->http_timeout_ms,
+                                .metrics = d->reg,
+                                .recommend = ssnad_http_recommend,
+                                .recommend_ctx = d,
+                                .health = health,
+                                .health_ctx = d};
+        if (http_server_start(&ho, &d->http, err, errlen)) return -1;
+        log_info("http listening", LOG_STR("listen", cfg->http_listen),
+                 LOG_INT("port", http_server_port(d->http)));
+    }
+    return 0;
+}
+
+static void update_gauges(Ssnad *d, double now) {
+    metric_gauge_set(d->m_ckpt_age, now - d->last_checkpoint_s);
+    metric_gauge_set(d->m_queue, (double)ssnad_embed_depth(d));
+    int64_t lag = kafka_consumer_lag(d->consumer);
+    if (lag >= 0) metric_gauge_set(d->m_lag, (double)lag);
+    if (now - d->eps_since >= 10.0 || d->eps_since == 0) {
+        if (d->eps_since > 0)
+            metric_gauge_set(d->m_eps, (double)d->eps_count / (now - d->eps_since));
+        d->eps_count = 0, d->eps_since = now;
+    }
+}
+
+/* One turn: a burst of messages, then embeddings, refreshes, lists and maybe a checkpoint. */
+static int turn(Ssnad *d, char *err, size_t errlen) {
+    int timeout = d->dirty.n ? 0 : 50;
+    for (int i = 0; i < POLL_BURST && !d->fatal; i++) {
+        KafkaMessage msg = {0};
+        int rc = kafka_consumer_poll(d->consumer, i ? 0 : timeout, &msg, err, errlen);
+        if (rc == 0) break;
+        if (rc == KAFKA_POLL_ERROR) {
+            log_warn("kafka", LOG_STR("error", err)); // librdkafka keeps reconnecting
+            break;
+        }
+        if (rc == KAFKA_POLL_FATAL) {
+            d->fatal = 1, d->exit_code = 1;
+            return -1;
+        }
+        rc = d->txn ? ssnad_ingest_message(d, &msg, err, errlen) : -1;
+        kafka_message_release(&msg);
+        if (rc) {
+            d->fatal = 1, d->exit_code = SSNAD_EXIT_RESTART;
+            return -1;
+        }
+    }
+    if (d->fatal) return -1;
+    if (ssnad_embed_collect(d, 0, err, errlen)) {
+        d->fatal = 1, d->exit_code = SSNAD_EXIT_RESTART;
+        return -1;
+    }
+    ssnad_train_take_refresh(d);
+    if (ssnad_publish_dirty(d, PUBLISH_BUDGET, err, errlen))
+        log_error("publish failed", LOG_STR("error", err)); // lists are retried on the next event
+    double now = ssnad_now();
+    const DaemonConfig *cfg = d->cfg;
+    if ((long long)d->since_checkpoint >= cfg->checkpoint_every_events ||
+        (now - d->last_checkpoint_s >= cfg->checkpoint_every_seconds &&
+         (d->since_checkpoint || ssnad_embed_depth(d))))
+        return ssnad_checkpoint(d, "periodic", err, errlen);
+    return 0;
+}
+
+static void shutdown_all(Ssnad *d, KafkaSetting *set, char **keys, size_t n_set) {
+    char err[512];
+    if (d->consumer) { // the revoke hook commits a checkpoint with the offsets
+        kafka_consumer_close(d->consumer);
+        d->consumer = NULL;
+    }
+    if (!d->fatal && d->txn && d->since_checkpoint && ssnad_checkpoint(d, "stop", err, sizeof err))
+        log_error("final checkpoint failed", LOG_STR("error", err));
+    http_server_stop(d->http);
+    ssnad_train_stop(d);
+    ssnad_embed_stop(d);
+    kafka_producer_close(d->producer, 5000);
+    ssnad_state_close(d);
+    abtest_destroy(d->ab);
+    metrics_destroy(d->reg);
+    for (size_t i = 0; i < n_set; i++) free(keys[i]);
+    (void)set;
+}
+
+int ssnad_run(const DaemonConfig *cfg) {
+    char err[1024] = "";
+    log_configure(stderr, cfg->log_format, cfg->log_level);
+    openblas_set_num_threads(1); // the daemon runs its own threads: one BLAS thread per caller
+    if (signals_install(err, sizeof err)) {
+        log_error("startup failed", LOG_STR("error", err));
+        return 1;
+    }
+    Ssnad *d = calloc(1, sizeof *d);
+    KafkaSetting set[MAX_SETTINGS];
+    char *keys[MAX_SETTINGS];
+    if (!d) return 1;
+    size_t n_set = kafka_settings(cfg, set, keys);
+    d->cfg = cfg;
+    d->exit_code = 0;
+    if (start(d, cfg, set, n_set, err, sizeof err)) {
+        log_error("startup failed", LOG_STR("error", err[0] ? err : "out of memory"));
+        d->fatal = 1;
+        shutdown_all(d, set, keys, n_set);
+        free(d);
+        return 1;
+    }
+    log_info("ssnad running", LOG_STR("brokers", cfg->brokers), LOG_STR("group", cfg->group_id));
+    double last_gauges = 0;
+    while (!signals_stop_requested() && !d->fatal) {
+        if (turn(d, err, sizeof err)) {
+            log_error("loop stopped", LOG_STR("error", err));
+            break;
+        }
+        double now = ssnad_now();
+        if (now - last_gauges >= GAUGE_PERIOD) update_gauges(d, now), last_gauges = now;
+    }
+    if (!d->fatal) { // answer every applied event before leaving
+        double t0 = ssnad_now();
+        while (d->dirty.n && ssnad_now() - t0 < 5.0 &&
+               !ssnad_publish_dirty(d, 1.0, err, sizeof err))
+            ;
+        kafka_producer_flush(d->producer, 5000, err, sizeof err);
+    }
+    int code = d->fatal ? (d->exit_code ? d->exit_code : 1) : 0;
+    log_info("ssnad stopping", LOG_INT("exit_code", code),
+             LOG_INT("events_applied", d->events_applied));
+    shutdown_all(d, set, keys, n_set);
+    free(d);
+    return code;
+}

@@ -1,0 +1,136 @@
+/* ssnad_map.c - the in-memory user table and the duplicate-event window of ssnad. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/ssnad.h"
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ull; // FNV-1a
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static SsnadUser **probe(SsnadUser **slots, size_t cap, const char *id) {
+    size_t i = hash_str(id) & (cap - 1);
+    while (slots[i] && strcmp(slots[i]->id, id)) i = (i + 1) & (cap - 1);
+    return &slots[i];
+}
+
+SsnadUser *ssnad_users_find(SsnadUserMap *m, const char *id) {
+    if (!m->cap) return NULL;
+    return *probe(m->slots, m->cap, id);
+}
+
+static int grow(SsnadUserMap *m) {
+    size_t cap = m->cap ? m->cap * 2 : 1024;
+    SsnadUser **slots = calloc(cap, sizeof *slots);
+    if (!slots) return -1;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i]) *probe(slots, cap, m->slots[i]->id) = m->slots[i];
+    free(m->slots);
+    m->slots = slots, m->cap = cap;
+    return 0;
+}
+
+SsnadUser *ssnad_users_get(SsnadUserMap *m, const char *id) {
+    SsnadUser *u = ssnad_users_find(m, id);
+    if (u) return u;
+    if ((m->count + 1) * 2 > m->cap && grow(m)) return NULL; // load factor <= 1/2
+    u = calloc(1, sizeof *u);
+    if (!u || !(u->id = strdup(id))) {
+        free(u);
+        return NULL;
+    }
+    *probe(m->slots, m->cap, id) = u;
+    m->count++;
+    return u;
+}
+
+void ssnad_users_free(SsnadUserMap *m) {
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i]) free(m->slots[i]->id), free(m->slots[i]->last_list), free(m->slots[i]);
+    free(m->slots);
+    memset(m, 0, sizeof *m);
+}
+
+int ssnad_userlist_push(SsnadUserList *l, SsnadUser *u) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        SsnadUser **v = realloc(l->v, cap * sizeof *v);
+        if (!v) return -1;
+        l->v = v, l->cap = cap;
+    }
+    l->v[l->n++] = u;
+    return 0;
+}
+
+/* ---- duplicate window ---- */
+
+#define SET_CAP (SSNAD_DEDUP_WINDOW * 2)
+
+static size_t set_find(const SsnadDedup *d, uint64_t h) {
+    size_t i = h & (SET_CAP - 1);
+    while (d->set[i] && d->set[i] != h) i = (i + 1) & (SET_CAP - 1);
+    return i;
+}
+
+/* Backward-shift deletion keeps probe chains intact without tombstones. */
+static void set_remove(SsnadDedup *d, uint64_t h) {
+    size_t i = set_find(d, h);
+    if (!d->set[i]) return;
+    d->set[i] = 0;
+    for (size_t j = (i + 1) & (SET_CAP - 1); d->set[j]; j = (j + 1) & (SET_CAP - 1)) {
+        size_t home = d->set[j] & (SET_CAP - 1);
+        // move j back to i when its home is not cyclically within (i, j]
+        int in_between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_between) {
+            d->set[i] = d->set[j], d->set[j] = 0;
+            i = j;
+        }
+    }
+}
+
+static void remember(SsnadDedup *d, uint64_t h) {
+    if (d->count == SSNAD_DEDUP_WINDOW)
+        set_remove(d, d->ring[d->next]);
+    else
+        d->count++;
+    d->ring[d->next] = h;
+    d->next = (d->next + 1) % SSNAD_DEDUP_WINDOW;
+    d->set[set_find(d, h)] = h;
+}
+
+int ssnad_dedup_check(SsnadDedup *d, uint64_t h) {
+    if (!h) h = 1;
+    if (d->set[set_find(d, h)] == h) return 1;
+    remember(d, h);
+    return 0;
+}
+
+/* Blob: u32 next, u32 count, then the ring (SSNAD_DEDUP_WINDOW u64), host byte order (the
+ * store is local to one machine). */
+const void *ssnad_dedup_blob(const SsnadDedup *d, size_t *len) {
+    *len = sizeof d->ring + 2 * sizeof(uint32_t);
+    _Static_assert(offsetof(SsnadDedup, ring) == 2 * sizeof(uint32_t), "blob layout");
+    return &d->next;
+}
+
+int ssnad_dedup_load(SsnadDedup *d, const void *blob, size_t len) {
+    const unsigned char *p = blob;
+    uint32_t next, count;
+    if (len != sizeof d->ring + 2 * sizeof(uint32_t)) return -1;
+    memcpy(&next, p, 4), memcpy(&count, p + 4, 4);
+    if (next >= SSNAD_DEDUP_WINDOW || count > SSNAD_DEDUP_WINDOW) return -1;
+    memset(d, 0, sizeof *d);
+    const unsigned char *ring = p + 8;
+    // replay the ring oldest first so the set holds exactly the window
+    uint32_t start = count == SSNAD_DEDUP_WINDOW ? next : 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t h;
+        memcpy(&h, ring + 8 * (size_t)((start + i) % SSNAD_DEDUP_WINDOW), 8);
+        remember(d, h ? h : 1);
+    }
+    if (d->next != next) return -1;
+    return 0;
+}

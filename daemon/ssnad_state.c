@@ -1,0 +1,484 @@
+/* ssnad_state.c - what ssnad keeps: the store and its open transaction, one model per variant
+ * (training and serving copy, restored from the checkpoint), the item-state matrix and the
+ * serving item vectors, the checkpoint commit and the state dump. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/log.h"
+#include "daemon/ssnad.h"
+
+#define MODEL_BLOB_MAGIC "ssnad-model v1 "
+#define COUNTER_EVENTS   "events_applied"
+#define DEDUP_BLOB       "dedup"
+
+double ssnad_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int64_t ssnad_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void blob_name(const SsnadVariant *v, char *buf, size_t n) {
+    snprintf(buf, n, "model:%s", v->cv.label);
+}
+
+/* ---- item matrices ---- */
+
+static size_t row_floats(const Ssnad *d, int layers) {
+    return (size_t)layers * (size_t)d->hidden;
+}
+
+/* Grow every per-item array to hold at least need rows. Caller holds serve_mu: the trainer
+ * reads the state matrices under it too (see ssnad_train.c). */
+static int grow_items(Ssnad *d, size_t need, char *err, size_t errlen) {
+    if (need <= d->item_cap) return 0;
+    size_t cap = d->item_cap ? d->item_cap : 1024;
+    while (cap < need) cap *= 2;
+    float *states = realloc(d->states, cap * row_floats(d, d->layers) * sizeof(float));
+    if (states) d->states = states;
+    unsigned char *present = realloc(d->present, cap);
+    if (present) d->present = present;
+    char **ids = realloc(d->item_ids, cap * sizeof *ids);
+    if (ids) d->item_ids = ids;
+    if (!states || !present || !ids) goto oom;
+    memset(d->present + d->item_cap, 0, cap - d->item_cap);
+    memset(d->item_ids + d->item_cap, 0, (cap - d->item_cap) * sizeof *ids);
+    memset(d->states + d->item_cap * row_floats(d, d->layers), 0,
+           (cap - d->item_cap) * row_floats(d, d->layers) * sizeof(float));
+    for (int i = 0; i < d->n_var; i++) {
+        SsnadVariant *v = &d->var[i];
+        if (v->cv.layers == d->layers) {
+            v->states = d->states;
+        } else {
+            size_t rf = row_floats(d, v->cv.layers);
+            float *s = realloc(v->states, cap * rf * sizeof(float));
+            if (!s) goto oom;
+            memset(s + d->item_cap * rf, 0, (cap - d->item_cap) * rf * sizeof(float));
+            v->states = s;
+        }
+        size_t dd = (size_t)v->serve.cfg.d;
+        float *raw = realloc(v->raw, cap * dd * sizeof(float));
+        if (raw) v->raw = raw;
+        float *norm = realloc(v->norm, cap * dd * sizeof(float));
+        if (norm) v->norm = norm;
+        if (!raw || !norm) goto oom;
+        v->vec_cap = cap;
+    }
+    d->item_cap = cap;
+    return 0;
+oom:
+    snprintf(err, errlen, "ssnad: out of memory for %zu item rows", cap);
+    return -1;
+}
+
+/* Copy item idx's top a layers into a variant's own matrix (when it keeps fewer layers). */
+static void copy_variant_row(Ssnad *d, SsnadVariant *v, size_t idx) {
+    if (v->states == d->states) return;
+    memcpy(v->states + idx * row_floats(d, v->cv.layers),
+           d->states + idx * row_floats(d, d->layers), row_floats(d, v->cv.layers) * sizeof(float));
+}
+
+/* Serving vectors of rows [from, to) of variant v. Caller holds serve_mu. */
+static int serve_vectors(Ssnad *d, SsnadVariant *v, size_t from, size_t to, char *err,
+                         size_t errlen) {
+    if (to <= from) return 0;
+    int n = (int)(to - from);
+    int *ids = malloc((size_t)n * sizeof(int));
+    if (!ids) {
+        snprintf(err, errlen, "ssnad: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) ids[i] = (int)from + i;
+    v->serve.cfg.n_items = (int)d->n_items;
+    size_t dd = (size_t)v->serve.cfg.d;
+    int rc = ssna_item_vectors(&v->serve, v->states, ids, n, 0, v->raw + from * dd, err, errlen);
+    if (!rc)
+        rc = ssna_item_vectors(&v->serve, v->states, ids, n, 1, v->norm + from * dd, err, errlen);
+    free(ids);
+    return rc;
+}
+
+int ssnad_state_refresh_rows(Ssnad *d, int v, size_t from, char *err, size_t errlen) {
+    pthread_mutex_lock(&d->serve_mu);
+    int rc = serve_vectors(d, &d->var[v], from, d->n_items, err, errlen);
+    pthread_mutex_unlock(&d->serve_mu);
+    return rc;
+}
+
+/* Grow the in-memory catalogue to idx + 1 rows. A placeholder row (no states yet) has zero
+ * item vectors: it is never scored, and in a user's sequence it contributes only its position.
+ * Caller holds serve_mu. */
+static int ensure_locked(Ssnad *d, uint32_t idx, const char *id, char *err, size_t errlen) {
+    if (idx < d->n_items) return 0;
+    if (grow_items(d, (size_t)idx + 1, err, errlen)) return -1;
+    if (!(d->item_ids[idx] = strdup(id))) {
+        snprintf(err, errlen, "item %s: out of memory", id);
+        return -1;
+    }
+    size_t from = d->n_items;
+    d->n_items = (size_t)idx + 1;
+    for (int i = 0; i < d->n_var; i++) { // zero vectors: a placeholder adds only its position
+        size_t dd = (size_t)d->var[i].serve.cfg.d;
+        memset(d->var[i].raw + from * dd, 0, (d->n_items - from) * dd * sizeof(float));
+        memset(d->var[i].norm + from * dd, 0, (d->n_items - from) * dd * sizeof(float));
+        d->var[i].n_vec = d->n_items;
+    }
+    return 0;
+}
+
+int ssnad_state_ensure_item(Ssnad *d, uint32_t idx, const char *id, char *err, size_t errlen) {
+    if (idx < d->n_items) return 0;
+    pthread_mutex_lock(&d->serve_mu);
+    int rc = ensure_locked(d, idx, id, err, errlen);
+    pthread_mutex_unlock(&d->serve_mu);
+    ssnad_train_set_items(d, d->n_items, 0);
+    return rc;
+}
+
+int ssnad_state_set_item(Ssnad *d, uint32_t idx, const char *id, const float *states, char *err,
+                         size_t errlen) {
+    pthread_mutex_lock(&d->serve_mu);
+    int existed = idx < d->n_items; // the trainer may hold a copy of the old row
+    int rc = ensure_locked(d, idx, id, err, errlen);
+    if (!rc) {
+        memcpy(d->states + (size_t)idx * row_floats(d, d->layers), states,
+               row_floats(d, d->layers) * sizeof(float));
+        d->present[idx] = 1;
+    }
+    for (int i = 0; i < d->n_var && !rc; i++) {
+        copy_variant_row(d, &d->var[i], idx);
+        rc = serve_vectors(d, &d->var[i], idx, (size_t)idx + 1, err, errlen);
+    }
+    pthread_mutex_unlock(&d->serve_mu);
+    ssnad_train_set_items(d, d->n_items, existed);
+    return rc;
+}
+
+/* ---- models ---- */
+
+static int model_from_blob(SsnaModel *m, const SsnadVariant *v, const void *blob, size_t len,
+                           char *err, size_t errlen) {
+    char head[128];
+    int hl = snprintf(head, sizeof head, "%s%s\n", MODEL_BLOB_MAGIC, v->cv.label);
+    if (len < (size_t)hl || memcmp(blob, head, (size_t)hl)) {
+        snprintf(err, errlen, "checkpoint model:%s: not a model of variant %s", v->cv.label,
+                 v->cv.label);
+        return -1;
+    }
+    return params_deserialize(&m->ps, (const char *)blob + hl, len - (size_t)hl, err, errlen);
+}
+
+static int open_variant(Ssnad *d, int i, char *err, size_t errlen) {
+    SsnadVariant *v = &d->var[i];
+    v->cv = d->cfg->variants[i];
+    if (v->cv.kind == SSNA_VARIANT_ID) {
+        snprintf(err, errlen,
+                 "variant %s: the id baseline has a fixed item table and cannot "
+                 "serve a growing catalogue; use a text variant",
+                 v->cv.label);
+        return -1;
+    }
+    pthread_mutex_init(&v->train_mu, NULL);
+    int n = d->n_items > 0 ? (int)d->n_items : 1;
+    SsnaConfig mc = ssna_config_default((SsnaVariant)v->cv.kind, n, d->hidden, v->cv.layers);
+    uint64_t seed = (uint64_t)d->cfg->train_seed + 7919u * (uint64_t)i;
+    if (ssna_create(&v->train, &mc, seed, err, errlen) ||
+        ssna_create(&v->serve, &mc, seed, err, errlen))
+        return -1;
+    v->train.rng = seed ^ 0x9e3779b97f4a7c15ull;
+    char name[128];
+    blob_name(v, name, sizeof name);
+    void *blob = NULL;
+    size_t len = 0;
+    int rc = store_get_checkpoint(d->store, d->txn, name, &blob, &len, err, errlen);
+    if (rc < 0) return -1;
+    if (rc == STORE_OK) {
+        rc = model_from_blob(&v->train, v, blob, len, err, errlen) ||
+             model_from_blob(&v->serve, v, blob, len, err, errlen);
+        free(blob);
+        if (rc) return -1;
+        log_info("model restored", LOG_STR("variant", v->cv.label),
+                 LOG_INT("steps", v->train.ps.step));
+    } else {
+        log_info("model created", LOG_STR("variant", v->cv.label),
+                 LOG_INT("seed", (long long)seed));
+    }
+    v->serve_steps = v->serve.ps.step;
+    return 0;
+}
+
+static int open_identity(Ssnad *d, char *err, size_t errlen) {
+    const char *enc = encoder_identity(d->enc);
+    size_t n = strlen(enc) + 256;
+    if (!(d->identity = malloc(n))) return -1;
+    // the same identity `ssna embed` writes, so a store it prepared is reused as is
+    snprintf(d->identity, n,
+             "{\"encoder\":%s,\"layers_kept\":%d,\"first_layer\":%d,\"hidden_size\":%d,"
+             "\"pooling\":\"cls\",\"dtype\":\"f16\"}",
+             enc, d->layers, d->first_layer, d->hidden);
+    int rc = store_check_identity(d->store, d->identity, err, errlen);
+    if (rc == STORE_NOTFOUND) rc = store_set_identity(d->txn, d->identity, err, errlen);
+    return rc ? -1 : 0;
+}
+
+static int load_items(Ssnad *d, char *err, size_t errlen) {
+    size_t n;
+    if (store_catalogue_count(d->store, d->txn, &n, err, errlen)) return -1;
+    if (grow_items(d, n > 0 ? n : 1, err, errlen)) return -1;
+    if (n && store_load_item_states(d->store, d->txn, d->states, d->present, n, d->layers,
+                                    d->hidden, err, errlen))
+        return -1;
+    d->n_items = n;
+    char id[STORE_KEY_MAX + 1];
+    for (size_t r = 0; r < n; r++) {
+        if (store_catalogue_id(d->store, d->txn, (uint32_t)r, id, sizeof id, err, errlen))
+            return -1;
+        if (!(d->item_ids[r] = strdup(id))) return -1;
+    }
+    for (int i = 0; i < d->n_var; i++) {
+        for (size_t r = 0; r < n; r++) copy_variant_row(d, &d->var[i], r);
+        if (serve_vectors(d, &d->var[i], 0, n, err, errlen)) return -1;
+        d->var[i].n_vec = n;
+    }
+    return 0;
+}
+
+static int load_counters(Ssnad *d, char *err, size_t errlen) {
+    if (store_get_counter(d->store, d->txn, COUNTER_EVENTS, &d->events_applied, err, errlen) < 0)
+        return -1;
+    void *blob = NULL;
+    size_t len = 0;
+    int rc = store_get_checkpoint(d->store, d->txn, DEDUP_BLOB, &blob, &len, err, errlen);
+    if (rc < 0) return -1;
+    if (rc == STORE_OK && ssnad_dedup_load(&d->dedup, blob, len)) {
+        snprintf(err, errlen, "checkpoint %s: malformed duplicate window (%zu bytes)", DEDUP_BLOB,
+                 len);
+        rc = -1;
+    } else {
+        rc = 0;
+    }
+    free(blob);
+    return rc;
+}
+
+int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen) {
+    d->cfg = cfg;
+    d->n_var = cfg->n_variants;
+    pthread_mutex_init(&d->serve_mu, NULL);
+    if (store_open(&d->store, cfg->db_path, NULL, err, errlen)) return -1;
+    if (encoder_load(&d->enc, cfg->model_dir, err, errlen)) return -1;
+    encoder_set_threads(d->enc, 1); // the embed thread is one of the daemon's threads
+    d->hidden = encoder_hidden(d->enc);
+    d->first_layer = encoder_num_layers(d->enc);
+    d->layers = 1;
+    for (int i = 0; i < d->n_var; i++)
+        if (cfg->variants[i].layers > d->layers) d->layers = cfg->variants[i].layers;
+    if (d->layers > d->first_layer + 1) {
+        snprintf(err, errlen, "variants keep %d layers but %s has %d", d->layers, cfg->model_dir,
+                 d->first_layer + 1);
+        return -1;
+    }
+    if (store_txn_begin(d->store, &d->txn, err, errlen)) return -1;
+    if (open_identity(d, err, errlen)) return -1;
+    for (int i = 0; i < d->n_var; i++)
+        if (open_variant(d, i, err, errlen)) return -1;
+    if (load_items(d, err, errlen) || load_counters(d, err, errlen)) return -1;
+    d->last_checkpoint_s = ssnad_now();
+    log_info("state opened", LOG_STR("db", cfg->db_path), LOG_INT("items", d->n_items),
+             LOG_INT("events_applied", d->events_applied), LOG_INT("variants", d->n_var));
+    return 0;
+}
+
+void ssnad_state_close(Ssnad *d) {
+    store_txn_abort(d->txn);
+    d->txn = NULL;
+    for (int i = 0; i < d->n_var; i++) {
+        SsnadVariant *v = &d->var[i];
+        ssna_free(&v->train), ssna_free(&v->serve);
+        if (v->states != d->states) free(v->states);
+        free(v->raw), free(v->norm), free(v->pend_params), free(v->pend_raw), free(v->pend_norm);
+        pthread_mutex_destroy(&v->train_mu);
+    }
+    for (size_t i = 0; i < d->n_items; i++) free(d->item_ids[i]);
+    free(d->item_ids), free(d->dirty.v), free(d->deferred.v);
+    free(d->states), free(d->present), free(d->identity);
+    ssnad_users_free(&d->users);
+    encoder_free(d->enc);
+    store_close(d->store);
+    pthread_mutex_destroy(&d->serve_mu);
+}
+
+/* ---- checkpoint ---- */
+
+static int put_model(Ssnad *d, SsnadVariant *v, char *err, size_t errlen) {
+    void *pb = NULL;
+    pthread_mutex_lock(&v->train_mu);
+    size_t plen = params_serialize(&v->train.ps, &pb);
+    pthread_mutex_unlock(&v->train_mu);
+    char head[128], name[128];
+    int hl = snprintf(head, sizeof head, "%s%s\n", MODEL_BLOB_MAGIC, v->cv.label);
+    char *blob = plen ? malloc((size_t)hl + plen) : NULL;
+    if (!blob) {
+        free(pb);
+        snprintf(err, errlen, "checkpoint of %s: out of memory", v->cv.label);
+        return -1;
+    }
+    memcpy(blob, head, (size_t)hl), memcpy(blob + hl, pb, plen);
+    free(pb);
+    blob_name(v, name, sizeof name);
+    int rc = store_put_checkpoint(d->txn, name, blob, (size_t)hl + plen, err, errlen);
+    free(blob);
+    return rc ? -1 : 0;
+}
+
+int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
+    double t0 = ssnad_now();
+    if (!d->txn) {
+        snprintf(err, errlen, "checkpoint: no open transaction");
+        return -1;
+    }
+    // committed offsets must never run ahead of committed item states
+    int rc = ssnad_embed_collect(d, 1, err, errlen);
+    for (int i = 0; i < d->n_var && !rc; i++) rc = put_model(d, &d->var[i], err, errlen);
+    if (!rc) rc = store_put_counter(d->txn, COUNTER_EVENTS, d->events_applied, err, errlen);
+    size_t dlen;
+    const void *dblob = ssnad_dedup_blob(&d->dedup, &dlen);
+    if (!rc) rc = store_put_checkpoint(d->txn, DEDUP_BLOB, dblob, dlen, err, errlen);
+    for (size_t i = 0; i < d->n_parts && !rc; i++)
+        rc = store_put_offset(d->txn, d->parts[i].topic, d->parts[i].partition, d->parts[i].offset,
+                              err, errlen);
+    if (!rc) {
+        rc = store_txn_commit(d->txn, STORE_COMMIT_SYNC, err, errlen);
+        d->txn = NULL;
+    }
+    if (rc) {
+        d->fatal = 1, d->exit_code = SSNAD_EXIT_RESTART;
+        log_error("checkpoint failed", LOG_STR("why", why), LOG_STR("error", err),
+                  LOG_BOOL("disk_full", rc == STORE_ERR_FULL));
+        return -1;
+    }
+    double secs = ssnad_now() - t0;
+    d->last_checkpoint_s = ssnad_now();
+    metric_counter_inc(d->m_checkpoints);
+    metric_histogram_observe(d->m_ckpt_seconds, secs);
+    log_info("checkpoint committed", LOG_STR("why", why), LOG_INT("events", d->events_applied),
+             LOG_INT("since_last", d->since_checkpoint), LOG_F64("seconds", secs));
+    d->since_checkpoint = 0;
+    if (d->consumer && d->n_parts) {
+        char cerr[256]; // only for Kafka's own lag tools; ssnad resumes from the store
+        kafka_consumer_commit(d->consumer, d->parts, d->n_parts, cerr, sizeof cerr);
+    }
+    if (store_txn_begin(d->store, &d->txn, err, errlen)) {
+        d->fatal = 1, d->exit_code = SSNAD_EXIT_RESTART;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- dump ---- */
+
+typedef struct {
+    char *id;
+    uint32_t index;
+} DumpItem;
+
+static int cmp_item(const void *a, const void *b) {
+    return strcmp(((const DumpItem *)a)->id, ((const DumpItem *)b)->id);
+}
+
+static int dump_items(Store *s, FILE *out, char *err, size_t errlen) {
+    size_t n;
+    StoreItemShape shape = {0};
+    if (store_catalogue_count(s, NULL, &n, err, errlen)) return -1;
+    int has_shape = store_item_shape(s, &shape, err, errlen) == STORE_OK;
+    DumpItem *items = calloc(n ? n : 1, sizeof *items);
+    size_t per = has_shape ? (size_t)shape.layers * (size_t)shape.hidden : 0;
+    float *states = malloc((per ? per : 1) * sizeof(float));
+    int rc = items && states ? 0 : -1;
+    char id[STORE_KEY_MAX + 1];
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = store_catalogue_id(s, NULL, (uint32_t)i, id, sizeof id, err, errlen);
+        if (!rc && !(items[i].id = strdup(id))) rc = -1;
+        items[i].index = (uint32_t)i;
+    }
+    if (!rc) qsort(items, n, sizeof *items, cmp_item);
+    fprintf(out, "catalogue %zu\n", n);
+    for (size_t i = 0; i < n && !rc; i++) {
+        char *text = NULL;
+        size_t tl = 0;
+        StoreItemInfo info;
+        rc = store_catalogue_get(s, NULL, items[i].id, NULL, &text, &tl, err, errlen);
+        int got = rc ? rc : store_get_item(s, NULL, items[i].id, &info, states, per, err, errlen);
+        if (got < 0) rc = -1;
+        if (!rc) {
+            double sum = 0, sq = 0;
+            if (got == STORE_OK)
+                for (size_t k = 0; k < per; k++)
+                    sum += states[k], sq += (double)states[k] * states[k];
+            fprintf(out, "item %s text_len %zu text_hash %016llx states %s %.6g %.6g\n",
+                    items[i].id, tl, (unsigned long long)store_text_hash(text, tl),
+                    got == STORE_OK ? "yes" : "no", sum, sq);
+        }
+        free(text);
+    }
+    for (size_t i = 0; i < n; i++) free(items[i].id);
+    free(items), free(states);
+    if (rc && err && !err[0]) snprintf(err, errlen, "dump: out of memory");
+    return rc ? -1 : 0;
+}
+
+static int dump_users(Store *s, FILE *users_in, FILE *out, char *err, size_t errlen) {
+    size_t n;
+    if (store_user_count(s, NULL, &n, err, errlen)) return -1;
+    fprintf(out, "users %zu\n", n);
+    if (!users_in) return 0;
+    char line[STORE_KEY_MAX + 2], id[STORE_KEY_MAX + 1];
+    while (fgets(line, sizeof line, users_in)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0]) continue;
+        uint32_t seq[STORE_USER_SEQ_MAX];
+        size_t len;
+        uint64_t events;
+        int rc =
+            store_get_user_seq(s, NULL, line, seq, STORE_USER_SEQ_MAX, &len, &events, err, errlen);
+        if (rc < 0) return -1;
+        if (rc == STORE_NOTFOUND) {
+            fprintf(out, "user %s absent\n", line);
+            continue;
+        }
+        fprintf(out, "user %s events %llu seq", line, (unsigned long long)events);
+        for (size_t i = 0; i < len; i++) {
+            if (store_catalogue_id(s, NULL, seq[i], id, sizeof id, err, errlen)) return -1;
+            fprintf(out, " %s", id);
+        }
+        fputc('\n', out);
+    }
+    return 0;
+}
+
+int ssnad_dump_state(const char *db_path, FILE *users_in, FILE *out, char *err, size_t errlen) {
+    StoreOptions opt = {.read_only = 1};
+    Store *s = NULL;
+    if (store_open(&s, db_path, &opt, err, errlen)) return -1;
+    uint64_t events = 0;
+    int rc = store_get_counter(s, NULL, COUNTER_EVENTS, &events, err, errlen) < 0 ? -1 : 0;
+    if (!rc) fprintf(out, "events_applied %llu\n", (unsigned long long)events);
+    StoreOffset *offs = NULL;
+    size_t n_offs = 0;
+    if (!rc && store_get_offsets(s, NULL, &offs, &n_offs, err, errlen)) rc = -1;
+    for (size_t i = 0; i < n_offs; i++)
+        fprintf(out, "offset %s %d %lld\n", offs[i].topic, offs[i].partition,
+                (long long)offs[i].offset);
+    free(offs);
+    if (!rc) rc = dump_items(s, out, err, errlen);
+    if (!rc) rc = dump_users(s, users_in, out, err, errlen);
+    store_close(s);
+    return rc;
+}

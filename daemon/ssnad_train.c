@@ -1,0 +1,269 @@
+/* ssnad_train.c - the training thread: mini-batches that mix fresh sequences (users whose
+ * sequence just changed, from a bounded ring: when events come faster than training, the oldest
+ * fresh sequences are dropped, so the backlog stays bounded) with a replay sample of older ones
+ * (a reservoir over every sequence offered, against forgetting). Variants train round-robin on
+ * their training copies; every REFRESH_STEPS steps or REFRESH_SECONDS the trainer computes item
+ * vectors with its parameters and hands both to the main thread, which swaps them into the
+ * serving copy, so user and item vectors always come from the same parameters. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "daemon/ssnad.h"
+#include "model/rng.h"
+
+#define FRESH_CAP       1024
+#define RESERVOIR_CAP   8192
+#define REFRESH_STEPS   20
+#define REFRESH_SECONDS 5.0
+
+/* The trainer's own copy of a variant's state rows, so training never holds serve_mu. */
+typedef struct {
+    float *states;
+    size_t n, cap;
+    uint64_t gen;
+    double last_refresh;
+    int64_t refresh_steps;
+} TrainView;
+
+void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len) {
+    if (len < 2 || !d->train_started) return; // one item predicts nothing
+    SsnadSeq s;
+    memcpy(s.seq, seq, (size_t)len * sizeof *seq);
+    s.len = len;
+    pthread_mutex_lock(&d->feed_mu);
+    if (d->fresh_len == d->fresh_cap) { // drop the oldest fresh sequence
+        d->fresh_head = (d->fresh_head + 1) % d->fresh_cap;
+        d->fresh_len--;
+    }
+    d->fresh[(d->fresh_head + d->fresh_len++) % d->fresh_cap] = s;
+    d->res_seen++;
+    if (d->res_len < d->res_cap) {
+        d->reservoir[d->res_len++] = s;
+    } else {
+        uint64_t j = rng_next(&d->feed_rng) % d->res_seen;
+        if (j < d->res_cap) d->reservoir[j] = s;
+    }
+    pthread_cond_signal(&d->feed_cv);
+    pthread_mutex_unlock(&d->feed_mu);
+}
+
+void ssnad_train_set_items(Ssnad *d, size_t n_items, int changed) {
+    if (!d->train_started) return;
+    pthread_mutex_lock(&d->feed_mu);
+    d->train_n_items = n_items;
+    if (changed) d->train_states_gen++;
+    pthread_mutex_unlock(&d->feed_mu);
+}
+
+/* Take a batch: up to B - replay fresh sequences, the rest from the reservoir. Caller holds
+ * feed_mu. Returns the number of sequences. */
+static int take_batch(Ssnad *d, SsnadSeq *out, int B) {
+    int want_replay = d->fresh_len ? (int)((double)B * d->cfg->train_replay_fraction + 0.5) : B;
+    if ((size_t)want_replay > d->res_len) want_replay = (int)d->res_len;
+    int n = 0;
+    while (n < B - want_replay && d->fresh_len) {
+        out[n++] = d->fresh[d->fresh_head];
+        d->fresh_head = (d->fresh_head + 1) % d->fresh_cap;
+        d->fresh_len--;
+    }
+    for (int i = 0; i < want_replay; i++)
+        out[n++] = d->reservoir[rng_next(&d->feed_rng) % d->res_len];
+    return n;
+}
+
+/* Bring the trainer's state rows up to the main matrix: new rows only, or all of them when an
+ * existing row changed (gen). */
+static int sync_view(Ssnad *d, SsnadVariant *v, TrainView *tv, size_t n_items, uint64_t gen) {
+    if (n_items == tv->n && gen == tv->gen) return 0;
+    size_t rf = (size_t)v->cv.layers * (size_t)d->hidden;
+    size_t from = gen == tv->gen && n_items > tv->n ? tv->n : 0;
+    if (n_items > tv->cap) {
+        size_t cap = tv->cap ? tv->cap : 1024;
+        while (cap < n_items) cap *= 2;
+        float *s = realloc(tv->states, cap * rf * sizeof(float));
+        if (!s) return -1;
+        tv->states = s, tv->cap = cap;
+    }
+    pthread_mutex_lock(&d->serve_mu);
+    memcpy(tv->states + from * rf, v->states + from * rf, (n_items - from) * rf * sizeof(float));
+    pthread_mutex_unlock(&d->serve_mu);
+    tv->n = n_items, tv->gen = gen;
+    return 0;
+}
+
+static int step(Ssnad *d, SsnadVariant *v, TrainView *tv, const SsnadSeq *seqs, int B,
+                const AdamConfig *adam, float *loss, char *err, size_t errlen) {
+    int max_len = v->train.cfg.max_len, N = 0;
+    int offsets[4097], *items = malloc((size_t)B * SSNAD_SEQ_MAX * sizeof(int));
+    int *targets = malloc((size_t)B * SSNAD_SEQ_MAX * sizeof(int));
+    int rc = -1;
+    if (!items || !targets) goto done;
+    offsets[0] = 0;
+    for (int r = 0; r < B; r++) {
+        int L = seqs[r].len - 1, first = 0; // s[t] predicts s[t + 1]
+        if (L > max_len) first = L - max_len, L = max_len;
+        for (int t = 0; t < L; t++) {
+            items[N + t] = (int)seqs[r].seq[first + t];
+            targets[N + t] = (int)seqs[r].seq[first + t + 1];
+        }
+        N += L;
+        offsets[r + 1] = N;
+    }
+    SsnaBatch b = {B, offsets, items, targets};
+    pthread_mutex_lock(&v->train_mu);
+    v->train.cfg.n_items = (int)tv->n;
+    params_zero_grad(&v->train.ps);
+    rc = ssna_forward(&v->train, &b, tv->states, loss, err, errlen);
+    if (!rc) {
+        ssna_backward(&v->train);
+        adam_step(&v->train.ps, adam);
+    }
+    pthread_mutex_unlock(&v->train_mu);
+done:
+    free(items), free(targets);
+    if (rc && !err[0]) snprintf(err, errlen, "train: out of memory");
+    return rc;
+}
+
+/* Item vectors of every row with the training parameters, handed to the main thread. */
+static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
+    size_t dd = (size_t)v->train.cfg.d, total = v->train.ps.total;
+    float *raw = malloc(tv->n * dd * sizeof(float)), *norm = malloc(tv->n * dd * sizeof(float));
+    float *params = malloc(total * sizeof(float));
+    char err[256] = "";
+    int rc = !raw || !norm || !params;
+    pthread_mutex_lock(&v->train_mu); // checkpoints read the training copy
+    if (!rc) {
+        v->train.cfg.n_items = (int)tv->n;
+        rc = ssna_item_vectors(&v->train, tv->states, NULL, (int)tv->n, 0, raw, err, sizeof err) ||
+             ssna_item_vectors(&v->train, tv->states, NULL, (int)tv->n, 1, norm, err, sizeof err);
+        memcpy(params, v->train.ps.params, total * sizeof(float));
+    }
+    int64_t steps = v->train.ps.step;
+    pthread_mutex_unlock(&v->train_mu);
+    if (rc) {
+        log_error("train refresh failed", LOG_STR("variant", v->cv.label), LOG_STR("error", err));
+        free(raw), free(norm), free(params);
+        return;
+    }
+    pthread_mutex_lock(&d->feed_mu);
+    free(v->pend_params), free(v->pend_raw), free(v->pend_norm); // an untaken older refresh
+    v->pend_params = params, v->pend_raw = raw, v->pend_norm = norm;
+    v->pend_n = tv->n, v->pend_steps = steps, v->pend_ready = 1;
+    pthread_mutex_unlock(&d->feed_mu);
+}
+
+static void *train_main(void *arg) {
+    Ssnad *d = arg;
+    int B = (int)d->cfg->train_batch, turn = 0;
+    long idle_steps = 0;
+    AdamConfig adam = adam_defaults();
+    adam.lr = (float)d->cfg->train_lr;
+    SsnadSeq *batch = malloc((size_t)B * sizeof *batch);
+    TrainView views[CONFIG_VARIANTS_MAX] = {0};
+    for (int i = 0; i < d->n_var; i++) views[i].last_refresh = ssnad_now();
+    pthread_mutex_lock(&d->feed_mu);
+    while (batch && !d->train_stop) {
+        // without fresh sequences, replay-only steps continue until they add up to about two
+        // passes over the sequences offered so far, then the trainer sleeps until new events come
+        int idle_ok = d->res_len && (uint64_t)idle_steps * (uint64_t)B < 2 * d->res_seen;
+        if (!d->fresh_len && !idle_ok) {
+            pthread_cond_wait(&d->feed_cv, &d->feed_mu);
+            continue;
+        }
+        if (!d->fresh_len) idle_steps++;
+        int n = take_batch(d, batch, B);
+        size_t n_items = d->train_n_items;
+        uint64_t gen = d->train_states_gen;
+        pthread_mutex_unlock(&d->feed_mu);
+
+        int vi = turn++ % d->n_var;
+        SsnadVariant *v = &d->var[vi];
+        TrainView *tv = &views[vi];
+        char err[512] = "";
+        float loss = 0;
+        if (sync_view(d, v, tv, n_items, gen)) {
+            log_error("train: out of memory for item states", LOG_INT("items", n_items));
+        } else if (step(d, v, tv, batch, n, &adam, &loss, err, sizeof err)) {
+            log_error("train step failed", LOG_STR("variant", v->cv.label), LOG_STR("error", err));
+        } else {
+            metric_counter_inc(v->m_steps);
+            metric_gauge_set(v->m_loss, loss);
+            if (++tv->refresh_steps >= REFRESH_STEPS ||
+                ssnad_now() - tv->last_refresh >= REFRESH_SECONDS) {
+                refresh(d, v, tv);
+                tv->refresh_steps = 0, tv->last_refresh = ssnad_now();
+            }
+        }
+        pthread_mutex_lock(&d->feed_mu);
+    }
+    pthread_mutex_unlock(&d->feed_mu);
+    for (int i = 0; i < d->n_var; i++) free(views[i].states);
+    free(batch);
+    return NULL;
+}
+
+int ssnad_train_start(Ssnad *d, char *err, size_t errlen) {
+    pthread_mutex_init(&d->feed_mu, NULL);
+    pthread_cond_init(&d->feed_cv, NULL);
+    d->fresh_cap = FRESH_CAP, d->res_cap = RESERVOIR_CAP;
+    d->fresh = malloc(d->fresh_cap * sizeof *d->fresh);
+    d->reservoir = malloc(d->res_cap * sizeof *d->reservoir);
+    d->feed_rng = (uint64_t)d->cfg->train_seed * 2654435761u + 1;
+    d->train_n_items = d->n_items;
+    if (d->cfg->train_batch > 4096 || !d->fresh || !d->reservoir) {
+        snprintf(err, errlen, "train: out of memory (or train.batch over 4096)");
+        return -1;
+    }
+    d->train_started = 1;
+    if (pthread_create(&d->train_thread, NULL, train_main, d)) {
+        d->train_started = 0;
+        snprintf(err, errlen, "train: cannot start the training thread");
+        return -1;
+    }
+    return 0;
+}
+
+void ssnad_train_stop(Ssnad *d) {
+    if (d->train_started) {
+        pthread_mutex_lock(&d->feed_mu);
+        d->train_stop = 1;
+        pthread_cond_broadcast(&d->feed_cv);
+        pthread_mutex_unlock(&d->feed_mu);
+        pthread_join(d->train_thread, NULL);
+        d->train_started = 0;
+    }
+    free(d->fresh), free(d->reservoir);
+    d->fresh = d->reservoir = NULL;
+}
+
+void ssnad_train_take_refresh(Ssnad *d) {
+    for (int i = 0; i < d->n_var; i++) {
+        SsnadVariant *v = &d->var[i];
+        if (!d->train_started) return;
+        pthread_mutex_lock(&d->feed_mu);
+        float *params = v->pend_ready ? v->pend_params : NULL;
+        float *raw = v->pend_raw, *norm = v->pend_norm;
+        size_t n = v->pend_n;
+        int64_t steps = v->pend_steps;
+        if (params) v->pend_params = v->pend_raw = v->pend_norm = NULL, v->pend_ready = 0;
+        pthread_mutex_unlock(&d->feed_mu);
+        if (!params) continue;
+        size_t dd = (size_t)v->serve.cfg.d;
+        char err[256] = "";
+        pthread_mutex_lock(&d->serve_mu);
+        memcpy(v->serve.ps.params, params, v->serve.ps.total * sizeof(float));
+        v->serve.ps.step = steps;
+        v->serve_steps = steps;
+        if (n > d->n_items) n = d->n_items;
+        memcpy(v->raw, raw, n * dd * sizeof(float));
+        memcpy(v->norm, norm, n * dd * sizeof(float));
+        pthread_mutex_unlock(&d->serve_mu);
+        // rows that arrived after the trainer's snapshot get vectors from the new parameters
+        if (n < d->n_items && ssnad_state_refresh_rows(d, i, n, err, sizeof err))
+            log_error("serving vectors failed", LOG_STR("variant", v->cv.label),
+                      LOG_STR("error", err));
+        free(params), free(raw), free(norm);
+    }
+}

@@ -1,0 +1,276 @@
+/* ssnad_harness.h - what the ssnad integration tests share: a real local Kafka broker on a free
+ * port in a temporary work folder (ops/kafka.sh), a slice of the Scientific data, `ssna replay`,
+ * the ssnad process, and reading topics back. Every missing dependency (java, the Kafka jars, the
+ * encoder, the data, the binaries) is a test FAILURE with a message, never a skip. */
+#ifndef SSNA_TESTS_SSNAD_HARNESS_H
+#define SSNA_TESTS_SSNAD_HARNESS_H
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/ssnad.h"
+#include "ingest/codec.h"
+#include "ingest/kafka.h"
+
+typedef struct {
+    const char *src, *build, *model, *data;
+    char work[256];   // temporary folder of this test
+    char brokers[64]; // 127.0.0.1:PORT
+    int port;
+    char slice[512]; // the data slice folder
+} Harness;
+
+static inline void harness_die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FAIL: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static inline double harness_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline int harness_sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static inline int port_free(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+/* Check every dependency, make the work folder, pick a free port pair for the broker. */
+static inline void harness_init(Harness *h, const char *name) {
+    memset(h, 0, sizeof *h);
+    h->src = getenv("SSNA_SOURCE_DIR"), h->build = getenv("SSNA_BUILD_DIR");
+    h->model = getenv("SSNA_MODEL_DIR"), h->data = getenv("SSNA_DATA_DIR");
+    if (!h->src || !h->build || !h->model || !h->data)
+        harness_die("SSNA_SOURCE_DIR, SSNA_BUILD_DIR, SSNA_MODEL_DIR, SSNA_DATA_DIR must be set "
+                    "(run through ctest)");
+    char p[1024];
+    if (harness_sh("command -v java >/dev/null 2>&1"))
+        harness_die("java is not installed: the Kafka broker needs it (ops/setup.sh installs it)");
+    snprintf(p, sizeof p, "ls %s/ops/kafka/lib/kafka_2.13-*.jar >/dev/null 2>&1", h->src);
+    if (harness_sh("%s", p))
+        harness_die("the Kafka jars are missing in %s/ops/kafka/lib (run ops/setup.sh)", h->src);
+    snprintf(p, sizeof p, "%s/model.safetensors", h->model);
+    if (access(p, R_OK)) harness_die("encoder missing: %s (run ops/setup.sh)", p);
+    snprintf(p, sizeof p, "%s/amazon-scientific/Scientific.test.inter", h->data);
+    if (access(p, R_OK)) harness_die("data missing: %s", p);
+    snprintf(p, sizeof p, "%s/daemon/ssnad", h->build);
+    if (access(p, X_OK)) harness_die("not built: %s", p);
+    snprintf(h->work, sizeof h->work, "/tmp/ssnad-%s-XXXXXX", name);
+    if (!mkdtemp(h->work)) harness_die("mkdtemp: %s", strerror(errno));
+    srand((unsigned)(getpid() ^ time(NULL)));
+    for (int tries = 0; tries < 200 && !h->port; tries++) {
+        int port = 20000 + rand() % 30000;
+        if (port_free(port) && port_free(port + 1)) h->port = port;
+    }
+    if (!h->port) harness_die("no free port pair");
+    snprintf(h->brokers, sizeof h->brokers, "127.0.0.1:%d", h->port);
+    fprintf(stderr, "harness: work %s, broker %s\n", h->work, h->brokers);
+}
+
+static inline int harness_broker(Harness *h, const char *action) {
+    return harness_sh("SSNA_KAFKA_PORT=%d SSNA_KAFKA_PARTITIONS=4 bash %s/ops/kafka.sh %s %s/kafka "
+                      ">>%s/kafka.sh.log 2>&1",
+                      h->port, h->src, action, h->work, h->work);
+}
+
+static inline void harness_broker_start(Harness *h) {
+    if (harness_broker(h, "start"))
+        harness_die("ops/kafka.sh start failed (log: %s/kafka.sh.log)", h->work);
+}
+
+/* The first n_users users of Scientific (their train/valid/test rows and the items they use) in
+ * a folder `ssna replay` reads. */
+static inline void harness_slice(Harness *h, int n_users) {
+    snprintf(h->slice, sizeof h->slice, "%s/slice", h->work);
+    const char *s = h->data;
+    int rc = harness_sh(
+        "set -e; mkdir -p %s; cd %s; S=%s/amazon-scientific; "
+        "for f in train valid test; do awk -F'\\t' -v n=%d 'NR==1 || $1 < n' "
+        "$S/Scientific.$f.inter > Scientific.$f.inter; done; "
+        "m=$(awk -F'\\t' 'NR>1{k=split($2,a,\" \"); for(i=1;i<=k;i++) if(a[i]+0>m) m=a[i]+0; "
+        "if($3+0>m) m=$3+0} END{print m+1}' Scientific.test.inter); "
+        "head -n \"$m\" $S/Scientific.item2index > Scientific.item2index; "
+        "head -n %d $S/Scientific.user2index > Scientific.user2index; "
+        "cp $S/Scientific.text .",
+        h->slice, h->slice, s, n_users, n_users);
+    if (rc) harness_die("building the data slice in %s failed", h->slice);
+}
+
+/* ssna replay of the slice (extra: more options). 0 or the exit status. */
+static inline int harness_replay(Harness *h, const char *extra) {
+    return harness_sh("%s/daemon/ssna replay --data %s --brokers %s --items just-in-time --quiet "
+                      "%s >>%s/replay.log 2>&1",
+                      h->build, h->slice, h->brokers, extra ? extra : "", h->work);
+}
+
+/* Write a config for ssnad instance `name` (db in work/name.db); extra lines appended. */
+static inline void harness_config(Harness *h, const char *name, const char *extra) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.conf", h->work, name);
+    FILE *f = fopen(path, "w");
+    if (!f) harness_die("cannot write %s", path);
+    fprintf(f,
+            "brokers = %s\ngroup.id = %s\ndb.path = %s/%s.db\nmodel.dir = %s\n"
+            "http.listen = 127.0.0.1:0\nlog.format = json\ncheckpoint.every_seconds = 2\n"
+            "train.batch = 16\n%s\n",
+            h->brokers, name, h->work, name, h->model, extra ? extra : "");
+    fclose(f);
+}
+
+/* Start ssnad with work/name.conf, stderr appended to work/name.log. */
+static inline pid_t harness_ssnad_start(Harness *h, const char *name) {
+    char conf[512], log[512], bin[512];
+    snprintf(conf, sizeof conf, "%s/%s.conf", h->work, name);
+    snprintf(log, sizeof log, "%s/%s.log", h->work, name);
+    snprintf(bin, sizeof bin, "%s/daemon/ssnad", h->build);
+    pid_t pid = fork();
+    if (pid < 0) harness_die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        FILE *l = freopen(log, "a", stderr);
+        if (!l) _exit(127);
+        execl(bin, bin, "--config", conf, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Send sig and wait up to timeout_s; returns the exit status (128+signal if killed), -1 on
+ * timeout (then SIGKILL). */
+static inline int harness_ssnad_stop(pid_t pid, int sig, double timeout_s) {
+    int st;
+    kill(pid, sig);
+    double t0 = harness_now();
+    while (harness_now() - t0 < timeout_s) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+/* The committed events_applied counter of a store (0 while it has none). */
+static inline uint64_t harness_events_applied(const char *db) {
+    StoreOptions o = {.read_only = 1};
+    Store *s = NULL;
+    char err[256];
+    uint64_t v = 0;
+    if (store_open(&s, db, &o, err, sizeof err)) return 0;
+    store_get_counter(s, NULL, "events_applied", &v, err, sizeof err);
+    store_close(s);
+    return v;
+}
+
+/* Wait until the store of instance name has committed at least n events. 0, or -1 on timeout. */
+static inline int harness_wait_events(Harness *h, const char *name, uint64_t n, double timeout_s) {
+    char db[512];
+    snprintf(db, sizeof db, "%s/%s.db", h->work, name);
+    double t0 = harness_now();
+    while (harness_now() - t0 < timeout_s) {
+        if (harness_events_applied(db) >= n) return 0;
+        usleep(200000);
+    }
+    fprintf(stderr, "harness: %s committed %llu of %llu events after %.0f s\n", name,
+            (unsigned long long)harness_events_applied(db), (unsigned long long)n, timeout_s);
+    return -1;
+}
+
+/* Wait until the store of instance name holds states of at least n items. 0, or -1. */
+static inline int harness_wait_items(Harness *h, const char *name, size_t n, double timeout_s) {
+    char db[512], err[256];
+    snprintf(db, sizeof db, "%s/%s.db", h->work, name);
+    size_t have = 0;
+    for (double t0 = harness_now(); harness_now() - t0 < timeout_s; usleep(500000)) {
+        StoreOptions o = {.read_only = 1};
+        Store *s = NULL;
+        if (store_open(&s, db, &o, err, sizeof err)) continue;
+        if (store_item_count(s, NULL, &have, err, sizeof err)) have = 0;
+        store_close(s);
+        if (have >= n) return 0;
+    }
+    fprintf(stderr, "harness: %s stored %zu of %zu items after %.0f s\n", name, have, n, timeout_s);
+    return -1;
+}
+
+typedef void (*HarnessMessageFn)(void *ctx, const KafkaMessage *m);
+
+/* Read topic from the beginning in a fresh group until idle_s passes without a message (at least
+ * min_s in all). Returns the number of messages. */
+static inline long harness_read_topic(Harness *h, const char *topic, double min_s, double idle_s,
+                                      HarnessMessageFn fn, void *ctx) {
+    char group[64], err[512];
+    snprintf(group, sizeof group, "reader-%d-%d", getpid(), rand());
+    const char *topics[1] = {topic};
+    KafkaSetting set[1] = {{"kafka.fetch.wait.max.ms", "10"}};
+    KafkaConsumerOptions o = {.brokers = h->brokers,
+                              .group_id = group,
+                              .topics = topics,
+                              .n_topics = 1,
+                              .settings = set,
+                              .n_settings = 1};
+    KafkaConsumer *c;
+    if (kafka_consumer_open(&o, &c, err, sizeof err)) harness_die("reader: %s", err);
+    long n = 0;
+    double t0 = harness_now(), last = t0;
+    for (;;) {
+        KafkaMessage m = {0};
+        int rc = kafka_consumer_poll(c, 100, &m, err, sizeof err);
+        double now = harness_now();
+        if (rc == 1) {
+            fn(ctx, &m);
+            kafka_message_release(&m);
+            n++;
+            last = now;
+        } else if (rc == KAFKA_POLL_FATAL) {
+            harness_die("reader: %s", err);
+        }
+        if (now - t0 >= min_s && now - last >= idle_s) break;
+    }
+    kafka_consumer_close(c);
+    return n;
+}
+
+/* Remove the work folder (after stopping the broker). */
+static inline void harness_cleanup(Harness *h, int keep) {
+    harness_broker(h, "stop");
+    if (!keep)
+        harness_sh("rm -rf %s", h->work);
+    else
+        fprintf(stderr, "harness: kept %s\n", h->work);
+}
+
+#endif

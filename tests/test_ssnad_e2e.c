@@ -1,0 +1,357 @@
+/* test_ssnad_e2e - ssnad end to end on a real Kafka broker: replay a slice of Scientific, read
+ * the recommendations topic back, and check that every user with events got lists from the
+ * variant the A/B hash assigns, that an item published mid-stream is recommended afterwards, and
+ * that the online hit rate beats a random and a most-popular ranker on the same stream. */
+#include "check.h"
+#include "ssnad_harness.h"
+
+#define N_USERS 100
+#define TOP_K   10
+#define TWIN_ID "NEW-ITEM-TWIN"
+
+typedef struct {
+    char user[64];
+    char items[TOP_K][64];
+    int n;
+    char variant[64];
+} List;
+
+typedef struct {
+    List *lists; // latest per user
+    size_t n, cap;
+    long messages, twin_lists, bad;
+} Lists;
+
+static List *list_for(Lists *l, const char *user) {
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->lists[i].user, user)) return &l->lists[i];
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->lists = realloc(l->lists, l->cap * sizeof *l->lists);
+    }
+    List *x = &l->lists[l->n++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->user, sizeof x->user, "%s", user);
+    return x;
+}
+
+static void on_list(void *ctx, const KafkaMessage *m) {
+    Lists *l = ctx;
+    Ssna__Recommendations *r = NULL;
+    char err[256];
+    l->messages++;
+    if (codec_recommendations_decode(m->payload, m->payload_len, NULL, &r, err, sizeof err)) {
+        l->bad++;
+        return;
+    }
+    List *x = list_for(l, r->user_id);
+    x->n = 0;
+    snprintf(x->variant, sizeof x->variant, "%s", r->variant);
+    for (size_t i = 0; i < r->n_items && i < TOP_K; i++) {
+        snprintf(x->items[x->n++], 64, "%s", r->items[i]->item_id);
+        if (!strcmp(r->items[i]->item_id, TWIN_ID)) l->twin_lists++;
+    }
+    codec_recommendations_free(r);
+}
+
+/* ---- the most-popular ranker, prequential over the events topic ---- */
+
+typedef struct {
+    char (*ids)[64]; // item ids by local index
+    int *count;
+    int n_items, cap;
+    char (*users)[64];
+    int **seen; // per user: local item indexes (up to 256)
+    int *n_seen, n_users;
+    long scored, hits;
+} Popular;
+
+static int local_item(Popular *p, const char *id) {
+    for (int i = 0; i < p->n_items; i++)
+        if (!strcmp(p->ids[i], id)) return i;
+    if (p->n_items == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 1024;
+        p->ids = realloc(p->ids, (size_t)p->cap * 64);
+        p->count = realloc(p->count, (size_t)p->cap * sizeof(int));
+    }
+    snprintf(p->ids[p->n_items], 64, "%s", id);
+    p->count[p->n_items] = 0;
+    return p->n_items++;
+}
+
+static int local_user(Popular *p, const char *id) {
+    for (int i = 0; i < p->n_users; i++)
+        if (!strcmp(p->users[i], id)) return i;
+    p->users = realloc(p->users, (size_t)(p->n_users + 1) * 64);
+    p->seen = realloc(p->seen, (size_t)(p->n_users + 1) * sizeof *p->seen);
+    p->n_seen = realloc(p->n_seen, (size_t)(p->n_users + 1) * sizeof(int));
+    snprintf(p->users[p->n_users], 64, "%s", id);
+    p->seen[p->n_users] = calloc(256, sizeof(int));
+    p->n_seen[p->n_users] = 0;
+    return p->n_users++;
+}
+
+static int was_seen(const Popular *p, int u, int item) {
+    for (int i = 0; i < p->n_seen[u]; i++)
+        if (p->seen[u][i] == item) return 1;
+    return 0;
+}
+
+static void on_event(void *ctx, const KafkaMessage *m) {
+    Popular *p = ctx;
+    Ssna__Interaction *ev = NULL;
+    char err[256];
+    if (codec_interaction_decode(m->payload, m->payload_len, NULL, &ev, err, sizeof err)) return;
+    int u = local_user(p, ev->user_id), item = local_item(p, ev->item_id);
+    if (p->n_seen[u] > 0) { // a list would have been published: score top-k most popular
+        int top[TOP_K], n = 0;
+        for (int i = 0; i < p->n_items; i++) {
+            if (!p->count[i] || was_seen(p, u, i)) continue;
+            int pos = n < TOP_K ? n++ : TOP_K - 1;
+            if (n == TOP_K && pos == TOP_K - 1 && p->count[i] <= p->count[top[pos]]) continue;
+            while (pos > 0 && p->count[top[pos - 1]] < p->count[i]) top[pos] = top[pos - 1], pos--;
+            top[pos] = i;
+        }
+        p->scored++;
+        for (int i = 0; i < n; i++) p->hits += top[i] == item;
+    }
+    p->count[item]++;
+    if (p->n_seen[u] < 256) p->seen[u][p->n_seen[u]++] = item;
+    codec_interaction_free(ev);
+}
+
+/* ---- HTTP ---- */
+
+static char *http_get(int port, const char *path) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t len = 0, cap = 65536;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (cap - len < 1024) buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    close(fd);
+    return buf;
+}
+
+static int http_port(Harness *h) {
+    char path[512], line[4096];
+    snprintf(path, sizeof path, "%s/e2e.log", h->work);
+    FILE *f = fopen(path, "r");
+    int port = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "\"http listening\"")) {
+            char *p = strstr(line, "\"port\":");
+            if (p) port = atoi(p + 7);
+        }
+    if (f) fclose(f);
+    return port;
+}
+
+/* Sum of a metric family's samples (every label set) in a Prometheus text. */
+static double metric_sum(const char *text, const char *name) {
+    double sum = 0;
+    size_t nl = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, name, nl) && (p[nl] == '{' || p[nl] == ' ')) {
+            const char *sp = strchr(p, ' ');
+            if (sp) sum += atof(sp + 1);
+        }
+    return sum;
+}
+
+static long replay_count(Harness *h, const char *what) {
+    char path[512], line[1024];
+    snprintf(path, sizeof path, "%s/replay.log", h->work);
+    FILE *f = fopen(path, "r");
+    long n = -1, items, events;
+    while (f && fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "published ");
+        if (p && sscanf(p, "published %ld items and %ld events", &items, &events) == 2)
+            n = !strcmp(what, "items") ? items : events;
+    }
+    if (f) fclose(f);
+    return n;
+}
+
+/* Text of a Scientific item id from the .text file (malloc'd). */
+static char *item_text(Harness *h, const char *id) {
+    char path[1024], line[65536];
+    snprintf(path, sizeof path, "%s/Scientific.text", h->slice);
+    FILE *f = fopen(path, "r");
+    char *text = NULL;
+    size_t il = strlen(id);
+    while (f && !text && fgets(line, sizeof line, f))
+        if (!strncmp(line, id, il) && line[il] == '\t') {
+            line[strcspn(line, "\r\n")] = 0;
+            text = strdup(line + il + 1);
+        }
+    if (f) fclose(f);
+    return text;
+}
+
+static void publish(KafkaProducer *p, const char *topic, const char *key, uint8_t *buf,
+                    size_t len) {
+    char err[256];
+    if (kafka_producer_send_owned(p, topic, key, strlen(key), buf, len, err, sizeof err))
+        harness_die("publish to %s: %s", topic, err);
+}
+
+/* Publish TWIN_ID with the text of item x, wait until it is stored, then one event with x per
+ * user whose latest list holds x: their new lists exclude x (seen) and are computed with the
+ * twin recommendable, whose vector equals x's. Returns the number of events sent. */
+static int publish_twin(Harness *h, const Lists *l, const char *x) {
+    char err[256], db[512];
+    KafkaProducerOptions po = {.brokers = h->brokers};
+    KafkaProducer *p;
+    if (kafka_producer_open(&po, &p, err, sizeof err)) harness_die("producer: %s", err);
+    char *text = item_text(h, x);
+    CHECK_MSG(text != NULL, "no text for %s", x);
+    Ssna__Item it;
+    ssna__item__init(&it);
+    it.item_id = TWIN_ID, it.text = text ? text : "twin";
+    uint8_t *buf;
+    size_t len;
+    if (codec_item_encode(&it, NULL, &buf, &len, err, sizeof err)) harness_die("%s", err);
+    publish(p, "items", TWIN_ID, buf, len);
+    kafka_producer_flush(p, 10000, err, sizeof err);
+    snprintf(db, sizeof db, "%s/e2e.db", h->work);
+    int stored = 0;
+    for (double t0 = harness_now(); !stored && harness_now() - t0 < 120;) {
+        StoreOptions o = {.read_only = 1};
+        Store *s;
+        if (!store_open(&s, db, &o, err, sizeof err)) {
+            stored = store_get_item(s, NULL, TWIN_ID, NULL, NULL, 0, err, sizeof err) == STORE_OK;
+            store_close(s);
+        }
+        if (!stored) usleep(200000);
+    }
+    CHECK_MSG(stored, "the new item %s was not stored within 120 s", TWIN_ID);
+    int sent = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const List *x_list = &l->lists[i];
+        int has = 0;
+        for (int k = 0; k < x_list->n; k++) has |= !strcmp(x_list->items[k], x);
+        if (!has || !x_list->n) continue;
+        Ssna__Interaction ev;
+        ssna__interaction__init(&ev);
+        char eid[96];
+        snprintf(eid, sizeof eid, "twin-%zu", i);
+        ev.user_id = (char *)x_list->user;
+        ev.item_id = (char *)x; // x itself leaves the list; its text twin should take its place
+        ev.event_time_ms = 1, ev.event_id = eid;
+        if (codec_interaction_encode(&ev, NULL, &buf, &len, err, sizeof err))
+            harness_die("%s", err);
+        publish(p, "events", ev.user_id, buf, len);
+        sent++;
+    }
+    kafka_producer_close(p, 10000);
+    free(text);
+    return sent;
+}
+
+int main(void) {
+    Harness h;
+    harness_init(&h, "e2e");
+    harness_slice(&h, N_USERS);
+    harness_broker_start(&h);
+    harness_config(&h, "e2e", "top_k = 10\nvariants = gru:a=3,mean:a=3\nab.seed = 7");
+    pid_t pid = harness_ssnad_start(&h, "e2e");
+    // the catalogue first (cold start of the whole shop), then the events at a steady rate so
+    // that lists are published between a user's events (prequential metrics need that)
+    CHECK(harness_replay(&h, "--items first --limit 0") == 0);
+    long n_items = replay_count(&h, "items");
+    CHECK_MSG(n_items > 0, "replay published %ld items", n_items);
+    CHECK(harness_wait_items(&h, "e2e", (size_t)n_items, 300) == 0);
+    CHECK(harness_replay(&h, "--seed 3 --rate 100") == 0);
+    long n_events = replay_count(&h, "events");
+    CHECK_MSG(n_events > 0, "replay published %ld events", n_events);
+    CHECK(harness_wait_events(&h, "e2e", (uint64_t)n_events, 400) == 0);
+
+    // the lists so far, and the item they hold most often
+    Lists lists = {0};
+    harness_read_topic(&h, "recommendations", 5, 3, on_list, &lists);
+    CHECK(lists.bad == 0);
+    CHECK_MSG(lists.n == N_USERS, "%zu of %d users got a list", lists.n, N_USERS);
+    const char *names[2] = {"gru:a=3", "mean:a=3"};
+    double weights[2] = {1, 1};
+    AbTest *ab;
+    char err[256];
+    if (abtest_create(names, weights, 2, TOP_K, 7, NULL, &ab, err, sizeof err))
+        harness_die("%s", err);
+    int wrong_variant = 0, by_variant[2] = {0};
+    for (size_t i = 0; i < lists.n; i++) {
+        int v = abtest_assign(ab, lists.lists[i].user, strlen(lists.lists[i].user));
+        wrong_variant += strcmp(lists.lists[i].variant, names[v]) != 0;
+        by_variant[v]++;
+    }
+    CHECK_MSG(wrong_variant == 0, "%d users got a list from another variant", wrong_variant);
+    CHECK(by_variant[0] > 0 && by_variant[1] > 0);
+    abtest_destroy(ab);
+
+    char best[64] = "";
+    int best_count = 0;
+    for (size_t i = 0; i < lists.n; i++)
+        for (int k = 0; k < lists.lists[i].n; k++) {
+            int c = 0;
+            for (size_t j = 0; j < lists.n; j++)
+                for (int q = 0; q < lists.lists[j].n; q++)
+                    c += !strcmp(lists.lists[j].items[q], lists.lists[i].items[k]);
+            if (c > best_count)
+                best_count = c, snprintf(best, sizeof best, "%s", lists.lists[i].items[k]);
+        }
+    CHECK(best_count > 0);
+    int sent = publish_twin(&h, &lists, best);
+    fprintf(stderr, "twin of %s (in %d lists); %d follow-up events\n", best, best_count, sent);
+    CHECK(harness_wait_events(&h, "e2e", (uint64_t)(n_events + sent), 120) == 0);
+    Lists after = {0};
+    harness_read_topic(&h, "recommendations", 5, 3, on_list, &after);
+    CHECK_MSG(after.twin_lists > 0, "the item published mid-stream is in no list (of %ld)",
+              after.messages);
+
+    // online metrics of the daemon against the two baselines on the same stream
+    int port = http_port(&h);
+    CHECK(port > 0);
+    char *metrics = port ? http_get(port, "/metrics") : NULL;
+    char *rec = port ? http_get(port, "/recommend?user=A1SWWHE1L3XR3V") : NULL;
+    char *health = port ? http_get(port, "/healthz") : NULL;
+    CHECK(metrics && strstr(metrics, "ssnad_online_hit_rate"));
+    CHECK(health && strstr(health, " 200 "));
+    CHECK(rec && (strstr(rec, " 200 ") || strstr(rec, " 404 ")));
+    double scored = metrics ? metric_sum(metrics, "ssnad_online_scored_total") : 0;
+    double hits = metrics ? metric_sum(metrics, "ssnad_online_hits_total") : 0;
+    Popular pop = {0};
+    harness_read_topic(&h, "events", 5, 3, on_event, &pop);
+    double hit_rate = scored > 0 ? hits / scored : 0;
+    double pop_rate = pop.scored ? (double)pop.hits / (double)pop.scored : 0;
+    double random_rate = (double)TOP_K / (double)(n_items > TOP_K ? n_items : TOP_K);
+    fprintf(stderr,
+            "online hit@10: ssnad %.4f (%g of %g), most-popular %.4f (%ld of %ld), random %.4f\n",
+            hit_rate, hits, scored, pop_rate, pop.hits, pop.scored, random_rate);
+    CHECK(scored > n_events / 2);
+    CHECK_MSG(hit_rate > random_rate, "hit rate %.4f <= random %.4f", hit_rate, random_rate);
+    CHECK_MSG(hit_rate > pop_rate, "hit rate %.4f <= most-popular %.4f", hit_rate, pop_rate);
+    free(metrics), free(rec), free(health);
+    for (int i = 0; i < pop.n_users; i++) free(pop.seen[i]);
+    free(pop.ids), free(pop.count), free(pop.users), free(pop.seen), free(pop.n_seen);
+
+    int code = harness_ssnad_stop(pid, SIGTERM, 120);
+    CHECK_MSG(code == 0, "ssnad exit status %d after SIGTERM", code);
+    free(lists.lists), free(after.lists);
+    harness_cleanup(&h, check_failed_count > 0);
+    return check_done();
+}
