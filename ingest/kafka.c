@@ -250,9 +250,10 @@ int kafka_consumer_poll(KafkaConsumer *c, int timeout_ms, KafkaMessage *msg, cha
         } else {
             fail(err, errlen, "kafka consumer: %s", rd_kafka_message_errstr(m));
         }
-        if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-            m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
-            rc = KAFKA_POLL_FATAL; // a subscribed topic that does not exist never heals itself
+        // Not being allowed to read a topic never heals by itself. A missing topic may: a
+        // broker that is still loading its metadata after a restart, or a topic being created,
+        // so that one stays a plain error for the caller to count and log.
+        if (m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) rc = KAFKA_POLL_FATAL;
         rd_kafka_message_destroy(m);
         return rc;
     }
