@@ -31,6 +31,7 @@
 #define SSNAD_DEDUP_WINDOW 16384 // recent event ids remembered for duplicate detection
 #define SSNAD_MAX_PARTS    256   // assigned partitions tracked at once
 #define SSNAD_EXIT_RESTART 3     // state no longer matches the store: restart from checkpoint
+#define SSNAD_EXIT_RELOAD  4     // partitions lost: ssnad_main re-executes itself in place
 #define SSNAD_SEQ_MAX      STORE_USER_SEQ_MAX
 
 /* ---- user table (ssnad_map.c): everything the loop knows about a user seen in this run ---- */

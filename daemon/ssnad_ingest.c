@@ -222,12 +222,13 @@ void ssnad_on_revoke(void *ctx, const KafkaPartition *parts, size_t n, int lost)
     Ssnad *d = ctx;
     char err[512];
     if (lost) {
-        // another member owns them now: our uncommitted work is redone there; our in-memory
-        // state no longer matches the store, so the loop restarts from the last checkpoint
+        // another member may own them now (or the session expired in a broker outage): the
+        // uncommitted work is redone by their owner; our in-memory state no longer matches the
+        // store, so the daemon reloads itself from the last checkpoint and rejoins the group
         log_error("partitions lost", LOG_INT("partitions", n));
         store_txn_abort(d->txn);
         d->txn = NULL;
-        d->fatal = 1, d->exit_code = SSNAD_EXIT_RESTART;
+        d->fatal = 1, d->exit_code = SSNAD_EXIT_RELOAD;
         return;
     }
     if (d->txn && !d->fatal && ssnad_checkpoint(d, "revoke", err, sizeof err))

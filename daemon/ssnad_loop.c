@@ -1,6 +1,7 @@
 /* ssnad_loop.c - the main loop of ssnad: start everything, then poll, apply, publish and
  * checkpoint until a stop signal; shut down with a final checkpoint. */
 #include <cblas.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,7 +152,8 @@ static void update_gauges(Ssnad *d, double now) {
 /* One turn: a burst of messages, then embeddings, refreshes, lists and maybe a checkpoint. */
 static int turn(Ssnad *d, char *err, size_t errlen) {
     int timeout = d->dirty.n ? 0 : 50;
-    for (int i = 0; i < POLL_BURST && !d->fatal; i++) {
+    long long every = d->cfg->checkpoint_every_events;
+    for (int i = 0; i < POLL_BURST && !d->fatal && (long long)d->since_checkpoint < every; i++) {
         KafkaMessage msg = {0};
         int rc = kafka_consumer_poll(d->consumer, i ? 0 : timeout, &msg, err, errlen);
         if (rc == 0) break;
@@ -210,6 +212,9 @@ int ssnad_run(const DaemonConfig *cfg) {
     char err[1024] = "";
     log_configure(stderr, cfg->log_format, cfg->log_level);
     openblas_set_num_threads(1); // the daemon runs its own threads: one BLAS thread per caller
+    // a file-size limit (or quota) on the store must be a failed write (EFBIG), which fails the
+    // commit cleanly, never a kill in the middle of it
+    signal(SIGXFSZ, SIG_IGN);
     if (signals_install(err, sizeof err)) {
         log_error("startup failed", LOG_STR("error", err));
         return 1;

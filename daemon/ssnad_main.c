@@ -1,6 +1,8 @@
 /* ssnad - the streaming online-learning recommender daemon (daemon/ssnad.h, docs/ssnad.md). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/config.h"
 #include "daemon/ssnad.h"
@@ -24,8 +26,9 @@ static void usage(FILE *out) {
             "                       each user id listed one per line) and exit\n"
             "  --help               this text\n\n"
             "exit status: 0 clean stop, 1 startup or Kafka failure, 2 usage, 3 the state could\n"
-            "not be committed (e.g. disk full) or partitions were lost: restart to resume from\n"
-            "the last checkpoint.\n");
+            "not be committed (e.g. disk full): restart to resume from the last checkpoint.\n"
+            "When the group takes partitions away without a revoke (session expired, e.g. in a\n"
+            "long broker outage) ssnad re-executes itself and resumes from its last checkpoint.\n");
 }
 
 static int dump(int argc, char **argv) {
@@ -73,5 +76,12 @@ int main(int argc, char **argv) {
     }
     int code = ssnad_run(&cfg);
     config_free(&cfg);
+    if (code == SSNAD_EXIT_RELOAD) {
+        // the same process starts over from its last checkpoint (same pid, same arguments)
+        fprintf(stderr, "ssnad: partitions lost; reloading from the last checkpoint\n");
+        execv("/proc/self/exe", argv);
+        fprintf(stderr, "ssnad: cannot re-execute itself: %s\n", strerror(errno));
+        return SSNAD_EXIT_RESTART;
+    }
     return code;
 }

@@ -33,6 +33,10 @@ typedef struct {
     char slice[512]; // the data slice folder
 } Harness;
 
+static Harness *harness_current; // the broker to stop when the test dies
+
+static inline int harness_broker(Harness *h, const char *action);
+
 static inline void harness_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -40,7 +44,14 @@ static inline void harness_die(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    if (harness_current && harness_current->port) harness_broker(harness_current, "stop");
     exit(1);
+}
+
+/* ctest's timeout (SIGTERM) or ^C: stop the broker rather than leave a JVM behind. */
+static inline void harness_on_signal(int sig) {
+    if (harness_current && harness_current->port) harness_broker(harness_current, "stop");
+    _exit(128 + sig);
 }
 
 static inline double harness_now(void) {
@@ -97,6 +108,9 @@ static inline void harness_init(Harness *h, const char *name) {
     }
     if (!h->port) harness_die("no free port pair");
     snprintf(h->brokers, sizeof h->brokers, "127.0.0.1:%d", h->port);
+    harness_current = h;
+    signal(SIGTERM, harness_on_signal);
+    signal(SIGINT, harness_on_signal);
     fprintf(stderr, "harness: work %s, broker %s\n", h->work, h->brokers);
 }
 
@@ -136,17 +150,20 @@ static inline int harness_replay(Harness *h, const char *extra) {
                       h->build, h->slice, h->brokers, extra ? extra : "", h->work);
 }
 
-/* Write a config for ssnad instance `name` (db in work/name.db); extra lines appended. */
+/* Write a config for ssnad instance `name` (db in work/name.db); extra lines appended (a key
+ * they set replaces the harness default). */
 static inline void harness_config(Harness *h, const char *name, const char *extra) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s.conf", h->work, name);
     FILE *f = fopen(path, "w");
     if (!f) harness_die("cannot write %s", path);
+    if (!extra) extra = "";
     fprintf(f,
             "brokers = %s\ngroup.id = %s\ndb.path = %s/%s.db\nmodel.dir = %s\n"
-            "http.listen = 127.0.0.1:0\nlog.format = json\ncheckpoint.every_seconds = 2\n"
-            "train.batch = 16\n%s\n",
-            h->brokers, name, h->work, name, h->model, extra ? extra : "");
+            "http.listen = 127.0.0.1:0\nlog.format = json\n%s%s%s\n",
+            h->brokers, name, h->work, name, h->model,
+            strstr(extra, "checkpoint.every_seconds") ? "" : "checkpoint.every_seconds = 2\n",
+            strstr(extra, "train.batch") ? "" : "train.batch = 16\n", extra);
     fclose(f);
 }
 
