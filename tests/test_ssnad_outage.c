@@ -21,7 +21,7 @@ static void send_events(Harness *h, int from, int to) {
     for (int i = 0; from == 0 && i < N_ITEMS; i++) {
         Ssna__Item it;
         ssna__item__init(&it);
-        char id[16];
+        char id[32];
         snprintf(id, sizeof id, "ITEM-%d", i);
         it.item_id = id, it.title = (char *)titles[i];
         uint8_t *buf;
@@ -33,7 +33,7 @@ static void send_events(Harness *h, int from, int to) {
     for (int e = from; e < to; e++) {
         Ssna__Interaction ev;
         ssna__interaction__init(&ev);
-        char user[32], item[16], eid[32];
+        char user[32], item[32], eid[32];
         snprintf(user, sizeof user, "user-%d", e % 50);
         snprintf(item, sizeof item, "ITEM-%d", (e * 7 + e / 50) % N_ITEMS);
         snprintf(eid, sizeof eid, "event-%d", e);
