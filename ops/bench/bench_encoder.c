@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr,
                 "usage: %s MODEL_DIR ITEMS.text [--ids-out FILE] [--repeat N] "
-                "[--layers A]\n",
+                "[--layers A] [--limit N]\n",
                 argv[0]);
         return 2;
     }
@@ -82,6 +82,12 @@ int main(int argc, char **argv) {
             repeat = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--layers"))
             keep = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--limit"))
+            limit = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "%s: unknown option '%s'\n", argv[0], argv[i]);
+            return 2;
+        }
     }
     char err[512];
     Encoder *e;
