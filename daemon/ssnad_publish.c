@@ -121,7 +121,7 @@ int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
         pthread_mutex_unlock(&d->serve_mu);
         if (ssnad_now() - t0 > budget_s) break;
     }
-    memmove(d->dirty.v, d->dirty.v + done, (d->dirty.n - done) * sizeof *d->dirty.v);
+    if (done) memmove(d->dirty.v, d->dirty.v + done, (d->dirty.n - done) * sizeof *d->dirty.v);
     d->dirty.n -= done;
     kafka_producer_poll(d->producer, 0);
     return rc;

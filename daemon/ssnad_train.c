@@ -86,7 +86,9 @@ static int sync_view(Ssnad *d, SsnadVariant *v, TrainView *tv, size_t n_items, u
         tv->states = s, tv->cap = cap;
     }
     pthread_mutex_lock(&d->serve_mu);
-    memcpy(tv->states + from * rf, v->states + from * rf, (n_items - from) * rf * sizeof(float));
+    if (n_items > from)
+        memcpy(tv->states + from * rf, v->states + from * rf,
+               (n_items - from) * rf * sizeof(float));
     pthread_mutex_unlock(&d->serve_mu);
     tv->n = n_items, tv->gen = gen;
     return 0;
@@ -257,8 +259,10 @@ void ssnad_train_take_refresh(Ssnad *d) {
         v->serve.ps.step = steps;
         v->serve_steps = steps;
         if (n > d->n_items) n = d->n_items;
-        memcpy(v->raw, raw, n * dd * sizeof(float));
-        memcpy(v->norm, norm, n * dd * sizeof(float));
+        if (n) {
+            memcpy(v->raw, raw, n * dd * sizeof(float));
+            memcpy(v->norm, norm, n * dd * sizeof(float));
+        }
         pthread_mutex_unlock(&d->serve_mu);
         // rows that arrived after the trainer's snapshot get vectors from the new parameters
         if (n < d->n_items && ssnad_state_refresh_rows(d, i, n, err, sizeof err))
