@@ -30,17 +30,16 @@ typedef struct {
 
 /* Scratch of one worker, sized for the largest batch. */
 typedef struct {
-    float *x, *tmp, *q, *k, *v, *att_out; // [N, C]
-    float *ff;                            // [N, F]
-    float *att;                           // [T, T]
+    float *x, *tmp, *att_out; // [N, C]
+    float *qkv;               // [N, 3C]
+    float *ff;                // [N, F]
+    float *att;               // [T, T]
 } EncoderWork;
 
 static void work_free(EncoderWork *w) {
     free(w->x);
     free(w->tmp);
-    free(w->q);
-    free(w->k);
-    free(w->v);
+    free(w->qkv);
     free(w->att_out);
     free(w->ff);
     free(w->att);
@@ -51,13 +50,11 @@ static int work_alloc(EncoderWork *w, const Encoder *e, int n_tokens, int max_le
     memset(w, 0, sizeof *w);
     w->x = malloc(nc * sizeof(float));
     w->tmp = malloc(nc * sizeof(float));
-    w->q = malloc(nc * sizeof(float));
-    w->k = malloc(nc * sizeof(float));
-    w->v = malloc(nc * sizeof(float));
+    w->qkv = malloc(3 * nc * sizeof(float));
     w->att_out = malloc(nc * sizeof(float));
     w->ff = malloc((size_t)n_tokens * e->ffn * sizeof(float));
     w->att = malloc((size_t)max_len * max_len * sizeof(float));
-    if (!w->x || !w->tmp || !w->q || !w->k || !w->v || !w->att_out || !w->ff || !w->att) {
+    if (!w->x || !w->tmp || !w->qkv || !w->att_out || !w->ff || !w->att) {
         work_free(w);
         return -1;
     }
@@ -111,15 +108,15 @@ static void embed_batch(const EncoderJob *job, const EncoderBatch *b, EncoderWor
 static void block_forward(const Encoder *e, const EncoderBlock *blk, const EncoderJob *job,
                           const EncoderBatch *b, EncoderWork *w) {
     int N = b->n_tokens, C = e->hidden, F = e->ffn;
-    linear_forward(w->q, w->x, blk->wq, blk->bq, N, C, C);
-    linear_forward(w->k, w->x, blk->wk, blk->bk, N, C, C);
-    linear_forward(w->v, w->x, blk->wv, blk->bv, N, C, C);
+    // one GEMM for Q, K and V: qkv rows are [q | k | v], 3C floats
+    linear_forward(w->qkv, w->x, blk->wqkv, blk->bqkv, N, C, 3 * C);
     // each sequence attends only to itself: packing needs no padding mask
     size_t off = 0;
     for (int s = 0; s < b->count; s++) {
         int L = job->n_ids[job->order[b->first + s]];
         size_t o = off * C;
-        encoder_attention(w->att_out + o, w->att, w->q + o, w->k + o, w->v + o, L, C, e->n_heads);
+        const float *q = w->qkv + 3 * o;
+        encoder_attention(w->att_out + o, w->att, q, q + C, q + 2 * C, 3 * C, L, C, e->n_heads);
         off += (size_t)L;
     }
     linear_forward(w->tmp, w->att_out, blk->wo, blk->bo, N, C, C);

@@ -9,12 +9,12 @@ typedef enum { ENCODER_BERT, ENCODER_DISTILBERT, ENCODER_ROBERTA } EncoderFamily
 
 /* One post-LayerNorm transformer block; linear weights PyTorch-style [out, in]. */
 typedef struct {
-    float *wq, *bq, *wk, *bk, *wv, *bv; // [C, C], [C]
-    float *wo, *bo;                     // [C, C], [C]
-    float *ln1_w, *ln1_b;               // [C] after attention + residual
-    float *w1, *b1;                     // [F, C], [F]
-    float *w2, *b2;                     // [C, F], [C]
-    float *ln2_w, *ln2_b;               // [C] after feed-forward + residual
+    float *wqkv, *bqkv;   // [3C, C], [3C]: query, key, value rows fused
+    float *wo, *bo;       // [C, C], [C]
+    float *ln1_w, *ln1_b; // [C] after attention + residual
+    float *w1, *b1;       // [F, C], [F]
+    float *w2, *b2;       // [C, F], [C]
+    float *ln2_w, *ln2_b; // [C] after feed-forward + residual
 } EncoderBlock;
 
 struct Encoder {
@@ -42,8 +42,9 @@ void encoder_gelu(float *x, size_t n);
 // x: [N, C] in place: x = LayerNorm(x + r) * w + b; r: [N, C] or NULL; w, b: [C]
 void encoder_add_layernorm(float *x, const float *r, const float *w, const float *b, int N, int C,
                            float eps);
-// out: [L, C]; q, k, v: [L, C] (NH heads of C / NH); att: [L, L] scratch. One unpadded sequence.
+// out: [L, C]; q, k, v: [L, C] rows ld floats apart (NH heads of C / NH); att: [L, L] scratch.
+// One unpadded sequence.
 void encoder_attention(float *out, float *att, const float *q, const float *k, const float *v,
-                       int L, int C, int NH);
+                       int ld, int L, int C, int NH);
 
 #endif

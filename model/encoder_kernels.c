@@ -91,19 +91,19 @@ static void softmax_row_fast(float *row, int n) {
     for (i = 0; i < n; i++) row[i] *= inv;
 }
 
-// out: [L, C]; q, k, v: [L, C] with C = NH * hs, heads contiguous hs-slices; att: [L, L]
+// out: [L, C]; q, k, v: [L, C] rows ld apart, C = NH * hs, heads contiguous hs-slices; att: [L, L]
 void encoder_attention(float *out, float *att, const float *q, const float *k, const float *v,
-                       int L, int C, int NH) {
+                       int ld, int L, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     for (int h = 0; h < NH; h++) {
         // att = scale * q_h k_h^T: [L, L]; every key is visible (one unpadded sequence)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, scale, q + h * hs, C,
-                    k + h * hs, C, 0.0f, att, L);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, scale, q + h * hs, ld,
+                    k + h * hs, ld, 0.0f, att, L);
         for (int i = 0; i < L; i++) softmax_row_fast(att + (size_t)i * L, L);
         // out_h = att v_h: [L, hs]
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, att, L, v + h * hs,
-                    C, 0.0f, out + h * hs, C);
+                    ld, 0.0f, out + h * hs, C);
     }
 }
 

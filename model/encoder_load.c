@@ -50,9 +50,23 @@ typedef struct {
     size_t errlen;
 } EncoderLoader;
 
-/* Read tensor `name` (with or without the family prefix) of the given shape into a new buffer
- * owned by the encoder; NULL with a message naming the file and tensor. */
-static float *load_tensor(EncoderLoader *ld, const char *name, int64_t d0, int64_t d1) {
+/* A new buffer of n floats owned by the encoder (freed by encoder_free), or NULL. */
+static float *alloc_owned(EncoderLoader *ld, size_t n) {
+    float *buf = malloc(n * sizeof(float));
+    float **allocs = realloc(ld->e->allocs, (size_t)(ld->e->n_allocs + 1) * sizeof *allocs);
+    if (allocs) ld->e->allocs = allocs;
+    if (!buf || !allocs) {
+        free(buf);
+        snprintf(ld->err, ld->errlen, "%s: out of memory", ld->st.path);
+        return NULL;
+    }
+    ld->e->allocs[ld->e->n_allocs++] = buf;
+    return buf;
+}
+
+/* Read tensor `name` (with or without the family prefix), which must have shape [d0, d1] (or
+ * [d0] when d1 is 0), into dst; -1 with a message naming the file and tensor. */
+static int read_tensor(EncoderLoader *ld, const char *name, int64_t d0, int64_t d1, float *dst) {
     char prefixed[256];
     snprintf(prefixed, sizeof prefixed, "%s%s", ld->names->prefix, name);
     const SafetensorsTensor *t = safetensors_find(&ld->st, name);
@@ -60,32 +74,47 @@ static float *load_tensor(EncoderLoader *ld, const char *name, int64_t d0, int64
     if (!t) {
         snprintf(ld->err, ld->errlen, "%s: missing tensor '%s' (also tried '%s')", ld->st.path,
                  name, prefixed);
-        return NULL;
+        return -1;
     }
     int64_t shape[2] = {d0, d1};
-    float *buf = malloc((size_t)d0 * (size_t)(d1 ? d1 : 1) * sizeof(float));
-    float **allocs = realloc(ld->e->allocs, (size_t)(ld->e->n_allocs + 1) * sizeof *allocs);
-    if (!buf || !allocs) {
-        free(buf);
-        if (allocs) ld->e->allocs = allocs;
-        snprintf(ld->err, ld->errlen, "%s: out of memory reading tensor '%s'", ld->st.path, name);
-        return NULL;
-    }
-    ld->e->allocs = allocs;
-    ld->e->allocs[ld->e->n_allocs++] = buf;
-    if (safetensors_read_f32(&ld->st, t, shape, d1 ? 2 : 1, buf, ld->err, ld->errlen)) return NULL;
-    return buf;
+    return safetensors_read_f32(&ld->st, t, shape, d1 ? 2 : 1, dst, ld->err, ld->errlen);
 }
 
-/* Weight [d0, d1] and bias [d0] of the layer named by fmt and index l. */
-static int load_linear(EncoderLoader *ld, const char *fmt, int l, int64_t d0, int64_t d1, float **w,
-                       float **b) {
+/* read_tensor into a new encoder-owned buffer. */
+static float *load_tensor(EncoderLoader *ld, const char *name, int64_t d0, int64_t d1) {
+    float *buf = alloc_owned(ld, (size_t)d0 * (size_t)(d1 ? d1 : 1));
+    return buf && !read_tensor(ld, name, d0, d1, buf) ? buf : NULL;
+}
+
+/* Weight [d0, d1] and bias [d0] of the layer named by fmt and index l into w and b. */
+static int read_linear(EncoderLoader *ld, const char *fmt, int l, int64_t d0, int64_t d1, float *w,
+                       float *b) {
     char base[192], name[256];
     snprintf(base, sizeof base, fmt, l);
     snprintf(name, sizeof name, "%s.weight", base);
-    if (!(*w = load_tensor(ld, name, d0, d1))) return -1;
+    if (read_tensor(ld, name, d0, d1, w)) return -1;
     snprintf(name, sizeof name, "%s.bias", base);
-    if (!(*b = load_tensor(ld, name, d0, 0))) return -1;
+    return read_tensor(ld, name, d0, 0, b);
+}
+
+/* read_linear into new encoder-owned buffers. */
+static int load_linear(EncoderLoader *ld, const char *fmt, int l, int64_t d0, int64_t d1, float **w,
+                       float **b) {
+    *w = alloc_owned(ld, (size_t)d0 * (size_t)(d1 ? d1 : 1));
+    *b = *w ? alloc_owned(ld, (size_t)d0) : NULL;
+    return *b ? read_linear(ld, fmt, l, d0, d1, *w, *b) : -1;
+}
+
+/* Query, key and value projections of block l stacked into one [3C, C] weight and [3C] bias, so
+ * the forward pass makes one GEMM of them. */
+static int load_qkv(EncoderLoader *ld, int l, EncoderBlock *b) {
+    size_t C = (size_t)ld->e->hidden;
+    const char *fmts[3] = {ld->names->q, ld->names->k, ld->names->v};
+    if (!(b->wqkv = alloc_owned(ld, 3 * C * C)) || !(b->bqkv = alloc_owned(ld, 3 * C))) return -1;
+    for (int i = 0; i < 3; i++)
+        if (read_linear(ld, fmts[i], l, (int64_t)C, (int64_t)C, b->wqkv + i * C * C,
+                        b->bqkv + i * C))
+            return -1;
     return 0;
 }
 
@@ -109,10 +138,7 @@ static int load_weights(EncoderLoader *ld) {
     const EncoderNames *n = ld->names;
     for (int l = 0; l < e->n_layers; l++) {
         EncoderBlock *b = &e->blocks[l];
-        if (load_linear(ld, n->q, l, C, C, &b->wq, &b->bq) ||
-            load_linear(ld, n->k, l, C, C, &b->wk, &b->bk) ||
-            load_linear(ld, n->v, l, C, C, &b->wv, &b->bv) ||
-            load_linear(ld, n->o, l, C, C, &b->wo, &b->bo) ||
+        if (load_qkv(ld, l, b) || load_linear(ld, n->o, l, C, C, &b->wo, &b->bo) ||
             load_linear(ld, n->ln1, l, C, 0, &b->ln1_w, &b->ln1_b) ||
             load_linear(ld, n->f1, l, F, C, &b->w1, &b->b1) ||
             load_linear(ld, n->f2, l, C, F, &b->w2, &b->b2) ||
