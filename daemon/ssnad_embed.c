@@ -73,6 +73,8 @@ static void *embed_main(void *arg) {
         }
         for (int i = 0; i < n; i++) d->embed_done[d->done_len++] = batch[i];
         d->embed_busy = 0;
+        // also from here: a checkpoint drain blocks the main thread's gauge updates
+        metric_gauge_set(d->m_queue, (double)d->embed_len);
         pthread_cond_broadcast(&d->embed_done_cv);
     }
     pthread_mutex_unlock(&d->embed_mu);
