@@ -14,8 +14,11 @@
  *
  * Sequences are sorted by length and packed into batches without padding: every linear layer runs
  * on all real tokens of a batch at once (one cblas_sgemm per weight matrix, Q/K/V fused), and
- * attention runs per sequence over its own length. Batches are spread over worker threads, each
- * with OpenBLAS set to one thread; with one worker OpenBLAS keeps its own threading.
+ * attention runs per sequence over its own length. Batches are spread over worker threads; with
+ * more than one worker a call sets OpenBLAS to one thread (process-wide, as OpenBLAS offers it)
+ * and restores the previous count before returning, so a process that runs other BLAS work on
+ * other threads at the same time should use one worker (encoder_set_threads(e, 1)), which
+ * leaves OpenBLAS's threading alone.
  * An Encoder is not thread-safe: one call at a time.
  */
 #ifndef SSNA_MODEL_ENCODER_H
