@@ -172,8 +172,9 @@ typedef struct Ssnad {
     SsnadSeq *reservoir; // [res_cap]
     size_t res_len, res_cap;
     uint64_t res_seen, feed_rng;
-    size_t train_n_items;      // item rows the trainer may use
-    uint64_t train_states_gen; // bumped when an existing row's states change
+    size_t train_n_items;   // item rows the trainer may use
+    uint32_t *changed_rows; // rows below train_n_items whose states changed since the sync
+    size_t n_changed, changed_cap;
     int train_stop, train_started;
 
     // checkpointing
@@ -233,8 +234,9 @@ int ssnad_train_start(Ssnad *d, char *err, size_t errlen);
 void ssnad_train_stop(Ssnad *d);
 /* Offer a user's changed sequence to the trainer (never blocks on training). */
 void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len);
-/* Tell the trainer how many item rows exist; changed: an existing row got new states. */
-void ssnad_train_set_items(Ssnad *d, size_t n_items, int changed);
+/* Tell the trainer how many item rows exist; changed_row >= 0: that existing row got new states
+ * (a placeholder's text arrived, or a text changed). */
+void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row);
 /* Swap in the trainer's refreshed parameters and item vectors (main thread). */
 void ssnad_train_take_refresh(Ssnad *d);
 

@@ -138,7 +138,7 @@ int ssnad_state_ensure_item(Ssnad *d, uint32_t idx, const char *id, char *err, s
     pthread_mutex_lock(&d->serve_mu);
     int rc = ensure_locked(d, idx, id, err, errlen);
     pthread_mutex_unlock(&d->serve_mu);
-    ssnad_train_set_items(d, d->n_items, 0);
+    ssnad_train_set_items(d, d->n_items, -1);
     return rc;
 }
 
@@ -157,7 +157,7 @@ int ssnad_state_set_item(Ssnad *d, uint32_t idx, const char *id, const float *st
         rc = serve_vectors(d, &d->var[i], idx, (size_t)idx + 1, err, errlen);
     }
     pthread_mutex_unlock(&d->serve_mu);
-    ssnad_train_set_items(d, d->n_items, existed);
+    ssnad_train_set_items(d, d->n_items, existed ? (long)idx : -1);
     return rc;
 }
 

@@ -17,12 +17,11 @@
 #define REFRESH_STEPS   20
 #define REFRESH_SECONDS 5.0
 
-/* The trainer's own copy of a variant's state rows, so training never holds serve_mu. */
+/* The trainer's own copy of a variant's state rows, so training never holds serve_mu for long. */
 typedef struct {
     float *states;
     size_t n, cap;
-    uint64_t gen;
-    double last_refresh;
+    double last_refresh, refresh_cost; // seconds
     int64_t refresh_steps;
 } TrainView;
 
@@ -48,11 +47,19 @@ void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len) {
     pthread_mutex_unlock(&d->feed_mu);
 }
 
-void ssnad_train_set_items(Ssnad *d, size_t n_items, int changed) {
+void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row) {
     if (!d->train_started) return;
     pthread_mutex_lock(&d->feed_mu);
     d->train_n_items = n_items;
-    if (changed) d->train_states_gen++;
+    if (changed_row >= 0) {
+        if (d->n_changed == d->changed_cap) {
+            size_t cap = d->changed_cap ? 2 * d->changed_cap : 256;
+            uint32_t *r = realloc(d->changed_rows, cap * sizeof *r);
+            if (r) d->changed_rows = r, d->changed_cap = cap;
+        }
+        // out of memory: the trainer keeps the old row until the next refresh of that row
+        if (d->n_changed < d->changed_cap) d->changed_rows[d->n_changed++] = (uint32_t)changed_row;
+    }
     pthread_mutex_unlock(&d->feed_mu);
 }
 
@@ -72,25 +79,35 @@ static int take_batch(Ssnad *d, SsnadSeq *out, int B) {
     return n;
 }
 
-/* Bring the trainer's state rows up to the main matrix: new rows only, or all of them when an
- * existing row changed (gen). */
-static int sync_view(Ssnad *d, SsnadVariant *v, TrainView *tv, size_t n_items, uint64_t gen) {
-    if (n_items == tv->n && gen == tv->gen) return 0;
-    size_t rf = (size_t)v->cv.layers * (size_t)d->hidden;
-    size_t from = gen == tv->gen && n_items > tv->n ? tv->n : 0;
-    if (n_items > tv->cap) {
-        size_t cap = tv->cap ? tv->cap : 1024;
-        while (cap < n_items) cap *= 2;
-        float *s = realloc(tv->states, cap * rf * sizeof(float));
-        if (!s) return -1;
-        tv->states = s, tv->cap = cap;
+/* Bring every variant's trainer copy of the state rows up to the main matrices: new rows, and
+ * the changed rows[0..n_rows), in one short hold of serve_mu. */
+static int sync_views(Ssnad *d, TrainView *views, size_t n_items, const uint32_t *rows,
+                      size_t n_rows) {
+    for (int i = 0; i < d->n_var; i++) {
+        size_t rf = (size_t)d->var[i].cv.layers * (size_t)d->hidden;
+        TrainView *tv = &views[i];
+        if (n_items > tv->cap) {
+            size_t cap = tv->cap ? tv->cap : 1024;
+            while (cap < n_items) cap *= 2;
+            float *s = realloc(tv->states, cap * rf * sizeof(float));
+            if (!s) return -1;
+            tv->states = s, tv->cap = cap;
+        }
     }
     pthread_mutex_lock(&d->serve_mu);
-    if (n_items > from)
-        memcpy(tv->states + from * rf, v->states + from * rf,
-               (n_items - from) * rf * sizeof(float));
+    for (int i = 0; i < d->n_var; i++) {
+        size_t rf = (size_t)d->var[i].cv.layers * (size_t)d->hidden;
+        TrainView *tv = &views[i];
+        const float *src = d->var[i].states;
+        if (n_items > tv->n)
+            memcpy(tv->states + tv->n * rf, src + tv->n * rf,
+                   (n_items - tv->n) * rf * sizeof(float));
+        for (size_t r = 0; r < n_rows; r++)
+            if (rows[r] < tv->n)
+                memcpy(tv->states + rows[r] * rf, src + rows[r] * rf, rf * sizeof(float));
+        if (n_items > tv->n) tv->n = n_items;
+    }
     pthread_mutex_unlock(&d->serve_mu);
-    tv->n = n_items, tv->gen = gen;
     return 0;
 }
 
@@ -176,8 +193,9 @@ static void *train_main(void *arg) {
         }
         if (!d->fresh_len) idle_steps++;
         int n = take_batch(d, batch, B);
-        size_t n_items = d->train_n_items;
-        uint64_t gen = d->train_states_gen;
+        size_t n_items = d->train_n_items, n_rows = d->n_changed;
+        uint32_t *rows = d->changed_rows;
+        d->changed_rows = NULL, d->n_changed = d->changed_cap = 0;
         pthread_mutex_unlock(&d->feed_mu);
 
         int vi = turn++ % d->n_var;
@@ -185,16 +203,23 @@ static void *train_main(void *arg) {
         TrainView *tv = &views[vi];
         char err[512] = "";
         float loss = 0;
-        if (sync_view(d, v, tv, n_items, gen)) {
+        int synced = sync_views(d, views, n_items, rows, n_rows);
+        free(rows);
+        if (synced) {
             log_error("train: out of memory for item states", LOG_INT("items", n_items));
         } else if (step(d, v, tv, batch, n, &adam, &loss, err, sizeof err)) {
             log_error("train step failed", LOG_STR("variant", v->cv.label), LOG_STR("error", err));
         } else {
             metric_counter_inc(v->m_steps);
             metric_gauge_set(v->m_loss, loss);
-            if (++tv->refresh_steps >= REFRESH_STEPS ||
-                ssnad_now() - tv->last_refresh >= REFRESH_SECONDS) {
+            // a refresh costs one item-tower pass over the catalogue: keep it under ~20% of
+            // the trainer's time however large the catalogue grows
+            double since = ssnad_now() - tv->last_refresh;
+            if ((++tv->refresh_steps >= REFRESH_STEPS || since >= REFRESH_SECONDS) &&
+                since >= 4 * tv->refresh_cost) {
+                double t0 = ssnad_now();
                 refresh(d, v, tv);
+                tv->refresh_cost = ssnad_now() - t0;
                 tv->refresh_steps = 0, tv->last_refresh = ssnad_now();
             }
         }
@@ -236,8 +261,8 @@ void ssnad_train_stop(Ssnad *d) {
         pthread_join(d->train_thread, NULL);
         d->train_started = 0;
     }
-    free(d->fresh), free(d->reservoir);
-    d->fresh = d->reservoir = NULL;
+    free(d->fresh), free(d->reservoir), free(d->changed_rows);
+    d->fresh = d->reservoir = NULL, d->changed_rows = NULL;
 }
 
 void ssnad_train_take_refresh(Ssnad *d) {

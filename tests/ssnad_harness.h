@@ -195,6 +195,11 @@ static inline int harness_ssnad_stop(pid_t pid, int sig, double timeout_s) {
         if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         usleep(20000);
     }
+    // a hang is a bug: show where every thread is (when gdb is there) before killing it
+    fprintf(stderr, "harness: pid %d did not stop within %.0f s\n", (int)pid, timeout_s);
+    harness_sh("command -v gdb >/dev/null && gdb -p %d -batch -ex 'thread apply all bt 12' "
+               "2>/dev/null | grep -E '^#|^Thread' | head -120 >&2",
+               (int)pid);
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
     return -1;

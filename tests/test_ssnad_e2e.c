@@ -107,8 +107,8 @@ static void on_event(void *ctx, const KafkaMessage *m) {
         int top[TOP_K], n = 0;
         for (int i = 0; i < p->n_items; i++) {
             if (!p->count[i] || was_seen(p, u, i)) continue;
+            if (n == TOP_K && p->count[i] <= p->count[top[TOP_K - 1]]) continue;
             int pos = n < TOP_K ? n++ : TOP_K - 1;
-            if (n == TOP_K && pos == TOP_K - 1 && p->count[i] <= p->count[top[pos]]) continue;
             while (pos > 0 && p->count[top[pos - 1]] < p->count[i]) top[pos] = top[pos - 1], pos--;
             top[pos] = i;
         }
