@@ -100,8 +100,13 @@ tool_java() { java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$lib/*
     -Dlog4j2.configurationFile="$here/log4j2.properties" -Dkafka.logs.dir="$work/tools" "$@"; }
 
 random_cluster_id() {
-    # a Kafka Uuid: 16 random bytes, URL-safe base64 without padding
-    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+    # a Kafka Uuid: 16 random bytes, URL-safe base64 without padding. Like Kafka's own
+    # Uuid.randomUuid, never one starting with '-': the storage tool would read it as an option.
+    local id
+    while :; do
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+        case "$id" in -*) ;; *) printf '%s' "$id"; return ;; esac
+    done
 }
 
 create_topics() {
