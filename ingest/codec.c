@@ -7,6 +7,7 @@
  * descriptor (field offsets), so both directions share one notion of a valid message.
  */
 #include "ingest/codec.h"
+#include "model/errmsg.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -18,16 +19,6 @@ CodecLimits codec_limits_default(void) {
     return (CodecLimits){.max_id_bytes = CODEC_DEFAULT_MAX_ID_BYTES,
                          .max_text_bytes = CODEC_DEFAULT_MAX_TEXT_BYTES,
                          .max_message_bytes = CODEC_DEFAULT_MAX_MESSAGE_BYTES};
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
 }
 
 int codec_utf8_check(const uint8_t *s, size_t n, size_t *bad_at) {
@@ -79,15 +70,15 @@ static int check_string(const char *path, const ProtobufCFieldDescriptor *f, con
     const char *of = where_base == SIZE_MAX ? "of the field" : "of the message";
     size_t shift = where_base == SIZE_MAX ? 0 : where_base;
     if (n > limit)
-        return fail(err, errlen, "%s.%s (tag %u): %zu bytes, more than the limit of %zu", path,
-                    f->name, f->id, n, limit);
+        return errmsg_fail(err, errlen, "%s.%s (tag %u): %zu bytes, more than the limit of %zu",
+                           path, f->name, f->id, n, limit);
     const uint8_t *nul = memchr(s, 0, n);
     if (nul)
-        return fail(err, errlen, "%s.%s (tag %u): NUL byte at byte %zu %s", path, f->name, f->id,
-                    (size_t)(nul - s) + shift, of);
+        return errmsg_fail(err, errlen, "%s.%s (tag %u): NUL byte at byte %zu %s", path, f->name,
+                           f->id, (size_t)(nul - s) + shift, of);
     if (codec_utf8_check(s, n, &bad))
-        return fail(err, errlen, "%s.%s (tag %u): invalid UTF-8 at byte %zu %s", path, f->name,
-                    f->id, bad + shift, of);
+        return errmsg_fail(err, errlen, "%s.%s (tag %u): invalid UTF-8 at byte %zu %s", path,
+                           f->name, f->id, bad + shift, of);
     return 0;
 }
 
@@ -132,48 +123,49 @@ static int wire_check(const ProtobufCMessageDescriptor *desc, const char *path, 
         size_t key_at = pos;
         uint64_t key, value;
         if (read_varint(buf, len, &pos, &key))
-            return fail(err, errlen, "%s: truncated or overlong field key at byte %zu", path,
-                        base + key_at);
+            return errmsg_fail(err, errlen, "%s: truncated or overlong field key at byte %zu", path,
+                               base + key_at);
         uint64_t tag = key >> 3;
         int wire = (int)(key & 7);
         if (tag == 0 || tag > 536870911u)
-            return fail(err, errlen, "%s: invalid field number %llu at byte %zu", path,
-                        (unsigned long long)tag, base + key_at);
+            return errmsg_fail(err, errlen, "%s: invalid field number %llu at byte %zu", path,
+                               (unsigned long long)tag, base + key_at);
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field(desc, (unsigned)tag);
         if (f) {
             int want = expected_wire_type(f->type);
             int packed = wire == 2 && f->label == PROTOBUF_C_LABEL_REPEATED && want != 2;
             if (wire != want && !packed)
-                return fail(err, errlen,
-                            "%s.%s (tag %u): wire type %d at byte %zu, the schema expects %d", path,
-                            f->name, f->id, wire, base + key_at, want);
+                return errmsg_fail(
+                    err, errlen, "%s.%s (tag %u): wire type %d at byte %zu, the schema expects %d",
+                    path, f->name, f->id, wire, base + key_at, want);
         }
         size_t value_at = pos;
         switch (wire) {
         case 0:
             if (read_varint(buf, len, &pos, &value))
-                return fail(err, errlen, "%s: truncated varint of field %llu at byte %zu", path,
-                            (unsigned long long)tag, base + value_at);
+                return errmsg_fail(err, errlen, "%s: truncated varint of field %llu at byte %zu",
+                                   path, (unsigned long long)tag, base + value_at);
             break;
         case 1:
         case 5: {
             size_t width = wire == 1 ? 8 : 4;
             if (len - pos < width)
-                return fail(err, errlen, "%s: field %llu needs %zu bytes at byte %zu, %zu left",
-                            path, (unsigned long long)tag, width, base + pos, len - pos);
+                return errmsg_fail(err, errlen,
+                                   "%s: field %llu needs %zu bytes at byte %zu, %zu left", path,
+                                   (unsigned long long)tag, width, base + pos, len - pos);
             pos += width;
             break;
         }
         case 2: {
             if (read_varint(buf, len, &pos, &value))
-                return fail(err, errlen, "%s: truncated length of field %llu at byte %zu", path,
-                            (unsigned long long)tag, base + value_at);
+                return errmsg_fail(err, errlen, "%s: truncated length of field %llu at byte %zu",
+                                   path, (unsigned long long)tag, base + value_at);
             if (value > len - pos)
-                return fail(err, errlen,
-                            "%s: field %llu at byte %zu has length %llu but only %zu bytes remain",
-                            path, (unsigned long long)tag, base + key_at, (unsigned long long)value,
-                            len - pos);
+                return errmsg_fail(
+                    err, errlen,
+                    "%s: field %llu at byte %zu has length %llu but only %zu bytes remain", path,
+                    (unsigned long long)tag, base + key_at, (unsigned long long)value, len - pos);
             size_t n = (size_t)value;
             if (f && f->type == PROTOBUF_C_TYPE_STRING &&
                 check_string(path, f, buf + pos, n, base + pos, lim, err, errlen))
@@ -188,8 +180,8 @@ static int wire_check(const ProtobufCMessageDescriptor *desc, const char *path, 
             break;
         }
         default:
-            return fail(err, errlen, "%s: unsupported wire type %d at byte %zu", path, wire,
-                        base + key_at);
+            return errmsg_fail(err, errlen, "%s: unsupported wire type %d at byte %zu", path, wire,
+                               base + key_at);
         }
     }
     return 0;
@@ -234,42 +226,44 @@ typedef int (*rules_fn)(const ProtobufCMessage *msg, char *err, size_t errlen);
 
 static int interaction_rules(const ProtobufCMessage *m, char *err, size_t errlen) {
     const Ssna__Interaction *x = (const Ssna__Interaction *)m;
-    if (is_empty(x->user_id)) return fail(err, errlen, "Interaction.user_id (tag 1): empty");
-    if (is_empty(x->item_id)) return fail(err, errlen, "Interaction.item_id (tag 2): empty");
+    if (is_empty(x->user_id)) return errmsg_fail(err, errlen, "Interaction.user_id (tag 1): empty");
+    if (is_empty(x->item_id)) return errmsg_fail(err, errlen, "Interaction.item_id (tag 2): empty");
     if (x->weight_present_case == SSNA__INTERACTION__WEIGHT_PRESENT_WEIGHT && !isfinite(x->weight))
-        return fail(err, errlen, "Interaction.weight (tag 5): not a finite number");
+        return errmsg_fail(err, errlen, "Interaction.weight (tag 5): not a finite number");
     return 0;
 }
 
 static int item_rules(const ProtobufCMessage *m, char *err, size_t errlen) {
     const Ssna__Item *x = (const Ssna__Item *)m;
-    if (is_empty(x->item_id)) return fail(err, errlen, "Item.item_id (tag 1): empty");
+    if (is_empty(x->item_id)) return errmsg_fail(err, errlen, "Item.item_id (tag 1): empty");
     int has_text = !is_empty(x->title) || !is_empty(x->brand) || !is_empty(x->text);
     for (size_t i = 0; i < x->n_categories && !has_text; i++)
         has_text = !is_empty(x->categories[i]);
     if (!has_text)
-        return fail(err, errlen,
-                    "Item %s: no text (title, categories, brand and text are all empty)",
-                    x->item_id);
+        return errmsg_fail(err, errlen,
+                           "Item %s: no text (title, categories, brand and text are all empty)",
+                           x->item_id);
     return 0;
 }
 
 static int recommendations_rules(const ProtobufCMessage *m, char *err, size_t errlen) {
     const Ssna__Recommendations *x = (const Ssna__Recommendations *)m;
-    if (is_empty(x->user_id)) return fail(err, errlen, "Recommendations.user_id (tag 1): empty");
+    if (is_empty(x->user_id))
+        return errmsg_fail(err, errlen, "Recommendations.user_id (tag 1): empty");
     for (size_t i = 0; i < x->n_items; i++) {
         const Ssna__ScoredItem *s = x->items[i];
         if (!s || is_empty(s->item_id))
-            return fail(err, errlen, "Recommendations.items[%zu].item_id (tag 1): empty", i);
+            return errmsg_fail(err, errlen, "Recommendations.items[%zu].item_id (tag 1): empty", i);
         if (!isfinite(s->score))
-            return fail(err, errlen, "Recommendations.items[%zu].score (tag 2): not finite", i);
+            return errmsg_fail(err, errlen, "Recommendations.items[%zu].score (tag 2): not finite",
+                               i);
     }
     return 0;
 }
 
 static int dead_letter_rules(const ProtobufCMessage *m, char *err, size_t errlen) {
     const Ssna__DeadLetter *x = (const Ssna__DeadLetter *)m;
-    if (is_empty(x->error)) return fail(err, errlen, "DeadLetter.error (tag 6): empty");
+    if (is_empty(x->error)) return errmsg_fail(err, errlen, "DeadLetter.error (tag 6): empty");
     return 0;
 }
 
@@ -289,10 +283,10 @@ static int encode(const ProtobufCMessage *msg, rules_fn rules, const CodecLimits
     if (struct_check(msg, name, lim, err, errlen) || rules(msg, err, errlen)) return -1;
     size_t n = protobuf_c_message_get_packed_size(msg);
     if (n > lim->max_message_bytes)
-        return fail(err, errlen, "%s: %zu bytes encoded, more than the limit of %zu", name, n,
-                    lim->max_message_bytes);
+        return errmsg_fail(err, errlen, "%s: %zu bytes encoded, more than the limit of %zu", name,
+                           n, lim->max_message_bytes);
     uint8_t *buf = malloc(n ? n : 1); // an all-default message packs to 0 bytes
-    if (!buf) return fail(err, errlen, "%s: out of memory for %zu bytes", name, n);
+    if (!buf) return errmsg_fail(err, errlen, "%s: out of memory for %zu bytes", name, n);
     protobuf_c_message_pack(msg, buf);
     *out = buf;
     *out_len = n;
@@ -307,12 +301,13 @@ static int decode(const ProtobufCMessageDescriptor *desc, rules_fn rules, const 
     *out = NULL;
     const char *name = desc->short_name;
     if (len > lim->max_message_bytes)
-        return fail(err, errlen, "%s: %zu bytes, more than the limit of %zu", name, len,
-                    lim->max_message_bytes);
-    if (len && !buf) return fail(err, errlen, "%s: NULL buffer of %zu bytes", name, len);
+        return errmsg_fail(err, errlen, "%s: %zu bytes, more than the limit of %zu", name, len,
+                           lim->max_message_bytes);
+    if (len && !buf) return errmsg_fail(err, errlen, "%s: NULL buffer of %zu bytes", name, len);
     if (wire_check(desc, name, buf, len, 0, lim, err, errlen)) return -1;
     ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, len, buf);
-    if (!msg) return fail(err, errlen, "%s: %zu bytes that protobuf-c cannot unpack", name, len);
+    if (!msg)
+        return errmsg_fail(err, errlen, "%s: %zu bytes that protobuf-c cannot unpack", name, len);
     if (rules(msg, err, errlen)) {
         protobuf_c_message_free_unpacked(msg, NULL);
         return -1;

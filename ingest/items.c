@@ -1,6 +1,7 @@
 /* items.c - item-text readers. Lines are read through a bounded buffer (never more than
  * ITEMS_MAX_LINE bytes held for one line), so a file without newlines cannot exhaust memory. */
 #include "ingest/items.h"
+#include "model/errmsg.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -33,18 +34,6 @@ struct ItemsReader {
     JsonValue json;
     int have_json;
 };
-
-static int failf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int failf(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 size_t items_utf8_invalid_at(const char *str, size_t len) {
     const unsigned char *s = (const unsigned char *)str;
@@ -138,8 +127,8 @@ static int next_line(ItemsReader *r, char **line, size_t *len, char *err, size_t
             (*line)[n] = 0; /* the LF/CR (or the spare byte fill keeps) */
             *len = n;
             if (n > ITEMS_MAX_LINE)
-                return failf(err, errlen, "%s:%ld: line longer than %d bytes", r->path, r->line,
-                             ITEMS_MAX_LINE);
+                return errmsg_fail(err, errlen, "%s:%ld: line longer than %d bytes", r->path,
+                                   r->line, ITEMS_MAX_LINE);
             return 1;
         }
         if (have > ITEMS_MAX_LINE) {
@@ -154,14 +143,14 @@ static int next_line(ItemsReader *r, char **line, size_t *len, char *err, size_t
                     break;
                 }
             }
-            return failf(err, errlen, "%s:%ld: line longer than %d bytes", r->path, line_no,
-                         ITEMS_MAX_LINE);
+            return errmsg_fail(err, errlen, "%s:%ld: line longer than %d bytes", r->path, line_no,
+                               ITEMS_MAX_LINE);
         }
         scanned = have;
         if (!fill(r)) {
             if (r->read_error)
-                return failf(err, errlen, "%s:%ld: read error: %s", r->path, r->line + 1,
-                             strerror(errno));
+                return errmsg_fail(err, errlen, "%s:%ld: read error: %s", r->path, r->line + 1,
+                                   strerror(errno));
             if (r->end == r->start) return 0;
         }
     }
@@ -171,8 +160,9 @@ static int check_utf8(ItemsReader *r, const char *what, const char *s, size_t le
                       long long file_offset, char *err, size_t errlen) {
     size_t bad = items_utf8_invalid_at(s, len);
     if (bad == len) return 0;
-    return failf(err, errlen, "%s:%ld: invalid UTF-8 in %s at byte %lld of the file (byte 0x%02x)",
-                 r->path, r->line, what, file_offset + (long long)bad, (unsigned char)s[bad]);
+    return errmsg_fail(err, errlen,
+                       "%s:%ld: invalid UTF-8 in %s at byte %lld of the file (byte 0x%02x)",
+                       r->path, r->line, what, file_offset + (long long)bad, (unsigned char)s[bad]);
 }
 
 /* Split on TAB in place; returns the number of fields (up to max). */
@@ -200,22 +190,24 @@ static int read_atomic_header(ItemsReader *r, char *err, size_t errlen) {
     do rc = next_line(r, &line, &len, err, errlen);
     while (rc == 1 && len == 0);
     if (rc < 0) return rc;
-    if (rc == 0) return failf(err, errlen, "%s: empty file (expected a header line)", r->path);
+    if (rc == 0)
+        return errmsg_fail(err, errlen, "%s: empty file (expected a header line)", r->path);
     char *fields[MAX_COLUMNS];
     size_t lens[MAX_COLUMNS];
     int n = split_tabs(line, len, fields, lens, MAX_COLUMNS);
     if (n > MAX_COLUMNS)
-        return failf(err, errlen, "%s:%ld: header has %d columns (at most %d)", r->path, r->line, n,
-                     MAX_COLUMNS);
+        return errmsg_fail(err, errlen, "%s:%ld: header has %d columns (at most %d)", r->path,
+                           r->line, n, MAX_COLUMNS);
     r->n_columns = n;
     r->id_column = -1;
     for (int i = 0; i < n; i++) {
         char *colon = strchr(fields[i], ':');
         if (!colon)
-            return failf(err, errlen,
-                         "%s:%ld: header column %d '%s' is not name:type (an atomic .text/.item "
-                         "file starts with e.g. 'item_id:token<TAB>text:token_seq')",
-                         r->path, r->line, i + 1, fields[i]);
+            return errmsg_fail(
+                err, errlen,
+                "%s:%ld: header column %d '%s' is not name:type (an atomic .text/.item "
+                "file starts with e.g. 'item_id:token<TAB>text:token_seq')",
+                r->path, r->line, i + 1, fields[i]);
         *colon = 0;
         if (!strcmp(fields[i], "item_id"))
             r->id_column = i;
@@ -223,10 +215,10 @@ static int read_atomic_header(ItemsReader *r, char *err, size_t errlen) {
             r->text_columns[r->n_text_columns++] = i;
     }
     if (r->id_column < 0)
-        return failf(err, errlen, "%s:%ld: header has no item_id column", r->path, r->line);
+        return errmsg_fail(err, errlen, "%s:%ld: header has no item_id column", r->path, r->line);
     if (r->n_text_columns == 0)
-        return failf(err, errlen, "%s:%ld: header has no text column (name:token_seq)", r->path,
-                     r->line);
+        return errmsg_fail(err, errlen, "%s:%ld: header has no text column (name:token_seq)",
+                           r->path, r->line);
     return 0;
 }
 
@@ -245,8 +237,8 @@ static int parse_atomic(ItemsReader *r, char *line, size_t len, ItemText *item, 
     size_t lens[MAX_COLUMNS];
     int n = split_tabs(line, len, fields, lens, MAX_COLUMNS);
     if (n != r->n_columns)
-        return failf(err, errlen, "%s:%ld: expected %d tab-separated fields, found %d", r->path,
-                     r->line, r->n_columns, n);
+        return errmsg_fail(err, errlen, "%s:%ld: expected %d tab-separated fields, found %d",
+                           r->path, r->line, r->n_columns, n);
     for (int i = 0; i < n; i++) {
         if (check_utf8(r, i == r->id_column ? "the item id" : "the text", fields[i], lens[i],
                        r->line_pos + (fields[i] - line), err, errlen))
@@ -261,7 +253,8 @@ static int parse_atomic(ItemsReader *r, char *line, size_t len, ItemText *item, 
     }
     size_t total = 0;
     for (int i = 0; i < r->n_text_columns; i++) total += lens[r->text_columns[i]] + 1;
-    if (keep_text(r, total)) return failf(err, errlen, "%s:%ld: out of memory", r->path, r->line);
+    if (keep_text(r, total))
+        return errmsg_fail(err, errlen, "%s:%ld: out of memory", r->path, r->line);
     size_t at = 0;
     for (int i = 0; i < r->n_text_columns; i++) {
         int c = r->text_columns[i];
@@ -283,34 +276,35 @@ static int parse_jsonl(ItemsReader *r, const char *line, size_t len, ItemText *i
     r->have_json = 0;
     char jerr[256];
     if (json_parse(&r->json, line, len, jerr, sizeof jerr))
-        return failf(err, errlen, "%s:%ld: %s", r->path, r->line, jerr);
+        return errmsg_fail(err, errlen, "%s:%ld: %s", r->path, r->line, jerr);
     r->have_json = 1;
     if (r->json.type != JSON_OBJECT)
-        return failf(err, errlen, "%s:%ld: expected a JSON object {\"item_id\":..,\"text\":..}",
-                     r->path, r->line);
+        return errmsg_fail(err, errlen,
+                           "%s:%ld: expected a JSON object {\"item_id\":..,\"text\":..}", r->path,
+                           r->line);
     const JsonValue *id = json_get(&r->json, "item_id");
     const JsonValue *text = json_get(&r->json, "text");
     if (!id || !(id->type == JSON_STRING || id->type == JSON_NUMBER))
-        return failf(err, errlen, "%s:%ld: missing \"item_id\" (a string or an integer)", r->path,
-                     r->line);
+        return errmsg_fail(err, errlen, "%s:%ld: missing \"item_id\" (a string or an integer)",
+                           r->path, r->line);
     if (!text || text->type != JSON_STRING)
-        return failf(err, errlen, "%s:%ld: missing \"text\" (a string)", r->path, r->line);
+        return errmsg_fail(err, errlen, "%s:%ld: missing \"text\" (a string)", r->path, r->line);
     if (id->type == JSON_NUMBER) {
         double v = id->number;
         if (v != (double)(long long)v || v < -9e15 || v > 9e15)
-            return failf(err, errlen, "%s:%ld: \"item_id\" %g is not an integer", r->path, r->line,
-                         v);
+            return errmsg_fail(err, errlen, "%s:%ld: \"item_id\" %g is not an integer", r->path,
+                               r->line, v);
         char num[32];
         int n = snprintf(num, sizeof num, "%lld", (long long)v);
         free(r->id_copy);
         r->id_copy = strdup(num);
-        if (!r->id_copy) return failf(err, errlen, "%s:%ld: out of memory", r->path, r->line);
+        if (!r->id_copy) return errmsg_fail(err, errlen, "%s:%ld: out of memory", r->path, r->line);
         item->id = r->id_copy;
         item->id_len = (size_t)n;
     } else {
         if (memchr(id->str, 0, id->len))
-            return failf(err, errlen, "%s:%ld: \"item_id\" contains a NUL character", r->path,
-                         r->line);
+            return errmsg_fail(err, errlen, "%s:%ld: \"item_id\" contains a NUL character", r->path,
+                               r->line);
         item->id = id->str;
         item->id_len = id->len;
     }
@@ -332,10 +326,11 @@ int items_next(ItemsReader *r, ItemText *item, char *err, size_t errlen) {
         rc = r->format == ITEMS_FORMAT_JSONL ? parse_jsonl(r, line, len, item, err, errlen)
                                              : parse_atomic(r, line, len, item, err, errlen);
         if (rc) return -1;
-        if (item->id_len == 0) return failf(err, errlen, "%s:%ld: empty item id", r->path, r->line);
+        if (item->id_len == 0)
+            return errmsg_fail(err, errlen, "%s:%ld: empty item id", r->path, r->line);
         if (item->id_len > ITEMS_ID_MAX)
-            return failf(err, errlen, "%s:%ld: item id is %zu bytes (at most %d)", r->path, r->line,
-                         item->id_len, ITEMS_ID_MAX);
+            return errmsg_fail(err, errlen, "%s:%ld: item id is %zu bytes (at most %d)", r->path,
+                               r->line, item->id_len, ITEMS_ID_MAX);
         item->line = r->line;
         return 1;
     }
@@ -351,13 +346,13 @@ int items_open(ItemsReader **out, const char *path, ItemsFormat format, char *er
     ItemsReader *r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path))) {
         free(r);
-        return failf(err, errlen, "%s: out of memory", path);
+        return errmsg_fail(err, errlen, "%s: out of memory", path);
     }
     r->f = fopen(path, "rb");
     if (!r->f) {
         int e = errno;
         items_close(r);
-        return failf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+        return errmsg_fail(err, errlen, "%s: cannot open: %s", path, strerror(e));
     }
     fill(r);
     if (r->end >= 3 && !memcmp(r->buf, "\xef\xbb\xbf", 3)) r->start = 3;

@@ -1,5 +1,6 @@
 /* kafka.c - librdkafka consumer, producer and dead-letter publisher for ssna (see kafka.h). */
 #include "ingest/kafka.h"
+#include "model/errmsg.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdarg.h>
@@ -12,23 +13,13 @@
 
 #define SETTING_PREFIX "kafka."
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* shown: the name the user wrote (the full "kafka.*" key), so the message points at their file.
  * Values are not echoed: they may be passwords. */
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, const char *shown,
                     char *err, size_t errlen) {
     char why[512];
     if (rd_kafka_conf_set(conf, name, value, why, sizeof why) != RD_KAFKA_CONF_OK)
-        return fail(err, errlen, "%s: %s", shown, why);
+        return errmsg_fail(err, errlen, "%s: %s", shown, why);
     return 0;
 }
 
@@ -48,7 +39,7 @@ static rd_kafka_conf_t *conf_build(const char *const (*defaults)[2], size_t n_de
         const char *key = settings[i].key;
         if (!key || strncmp(key, SETTING_PREFIX, plen)) continue;
         if (!key[plen]) {
-            fail(err, errlen, "%s: empty librdkafka property name", key);
+            errmsg_fail(err, errlen, "%s: empty librdkafka property name", key);
             goto bad;
         }
         if (conf_set(conf, key + plen, settings[i].value ? settings[i].value : "", key, err,
@@ -180,9 +171,10 @@ int kafka_consumer_open(const KafkaConsumerOptions *opt, KafkaConsumer **out, ch
         {"topic.metadata.refresh.interval.ms", "10000"},
     };
     *out = NULL;
-    if (!opt->n_topics) return fail(err, errlen, "kafka consumer: no topics to subscribe to");
+    if (!opt->n_topics)
+        return errmsg_fail(err, errlen, "kafka consumer: no topics to subscribe to");
     KafkaConsumer *c = calloc(1, sizeof *c);
-    if (!c) return fail(err, errlen, "kafka consumer: out of memory");
+    if (!c) return errmsg_fail(err, errlen, "kafka consumer: out of memory");
     c->on_assign = opt->on_assign;
     c->on_revoke = opt->on_revoke;
     c->hook_ctx = opt->hook_ctx;
@@ -197,7 +189,7 @@ int kafka_consumer_open(const KafkaConsumerOptions *opt, KafkaConsumer **out, ch
     if (rd_kafka_conf_get(conf, "group.id", why, &n) != RD_KAFKA_CONF_OK || !why[0]) {
         rd_kafka_conf_destroy(conf);
         free(c);
-        return fail(err, errlen, "kafka consumer: no group id (give one or kafka.group.id)");
+        return errmsg_fail(err, errlen, "kafka consumer: no group id (give one or kafka.group.id)");
     }
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
@@ -206,7 +198,7 @@ int kafka_consumer_open(const KafkaConsumerOptions *opt, KafkaConsumer **out, ch
     if (!c->rk) { // rd_kafka_new frees conf only on success
         rd_kafka_conf_destroy(conf);
         free(c);
-        return fail(err, errlen, "kafka consumer: %s", why);
+        return errmsg_fail(err, errlen, "kafka consumer: %s", why);
     }
     rd_kafka_poll_set_consumer(c->rk); // errors and rebalances arrive through consumer_poll
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)opt->n_topics);
@@ -215,8 +207,8 @@ int kafka_consumer_open(const KafkaConsumerOptions *opt, KafkaConsumer **out, ch
     rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
-        fail(err, errlen, "kafka consumer: subscribing to %s%s: %s", opt->topics[0],
-             opt->n_topics > 1 ? " and others" : "", rd_kafka_err2str(e));
+        errmsg_fail(err, errlen, "kafka consumer: subscribing to %s%s: %s", opt->topics[0],
+                    opt->n_topics > 1 ? " and others" : "", rd_kafka_err2str(e));
         rd_kafka_destroy(c->rk);
         free(c);
         return -1;
@@ -231,7 +223,7 @@ int kafka_consumer_poll(KafkaConsumer *c, int timeout_ms, KafkaMessage *msg, cha
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
     if (c->hook_failed) {
         if (m) rd_kafka_message_destroy(m);
-        fail(err, errlen, "kafka consumer: %s", c->failure);
+        errmsg_fail(err, errlen, "kafka consumer: %s", c->failure);
         return KAFKA_POLL_FATAL;
     }
     if (!m) return 0;
@@ -242,13 +234,13 @@ int kafka_consumer_poll(KafkaConsumer *c, int timeout_ms, KafkaMessage *msg, cha
             rc = 0; // only when a user enabled it; not an error
         } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
             rd_kafka_fatal_error(c->rk, fatal, sizeof fatal);
-            fail(err, errlen, "kafka consumer: fatal: %s", fatal);
+            errmsg_fail(err, errlen, "kafka consumer: fatal: %s", fatal);
             rc = KAFKA_POLL_FATAL;
         } else if (m->rkt) {
-            fail(err, errlen, "kafka consumer: %s [%d]: %s", rd_kafka_topic_name(m->rkt),
-                 (int)m->partition, rd_kafka_message_errstr(m));
+            errmsg_fail(err, errlen, "kafka consumer: %s [%d]: %s", rd_kafka_topic_name(m->rkt),
+                        (int)m->partition, rd_kafka_message_errstr(m));
         } else {
-            fail(err, errlen, "kafka consumer: %s", rd_kafka_message_errstr(m));
+            errmsg_fail(err, errlen, "kafka consumer: %s", rd_kafka_message_errstr(m));
         }
         // Not being allowed to read a topic never heals by itself. A missing topic may: a
         // broker that is still loading its metadata after a restart, or a topic being created,
@@ -283,7 +275,7 @@ int kafka_consumer_commit(KafkaConsumer *c, const KafkaPartition *parts, size_t 
             parts[i].offset;
     rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, list, 1);
     rd_kafka_topic_partition_list_destroy(list);
-    if (e) return fail(err, errlen, "kafka consumer: commit: %s", rd_kafka_err2str(e));
+    if (e) return errmsg_fail(err, errlen, "kafka consumer: commit: %s", rd_kafka_err2str(e));
     return 0;
 }
 
@@ -363,7 +355,7 @@ int kafka_producer_open(const KafkaProducerOptions *opt, KafkaProducer **out, ch
     };
     *out = NULL;
     KafkaProducer *p = calloc(1, sizeof *p);
-    if (!p) return fail(err, errlen, "kafka producer: out of memory");
+    if (!p) return errmsg_fail(err, errlen, "kafka producer: out of memory");
     rd_kafka_conf_t *conf = conf_build(defaults, sizeof defaults / sizeof defaults[0], opt->brokers,
                                        NULL, opt->settings, opt->n_settings, err, errlen);
     if (!conf) {
@@ -379,7 +371,7 @@ int kafka_producer_open(const KafkaProducerOptions *opt, KafkaProducer **out, ch
     if (!p->rk) {
         rd_kafka_conf_destroy(conf);
         free(p);
-        return fail(err, errlen, "kafka producer: %s", why);
+        return errmsg_fail(err, errlen, "kafka producer: %s", why);
     }
     *out = p;
     return 0;
@@ -389,7 +381,7 @@ static int produce(KafkaProducer *p, const char *topic, const void *key, size_t 
                    void *payload, size_t payload_len, int msgflags, char *err, size_t errlen) {
     char fatal[256];
     if (rd_kafka_fatal_error(p->rk, fatal, sizeof fatal))
-        return fail(err, errlen, "kafka producer: fatal: %s", fatal);
+        return errmsg_fail(err, errlen, "kafka producer: fatal: %s", fatal);
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (int attempt = 0; attempt < 10; attempt++) {
         e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
@@ -399,8 +391,8 @@ static int produce(KafkaProducer *p, const char *topic, const void *key, size_t 
         rd_kafka_poll(p->rk, 100); // deliveries free queue space
     }
     if (e)
-        return fail(err, errlen, "kafka producer: %s (%zu bytes): %s", topic, payload_len,
-                    rd_kafka_err2str(e));
+        return errmsg_fail(err, errlen, "kafka producer: %s (%zu bytes): %s", topic, payload_len,
+                           rd_kafka_err2str(e));
     p->stats.queued++;
     rd_kafka_poll(p->rk, 0);
     return 0;
@@ -434,9 +426,10 @@ int kafka_producer_flush(KafkaProducer *p, int timeout_ms, char *err, size_t err
     uint64_t failed = p->stats.failed - p->failed_at_flush;
     p->failed_at_flush = p->stats.failed;
     if (left || failed)
-        return fail(err, errlen, "kafka producer: %d still in flight after %d ms, %llu failed%s%s",
-                    left, timeout_ms, (unsigned long long)failed,
-                    p->stats.last_error[0] ? "; last error: " : "", p->stats.last_error);
+        return errmsg_fail(err, errlen,
+                           "kafka producer: %d still in flight after %d ms, %llu failed%s%s", left,
+                           timeout_ms, (unsigned long long)failed,
+                           p->stats.last_error[0] ? "; last error: " : "", p->stats.last_error);
     return 0;
 }
 
@@ -458,7 +451,7 @@ int kafka_dead_letter_publish(KafkaProducer *p, const char *topic, const KafkaMe
     // the reason may quote input bytes; DeadLetter.error must itself be valid UTF-8
     size_t n = strlen(reason ? reason : "");
     char *why = malloc(n + 2);
-    if (!why) return fail(err, errlen, "dead letter: out of memory");
+    if (!why) return errmsg_fail(err, errlen, "dead letter: out of memory");
     memcpy(why, reason ? reason : "", n + 1);
     size_t bad;
     while (codec_utf8_check((const uint8_t *)why, n, &bad)) why[bad] = '?';
@@ -484,6 +477,6 @@ int kafka_dead_letter_publish(KafkaProducer *p, const char *topic, const KafkaMe
     char why_encode[256];
     int rc = codec_dead_letter_encode(&dl, &lim, &buf, &len, why_encode, sizeof why_encode);
     free(why);
-    if (rc) return fail(err, errlen, "dead letter: %s", why_encode);
+    if (rc) return errmsg_fail(err, errlen, "dead letter: %s", why_encode);
     return kafka_producer_send_owned(p, topic, rejected->key, dl.key.len, buf, len, err, errlen);
 }

@@ -1,5 +1,6 @@
 /* replay_source.c - a dataset folder as a stream of item texts and interleaved interactions. */
 #include "ingest/replay_source.h"
+#include "model/errmsg.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -11,20 +12,10 @@
 
 #include "ingest/items.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* NAME of the folder's NAME.test.inter; exactly one must exist. */
 static int find_dataset_name(const char *dir, char *name, size_t cap, char *err, size_t errlen) {
     DIR *d = opendir(dir);
-    if (!d) return fail(err, errlen, "%s: cannot open the data folder", dir);
+    if (!d) return errmsg_fail(err, errlen, "%s: cannot open the data folder", dir);
     const char *suffix = ".test.inter";
     size_t slen = strlen(suffix);
     int found = 0;
@@ -37,8 +28,8 @@ static int find_dataset_name(const char *dir, char *name, size_t cap, char *err,
     }
     closedir(d);
     if (found != 1)
-        return fail(err, errlen, "%s: expected exactly one *.test.inter file, found %s", dir,
-                    found ? "several (or a name too long)" : "none");
+        return errmsg_fail(err, errlen, "%s: expected exactly one *.test.inter file, found %s", dir,
+                           found ? "several (or a name too long)" : "none");
     return 0;
 }
 
@@ -63,7 +54,7 @@ static int load_texts(ReplaySource *s, const char *path, char *err, size_t errle
     s->item_texts = calloc((size_t)(n ? n : 1), sizeof *s->item_texts);
     if (!by_id || !s->item_texts) {
         free(by_id);
-        return fail(err, errlen, "%s: out of memory", path);
+        return errmsg_fail(err, errlen, "%s: out of memory", path);
     }
     for (int i = 0; i < n; i++) by_id[i] = (IdIndex){s->seqs.item_ids[i], i};
     qsort(by_id, (size_t)n, sizeof *by_id, compare_id);
@@ -76,14 +67,14 @@ static int load_texts(ReplaySource *s, const char *path, char *err, size_t errle
         IdIndex *hit = bsearch(&key, by_id, (size_t)n, sizeof *by_id, compare_id);
         if (!hit || s->item_texts[hit->item]) continue; // text of an item no one interacted with
         if (!(s->item_texts[hit->item] = strdup(it.text))) {
-            fail(err, errlen, "%s: out of memory", path);
+            errmsg_fail(err, errlen, "%s: out of memory", path);
             goto done;
         }
     }
     if (got < 0) goto done;
     for (int i = 0; i < n; i++)
         if (!s->item_texts[i]) {
-            fail(err, errlen, "%s: no text for item %s", path, s->seqs.item_ids[i]);
+            errmsg_fail(err, errlen, "%s: no text for item %s", path, s->seqs.item_ids[i]);
             goto done;
         }
     rc = 0;
@@ -122,7 +113,7 @@ int replay_source_interleave(const ReplaySource *s, uint64_t seed, ReplayEvent *
     uint32_t *next = calloc((size_t)(q->n_users ? q->n_users : 1), sizeof *next);
     if (!ev || !next) {
         free(ev), free(next);
-        return fail(err, errlen, "replay: out of memory for %zu events", n);
+        return errmsg_fail(err, errlen, "replay: out of memory for %zu events", n);
     }
     // A uniformly random merge of the sequences: shuffle one slot per interaction labelled with
     // its user, then give each user's slots that user's items in order.

@@ -8,6 +8,7 @@
  * Gradients are not saved: a checkpoint is taken between steps, when they mean nothing.
  */
 #include "model/params.h"
+#include "model/errmsg.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -17,16 +18,6 @@
 
 #define PARAMS_MAGIC   "SSNAPRM"
 #define PARAMS_VERSION 1u
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 AdamConfig adam_defaults(void) {
     AdamConfig c = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
@@ -39,27 +30,28 @@ void params_init(ParamSet *ps) {
 
 int params_declare(ParamSet *ps, const char *name, int ndim, const int *shape, char *err,
                    size_t errlen) {
-    if (ps->params) return fail(err, errlen, "params_declare '%s': set already allocated", name);
+    if (ps->params)
+        return errmsg_fail(err, errlen, "params_declare '%s': set already allocated", name);
     size_t nlen = strlen(name);
     if (nlen == 0 || nlen >= PARAM_NAME_MAX)
-        return fail(err, errlen, "params_declare '%s': name length %zu not in [1, %d]", name, nlen,
-                    PARAM_NAME_MAX - 1);
+        return errmsg_fail(err, errlen, "params_declare '%s': name length %zu not in [1, %d]", name,
+                           nlen, PARAM_NAME_MAX - 1);
     if (ndim < 1 || ndim > PARAM_MAX_DIMS)
-        return fail(err, errlen, "params_declare '%s': ndim %d not in [1, %d]", name, ndim,
-                    PARAM_MAX_DIMS);
+        return errmsg_fail(err, errlen, "params_declare '%s': ndim %d not in [1, %d]", name, ndim,
+                           PARAM_MAX_DIMS);
     if (params_find(ps, name) >= 0)
-        return fail(err, errlen, "params_declare '%s': name already declared", name);
+        return errmsg_fail(err, errlen, "params_declare '%s': name already declared", name);
     size_t size = 1;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] <= 0)
-            return fail(err, errlen, "params_declare '%s': dimension %d is %d (must be > 0)", name,
-                        d, shape[d]);
+            return errmsg_fail(err, errlen, "params_declare '%s': dimension %d is %d (must be > 0)",
+                               name, d, shape[d]);
         size *= (size_t)shape[d];
     }
     if (ps->ntensors == ps->cap) {
         int cap = ps->cap ? 2 * ps->cap : 16;
         ParamTensor *t = realloc(ps->tensors, (size_t)cap * sizeof(*t));
-        if (!t) return fail(err, errlen, "params_declare '%s': out of memory", name);
+        if (!t) return errmsg_fail(err, errlen, "params_declare '%s': out of memory", name);
         ps->tensors = t;
         ps->cap = cap;
     }
@@ -75,11 +67,12 @@ int params_declare(ParamSet *ps, const char *name, int ndim, const int *shape, c
 }
 
 int params_alloc(ParamSet *ps, char *err, size_t errlen) {
-    if (ps->params) return fail(err, errlen, "params_alloc: set already allocated");
-    if (ps->total == 0) return fail(err, errlen, "params_alloc: no tensors declared");
+    if (ps->params) return errmsg_fail(err, errlen, "params_alloc: set already allocated");
+    if (ps->total == 0) return errmsg_fail(err, errlen, "params_alloc: no tensors declared");
     // one allocation, four views: params | grads | m | v
     float *block = calloc(4 * ps->total, sizeof(float));
-    if (!block) return fail(err, errlen, "params_alloc: out of memory for %zu floats", ps->total);
+    if (!block)
+        return errmsg_fail(err, errlen, "params_alloc: out of memory for %zu floats", ps->total);
     ps->params = block;
     ps->grads = block + ps->total;
     ps->m = block + 2 * ps->total;
@@ -195,9 +188,9 @@ typedef struct {
 
 static int take(Reader *r, void *dst, size_t n, const char *what, char *err, size_t errlen) {
     if (r->len - r->pos < n)
-        return fail(err, errlen,
-                    "params blob: truncated at offset %zu reading %s (%zu of %zu bytes)", r->pos,
-                    what, n, r->len - r->pos);
+        return errmsg_fail(err, errlen,
+                           "params blob: truncated at offset %zu reading %s (%zu of %zu bytes)",
+                           r->pos, what, n, r->len - r->pos);
     memcpy(dst, r->s + r->pos, n);
     r->pos += n;
     return 0;
@@ -211,20 +204,21 @@ static int check_layout(const ParamSet *ps, Reader *r, char *err, size_t errlen)
     int64_t step = 0;
     if (take(r, magic, 8, "magic", err, errlen)) return -1;
     if (memcmp(magic, PARAMS_MAGIC, 8) != 0)
-        return fail(err, errlen, "params blob: bad magic at offset 0 (not a parameter blob)");
+        return errmsg_fail(err, errlen,
+                           "params blob: bad magic at offset 0 (not a parameter blob)");
     if (take(r, &version, 4, "version", err, errlen)) return -1;
     if (version != PARAMS_VERSION)
-        return fail(err, errlen, "params blob: version %u at offset 8, this build reads %u",
-                    version, PARAMS_VERSION);
+        return errmsg_fail(err, errlen, "params blob: version %u at offset 8, this build reads %u",
+                           version, PARAMS_VERSION);
     if (take(r, &ntensors, 4, "tensor count", err, errlen) ||
         take(r, &total, 8, "total", err, errlen) || take(r, &step, 8, "step", err, errlen))
         return -1;
     if (ntensors != (uint32_t)ps->ntensors)
-        return fail(err, errlen, "params blob: %u tensors, the model declares %d", ntensors,
-                    ps->ntensors);
+        return errmsg_fail(err, errlen, "params blob: %u tensors, the model declares %d", ntensors,
+                           ps->ntensors);
     if (total != ps->total)
-        return fail(err, errlen, "params blob: %llu floats, the model declares %zu",
-                    (unsigned long long)total, ps->total);
+        return errmsg_fail(err, errlen, "params blob: %llu floats, the model declares %zu",
+                           (unsigned long long)total, ps->total);
     for (int i = 0; i < ps->ntensors; i++) {
         const ParamTensor *t = &ps->tensors[i];
         uint32_t nlen = 0, ndim = 0;
@@ -233,44 +227,47 @@ static int check_layout(const ParamSet *ps, Reader *r, char *err, size_t errlen)
         size_t at = r->pos;
         if (take(r, &nlen, 4, "name length", err, errlen)) return -1;
         if (nlen >= PARAM_NAME_MAX)
-            return fail(err, errlen, "params blob: tensor %d name length %u at offset %zu", i, nlen,
-                        at);
+            return errmsg_fail(err, errlen, "params blob: tensor %d name length %u at offset %zu",
+                               i, nlen, at);
         if (take(r, name, nlen, "name", err, errlen)) return -1;
         name[nlen] = '\0';
         if (strcmp(name, t->name) != 0)
-            return fail(err, errlen, "params blob: tensor %d is '%s' at offset %zu, expected '%s'",
-                        i, name, at, t->name);
+            return errmsg_fail(err, errlen,
+                               "params blob: tensor %d is '%s' at offset %zu, expected '%s'", i,
+                               name, at, t->name);
         if (take(r, &ndim, 4, "ndim", err, errlen) ||
             take(r, shape, sizeof(shape), "shape", err, errlen))
             return -1;
         int same = ndim == (uint32_t)t->ndim;
         for (int d = 0; same && d < t->ndim; d++) same = shape[d] == t->shape[d];
         if (!same)
-            return fail(err, errlen,
-                        "params blob: tensor '%s' at offset %zu has shape [%d %d %d %d] (ndim %u), "
-                        "expected [%d %d %d %d] (ndim %d)",
-                        name, at, shape[0], shape[1], shape[2], shape[3], ndim, t->shape[0],
-                        t->ndim > 1 ? t->shape[1] : 0, t->ndim > 2 ? t->shape[2] : 0,
-                        t->ndim > 3 ? t->shape[3] : 0, t->ndim);
+            return errmsg_fail(
+                err, errlen,
+                "params blob: tensor '%s' at offset %zu has shape [%d %d %d %d] (ndim %u), "
+                "expected [%d %d %d %d] (ndim %d)",
+                name, at, shape[0], shape[1], shape[2], shape[3], ndim, t->shape[0],
+                t->ndim > 1 ? t->shape[1] : 0, t->ndim > 2 ? t->shape[2] : 0,
+                t->ndim > 3 ? t->shape[3] : 0, t->ndim);
     }
     return 0;
 }
 
 int params_deserialize(ParamSet *ps, const void *blob, size_t len, char *err, size_t errlen) {
-    if (!ps->params) return fail(err, errlen, "params_deserialize: set not allocated");
+    if (!ps->params) return errmsg_fail(err, errlen, "params_deserialize: set not allocated");
     Reader r = {blob, len, 0};
     if (check_layout(ps, &r, err, errlen)) return -1;
     size_t data = 3 * ps->total * sizeof(float);
     if (len - r.pos != data + 8)
-        return fail(err, errlen,
-                    "params blob: %zu bytes after the tensor table at offset %zu, expected %zu "
-                    "(truncated or padded)",
-                    len - r.pos, r.pos, data + 8);
+        return errmsg_fail(
+            err, errlen,
+            "params blob: %zu bytes after the tensor table at offset %zu, expected %zu "
+            "(truncated or padded)",
+            len - r.pos, r.pos, data + 8);
     uint64_t stored, sum = fnv1a(r.s, len - 8);
     memcpy(&stored, r.s + len - 8, 8);
     if (stored != sum)
-        return fail(err, errlen, "params blob: checksum mismatch at offset %zu (corrupted)",
-                    len - 8);
+        return errmsg_fail(err, errlen, "params blob: checksum mismatch at offset %zu (corrupted)",
+                           len - 8);
     // only now, with everything verified, is the set overwritten
     int64_t step;
     memcpy(&step, r.s + 24, 8);

@@ -413,11 +413,11 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int max_l
     if (max_len <= 0) max_len = t->max_len;
     int n_special = t->n_prefix + t->n_suffix;
     if (max_len < n_special)
-        return tok_err(err, errlen, "max_len %d cannot hold the %d special tokens", max_len,
-                       n_special);
-    if (!text && len) return tok_err(err, errlen, "text is NULL");
+        return errmsg_fail(err, errlen, "max_len %d cannot hold the %d special tokens", max_len,
+                           n_special);
+    if (!text && len) return errmsg_fail(err, errlen, "text is NULL");
     if (len > ((size_t)1 << 30))
-        return tok_err(err, errlen, "text of %zu bytes is over the 1 GiB limit", len);
+        return errmsg_fail(err, errlen, "text of %zu bytes is over the 1 GiB limit", len);
     Output o = {0};
     o.cap = (size_t)(max_len - n_special);
     Scratch s = {0};
@@ -427,12 +427,12 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int max_l
     o.ids = malloc((o.cap + 1) * sizeof(*o.ids));
     int rc = -1;
     if (!cps || !s.norm || !s.spare || !o.ids) {
-        tok_err(err, errlen, "out of memory for a text of %zu bytes", len);
+        errmsg_fail(err, errlen, "out of memory for a text of %zu bytes", len);
         goto done;
     }
     size_t n = tok_utf8_decode(text, len, cps, NULL, NULL);
     if (split_added(t, &o, &s, cps, n, 0) != 0) {
-        tok_err(err, errlen, "out of memory for a text of %zu bytes", len);
+        errmsg_fail(err, errlen, "out of memory for a text of %zu bytes", len);
         goto done;
     }
     size_t kept = o.n > o.cap ? o.cap : o.n;

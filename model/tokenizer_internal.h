@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/errmsg.h"
 #include "model/tokenizer.h"
 
 /* ---- Unicode (tokenizer_unicode.c, tables in tokenizer_tables.c) ---- */
@@ -152,8 +153,5 @@ size_t tok_normalize(const Tokenizer *t, const uint32_t *in, size_t n, uint32_t 
 int tok_load_tokenizer_json(Tokenizer *t, const char *path, char *err, size_t errlen);
 int tok_load_vocab_txt(Tokenizer *t, const char *dir, char *err, size_t errlen);
 int tok_load_vocab_json(Tokenizer *t, const char *dir, char *err, size_t errlen);
-
-/* printf-style message into err (when non-NULL); returns -1 so callers can `return tok_err(..)`. */
-int tok_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -24,7 +24,8 @@ static int file_exists(const char *path) {
 static int join_path(char *out, size_t cap, const char *dir, const char *name, char *err,
                      size_t errlen) {
     int n = snprintf(out, cap, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= cap) return tok_err(err, errlen, "%s/%s: path too long", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return errmsg_fail(err, errlen, "%s/%s: path too long", dir, name);
     return 0;
 }
 
@@ -32,7 +33,7 @@ static int join_path(char *out, size_t cap, const char *dir, const char *name, c
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        tok_err(err, errlen, "%s: %s", path, strerror(errno));
+        errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
@@ -48,7 +49,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen) 
     fclose(f);
     if (!buf || bad) {
         free(buf);
-        tok_err(err, errlen, "%s: %s", path, bad ? "read error" : "out of memory");
+        errmsg_fail(err, errlen, "%s: %s", path, bad ? "read error" : "out of memory");
         return NULL;
     }
     buf[n] = 0;
@@ -59,7 +60,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen) 
 static int set_string(char *dst, size_t cap, size_t *len, const char *src, const char *path,
                       const char *what, char *err, size_t errlen) {
     size_t n = strlen(src);
-    if (n >= cap) return tok_err(err, errlen, "%s: %s \"%s\" is too long", path, what, src);
+    if (n >= cap) return errmsg_fail(err, errlen, "%s: %s \"%s\" is too long", path, what, src);
     memcpy(dst, src, n + 1);
     if (len) *len = n;
     return 0;
@@ -107,7 +108,7 @@ static int find_required(Tokenizer *t, const char *token, const char *path, char
                          size_t errlen) {
     int id = tok_vocab_find(&t->vocab, token, strlen(token));
     if (id < 0)
-        return tok_err(err, errlen, "%s: token \"%s\" is not in the vocabulary", path, token);
+        return errmsg_fail(err, errlen, "%s: token \"%s\" is not in the vocabulary", path, token);
     return id;
 }
 
@@ -127,7 +128,7 @@ static int add_merge(Tokenizer *t, const char *a, size_t alen, const char *b, si
                      const char *path, char *err, size_t errlen) {
     char joined[512];
     if (alen + blen >= sizeof(joined))
-        return tok_err(err, errlen, "%s: merge %d is too long", path, rank + 1);
+        return errmsg_fail(err, errlen, "%s: merge %d is too long", path, rank + 1);
     int ia = tok_vocab_find(&t->vocab, a, alen), ib = tok_vocab_find(&t->vocab, b, blen);
     /* "##a" + "##l" is "##al": the right part's continuation prefix goes */
     size_t plen = t->subword_prefix_len, skip = 0;
@@ -136,11 +137,11 @@ static int add_merge(Tokenizer *t, const char *a, size_t alen, const char *b, si
     memcpy(joined + alen, b + skip, blen - skip);
     int im = tok_vocab_find(&t->vocab, joined, alen + blen - skip);
     if (ia < 0 || ib < 0 || im < 0)
-        return tok_err(err, errlen,
-                       "%s: merge %d (\"%.*s\" \"%.*s\") uses a token not in the vocabulary", path,
-                       rank + 1, (int)alen, a, (int)blen, b);
+        return errmsg_fail(err, errlen,
+                           "%s: merge %d (\"%.*s\" \"%.*s\") uses a token not in the vocabulary",
+                           path, rank + 1, (int)alen, a, (int)blen, b);
     if (tok_merges_add(&t->merges, ia, ib, rank, im) != 0)
-        return tok_err(err, errlen, "out of memory");
+        return errmsg_fail(err, errlen, "out of memory");
     return 0;
 }
 
@@ -148,16 +149,16 @@ static int add_merge(Tokenizer *t, const char *a, size_t alen, const char *b, si
 static int vocab_from_object(Tokenizer *t, const JsonValue *vocab, const char *path, char *err,
                              size_t errlen) {
     if (!vocab || vocab->type != JSON_OBJECT || vocab->len == 0)
-        return tok_err(err, errlen, "%s: the vocabulary is missing or not an object", path);
+        return errmsg_fail(err, errlen, "%s: the vocabulary is missing or not an object", path);
     for (size_t i = 0; i < vocab->len; i++) {
         const JsonValue *v = &vocab->items[i];
         if (v->type != JSON_NUMBER || v->number != (double)(int)v->number)
-            return tok_err(err, errlen, "%s: vocabulary entry \"%s\" has no integer id", path,
-                           vocab->keys[i]);
+            return errmsg_fail(err, errlen, "%s: vocabulary entry \"%s\" has no integer id", path,
+                               vocab->keys[i]);
         char msg[160];
         if (tok_vocab_add(&t->vocab, vocab->keys[i], vocab->key_lens[i], (int)v->number, msg,
                           sizeof(msg)) != 0)
-            return tok_err(err, errlen, "%s: vocabulary: %s", path, msg);
+            return errmsg_fail(err, errlen, "%s: vocabulary: %s", path, msg);
     }
     return 0;
 }
@@ -179,9 +180,9 @@ static int json_normalizer(Tokenizer *t, const JsonValue *n, const char *path, c
         t->lowercase = 1;
         return 0;
     }
-    return tok_err(err, errlen,
-                   "%s: normalizer \"%s\" is not supported (BertNormalizer, Lowercase)", path,
-                   type);
+    return errmsg_fail(err, errlen,
+                       "%s: normalizer \"%s\" is not supported (BertNormalizer, Lowercase)", path,
+                       type);
 }
 
 static int json_pre_tokenizer(Tokenizer *t, const JsonValue *p, const char *path, char *err,
@@ -198,10 +199,11 @@ static int json_pre_tokenizer(Tokenizer *t, const JsonValue *p, const char *path
     } else if (strcmp(type, "WhitespaceSplit") == 0) {
         t->pre = TOK_PRE_WHITESPACE_SPLIT;
     } else {
-        return tok_err(err, errlen,
-                       "%s: pre_tokenizer \"%s\" is not supported (BertPreTokenizer, ByteLevel, "
-                       "WhitespaceSplit)",
-                       path, type);
+        return errmsg_fail(
+            err, errlen,
+            "%s: pre_tokenizer \"%s\" is not supported (BertPreTokenizer, ByteLevel, "
+            "WhitespaceSplit)",
+            path, type);
     }
     return 0;
 }
@@ -211,11 +213,11 @@ static int template_special(const JsonValue *specials, const char *name, int *id
                             const char *path, char *err, size_t errlen) {
     const JsonValue *ids_v = json_get(json_get(specials, name), "ids");
     if (!ids_v || ids_v->type != JSON_ARRAY)
-        return tok_err(err, errlen, "%s: post_processor: special token \"%s\" has no ids", path,
-                       name);
+        return errmsg_fail(err, errlen, "%s: post_processor: special token \"%s\" has no ids", path,
+                           name);
     for (size_t i = 0; i < ids_v->len; i++) {
         if (*n >= TOK_MAX_SPECIAL)
-            return tok_err(err, errlen, "%s: post_processor: too many special tokens", path);
+            return errmsg_fail(err, errlen, "%s: post_processor: too many special tokens", path);
         ids[(*n)++] = (int)ids_v->items[i].number;
     }
     return 0;
@@ -225,7 +227,7 @@ static int template_special(const JsonValue *specials, const char *name, int *id
 static int pair_id(const JsonValue *pair, const char *path, const char *what, char *err,
                    size_t errlen) {
     if (!pair || pair->type != JSON_ARRAY || pair->len != 2 || pair->items[1].type != JSON_NUMBER)
-        return tok_err(err, errlen, "%s: post_processor: bad \"%s\"", path, what);
+        return errmsg_fail(err, errlen, "%s: post_processor: bad \"%s\"", path, what);
     return (int)pair->items[1].number;
 }
 
@@ -236,7 +238,7 @@ static int json_post_processor(Tokenizer *t, const JsonValue *p, const char *pat
     if (strcmp(type, "TemplateProcessing") == 0) {
         const JsonValue *single = json_get(p, "single"), *specials = json_get(p, "special_tokens");
         if (!single || single->type != JSON_ARRAY)
-            return tok_err(err, errlen, "%s: post_processor: no \"single\" template", path);
+            return errmsg_fail(err, errlen, "%s: post_processor: no \"single\" template", path);
         int seen_sequence = 0;
         t->n_prefix = t->n_suffix = 0;
         for (size_t i = 0; i < single->len; i++) {
@@ -269,19 +271,19 @@ static int json_post_processor(Tokenizer *t, const JsonValue *p, const char *pat
             if (json_post_processor(t, &list->items[i], path, err, errlen) != 0) return -1;
         return 0;
     }
-    return tok_err(err, errlen, "%s: post_processor \"%s\" is not supported", path, type);
+    return errmsg_fail(err, errlen, "%s: post_processor \"%s\" is not supported", path, type);
 }
 
 static int json_bpe_merges(Tokenizer *t, const JsonValue *merges, const char *path, char *err,
                            size_t errlen) {
     if (!merges || merges->type != JSON_ARRAY)
-        return tok_err(err, errlen, "%s: model.merges is missing", path);
+        return errmsg_fail(err, errlen, "%s: model.merges is missing", path);
     for (size_t i = 0; i < merges->len; i++) {
         const JsonValue *m = &merges->items[i];
         int rc;
         if (m->type == JSON_STRING) { /* "a b" (tokenizers < 0.20) */
             const char *space = memchr(m->str, ' ', m->len);
-            if (!space) return tok_err(err, errlen, "%s: merge %zu has no space", path, i + 1);
+            if (!space) return errmsg_fail(err, errlen, "%s: merge %zu has no space", path, i + 1);
             rc = add_merge(t, m->str, (size_t)(space - m->str), space + 1,
                            m->len - (size_t)(space - m->str) - 1, (int)i, path, err, errlen);
         } else if (m->type == JSON_ARRAY && m->len == 2 && m->items[0].type == JSON_STRING &&
@@ -289,7 +291,8 @@ static int json_bpe_merges(Tokenizer *t, const JsonValue *merges, const char *pa
             rc = add_merge(t, m->items[0].str, m->items[0].len, m->items[1].str, m->items[1].len,
                            (int)i, path, err, errlen);
         } else {
-            return tok_err(err, errlen, "%s: merge %zu is neither \"a b\" nor [a, b]", path, i + 1);
+            return errmsg_fail(err, errlen, "%s: merge %zu is neither \"a b\" nor [a, b]", path,
+                               i + 1);
         }
         if (rc != 0) return -1;
     }
@@ -306,19 +309,20 @@ static int json_model(Tokenizer *t, const JsonValue *m, const char *path, char *
     const char *prefix = json_get_string(m, "continuing_subword_prefix", NULL);
     if (strcmp(type, "WordPiece") == 0) {
         t->model = TOK_MODEL_WORDPIECE;
-        if (t->unk_id < 0) return tok_err(err, errlen, "%s: WordPiece needs an unk_token", path);
+        if (t->unk_id < 0)
+            return errmsg_fail(err, errlen, "%s: WordPiece needs an unk_token", path);
         t->max_chars_per_word = (int)json_get_number(m, "max_input_chars_per_word", 100);
         return set_string(t->subword_prefix, sizeof(t->subword_prefix), &t->subword_prefix_len,
                           prefix ? prefix : "##", path, "continuing_subword_prefix", err, errlen);
     }
     if (strcmp(type, "BPE") != 0)
-        return tok_err(err, errlen, "%s: model \"%s\" is not supported (WordPiece, BPE)", path,
-                       type);
+        return errmsg_fail(err, errlen, "%s: model \"%s\" is not supported (WordPiece, BPE)", path,
+                           type);
     t->model = TOK_MODEL_BPE;
     if (json_get_bool(m, "byte_fallback", 0))
-        return tok_err(err, errlen, "%s: BPE byte_fallback is not supported", path);
+        return errmsg_fail(err, errlen, "%s: BPE byte_fallback is not supported", path);
     if (json_get_number(m, "dropout", 0) > 0)
-        return tok_err(err, errlen, "%s: BPE dropout is not supported at inference", path);
+        return errmsg_fail(err, errlen, "%s: BPE dropout is not supported at inference", path);
     t->fuse_unk = json_get_bool(m, "fuse_unk", 0);
     t->ignore_merges = json_get_bool(m, "ignore_merges", 0);
     const char *suffix = json_get_string(m, "end_of_word_suffix", "");
@@ -336,21 +340,21 @@ static int json_added_tokens(Tokenizer *t, const JsonValue *list, const char *pa
         const JsonValue *a = &list->items[i], *content = json_get(a, "content");
         const JsonValue *id = json_get(a, "id");
         if (!content || content->type != JSON_STRING || !id || id->type != JSON_NUMBER)
-            return tok_err(err, errlen, "%s: added_tokens[%zu] needs content and id", path, i);
+            return errmsg_fail(err, errlen, "%s: added_tokens[%zu] needs content and id", path, i);
         if (json_get_bool(a, "single_word", 0))
-            return tok_err(err, errlen, "%s: added token \"%s\": single_word is not supported",
-                           path, content->str);
+            return errmsg_fail(err, errlen, "%s: added token \"%s\": single_word is not supported",
+                               path, content->str);
         int tid = (int)id->number;
         /* added tokens may extend the model's vocabulary */
         if (tok_vocab_find(&t->vocab, content->str, content->len) < 0 &&
             (tid >= t->vocab.n_ids || !t->vocab.tokens[tid])) {
             char msg[160];
             if (tok_vocab_add(&t->vocab, content->str, content->len, tid, msg, sizeof(msg)) != 0)
-                return tok_err(err, errlen, "%s: added_tokens[%zu]: %s", path, i, msg);
+                return errmsg_fail(err, errlen, "%s: added_tokens[%zu]: %s", path, i, msg);
         }
         if (add_token(t, content->str, content->len, tid, json_get_bool(a, "lstrip", 0),
                       json_get_bool(a, "rstrip", 0), json_get_bool(a, "normalized", 0)) != 0)
-            return tok_err(err, errlen, "out of memory");
+            return errmsg_fail(err, errlen, "out of memory");
     }
     return 0;
 }
@@ -358,11 +362,12 @@ static int json_added_tokens(Tokenizer *t, const JsonValue *list, const char *pa
 int tok_load_tokenizer_json(Tokenizer *t, const char *path, char *err, size_t errlen) {
     JsonValue root;
     char msg[256];
-    if (json_parse_file(&root, path, msg, sizeof(msg)) != 0) return tok_err(err, errlen, "%s", msg);
+    if (json_parse_file(&root, path, msg, sizeof(msg)) != 0)
+        return errmsg_fail(err, errlen, "%s", msg);
     int rc = -1;
     const JsonValue *model = json_get(&root, "model");
     if (!model || model->type != JSON_OBJECT) {
-        tok_err(err, errlen, "%s: no \"model\" object", path);
+        errmsg_fail(err, errlen, "%s: no \"model\" object", path);
         goto done;
     }
     if (json_normalizer(t, json_get(&root, "normalizer"), path, err, errlen) != 0 ||
@@ -404,7 +409,7 @@ int tok_load_vocab_txt(Tokenizer *t, const char *dir, char *err, size_t errlen) 
         while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) n--;
         char msg[160];
         if (tok_vocab_add(&t->vocab, line, n, id, msg, sizeof(msg)) != 0)
-            rc = tok_err(err, errlen, "%s: line %d: %s", path, id + 1, msg);
+            rc = errmsg_fail(err, errlen, "%s: line %d: %s", path, id + 1, msg);
     }
     free(text);
     if (rc != 0) return -1;
@@ -422,7 +427,7 @@ int tok_load_vocab_txt(Tokenizer *t, const char *dir, char *err, size_t errlen) 
         JsonValue cfg;
         char msg[256];
         if (json_parse_file(&cfg, cfg_path, msg, sizeof(msg)) != 0)
-            return tok_err(err, errlen, "%s", msg);
+            return errmsg_fail(err, errlen, "%s", msg);
         t->lowercase = json_get_bool(&cfg, "do_lower_case", 1);
         t->cjk_chars = json_get_bool(&cfg, "tokenize_chinese_chars", 1);
         t->strip_accents = json_get_bool(&cfg, "strip_accents", t->lowercase);
@@ -440,7 +445,8 @@ int tok_load_vocab_txt(Tokenizer *t, const char *dir, char *err, size_t errlen) 
     t->n_prefix = t->n_suffix = 1;
     int pad = tok_vocab_find(&t->vocab, "[PAD]", 5);
     t->pad_id = pad >= 0 ? pad : 0;
-    if (add_vocab_specials(t, specials, 5, NULL) != 0) return tok_err(err, errlen, "out of memory");
+    if (add_vocab_specials(t, specials, 5, NULL) != 0)
+        return errmsg_fail(err, errlen, "out of memory");
     return 0;
 }
 
@@ -452,7 +458,7 @@ int tok_load_vocab_json(Tokenizer *t, const char *dir, char *err, size_t errlen)
     JsonValue vocab;
     char msg[256];
     if (json_parse_file(&vocab, path, msg, sizeof(msg)) != 0)
-        return tok_err(err, errlen, "%s", msg);
+        return errmsg_fail(err, errlen, "%s", msg);
     int rc = vocab_from_object(t, &vocab, path, err, errlen);
     json_free(&vocab);
     if (rc != 0) return -1;
@@ -470,7 +476,7 @@ int tok_load_vocab_json(Tokenizer *t, const char *dir, char *err, size_t errlen)
         if (n >= 8 && memcmp(line, "#version", 8) == 0) continue;
         const char *space = memchr(line, ' ', n);
         if (!space || memchr(space + 1, ' ', n - (size_t)(space + 1 - line)))
-            rc = tok_err(err, errlen, "%s: line %zu is not \"left right\"", path, line_no);
+            rc = errmsg_fail(err, errlen, "%s: line %zu is not \"left right\"", path, line_no);
         else
             rc = add_merge(t, line, (size_t)(space - line), space + 1,
                            n - (size_t)(space + 1 - line), rank++, path, err, errlen);
@@ -492,7 +498,7 @@ int tok_load_vocab_json(Tokenizer *t, const char *dir, char *err, size_t errlen)
     t->pad_id = pad >= 0 ? pad : 0;
     static const char *const specials[] = {"<s>", "<pad>", "</s>", "<unk>", "<mask>"};
     if (add_vocab_specials(t, specials, 5, "<mask>") != 0)
-        return tok_err(err, errlen, "out of memory");
+        return errmsg_fail(err, errlen, "out of memory");
     return 0;
 }
 
@@ -515,7 +521,7 @@ static void cap_by_config(Tokenizer *t, const char *dir) {
 int tokenizer_load(Tokenizer **out, const char *model_dir, char *err, size_t errlen) {
     *out = NULL;
     Tokenizer *t = calloc(1, sizeof(*t));
-    if (!t) return tok_err(err, errlen, "out of memory");
+    if (!t) return errmsg_fail(err, errlen, "out of memory");
     t->unk_id = -1;
     t->max_len = TOK_DEFAULT_MAX_LEN;
     t->max_chars_per_word = 100;
@@ -534,9 +540,10 @@ int tokenizer_load(Tokenizer **out, const char *model_dir, char *err, size_t err
                file_exists(path) && file_exists(merges)) {
         rc = tok_load_vocab_json(t, model_dir, err, errlen);
     } else {
-        rc = tok_err(err, errlen,
-                     "%s: no tokenizer.json, vocab.txt, or vocab.json + merges.txt in the folder",
-                     model_dir);
+        rc = errmsg_fail(
+            err, errlen,
+            "%s: no tokenizer.json, vocab.txt, or vocab.json + merges.txt in the folder",
+            model_dir);
     }
     if (rc == 0) {
         cap_by_config(t, model_dir);

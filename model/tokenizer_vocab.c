@@ -8,16 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tok_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static uint64_t hash_bytes(const char *s, size_t len) {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
@@ -53,24 +43,25 @@ int tok_vocab_find(const TokVocab *v, const char *s, size_t len) {
 }
 
 int tok_vocab_add(TokVocab *v, const char *s, size_t len, int id, char *err, size_t errlen) {
-    if (id < 0 || id > (1 << 28)) return tok_err(err, errlen, "token id %d out of range", id);
+    if (id < 0 || id > (1 << 28)) return errmsg_fail(err, errlen, "token id %d out of range", id);
     if (tok_vocab_find(v, s, len) >= 0)
-        return tok_err(err, errlen, "token \"%.*s\" appears twice", (int)(len > 40 ? 40 : len), s);
+        return errmsg_fail(err, errlen, "token \"%.*s\" appears twice", (int)(len > 40 ? 40 : len),
+                           s);
     if (id >= v->n_ids) {
         int n = v->n_ids ? v->n_ids : 1024;
         while (n <= id) n *= 2;
         char **tokens = realloc(v->tokens, (size_t)n * sizeof(*tokens));
-        if (!tokens) return tok_err(err, errlen, "out of memory");
+        if (!tokens) return errmsg_fail(err, errlen, "out of memory");
         v->tokens = tokens;
         size_t *lens = realloc(v->token_len, (size_t)n * sizeof(*lens));
-        if (!lens) return tok_err(err, errlen, "out of memory");
+        if (!lens) return errmsg_fail(err, errlen, "out of memory");
         v->token_len = lens;
         for (int i = v->n_ids; i < n; i++) v->tokens[i] = NULL, v->token_len[i] = 0;
         v->n_ids = n;
     }
-    if (v->tokens[id]) return tok_err(err, errlen, "token id %d is given twice", id);
+    if (v->tokens[id]) return errmsg_fail(err, errlen, "token id %d is given twice", id);
     char *copy = malloc(len + 1);
-    if (!copy) return tok_err(err, errlen, "out of memory");
+    if (!copy) return errmsg_fail(err, errlen, "out of memory");
     memcpy(copy, s, len);
     copy[len] = 0;
     v->tokens[id] = copy;
@@ -79,7 +70,7 @@ int tok_vocab_add(TokVocab *v, const char *s, size_t len, int id, char *err, siz
     /* keep the load factor under 1/2; the capacity follows n_ids, which only doubles */
     if (v->n_slots < 2 * (size_t)v->n_ids) {
         if (vocab_rehash(v, 4 * (size_t)v->n_ids) != 0)
-            return tok_err(err, errlen, "out of memory");
+            return errmsg_fail(err, errlen, "out of memory");
     } else {
         size_t i = hash_bytes(copy, len) & (v->n_slots - 1);
         while (v->slots[i] >= 0) i = (i + 1) & (v->n_slots - 1);
