@@ -176,6 +176,8 @@ static inline pid_t harness_ssnad_start(Harness *h, const char *name) {
     pid_t pid = fork();
     if (pid < 0) harness_die("fork: %s", strerror(errno));
     if (pid == 0) {
+        signal(SIGTERM, SIG_DFL); // the daemon installs its own; never run the harness's here
+        signal(SIGINT, SIG_DFL);
         FILE *l = freopen(log, "a", stderr);
         if (!l) _exit(127);
         execl(bin, bin, "--config", conf, (char *)NULL);
@@ -184,12 +186,40 @@ static inline pid_t harness_ssnad_start(Harness *h, const char *name) {
     return pid;
 }
 
+/* 1 when process pid runs the daemon (it has exec'd: before that the forked child still has this
+ * harness's own handlers) and has a handler for sig (SigCgt of /proc/PID/status), else 0. */
+static inline int harness_catches_signal(pid_t pid, int sig) {
+    char path[64], line[256], exe[512];
+    snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+    ssize_t n = readlink(path, exe, sizeof exe - 1);
+    if (n <= 0) return 0;
+    exe[n] = 0;
+    const char *base = strrchr(exe, '/');
+    if (strcmp(base ? base + 1 : exe, "ssnad")) return 0;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long mask = 0;
+    int found = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "SigCgt: %llx", &mask) == 1) found = 1;
+    if (f) fclose(f);
+    return found && (mask >> (sig - 1) & 1);
+}
+
 /* Send sig and wait up to timeout_s; returns the exit status (128+signal if killed), -1 on
  * timeout (then SIGKILL). */
 static inline int harness_ssnad_stop(pid_t pid, int sig, double timeout_s) {
     int st;
-    kill(pid, sig);
     double t0 = harness_now();
+    // A graceful stop is only a test of the daemon once it handles the signal: sent in the first
+    // milliseconds after exec it would meet the default action (termination), so wait until
+    // /proc says the process catches it (or has exited already).
+    while (sig != SIGKILL && !harness_catches_signal(pid, sig) && harness_now() - t0 < timeout_s) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(10000);
+    }
+    kill(pid, sig);
     while (harness_now() - t0 < timeout_s) {
         pid_t r = waitpid(pid, &st, WNOHANG);
         if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);

@@ -112,7 +112,8 @@ int main(void) {
     pid_t pid = harness_ssnad_start(&h, "crash");
     CHECK(harness_wait_events(&h, "crash", (uint64_t)n, 400) == 0);
     CHECK(harness_wait_items(&h, "crash", (size_t)n_items, 400) == 0);
-    CHECK(harness_ssnad_stop(pid, SIGTERM, 120) == 0);
+    int final_status = harness_ssnad_stop(pid, SIGTERM, 120);
+    CHECK_MSG(final_status == 0, "final SIGTERM stop: exit status %d", final_status);
 
     char *a = dump(&h, "ref"), *b = dump(&h, "crash");
     char expect[64];
