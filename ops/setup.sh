@@ -18,7 +18,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # --- 1. Debian packages ------------------------------------------------------------------------
 packages=(build-essential cmake pkg-config librdkafka-dev libopenblas-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler python3-torch python3-numpy python3-venv
-          python3-pip clang-format lmdb-utils ca-certificates)
+          python3-pip clang-format lmdb-utils ca-certificates curl)
 # node/npm, java and maven may come from elsewhere on the machine; install Debian's only if absent.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
