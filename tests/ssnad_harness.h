@@ -206,15 +206,16 @@ static inline int harness_catches_signal(pid_t pid, int sig) {
     return found && (mask >> (sig - 1) & 1);
 }
 
-/* Send sig and wait up to timeout_s; returns the exit status (128+signal if killed), -1 on
- * timeout (then SIGKILL). */
+/* Send sig (0: none, just wait for the exit) and wait up to timeout_s; returns the exit status
+ * (128+signal if killed), -1 on timeout (then SIGKILL). */
 static inline int harness_ssnad_stop(pid_t pid, int sig, double timeout_s) {
     int st;
     double t0 = harness_now();
     // A graceful stop is only a test of the daemon once it handles the signal: sent in the first
     // milliseconds after exec it would meet the default action (termination), so wait until
     // /proc says the process catches it (or has exited already).
-    while (sig != SIGKILL && !harness_catches_signal(pid, sig) && harness_now() - t0 < timeout_s) {
+    while (sig > 0 && sig != SIGKILL && !harness_catches_signal(pid, sig) &&
+           harness_now() - t0 < timeout_s) {
         if (waitpid(pid, &st, WNOHANG) == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         usleep(10000);
