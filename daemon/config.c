@@ -106,6 +106,8 @@ static const ConfigKey config_keys[] = {
             "Adam learning rate"),
     NUM_KEY("train.seed", CONFIG_INT, train_seed, "42", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of parameter initialisation, dropout and replay sampling"),
+    NUM_KEY("train.nice", CONFIG_INT, train_nice, "10", 0, 19, "0 .. 19",
+            "niceness of the training thread: serving (ingest, lists) goes first on busy cores"),
     NUM_KEY("embed.queue_max", CONFIG_INT, embed_queue_max, "10000", 1, 1e7, "1 .. 1e7",
             "bound of the queue of item texts waiting for the encoder"),
     STR_KEY("http.listen", http_listen, "127.0.0.1:8080", apply_listen,

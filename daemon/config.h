@@ -52,6 +52,7 @@ typedef struct {
     double train_replay_fraction;
     double train_lr;
     long long train_seed;
+    long long train_nice;
     long long embed_queue_max;
     char http_listen[CONFIG_STRING_MAX]; /* "host:port", "[v6]:port", or "off" */
     long long http_timeout_ms;

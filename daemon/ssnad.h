@@ -253,6 +253,11 @@ void ssnad_on_revoke(void *ctx, const KafkaPartition *parts, size_t n, int lost)
  * and items without states. Fills ids/scores (k entries max); returns the count or -1. */
 int ssnad_top_k(Ssnad *d, int v, const uint32_t *seq, int len, int k, int32_t *ids, float *scores,
                 char *err, size_t errlen);
+/* ssnad_top_k for B sequences at once: one user-tower pass and one scoring sgemm per block of
+ * 4,096 items. Row r (seqs[r], lens[r]) gets counts[r] entries in ids/scores [B, k]. Caller holds
+ * serve_mu. 0 or -1 with err. */
+int ssnad_top_k_batch(Ssnad *d, int v, const uint32_t *const *seqs, const int *lens, int B, int k,
+                      int32_t *ids, float *scores, int *counts, char *err, size_t errlen);
 /* Publish fresh lists for dirty users, for up to budget_s seconds. 0 or -1. */
 int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen);
 /* /recommend callback (ctx = Ssnad). */

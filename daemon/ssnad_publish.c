@@ -12,53 +12,87 @@
 #include "daemon/ssnad.h"
 #include "ingest/codec.h"
 
-int ssnad_top_k(Ssnad *d, int vi, const uint32_t *seq, int len, int k, int32_t *ids, float *scores,
-                char *err, size_t errlen) {
-    SsnadVariant *v = &d->var[vi];
-    int dd = v->serve.cfg.d, max_len = v->serve.cfg.max_len, n_items = (int)d->n_items;
-    if (len <= 0 || n_items <= 0) return 0;
-    int first = len > max_len ? len - max_len : 0, L = len - first;
-    int items[SSNAD_SEQ_MAX], offsets[2] = {0, L};
-    for (int t = 0; t < L; t++) items[t] = (int)seq[first + t];
-    float user[1024], *all = malloc((size_t)n_items * sizeof(float));
-    if (!all || dd > 1024) {
-        free(all);
-        snprintf(err, errlen, "top-k: out of memory");
-        return -1;
+#define SCORE_BLOCK   4096 // item columns per scoring sgemm: scratch [B, 4096] whatever the catalogue
+#define PUBLISH_BATCH 128 // dirty users whose lists are computed together
+
+/* Insert (id, s) into a row's top-k, kept sorted best first; *n entries so far. */
+static void top_k_insert(int32_t *ids, float *scores, int *n, int k, int32_t id, float s) {
+    if (*n == k && s <= scores[k - 1]) return;
+    int p = *n < k ? (*n)++ : k - 1;
+    while (p > 0 && scores[p - 1] < s) {
+        scores[p] = scores[p - 1], ids[p] = ids[p - 1];
+        p--;
     }
-    SsnaBatch b = {1, offsets, items, NULL};
-    v->serve.cfg.n_items = n_items;
-    if (ssna_user_vectors(&v->serve, &b, v->raw, user, err, errlen)) {
-        free(all);
-        return -1;
-    }
-    // all: [n_items] = norm [n_items, d] x user [d]
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, n_items, dd, 1.0f, v->norm, dd, user, 1, 0.0f, all, 1);
-    for (int t = 0; t < len; t++) all[seq[t]] = -INFINITY; // the user's own items
-    int n = 0;
-    for (int i = 0; i < n_items; i++) {
-        if (!d->present[i] || all[i] == -INFINITY) continue;
-        if (n == k && all[i] <= scores[k - 1]) continue;
-        int p = n < k ? n++ : k - 1; // insertion into the sorted top-k
-        while (p > 0 && scores[p - 1] < all[i]) {
-            scores[p] = scores[p - 1], ids[p] = ids[p - 1];
-            p--;
-        }
-        scores[p] = all[i], ids[p] = i;
-    }
-    for (int i = 0; i < n; i++) scores[i] /= v->serve.cfg.tau;
-    free(all);
-    return n;
+    scores[p] = s, ids[p] = id;
 }
 
-/* Build and send one user's list; caller holds serve_mu. 1 sent, 0 deferred (a short list
- * while item texts are still queued for the encoder), -1 error. */
-static int publish_user(Ssnad *d, SsnadUser *u, char *err, size_t errlen) {
+int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *lens, int B, int k,
+                      int32_t *ids, float *scores, int *counts, char *err, size_t errlen) {
+    SsnadVariant *v = &d->var[vi];
+    int dd = v->serve.cfg.d, max_len = v->serve.cfg.max_len, n_items = (int)d->n_items;
+    for (int r = 0; r < B; r++) counts[r] = 0;
+    if (B <= 0 || n_items <= 0) return 0;
+    int w_max = n_items < SCORE_BLOCK ? n_items : SCORE_BLOCK;
+    int *offsets = malloc((size_t)(B + 1) * sizeof *offsets);
+    int *items = malloc((size_t)B * (size_t)max_len * sizeof *items);
+    int *rows = malloc((size_t)B * sizeof *rows);
+    float *user = malloc((size_t)B * (size_t)dd * sizeof *user);
+    float *block = malloc((size_t)B * (size_t)w_max * sizeof *block);
+    int rc = -1;
+    if (!offsets || !items || !rows || !user || !block) {
+        snprintf(err, errlen, "top-k: out of memory (%d users)", B);
+        goto done;
+    }
+    int nb = 0; // rows with at least one item, packed: the last max_len items of each
+    offsets[0] = 0;
+    for (int r = 0; r < B; r++) {
+        if (lens[r] <= 0) continue;
+        int first = lens[r] > max_len ? lens[r] - max_len : 0;
+        offsets[nb + 1] = offsets[nb];
+        for (int t = first; t < lens[r]; t++) items[offsets[nb + 1]++] = (int)seqs[r][t];
+        rows[nb++] = r;
+    }
+    rc = 0;
+    if (!nb) goto done;
+    SsnaBatch b = {nb, offsets, items, NULL};
+    v->serve.cfg.n_items = n_items;
+    // user: [nb, d], L2-normalised
+    if ((rc = ssna_user_vectors(&v->serve, &b, v->raw, user, err, errlen))) goto done;
+    for (int i0 = 0; i0 < n_items; i0 += SCORE_BLOCK) {
+        int w = n_items - i0 < SCORE_BLOCK ? n_items - i0 : SCORE_BLOCK;
+        // block: [nb, w] = user [nb, d] x norm[i0 : i0 + w, d]^T
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, w, dd, 1.0f, user, dd,
+                    v->norm + (size_t)i0 * (size_t)dd, dd, 0.0f, block, w);
+        for (int j = 0; j < nb; j++) {
+            int r = rows[j];
+            float *s = block + (size_t)j * (size_t)w;
+            for (int t = 0; t < lens[r]; t++) // the user's own items
+                if (seqs[r][t] >= (uint32_t)i0 && seqs[r][t] < (uint32_t)(i0 + w))
+                    s[seqs[r][t] - (uint32_t)i0] = -INFINITY;
+            for (int c = 0; c < w; c++)
+                if (d->present[i0 + c] && s[c] != -INFINITY)
+                    top_k_insert(ids + (size_t)r * k, scores + (size_t)r * k, &counts[r], k, i0 + c,
+                                 s[c]);
+        }
+    }
+    for (int r = 0; r < B; r++)
+        for (int i = 0; i < counts[r]; i++) scores[(size_t)r * k + i] /= v->serve.cfg.tau;
+done:
+    free(offsets), free(items), free(rows), free(user), free(block);
+    return rc;
+}
+
+int ssnad_top_k(Ssnad *d, int vi, const uint32_t *seq, int len, int k, int32_t *ids, float *scores,
+                char *err, size_t errlen) {
+    int n = 0;
+    return ssnad_top_k_batch(d, vi, &seq, &len, 1, k, ids, scores, &n, err, errlen) ? -1 : n;
+}
+
+/* Send one user's list; caller holds serve_mu. 1 sent, 0 deferred (a short list while item
+ * texts are still queued for the encoder), -1 error. */
+static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *scores, int n,
+                     char *err, size_t errlen) {
     int k = (int)d->cfg->top_k;
-    int32_t ids[1000];
-    float scores[1000];
-    int n = ssnad_top_k(d, u->variant, u->seq, u->seq_len, k, ids, scores, err, errlen);
-    if (n < 0) return -1;
     if (n < k && ssnad_embed_depth(d)) return 0; // cold start: wait for the queued texts
     if (!u->last_list && !(u->last_list = malloc((size_t)k * sizeof *u->last_list))) {
         snprintf(err, errlen, "publish: out of memory");
@@ -98,6 +132,49 @@ static int publish_user(Ssnad *d, SsnadUser *u, char *err, size_t errlen) {
     return 1;
 }
 
+/* Lists for us[0..n), one user-tower pass and one scoring pass per variant; caller holds
+ * serve_mu. Users sent leave the dirty state; deferred ones go to d->deferred; after an error,
+ * the users not handled yet are put in failed[0..*n_failed) to be tried again. 0 or -1. */
+static int publish_batch(Ssnad *d, SsnadUser **us, int n, SsnadUser **failed, int *n_failed,
+                         char *err, size_t errlen) {
+    int k = (int)d->cfg->top_k, rc = 0;
+    int32_t *ids = malloc((size_t)n * (size_t)k * sizeof *ids);
+    float *scores = malloc((size_t)n * (size_t)k * sizeof *scores);
+    int *counts = malloc((size_t)n * sizeof *counts), *lens = malloc((size_t)n * sizeof *lens);
+    int *sel = malloc((size_t)n * sizeof *sel);
+    const uint32_t **seqs = malloc((size_t)n * sizeof *seqs);
+    unsigned char handled[PUBLISH_BATCH] = {0};
+    if (!ids || !scores || !counts || !lens || !sel || !seqs) {
+        snprintf(err, errlen, "publish: out of memory (%d users)", n);
+        rc = -1;
+    }
+    for (int vi = 0; vi < d->n_var && !rc; vi++) {
+        int m = 0; // sel[0..m): indexes in us of this variant's users
+        for (int i = 0; i < n; i++)
+            if (us[i]->variant == vi) sel[m] = i, seqs[m] = us[i]->seq, lens[m++] = us[i]->seq_len;
+        if (!m) continue;
+        rc = ssnad_top_k_batch(d, vi, seqs, lens, m, k, ids, scores, counts, err, errlen);
+        for (int j = 0; j < m && !rc; j++) {
+            SsnadUser *u = us[sel[j]];
+            int sent = send_list(d, u, ids + (size_t)j * k, scores + (size_t)j * k, counts[j], err,
+                                 errlen);
+            if (sent == 0)
+                rc = ssnad_userlist_push(&d->deferred, u); // stays dirty
+            else if (sent > 0)
+                u->dirty = 0;
+            else
+                rc = -1;
+            handled[sel[j]] = !rc;
+        }
+    }
+    *n_failed = 0;
+    if (rc)
+        for (int i = 0; i < n; i++)
+            if (!handled[i]) failed[(*n_failed)++] = us[i];
+    free(ids), free(scores), free(counts), free(lens), free(sel), free(seqs);
+    return rc;
+}
+
 int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
     double t0 = ssnad_now();
     if (d->deferred.n && !ssnad_embed_depth(d)) { // the texts they waited for are in
@@ -108,21 +185,22 @@ int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
             }
         d->deferred.n = 0;
     }
-    size_t done = 0;
+    // dirty.v[0..kept) collects users to try again; [done, n) are not reached yet
+    size_t done = 0, kept = 0;
     int rc = 0;
     while (done < d->dirty.n && !rc) {
+        int n = d->dirty.n - done < PUBLISH_BATCH ? (int)(d->dirty.n - done) : PUBLISH_BATCH;
+        SsnadUser *failed[PUBLISH_BATCH];
+        int n_failed = 0;
         pthread_mutex_lock(&d->serve_mu);
-        SsnadUser *u = d->dirty.v[done++];
-        int sent = publish_user(d, u, err, errlen);
-        if (sent == 0)
-            rc = ssnad_userlist_push(&d->deferred, u); // stays dirty
-        else
-            u->dirty = 0, rc = sent < 0 ? -1 : 0;
+        rc = publish_batch(d, d->dirty.v + done, n, failed, &n_failed, err, errlen);
         pthread_mutex_unlock(&d->serve_mu);
+        done += (size_t)n;
+        for (int i = 0; i < n_failed; i++) d->dirty.v[kept++] = failed[i];
         if (ssnad_now() - t0 > budget_s) break;
     }
-    if (done) memmove(d->dirty.v, d->dirty.v + done, (d->dirty.n - done) * sizeof *d->dirty.v);
-    d->dirty.n -= done;
+    memmove(d->dirty.v + kept, d->dirty.v + done, (d->dirty.n - done) * sizeof *d->dirty.v);
+    d->dirty.n = kept + d->dirty.n - done;
     kafka_producer_poll(d->producer, 0);
     return rc;
 }

@@ -99,8 +99,8 @@ static int serve_vectors(Ssnad *d, SsnadVariant *v, size_t from, size_t to, char
     v->serve.cfg.n_items = (int)d->n_items;
     size_t dd = (size_t)v->serve.cfg.d;
     int rc = ssna_item_vectors(&v->serve, v->states, ids, n, 0, v->raw + from * dd, err, errlen);
-    if (!rc)
-        rc = ssna_item_vectors(&v->serve, v->states, ids, n, 1, v->norm + from * dd, err, errlen);
+    if (!rc && ssna_normalize_rows(v->raw + from * dd, n, (int)dd, v->norm + from * dd))
+        rc = -1, snprintf(err, errlen, "serving vectors: out of memory");
     free(ids);
     return rc;
 }

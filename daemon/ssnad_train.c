@@ -7,6 +7,9 @@
  * serving copy, so user and item vectors always come from the same parameters. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
@@ -152,15 +155,15 @@ static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
     float *params = malloc(total * sizeof(float));
     char err[256] = "";
     int rc = !raw || !norm || !params;
-    pthread_mutex_lock(&v->train_mu); // checkpoints read the training copy
+    // no train_mu: only this thread writes the training copy, and the item tower reads its
+    // parameters without touching them, so a checkpoint need not wait for this whole pass
     if (!rc) {
         v->train.cfg.n_items = (int)tv->n;
         rc = ssna_item_vectors(&v->train, tv->states, NULL, (int)tv->n, 0, raw, err, sizeof err) ||
-             ssna_item_vectors(&v->train, tv->states, NULL, (int)tv->n, 1, norm, err, sizeof err);
+             ssna_normalize_rows(raw, (int)tv->n, (int)dd, norm);
         memcpy(params, v->train.ps.params, total * sizeof(float));
     }
     int64_t steps = v->train.ps.step;
-    pthread_mutex_unlock(&v->train_mu);
     if (rc) {
         log_error("train refresh failed", LOG_STR("variant", v->cv.label), LOG_STR("error", err));
         free(raw), free(norm), free(params);
@@ -175,6 +178,11 @@ static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
 
 static void *train_main(void *arg) {
     Ssnad *d = arg;
+    // Linux keeps a niceness per thread: training yields the cores to ingest and publishing,
+    // whose latency users see; it still gets every cycle they leave
+    if (d->cfg->train_nice &&
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)d->cfg->train_nice))
+        log_warn("train: cannot lower the thread's priority", LOG_INT("nice", d->cfg->train_nice));
     int B = (int)d->cfg->train_batch, turn = 0;
     long idle_steps = 0;
     AdamConfig adam = adam_defaults();

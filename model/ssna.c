@@ -386,6 +386,14 @@ int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, 
     return 0;
 }
 
+int ssna_normalize_rows(const float *raw, int n, int d, float *out) {
+    float *norm = malloc((size_t)(n > 0 ? n : 1) * sizeof *norm);
+    if (!norm) return -1;
+    l2norm_forward(out, norm, raw, n, d, SSNA_NORM_EPS);
+    free(norm);
+    return 0;
+}
+
 int ssna_user_vectors(SsnaModel *m, const SsnaBatch *b, const float *item_raw, float *out,
                       char *err, size_t errlen) {
     int d = m->cfg.d;

@@ -108,15 +108,13 @@ static int all_item_vectors(SsnaModel *m, const float *states, float **raw, floa
     size_t n = (size_t)m->cfg.n_items * m->cfg.d;
     *raw = malloc(n * sizeof(float));
     *norm = malloc(n * sizeof(float));
-    float *len = malloc((size_t)m->cfg.n_items * sizeof(float));
-    if (!*raw || !*norm || !len) {
-        free(len);
+    if (!*raw || !*norm) {
         snprintf(err, errlen, "ssna eval: out of memory for %d item vectors", m->cfg.n_items);
         return -1;
     }
     int rc = ssna_item_vectors(m, states, NULL, m->cfg.n_items, 0, *raw, err, errlen);
-    if (!rc) l2norm_forward(*norm, len, *raw, m->cfg.n_items, m->cfg.d, 1e-12f);
-    free(len);
+    if (!rc && ssna_normalize_rows(*raw, m->cfg.n_items, m->cfg.d, *norm))
+        rc = -1, snprintf(err, errlen, "ssna eval: out of memory");
     return rc;
 }
 

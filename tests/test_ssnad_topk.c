@@ -1,0 +1,118 @@
+/* test_ssnad_topk.c - the publisher's batched top-k (one user-tower pass and blocked scoring
+ * sgemms for many users) against a plain reference: one user at a time, every item scored by a
+ * dot product, a full sort. A catalogue of 9,000 items crosses two scoring-block boundaries;
+ * users' own items and items without states must never appear. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "daemon/ssnad.h"
+
+#define N_ITEMS 9000
+#define HIDDEN  32
+#define LAYERS  2
+#define USERS   37
+#define K       10
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) & 0xffffff) / 16777216.0f - 0.5f;
+}
+
+typedef struct {
+    float s;
+    int id;
+} Scored;
+
+static int by_score_desc(const void *a, const void *b) {
+    float x = ((const Scored *)a)->s, y = ((const Scored *)b)->s;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int main(void) {
+    char err[512];
+    Ssnad *d = calloc(1, sizeof *d);
+    SsnadVariant *v = &d->var[0];
+    d->n_var = 1, d->n_items = N_ITEMS;
+    d->present = malloc(N_ITEMS);
+    float *states = malloc(sizeof(float) * N_ITEMS * LAYERS * HIDDEN);
+    for (int i = 0; i < N_ITEMS * LAYERS * HIDDEN; i++) states[i] = frand();
+    for (int i = 0; i < N_ITEMS; i++) d->present[i] = i % 97 != 5; // a few placeholders
+    SsnaConfig cfg = ssna_config_default(SSNA_VARIANT_GRU, N_ITEMS, HIDDEN, LAYERS);
+    cfg.d = 64;
+    CHECK_MSG(ssna_create(&v->serve, &cfg, 7, err, sizeof err) == 0, "%s", err);
+    int dd = cfg.d;
+    v->raw = malloc(sizeof(float) * N_ITEMS * dd), v->norm = malloc(sizeof(float) * N_ITEMS * dd);
+    CHECK(ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, 0, v->raw, err, sizeof err) == 0);
+    CHECK(ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, 1, v->norm, err, sizeof err) == 0);
+
+    // users: lengths 0 .. 60 (longer than max_len 50: only the last 50 feed the tower, but all
+    // are excluded from the list), items drawn across the whole catalogue
+    static uint32_t seq[USERS][60];
+    const uint32_t *seqs[USERS];
+    int lens[USERS], counts[USERS];
+    for (int u = 0; u < USERS; u++) {
+        lens[u] = (u * 7) % 61;
+        for (int t = 0; t < lens[u]; t++) seq[u][t] = (uint32_t)((frand() + 0.5f) * (N_ITEMS - 1));
+        seqs[u] = seq[u];
+    }
+    int32_t *ids = malloc(sizeof(int32_t) * USERS * K);
+    float *scores = malloc(sizeof(float) * USERS * K);
+    CHECK_MSG(ssnad_top_k_batch(d, 0, seqs, lens, USERS, K, ids, scores, counts, err, sizeof err) ==
+                  0,
+              "%s", err);
+
+    Scored *all = malloc(sizeof(Scored) * N_ITEMS);
+    int mismatches = 0;
+    for (int u = 0; u < USERS; u++) {
+        if (!lens[u]) {
+            CHECK(counts[u] == 0);
+            continue;
+        }
+        // reference user vector: a batch of one
+        int first = lens[u] > cfg.max_len ? lens[u] - cfg.max_len : 0, L = lens[u] - first;
+        int items[64], offsets[2] = {0, L};
+        for (int t = 0; t < L; t++) items[t] = (int)seq[u][first + t];
+        SsnaBatch b = {1, offsets, items, NULL};
+        float user[64];
+        CHECK(ssna_user_vectors(&v->serve, &b, v->raw, user, err, sizeof err) == 0);
+        int n = 0;
+        for (int i = 0; i < N_ITEMS; i++) {
+            int own = 0;
+            for (int t = 0; t < lens[u]; t++) own |= seq[u][t] == (uint32_t)i;
+            if (own || !d->present[i]) continue;
+            double s = 0;
+            for (int c = 0; c < dd; c++) s += (double)user[c] * v->norm[(size_t)i * dd + c];
+            all[n++] = (Scored){(float)(s / cfg.tau), i};
+        }
+        qsort(all, (size_t)n, sizeof *all, by_score_desc);
+        CHECK(counts[u] == K);
+        for (int r = 0; r < K && r < counts[u]; r++) {
+            int32_t got = ids[u * K + r];
+            // equal up to float summation order; a near-tie may swap neighbours
+            int same = got == all[r].id || fabsf(scores[u * K + r] - all[r].s) < 1e-4f;
+            mismatches += !same;
+            CHECK_MSG(fabsf(scores[u * K + r] - all[r].s) < 1e-3f, "user %d rank %d: %g vs %g", u,
+                      r, scores[u * K + r], all[r].s);
+            CHECK_MSG(d->present[got], "user %d rank %d: item %d has no states", u, r, got);
+            for (int t = 0; t < lens[u]; t++)
+                CHECK_MSG(seq[u][t] != (uint32_t)got, "user %d: own item %d listed", u, got);
+        }
+    }
+    CHECK_MSG(mismatches == 0, "%d ranks differ from the reference", mismatches);
+
+    // the single-user entry point is the same computation
+    int32_t one[K];
+    float one_s[K];
+    int n1 = ssnad_top_k(d, 0, seq[3], lens[3], K, one, one_s, err, sizeof err);
+    CHECK(n1 == counts[3]);
+    CHECK(n1 > 0 && memcmp(one, ids + 3 * K, sizeof(int32_t) * (size_t)n1) == 0);
+
+    free(all), free(ids), free(scores), free(states);
+    free(v->raw), free(v->norm), free(d->present);
+    ssna_free(&v->serve);
+    free(d);
+    return check_done();
+}
