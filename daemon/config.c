@@ -108,6 +108,8 @@ static const ConfigKey config_keys[] = {
             "seed of parameter initialisation, dropout and replay sampling"),
     NUM_KEY("train.nice", CONFIG_INT, train_nice, "10", 0, 19, "0 .. 19",
             "niceness of the training thread: serving (ingest, lists) goes first on busy cores"),
+    NUM_KEY("publish.threads", CONFIG_INT, publish_threads, "2", 1, 2, "1 .. 2",
+            "threads computing lists: 2 splits each batch of users over two cores"),
     NUM_KEY("embed.queue_max", CONFIG_INT, embed_queue_max, "10000", 1, 1e7, "1 .. 1e7",
             "bound of the queue of item texts waiting for the encoder"),
     STR_KEY("http.listen", http_listen, "127.0.0.1:8080", apply_listen,

@@ -86,22 +86,45 @@ const void *ssnad_dedup_blob(const SsnadDedup *d, size_t *len);
 /* ---- one A/B arm ---- */
 typedef struct {
     ConfigVariant cv;
-    SsnaModel serve;   // main thread (and /recommend under serve_mu)
-    float *raw, *norm; // [vec_cap, d] serving item vectors
+    SsnaModel serve;     // main thread (and /recommend under serve_mu)
+    SsnaModel serve_aux; // the same parameters, for the publish helper thread (own scratch)
+    float *raw, *norm;   // [vec_cap, d] serving item vectors
     size_t n_vec, vec_cap;
     float *states; // [item_cap, layers, hidden]; aliases Ssnad.states when layers == max
     // trainer side
-    SsnaModel train;
-    pthread_mutex_t train_mu; // held by the trainer during a step; checkpoints take it
-    int64_t serve_steps;      // train steps behind the serving parameters
+    SsnaModel train;     // only the trainer thread touches it (ssnad_snapshot.c writes it out)
+    int64_t serve_steps; // train steps behind the serving parameters
     // refresh handed from the trainer to the main thread (under Ssnad.feed_mu)
     float *pend_params, *pend_raw, *pend_norm;
     size_t pend_n;
     int64_t pend_steps;
     int pend_ready;
+    // model snapshots (ssnad_snapshot.c; under Ssnad.feed_mu)
+    int snap_state;    // idle, wanted, writing, ready
+    int snap_slot;     // slot of the ready snapshot
+    int64_t snap_step; // its Adam step
+    int snap_in_txn;   // its reference is in the open checkpoint transaction
+    int ref_slot;      // slot the committed checkpoint names, -1 none
     MetricCounter *m_steps, *m_published;
     MetricGauge *m_loss;
 } SsnadVariant;
+
+/* The publish helper: computes the second half of a batch's lists on the other core while the
+ * main thread computes the first (ssnad_publish.c). */
+typedef struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started, stop, busy; // busy: a job is posted and not finished
+    // the job: ssnad_top_k_batch arguments for rows [0, B) of the helper's half
+    int vi, B, k, rc;
+    const uint32_t *const *seqs;
+    const int *lens;
+    int32_t *ids;
+    float *scores;
+    int *counts;
+    char err[256];
+} SsnadScorer;
 
 /* Embedding queue entry / result. */
 typedef struct {
@@ -118,10 +141,18 @@ typedef struct {
     int len;
 } SsnadSeq;
 
+/* An encoded item for ssnad_state_set_items. */
+typedef struct {
+    uint32_t index;
+    const char *id;
+    const float *states; // [layers, hidden]
+} SsnadItemState;
+
 typedef struct Ssnad {
     const DaemonConfig *cfg;
     Store *store;
     StoreTxn *txn; // the open write transaction; committed at each checkpoint
+    Store *models; // <db.path>/models: model snapshots, written by the trainer
     Encoder *enc;
     char *identity;
     int hidden, layers, first_layer; // layers = max a over variants, top layer first
@@ -139,6 +170,7 @@ typedef struct Ssnad {
     SsnadUserMap users;
     SsnadUserList dirty;    // users whose sequence changed since their last list (main thread)
     SsnadUserList deferred; // dirty users waiting for queued item texts (cold start)
+    SsnadScorer scorer;     // publish helper thread (publish.threads = 2)
     SsnadDedup dedup;
     uint64_t events_applied; // stored counter "events_applied"
 
@@ -200,10 +232,11 @@ int64_t ssnad_wall_ms(void); // wall clock, ms since the epoch
 int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen);
 /* Abort the open transaction (if any) and free everything state_open made. */
 void ssnad_state_close(Ssnad *d);
-/* Append (or replace) an item's states at dense index idx: grows the matrices, marks it present,
- * updates every variant's serving vector. Main thread. 0 or -1. */
-int ssnad_state_set_item(Ssnad *d, uint32_t idx, const char *id, const float *states, char *err,
-                         size_t errlen);
+/* Append (or replace) items' states at their dense indexes: grows the matrices, marks them
+ * present, updates every variant's serving vectors (one item-tower pass per variant for all of
+ * them). Main thread. 0 or -1. */
+int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char *err,
+                          size_t errlen);
 /* Recompute variant v's serving vectors of rows [from, n_items) with its serving parameters. */
 int ssnad_state_refresh_rows(Ssnad *d, int v, size_t from, char *err, size_t errlen);
 /* Make the catalogue index idx (of item id) exist in memory (a placeholder row until its
@@ -217,6 +250,25 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen);
  * by item id (text hash, states digest) and, for each user id read from users_in (one per line;
  * may be NULL), the stored sequence as item ids. 0 or -1 with err. */
 int ssnad_dump_state(const char *db_path, FILE *users_in, FILE *out, char *err, size_t errlen);
+
+/* ---- ssnad_snapshot.c: model snapshots in <db.path>/models, referenced by checkpoints ---- */
+/* Open the models environment; every variant starts by wanting a snapshot. 0 or -1. */
+int ssnad_snapshot_open(Ssnad *d, char *err, size_t errlen);
+void ssnad_snapshot_close(Ssnad *d);
+/* Restore v (both copies) from the snapshot the committed checkpoint names (or, in a store from
+ * before snapshots, from its model:<label> checkpoint). *found = 0: nothing stored. 0 or -1. */
+int ssnad_snapshot_load(Ssnad *d, SsnadVariant *v, int *found, char *err, size_t errlen);
+/* Trainer: 1 when some variant wants a snapshot (caller holds feed_mu). */
+int ssnad_snapshot_wanted(Ssnad *d);
+/* Trainer, between steps, without feed_mu: write and sync every wanted snapshot. */
+void ssnad_snapshot_service(Ssnad *d);
+/* Main thread, trainer stopped: write every variant's snapshot now (a clean stop keeps all the
+ * training done). 0 or -1 with err. */
+int ssnad_snapshot_now(Ssnad *d, char *err, size_t errlen);
+/* Main thread, in a checkpoint: reference every ready snapshot in the open transaction. */
+int ssnad_snapshot_put_refs(Ssnad *d, char *err, size_t errlen);
+/* Main thread, after the checkpoint committed: its references are current; ask for the next. */
+void ssnad_snapshot_committed(Ssnad *d);
 
 /* ---- ssnad_embed.c ---- */
 int ssnad_embed_start(Ssnad *d, char *err, size_t errlen);
@@ -258,6 +310,9 @@ int ssnad_top_k(Ssnad *d, int v, const uint32_t *seq, int len, int k, int32_t *i
  * serve_mu. 0 or -1 with err. */
 int ssnad_top_k_batch(Ssnad *d, int v, const uint32_t *const *seqs, const int *lens, int B, int k,
                       int32_t *ids, float *scores, int *counts, char *err, size_t errlen);
+/* Start / stop the publish helper thread (when publish.threads is 2). 0 or -1 with err. */
+int ssnad_publish_start(Ssnad *d, char *err, size_t errlen);
+void ssnad_publish_stop(Ssnad *d);
 /* Publish fresh lists for dirty users, for up to budget_s seconds. 0 or -1. */
 int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen);
 /* /recommend callback (ctx = Ssnad). */

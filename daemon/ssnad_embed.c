@@ -154,18 +154,24 @@ int ssnad_embed_collect(Ssnad *d, int drain, char *err, size_t errlen) {
     metric_gauge_set(d->m_queue, (double)(d->embed_len + d->embed_busy));
     pthread_mutex_unlock(&d->embed_mu);
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t m = 0;
+    SsnadItemState *set = malloc((n ? n : 1) * sizeof *set);
+    if (!set) rc = -1, snprintf(err, errlen, "embed: out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
         SsnadEmbedJob *j = &done[i];
-        if (!rc && j->error) {
+        if (j->error) {
             metric_counter_inc(d->m_items_rejected);
             log_warn("item not encoded", LOG_STR("item", j->id), LOG_STR("error", j->error));
-        } else if (!rc) {
+        } else {
             rc = store_put_item(d->txn, j->id, j->hash, j->states, d->layers, d->hidden, err,
                                 errlen);
-            if (!rc) rc = ssnad_state_set_item(d, j->index, j->id, j->states, err, errlen);
+            set[m++] = (SsnadItemState){j->index, j->id, j->states};
         }
-        job_free(j);
     }
-    free(done);
+    // the same item twice in one collection (its text changed again meanwhile): in queue order,
+    // so the later states win
+    if (!rc) rc = ssnad_state_set_items(d, set, m, err, errlen);
+    for (size_t i = 0; i < n; i++) job_free(&done[i]);
+    free(set), free(done);
     return rc ? -1 : 0;
 }

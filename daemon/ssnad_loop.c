@@ -12,6 +12,7 @@
 #define POLL_BURST     512  // messages applied before the loop looks at anything else
 #define PUBLISH_BUDGET 0.02 // seconds of publishing per loop iteration
 #define GAUGE_PERIOD   0.5  // seconds between refreshes of lag / age / rate gauges
+#define SLOW_TURN      0.05 // a turn longer than this is logged (debug) with where it went
 #define MAX_SETTINGS   128
 
 static const char *const *labels_of(const char **buf, const char *name, const char *value) {
@@ -107,7 +108,9 @@ static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_
     if (ssnad_state_open(d, cfg, err, errlen) || register_metrics(d, err, errlen)) return -1;
     KafkaProducerOptions po = {cfg->brokers, set, n_set};
     if (kafka_producer_open(&po, &d->producer, err, errlen)) return -1;
-    if (ssnad_embed_start(d, err, errlen) || ssnad_train_start(d, err, errlen)) return -1;
+    if (ssnad_embed_start(d, err, errlen) || ssnad_train_start(d, err, errlen) ||
+        ssnad_publish_start(d, err, errlen))
+        return -1;
     const char *topics[2] = {cfg->topic_items, cfg->topic_events};
     // low fetch latency by default; a kafka.* setting of the user comes later and wins
     KafkaSetting cset[MAX_SETTINGS + 1] = {{"kafka.fetch.wait.max.ms", "10"}};
@@ -151,8 +154,9 @@ static void update_gauges(Ssnad *d, double now) {
 
 /* One turn: a burst of messages, then embeddings, refreshes, lists and maybe a checkpoint. */
 static int turn(Ssnad *d, char *err, size_t errlen) {
-    int timeout = d->dirty.n ? 0 : 50;
+    int timeout = d->dirty.n ? 0 : 50, n_msg = 0;
     long long every = d->cfg->checkpoint_every_events;
+    double t0 = ssnad_now();
     for (int i = 0; i < POLL_BURST && !d->fatal && (long long)d->since_checkpoint < every; i++) {
         KafkaMessage msg = {0};
         int rc = kafka_consumer_poll(d->consumer, i ? 0 : timeout, &msg, err, errlen);
@@ -165,6 +169,7 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
             d->fatal = 1, d->exit_code = 1;
             return -1;
         }
+        n_msg++;
         rc = d->txn ? ssnad_ingest_message(d, &msg, err, errlen) : -1;
         kafka_message_release(&msg);
         if (rc) {
@@ -173,14 +178,23 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
         }
     }
     if (d->fatal) return -1;
+    double t_polled = ssnad_now();
     if (ssnad_embed_collect(d, 0, err, errlen)) {
         d->fatal = 1, d->exit_code = SSNAD_EXIT_RESTART;
         return -1;
     }
+    double t_embed = ssnad_now();
     ssnad_train_take_refresh(d);
+    double t_refresh = ssnad_now();
+    size_t dirty = d->dirty.n;
     if (ssnad_publish_dirty(d, PUBLISH_BUDGET, err, errlen))
         log_error("publish failed", LOG_STR("error", err)); // lists are retried on the next event
     double now = ssnad_now();
+    if (now - t0 > SLOW_TURN)
+        log_debug("slow turn", LOG_F64("seconds", now - t0), LOG_INT("messages", n_msg),
+                  LOG_F64("apply_s", t_polled - t0), LOG_F64("embed_s", t_embed - t_polled),
+                  LOG_F64("refresh_s", t_refresh - t_embed), LOG_F64("publish_s", now - t_refresh),
+                  LOG_INT("dirty_users", dirty), LOG_INT("dirty_left", d->dirty.n));
     const DaemonConfig *cfg = d->cfg;
     if ((long long)d->since_checkpoint >= cfg->checkpoint_every_events ||
         (now - d->last_checkpoint_s >= cfg->checkpoint_every_seconds &&
@@ -191,6 +205,9 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
 
 static void shutdown_all(Ssnad *d, KafkaSetting *set, char **keys, size_t n_set) {
     char err[512];
+    // training stops first: the checkpoints below then write the models themselves, with every
+    // step taken (ssnad_snapshot_now)
+    ssnad_train_stop(d);
     if (d->consumer) { // the revoke hook commits a checkpoint with the offsets
         kafka_consumer_close(d->consumer);
         d->consumer = NULL;
@@ -198,7 +215,7 @@ static void shutdown_all(Ssnad *d, KafkaSetting *set, char **keys, size_t n_set)
     if (!d->fatal && d->txn && d->since_checkpoint && ssnad_checkpoint(d, "stop", err, sizeof err))
         log_error("final checkpoint failed", LOG_STR("error", err));
     http_server_stop(d->http);
-    ssnad_train_stop(d);
+    ssnad_publish_stop(d);
     ssnad_embed_stop(d);
     kafka_producer_close(d->producer, 5000);
     ssnad_state_close(d);

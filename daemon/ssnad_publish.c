@@ -26,10 +26,12 @@ static void top_k_insert(int32_t *ids, float *scores, int *n, int k, int32_t id,
     scores[p] = s, ids[p] = id;
 }
 
-int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *lens, int B, int k,
-                      int32_t *ids, float *scores, int *counts, char *err, size_t errlen) {
+/* ssnad_top_k_batch's work for rows [0, B) with serving copy m of variant vi. */
+static int top_k_rows(Ssnad *d, int vi, SsnaModel *m, const uint32_t *const *seqs, const int *lens,
+                      int B, int k, int32_t *ids, float *scores, int *counts, char *err,
+                      size_t errlen) {
     SsnadVariant *v = &d->var[vi];
-    int dd = v->serve.cfg.d, max_len = v->serve.cfg.max_len, n_items = (int)d->n_items;
+    int dd = m->cfg.d, max_len = m->cfg.max_len, n_items = (int)d->n_items;
     for (int r = 0; r < B; r++) counts[r] = 0;
     if (B <= 0 || n_items <= 0) return 0;
     int w_max = n_items < SCORE_BLOCK ? n_items : SCORE_BLOCK;
@@ -55,9 +57,9 @@ int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *
     rc = 0;
     if (!nb) goto done;
     SsnaBatch b = {nb, offsets, items, NULL};
-    v->serve.cfg.n_items = n_items;
+    m->cfg.n_items = n_items;
     // user: [nb, d], L2-normalised
-    if ((rc = ssna_user_vectors(&v->serve, &b, v->raw, user, err, errlen))) goto done;
+    if ((rc = ssna_user_vectors(m, &b, v->raw, user, err, errlen))) goto done;
     for (int i0 = 0; i0 < n_items; i0 += SCORE_BLOCK) {
         int w = n_items - i0 < SCORE_BLOCK ? n_items - i0 : SCORE_BLOCK;
         // block: [nb, w] = user [nb, d] x norm[i0 : i0 + w, d]^T
@@ -69,16 +71,94 @@ int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *
             for (int t = 0; t < lens[r]; t++) // the user's own items
                 if (seqs[r][t] >= (uint32_t)i0 && seqs[r][t] < (uint32_t)(i0 + w))
                     s[seqs[r][t] - (uint32_t)i0] = -INFINITY;
+            // most scores lose to the row's current k-th best: test that first (own items are
+            // -inf and never pass; a row starts at -inf, so it fills up with any finite score)
+            int32_t *ri = ids + (size_t)r * k;
+            float *rs = scores + (size_t)r * k, kth = counts[r] == k ? rs[k - 1] : -INFINITY;
             for (int c = 0; c < w; c++)
-                if (d->present[i0 + c] && s[c] != -INFINITY)
-                    top_k_insert(ids + (size_t)r * k, scores + (size_t)r * k, &counts[r], k, i0 + c,
-                                 s[c]);
+                if (s[c] > kth && d->present[i0 + c]) {
+                    top_k_insert(ri, rs, &counts[r], k, i0 + c, s[c]);
+                    if (counts[r] == k) kth = rs[k - 1];
+                }
         }
     }
     for (int r = 0; r < B; r++)
-        for (int i = 0; i < counts[r]; i++) scores[(size_t)r * k + i] /= v->serve.cfg.tau;
+        for (int i = 0; i < counts[r]; i++) scores[(size_t)r * k + i] /= m->cfg.tau;
 done:
     free(offsets), free(items), free(rows), free(user), free(block);
+    return rc;
+}
+
+#define SPLIT_MIN 16 // rows below which one thread computes the whole batch
+
+static void *scorer_main(void *arg) {
+    Ssnad *d = arg;
+    SsnadScorer *s = &d->scorer;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        if (!s->busy || s->rc != 1) { // rc 1: posted, not started
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&s->mu);
+        char err[256] = "";
+        int rc = top_k_rows(d, s->vi, &d->var[s->vi].serve_aux, s->seqs, s->lens, s->B, s->k,
+                            s->ids, s->scores, s->counts, err, sizeof err);
+        pthread_mutex_lock(&s->mu);
+        memcpy(s->err, err, sizeof err);
+        s->rc = rc, s->busy = 0;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int ssnad_publish_start(Ssnad *d, char *err, size_t errlen) {
+    SsnadScorer *s = &d->scorer;
+    if (d->cfg->publish_threads < 2) return 0;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->started = 1;
+    if (pthread_create(&s->thread, NULL, scorer_main, d)) {
+        s->started = 0;
+        snprintf(err, errlen, "publish: cannot start the helper thread");
+        return -1;
+    }
+    return 0;
+}
+
+void ssnad_publish_stop(Ssnad *d) {
+    SsnadScorer *s = &d->scorer;
+    if (!s->started) return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    s->started = 0;
+}
+
+int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *lens, int B, int k,
+                      int32_t *ids, float *scores, int *counts, char *err, size_t errlen) {
+    SsnadScorer *s = &d->scorer;
+    SsnaModel *m = &d->var[vi].serve;
+    if (!s->started || B < 2 * SPLIT_MIN)
+        return top_k_rows(d, vi, m, seqs, lens, B, k, ids, scores, counts, err, errlen);
+    int half = B / 2; // the helper takes rows [half, B) with the variant's second serving copy
+    pthread_mutex_lock(&s->mu);
+    s->vi = vi, s->B = B - half, s->k = k, s->rc = 1, s->busy = 1;
+    s->seqs = seqs + half, s->lens = lens + half;
+    s->ids = ids + (size_t)half * k, s->scores = scores + (size_t)half * k;
+    s->counts = counts + half;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    int rc = top_k_rows(d, vi, m, seqs, lens, half, k, ids, scores, counts, err, errlen);
+    pthread_mutex_lock(&s->mu);
+    while (s->busy) pthread_cond_wait(&s->cv, &s->mu);
+    if (s->rc && !rc) rc = -1, snprintf(err, errlen, "%s", s->err);
+    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 

@@ -9,9 +9,8 @@
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
 
-#define MODEL_BLOB_MAGIC "ssnad-model v1 "
-#define COUNTER_EVENTS   "events_applied"
-#define DEDUP_BLOB       "dedup"
+#define COUNTER_EVENTS "events_applied"
+#define DEDUP_BLOB     "dedup"
 
 double ssnad_now(void) {
     struct timespec ts;
@@ -23,10 +22,6 @@ int64_t ssnad_wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void blob_name(const SsnadVariant *v, char *buf, size_t n) {
-    snprintf(buf, n, "model:%s", v->cv.label);
 }
 
 /* ---- item matrices ---- */
@@ -142,38 +137,60 @@ int ssnad_state_ensure_item(Ssnad *d, uint32_t idx, const char *id, char *err, s
     return rc;
 }
 
-int ssnad_state_set_item(Ssnad *d, uint32_t idx, const char *id, const float *states, char *err,
-                         size_t errlen) {
-    pthread_mutex_lock(&d->serve_mu);
-    int existed = idx < d->n_items; // the trainer may hold a copy of the old row
-    int rc = ensure_locked(d, idx, id, err, errlen);
-    if (!rc) {
-        memcpy(d->states + (size_t)idx * row_floats(d, d->layers), states,
-               row_floats(d, d->layers) * sizeof(float));
-        d->present[idx] = 1;
+/* Serving vectors of the listed rows (one item-tower pass for all of them). Caller holds
+ * serve_mu. */
+static int serve_vectors_rows(Ssnad *d, SsnadVariant *v, const SsnadItemState *items, size_t n,
+                              char *err, size_t errlen) {
+    size_t dd = (size_t)v->serve.cfg.d;
+    int *ids = malloc(n * sizeof *ids);
+    float *raw = malloc(n * dd * sizeof *raw), *norm = malloc(n * dd * sizeof *norm);
+    int rc = ids && raw && norm ? 0 : -1;
+    if (rc) snprintf(err, errlen, "ssnad: out of memory for %zu item vectors", n);
+    for (size_t i = 0; i < n && !rc; i++) ids[i] = (int)items[i].index;
+    v->serve.cfg.n_items = (int)d->n_items;
+    if (!rc) rc = ssna_item_vectors(&v->serve, v->states, ids, (int)n, 0, raw, err, errlen);
+    if (!rc && ssna_normalize_rows(raw, (int)n, (int)dd, norm))
+        rc = -1, snprintf(err, errlen, "ssnad: out of memory for %zu item vectors", n);
+    for (size_t i = 0; i < n && !rc; i++) {
+        memcpy(v->raw + (size_t)ids[i] * dd, raw + i * dd, dd * sizeof(float));
+        memcpy(v->norm + (size_t)ids[i] * dd, norm + i * dd, dd * sizeof(float));
     }
-    for (int i = 0; i < d->n_var && !rc; i++) {
-        copy_variant_row(d, &d->var[i], idx);
-        rc = serve_vectors(d, &d->var[i], idx, (size_t)idx + 1, err, errlen);
+    free(ids), free(raw), free(norm);
+    return rc;
+}
+
+int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char *err,
+                          size_t errlen) {
+    if (!n) return 0;
+    unsigned char *existed = malloc(n);
+    if (!existed) {
+        snprintf(err, errlen, "ssnad: out of memory");
+        return -1;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&d->serve_mu);
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint32_t idx = items[i].index;
+        existed[i] = idx < d->n_items; // the trainer may hold a copy of the old row
+        rc = ensure_locked(d, idx, items[i].id, err, errlen);
+        if (!rc) {
+            memcpy(d->states + (size_t)idx * row_floats(d, d->layers), items[i].states,
+                   row_floats(d, d->layers) * sizeof(float));
+            d->present[idx] = 1;
+        }
+    }
+    for (int v = 0; v < d->n_var && !rc; v++) {
+        for (size_t i = 0; i < n; i++) copy_variant_row(d, &d->var[v], items[i].index);
+        rc = serve_vectors_rows(d, &d->var[v], items, n, err, errlen);
     }
     pthread_mutex_unlock(&d->serve_mu);
-    ssnad_train_set_items(d, d->n_items, existed ? (long)idx : -1);
+    for (size_t i = 0; i < n; i++)
+        ssnad_train_set_items(d, d->n_items, existed[i] ? (long)items[i].index : -1);
+    free(existed);
     return rc;
 }
 
 /* ---- models ---- */
-
-static int model_from_blob(SsnaModel *m, const SsnadVariant *v, const void *blob, size_t len,
-                           char *err, size_t errlen) {
-    char head[128];
-    int hl = snprintf(head, sizeof head, "%s%s\n", MODEL_BLOB_MAGIC, v->cv.label);
-    if (len < (size_t)hl || memcmp(blob, head, (size_t)hl)) {
-        snprintf(err, errlen, "checkpoint model:%s: not a model of variant %s", v->cv.label,
-                 v->cv.label);
-        return -1;
-    }
-    return params_deserialize(&m->ps, (const char *)blob + hl, len - (size_t)hl, err, errlen);
-}
 
 static int open_variant(Ssnad *d, int i, char *err, size_t errlen) {
     SsnadVariant *v = &d->var[i];
@@ -185,31 +202,23 @@ static int open_variant(Ssnad *d, int i, char *err, size_t errlen) {
                  v->cv.label);
         return -1;
     }
-    pthread_mutex_init(&v->train_mu, NULL);
     int n = d->n_items > 0 ? (int)d->n_items : 1;
     SsnaConfig mc = ssna_config_default((SsnaVariant)v->cv.kind, n, d->hidden, v->cv.layers);
     uint64_t seed = (uint64_t)d->cfg->train_seed + 7919u * (uint64_t)i;
     if (ssna_create(&v->train, &mc, seed, err, errlen) ||
-        ssna_create(&v->serve, &mc, seed, err, errlen))
+        ssna_create(&v->serve, &mc, seed, err, errlen) ||
+        ssna_create(&v->serve_aux, &mc, seed, err, errlen))
         return -1;
     v->train.rng = seed ^ 0x9e3779b97f4a7c15ull;
-    char name[128];
-    blob_name(v, name, sizeof name);
-    void *blob = NULL;
-    size_t len = 0;
-    int rc = store_get_checkpoint(d->store, d->txn, name, &blob, &len, err, errlen);
-    if (rc < 0) return -1;
-    if (rc == STORE_OK) {
-        rc = model_from_blob(&v->train, v, blob, len, err, errlen) ||
-             model_from_blob(&v->serve, v, blob, len, err, errlen);
-        free(blob);
-        if (rc) return -1;
+    int found;
+    if (ssnad_snapshot_load(d, v, &found, err, errlen)) return -1;
+    if (found)
         log_info("model restored", LOG_STR("variant", v->cv.label),
                  LOG_INT("steps", v->train.ps.step));
-    } else {
+    else
         log_info("model created", LOG_STR("variant", v->cv.label),
                  LOG_INT("seed", (long long)seed));
-    }
+    memcpy(v->serve_aux.ps.params, v->serve.ps.params, v->serve.ps.total * sizeof(float));
     v->serve_steps = v->serve.ps.step;
     return 0;
 }
@@ -286,7 +295,7 @@ int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen
         return -1;
     }
     if (store_txn_begin(d->store, &d->txn, err, errlen)) return -1;
-    if (open_identity(d, err, errlen)) return -1;
+    if (ssnad_snapshot_open(d, err, errlen) || open_identity(d, err, errlen)) return -1;
     for (int i = 0; i < d->n_var; i++)
         if (open_variant(d, i, err, errlen)) return -1;
     if (load_items(d, err, errlen) || load_counters(d, err, errlen)) return -1;
@@ -301,42 +310,21 @@ void ssnad_state_close(Ssnad *d) {
     d->txn = NULL;
     for (int i = 0; i < d->n_var; i++) {
         SsnadVariant *v = &d->var[i];
-        ssna_free(&v->train), ssna_free(&v->serve);
+        ssna_free(&v->train), ssna_free(&v->serve), ssna_free(&v->serve_aux);
         if (v->states != d->states) free(v->states);
         free(v->raw), free(v->norm), free(v->pend_params), free(v->pend_raw), free(v->pend_norm);
-        pthread_mutex_destroy(&v->train_mu);
     }
     for (size_t i = 0; i < d->n_items; i++) free(d->item_ids[i]);
     free(d->item_ids), free(d->dirty.v), free(d->deferred.v);
     free(d->states), free(d->present), free(d->identity);
     ssnad_users_free(&d->users);
     encoder_free(d->enc);
+    ssnad_snapshot_close(d);
     store_close(d->store);
     pthread_mutex_destroy(&d->serve_mu);
 }
 
 /* ---- checkpoint ---- */
-
-static int put_model(Ssnad *d, SsnadVariant *v, char *err, size_t errlen) {
-    void *pb = NULL;
-    pthread_mutex_lock(&v->train_mu);
-    size_t plen = params_serialize(&v->train.ps, &pb);
-    pthread_mutex_unlock(&v->train_mu);
-    char head[128], name[128];
-    int hl = snprintf(head, sizeof head, "%s%s\n", MODEL_BLOB_MAGIC, v->cv.label);
-    char *blob = plen ? malloc((size_t)hl + plen) : NULL;
-    if (!blob) {
-        free(pb);
-        snprintf(err, errlen, "checkpoint of %s: out of memory", v->cv.label);
-        return -1;
-    }
-    memcpy(blob, head, (size_t)hl), memcpy(blob + hl, pb, plen);
-    free(pb);
-    blob_name(v, name, sizeof name);
-    int rc = store_put_checkpoint(d->txn, name, blob, (size_t)hl + plen, err, errlen);
-    free(blob);
-    return rc ? -1 : 0;
-}
 
 int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     double t0 = ssnad_now();
@@ -346,7 +334,12 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     }
     // committed offsets must never run ahead of committed item states
     int rc = ssnad_embed_collect(d, 1, err, errlen);
-    for (int i = 0; i < d->n_var && !rc; i++) rc = put_model(d, &d->var[i], err, errlen);
+    double t_embed = ssnad_now();
+    // the trainer writes snapshots between its steps; once it has stopped (a clean stop), the
+    // models are written here, so no training is lost
+    if (!rc && !d->train_started) rc = ssnad_snapshot_now(d, err, errlen);
+    if (!rc) rc = ssnad_snapshot_put_refs(d, err, errlen);
+    double t_model = ssnad_now();
     if (!rc) rc = store_put_counter(d->txn, COUNTER_EVENTS, d->events_applied, err, errlen);
     size_t dlen;
     const void *dblob = ssnad_dedup_blob(&d->dedup, &dlen);
@@ -364,12 +357,15 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
                   LOG_BOOL("disk_full", rc == STORE_ERR_FULL));
         return -1;
     }
+    ssnad_snapshot_committed(d);
     double secs = ssnad_now() - t0;
     d->last_checkpoint_s = ssnad_now();
     metric_counter_inc(d->m_checkpoints);
     metric_histogram_observe(d->m_ckpt_seconds, secs);
     log_info("checkpoint committed", LOG_STR("why", why), LOG_INT("events", d->events_applied),
-             LOG_INT("since_last", d->since_checkpoint), LOG_F64("seconds", secs));
+             LOG_INT("since_last", d->since_checkpoint), LOG_F64("seconds", secs),
+             LOG_F64("embed_wait_s", t_embed - t0), LOG_F64("models_s", t_model - t_embed),
+             LOG_F64("commit_s", t0 + secs - t_model));
     d->since_checkpoint = 0;
     if (d->consumer && d->n_parts) {
         char cerr[256]; // only for Kafka's own lag tools; ssnad resumes from the store

@@ -133,7 +133,6 @@ static int step(Ssnad *d, SsnadVariant *v, TrainView *tv, const SsnadSeq *seqs, 
         offsets[r + 1] = N;
     }
     SsnaBatch b = {B, offsets, items, targets};
-    pthread_mutex_lock(&v->train_mu);
     v->train.cfg.n_items = (int)tv->n;
     params_zero_grad(&v->train.ps);
     rc = ssna_forward(&v->train, &b, tv->states, loss, err, errlen);
@@ -141,7 +140,6 @@ static int step(Ssnad *d, SsnadVariant *v, TrainView *tv, const SsnadSeq *seqs, 
         ssna_backward(&v->train);
         adam_step(&v->train.ps, adam);
     }
-    pthread_mutex_unlock(&v->train_mu);
 done:
     free(items), free(targets);
     if (rc && !err[0]) snprintf(err, errlen, "train: out of memory");
@@ -155,8 +153,6 @@ static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
     float *params = malloc(total * sizeof(float));
     char err[256] = "";
     int rc = !raw || !norm || !params;
-    // no train_mu: only this thread writes the training copy, and the item tower reads its
-    // parameters without touching them, so a checkpoint need not wait for this whole pass
     if (!rc) {
         v->train.cfg.n_items = (int)tv->n;
         rc = ssna_item_vectors(&v->train, tv->states, NULL, (int)tv->n, 0, raw, err, sizeof err) ||
@@ -195,6 +191,12 @@ static void *train_main(void *arg) {
         // without fresh sequences, replay-only steps continue until they add up to about two
         // passes over the sequences offered so far, then the trainer sleeps until new events come
         int idle_ok = d->res_len && (uint64_t)idle_steps * (uint64_t)B < 2 * d->res_seen;
+        if (ssnad_snapshot_wanted(d)) { // between two steps: the checkpoint asked for one
+            pthread_mutex_unlock(&d->feed_mu);
+            ssnad_snapshot_service(d);
+            pthread_mutex_lock(&d->feed_mu);
+            continue;
+        }
         if (!d->fresh_len && !idle_ok) {
             pthread_cond_wait(&d->feed_cv, &d->feed_mu);
             continue;
@@ -289,6 +291,7 @@ void ssnad_train_take_refresh(Ssnad *d) {
         char err[256] = "";
         pthread_mutex_lock(&d->serve_mu);
         memcpy(v->serve.ps.params, params, v->serve.ps.total * sizeof(float));
+        memcpy(v->serve_aux.ps.params, params, v->serve.ps.total * sizeof(float));
         v->serve.ps.step = steps;
         v->serve_steps = steps;
         if (n > d->n_items) n = d->n_items;

@@ -284,7 +284,7 @@ int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *l
     if (!v || !vin || !u) goto oom;
     if (ssna_item_forward(m, states, uniq, w->U, 1, v, err, errlen)) return -1;
     gather_rows(vin, v, in_local, N, d);
-    if (ssna_user_forward(m, b->B, b->offsets, vin, 1, u, err, errlen)) return -1;
+    if (ssna_user_forward(m, b->B, b->offsets, vin, 1, 0, u, err, errlen)) return -1;
 
     /* logits against the distinct targets = in-batch negatives with same-target masking */
     int *tgt_col = SSNA_INTS(w->tgt_col, N), *tgt_local = SSNA_INTS(w->tgt_local, N);
@@ -400,17 +400,14 @@ int ssna_user_vectors(SsnaModel *m, const SsnaBatch *b, const float *item_raw, f
     SsnaWork *w = m->work;
     if (check_batch(m, b, 0, err, errlen)) return -1;
     int N = b->offsets[b->B];
-    float *vin = SSNA_FLOATS(w->vin, (size_t)N * d), *u = SSNA_FLOATS(w->u, (size_t)N * d);
+    float *vin = SSNA_FLOATS(w->vin, (size_t)N * d);
     float *norm = SSNA_FLOATS(w->u_norm, b->B), *last = SSNA_FLOATS(w->un, (size_t)b->B * d);
-    if (!vin || !u || !norm || !last) {
+    if (!vin || !norm || !last) {
         snprintf(err, errlen, "ssna: out of memory for %d positions", N);
         return -1;
     }
     gather_rows(vin, item_raw, b->items, N, d);
-    if (ssna_user_forward(m, b->B, b->offsets, vin, 0, u, err, errlen)) return -1;
-    for (int r = 0; r < b->B; r++)
-        memcpy(last + (size_t)r * d, u + (size_t)(b->offsets[r + 1] - 1) * d,
-               (size_t)d * sizeof(float));
+    if (ssna_user_forward(m, b->B, b->offsets, vin, 0, 1, last, err, errlen)) return -1;
     l2norm_forward(out, norm, last, b->B, d, SSNA_NORM_EPS);
     return 0;
 }

@@ -88,9 +88,11 @@ int ssna_item_forward(SsnaModel *m, const float *states, const int *ids, int U, 
 /* dv: [U, d] gradient of the last ssna_item_forward's output (train mode). */
 int ssna_item_backward(SsnaModel *m, const float *dv);
 
-/* User tower over packed rows: vin: [N, d] item vectors of the positions, out: [N, d]. */
+/* User tower over packed rows: vin: [N, d] item vectors of the positions, out: [N, d]; or, with
+ * last_only (inference only), out: [B, d], the last position of each row, computed without the
+ * last block's work for the other positions (what serving needs). */
 int ssna_user_forward(SsnaModel *m, int B, const int *offsets, const float *vin, int train,
-                      float *out, char *err, size_t errlen);
+                      int last_only, float *out, char *err, size_t errlen);
 /* dout: [N, d]; dvin: [N, d] accumulated. */
 int ssna_user_backward(SsnaModel *m, const float *dout, float *dvin);
 

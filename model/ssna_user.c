@@ -109,13 +109,83 @@ static int maybe_dropout(SsnaModel *m, int train, float *x, uint8_t *keep, size_
     return 0;
 }
 
+/* Attention of each row's LAST query over its keys, for inference (no probabilities kept).
+ * ctx: [B, d]; qkv: [N, 3d] packed rows (q | k | v); scores: [T_max] scratch. */
+static void attention_last(float *ctx, const float *qkv, const int *offsets, int B, int d, int NH,
+                           float *scores) {
+    int hs = d / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t ld = 3 * (size_t)d;
+    for (int b = 0; b < B; b++) {
+        int first = offsets[b], last = offsets[b + 1] - 1;
+        const float *q = qkv + (size_t)last * ld;
+        for (int h = 0; h < NH; h++) {
+            float mx = -INFINITY, sum = 0;
+            for (int n = first; n <= last; n++) {
+                const float *k = qkv + (size_t)n * ld + d + h * hs;
+                float s = 0;
+                for (int j = 0; j < hs; j++) s += q[h * hs + j] * k[j];
+                scores[n - first] = s * scale;
+                if (scores[n - first] > mx) mx = scores[n - first];
+            }
+            for (int n = first; n <= last; n++)
+                sum += scores[n - first] = expf(scores[n - first] - mx);
+            float *o = ctx + (size_t)b * d + h * hs;
+            for (int j = 0; j < hs; j++) o[j] = 0;
+            for (int n = first; n <= last; n++) {
+                const float *v = qkv + (size_t)n * ld + 2 * d + h * hs;
+                float pn = scores[n - first] / sum;
+                for (int j = 0; j < hs; j++) o[j] += pn * v[j];
+            }
+        }
+    }
+}
+
+/* Block l after attention, over R rows: x = LN(xin + dropout(ctx W_o)),
+ * x = LN(x + dropout(GELU(x W_1) W_2)). ctx, xin: [R, d]; *out = the block output [R, d] (in k's
+ * buffers, which keep what backward needs). 0, -1 out of memory, -2 the noise source failed. */
+static int block_tail(SsnaModel *m, SsnaBlockWork *k, int l, int R, const float *ctx,
+                      const float *xin, int train, const float **out) {
+    const SsnaConfig *c = &m->cfg;
+    int d = c->d, I = c->inner;
+    size_t nd = (size_t)R * d;
+    float p = c->hidden_dropout;
+    float *ao = SSNA_FLOATS(k->ao, nd), *r1 = SSNA_FLOATS(k->r1, nd), *h1 = SSNA_FLOATS(k->h1, nd);
+    float *m1 = SSNA_FLOATS(k->m1, R), *s1 = SSNA_FLOATS(k->s1, R);
+    float *f1 = SSNA_FLOATS(k->f1, (size_t)R * I), *g1 = SSNA_FLOATS(k->g1, (size_t)R * I);
+    float *f2 = SSNA_FLOATS(k->f2, nd), *r2 = SSNA_FLOATS(k->r2, nd);
+    float *h2 = SSNA_FLOATS(k->h2, nd), *m2 = SSNA_FLOATS(k->m2, R), *s2 = SSNA_FLOATS(k->s2, R);
+    uint8_t *keep_a = SSNA_BYTES(k->keep_a, nd), *keep_f = SSNA_BYTES(k->keep_f, nd);
+    if (!ao || !r1 || !h1 || !m1 || !s1 || !f1 || !g1 || !f2 || !r2 || !h2 || !m2 || !s2 ||
+        !keep_a || !keep_f)
+        return -1;
+    linear_forward(ao, ctx, ssna_param(m, "block.%d.attn_out.w", l),
+                   ssna_param(m, "block.%d.attn_out.b", l), R, d, d);
+    if (maybe_dropout(m, train, ao, keep_a, nd, p)) return -2;
+    for (size_t i = 0; i < nd; i++) r1[i] = ao[i] + xin[i];
+    layernorm_forward(h1, m1, s1, r1, ssna_param(m, "block.%d.ln1.w", l),
+                      ssna_param(m, "block.%d.ln1.b", l), R, d, c->ln_eps);
+    linear_forward(f1, h1, ssna_param(m, "block.%d.ffn1.w", l), ssna_param(m, "block.%d.ffn1.b", l),
+                   R, d, I);
+    gelu_forward(g1, f1, (size_t)R * I);
+    linear_forward(f2, g1, ssna_param(m, "block.%d.ffn2.w", l), ssna_param(m, "block.%d.ffn2.b", l),
+                   R, I, d);
+    if (maybe_dropout(m, train, f2, keep_f, nd, p)) return -2;
+    for (size_t i = 0; i < nd; i++) r2[i] = f2[i] + h1[i];
+    layernorm_forward(h2, m2, s2, r2, ssna_param(m, "block.%d.ln2.w", l),
+                      ssna_param(m, "block.%d.ln2.b", l), R, d, c->ln_eps);
+    *out = h2;
+    return 0;
+}
+
 int ssna_user_forward(SsnaModel *m, int B, const int *offsets, const float *vin, int train,
-                      float *out, char *err, size_t errlen) {
+                      int last_only, float *out, char *err, size_t errlen) {
     const SsnaConfig *c = &m->cfg;
     SsnaUserWork *w = &m->work->user;
-    int d = c->d, N = offsets[B], T = 0, NH = c->n_heads, I = c->inner;
+    int d = c->d, N = offsets[B], T = 0, NH = c->n_heads, rc = 0;
     size_t nd = (size_t)N * d;
     float p = c->hidden_dropout;
+    last_only = last_only && !train;
     for (int b = 0; b < B; b++)
         if (offsets[b + 1] - offsets[b] > T) T = offsets[b + 1] - offsets[b];
     w->B = B, w->N = N, w->T = T, w->train = train;
@@ -143,45 +213,34 @@ int ssna_user_forward(SsnaModel *m, int B, const int *offsets, const float *vin,
     if (maybe_dropout(m, train, ln0, keep0, nd, p)) goto noise;
 
     const float *xin = ln0;
-    for (int l = 0; l < c->n_blocks; l++) {
+    int R = N; // rows the blocks carry: every position, or one per row in the last block
+    for (int l = 0; l < c->n_blocks && !rc; l++) {
         SsnaBlockWork *k = &w->blk[l];
         float *qkv = SSNA_FLOATS(k->qkv, 3 * nd), *ctx = SSNA_FLOATS(k->ctx, nd);
-        float *att = SSNA_FLOATS(k->att, (size_t)B * NH * T * T), *ao = SSNA_FLOATS(k->ao, nd);
-        float *r1 = SSNA_FLOATS(k->r1, nd), *h1 = SSNA_FLOATS(k->h1, nd);
-        float *m1 = SSNA_FLOATS(k->m1, N), *s1 = SSNA_FLOATS(k->s1, N);
-        float *f1 = SSNA_FLOATS(k->f1, (size_t)N * I), *g1 = SSNA_FLOATS(k->g1, (size_t)N * I);
-        float *f2 = SSNA_FLOATS(k->f2, nd), *r2 = SSNA_FLOATS(k->r2, nd);
-        float *h2 = SSNA_FLOATS(k->h2, nd), *m2 = SSNA_FLOATS(k->m2, N),
-              *s2 = SSNA_FLOATS(k->s2, N);
-        uint8_t *keep_a = SSNA_BYTES(k->keep_a, nd), *keep_f = SSNA_BYTES(k->keep_f, nd);
-        if (!qkv || !ctx || !att || !ao || !r1 || !h1 || !m1 || !s1 || !f1 || !g1 || !f2 || !r2 ||
-            !h2 || !m2 || !s2 || !keep_a || !keep_f)
-            goto oom;
+        float *att = SSNA_FLOATS(k->att, (size_t)B * NH * T * T);
+        if (!qkv || !ctx || !att) goto oom;
         linear_forward(qkv, xin, ssna_param(m, "block.%d.qkv.w", l),
                        ssna_param(m, "block.%d.qkv.b", l), N, d, 3 * d);
-        pack_to_pad(pq, qkv, 3 * d, 0, offsets, B, T, d);
-        pack_to_pad(pk, qkv, 3 * d, d, offsets, B, T, d);
-        pack_to_pad(pv, qkv, 3 * d, 2 * d, offsets, B, T, d);
-        attention_forward(po, att, pq, pk, pv, lens, 1, B, T, d, NH);
-        pad_to_pack(ctx, d, 0, po, offsets, B, T, d);
-        linear_forward(ao, ctx, ssna_param(m, "block.%d.attn_out.w", l),
-                       ssna_param(m, "block.%d.attn_out.b", l), N, d, d);
-        if (maybe_dropout(m, train, ao, keep_a, nd, p)) goto noise;
-        for (size_t i = 0; i < nd; i++) r1[i] = ao[i] + xin[i];
-        layernorm_forward(h1, m1, s1, r1, ssna_param(m, "block.%d.ln1.w", l),
-                          ssna_param(m, "block.%d.ln1.b", l), N, d, c->ln_eps);
-        linear_forward(f1, h1, ssna_param(m, "block.%d.ffn1.w", l),
-                       ssna_param(m, "block.%d.ffn1.b", l), N, d, I);
-        gelu_forward(g1, f1, (size_t)N * I);
-        linear_forward(f2, g1, ssna_param(m, "block.%d.ffn2.w", l),
-                       ssna_param(m, "block.%d.ffn2.b", l), N, I, d);
-        if (maybe_dropout(m, train, f2, keep_f, nd, p)) goto noise;
-        for (size_t i = 0; i < nd; i++) r2[i] = f2[i] + h1[i];
-        layernorm_forward(h2, m2, s2, r2, ssna_param(m, "block.%d.ln2.w", l),
-                          ssna_param(m, "block.%d.ln2.b", l), N, d, c->ln_eps);
-        xin = h2;
+        if (last_only && l == c->n_blocks - 1) {
+            // only the last position of each row is read: its query attends to every key, and
+            // the rest of the block runs on B rows instead of N (pq holds their inputs)
+            attention_last(ctx, qkv, offsets, B, d, NH, pk);
+            for (int b = 0; b < B; b++)
+                memcpy(pq + (size_t)b * d, xin + (size_t)(offsets[b + 1] - 1) * d,
+                       (size_t)d * sizeof(float));
+            xin = pq, R = B;
+        } else {
+            pack_to_pad(pq, qkv, 3 * d, 0, offsets, B, T, d);
+            pack_to_pad(pk, qkv, 3 * d, d, offsets, B, T, d);
+            pack_to_pad(pv, qkv, 3 * d, 2 * d, offsets, B, T, d);
+            attention_forward(po, att, pq, pk, pv, lens, 1, B, T, d, NH);
+            pad_to_pack(ctx, d, 0, po, offsets, B, T, d);
+        }
+        rc = block_tail(m, k, l, R, ctx, xin, train, &xin);
     }
-    memcpy(out, xin, nd * sizeof(float));
+    if (rc == -1) goto oom;
+    if (rc == -2) goto noise;
+    memcpy(out, xin, (size_t)R * d * sizeof(float));
     return 0;
 oom:
     snprintf(err, errlen, "ssna: out of memory in the user tower (%d rows, %d positions)", B, N);

@@ -264,6 +264,67 @@ static int publish_twin(Harness *h, const Lists *l, const char *x) {
     return sent;
 }
 
+/* "steps" of the last JSON log record in text with this msg and variant; -1 if none. */
+static long long last_steps(const char *text, const char *msg, const char *variant) {
+    char m[128], v[128];
+    snprintf(m, sizeof m, "\"msg\":\"%s\"", msg);
+    snprintf(v, sizeof v, "\"variant\":\"%s\"", variant);
+    long long steps = -1;
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char line[1024];
+        if (n >= sizeof line) continue;
+        memcpy(line, p, n), line[n] = 0;
+        const char *s = strstr(line, "\"steps\":");
+        if (strstr(line, m) && strstr(line, v) && s) steps = atoll(s + 8);
+    }
+    return steps;
+}
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) harness_die("cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) harness_die("cannot read %s", path);
+    s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+/* A clean stop saves every variant's model with all its training steps; a restart restores
+ * exactly those (the checkpoint names the snapshot in db/models, ssnad_snapshot.c). */
+static void check_models_survive_restart(Harness *h) {
+    char log[512];
+    snprintf(log, sizeof log, "%s/e2e.log", h->work);
+    char *before = read_file(log);
+    size_t at = strlen(before);
+    pid_t pid = harness_ssnad_start(h, "e2e");
+    char *after = NULL;
+    for (double t0 = harness_now(); harness_now() - t0 < 120; usleep(200000)) {
+        free(after);
+        after = read_file(log);
+        if (strstr(after + at, "\"msg\":\"ssnad running\"")) break;
+    }
+    CHECK_MSG(harness_ssnad_stop(pid, SIGTERM, 120) == 0, "restarted ssnad did not stop cleanly");
+    free(after);
+    after = read_file(log);
+    const char *variants[] = {"gru:a=3", "mean:a=3"};
+    for (int i = 0; i < 2; i++) {
+        long long saved = last_steps(before, "model saved", variants[i]);
+        long long restored = last_steps(after + at, "model restored", variants[i]);
+        fprintf(stderr, "%s: %lld steps saved at the stop, %lld restored\n", variants[i], saved,
+                restored);
+        CHECK_MSG(saved > 0, "%s: no model saved at the clean stop", variants[i]);
+        CHECK_MSG(restored == saved, "%s: restored %lld steps, saved %lld", variants[i], restored,
+                  saved);
+    }
+    free(before), free(after);
+}
+
 int main(void) {
     Harness h;
     harness_init(&h, "e2e");
@@ -351,6 +412,7 @@ int main(void) {
 
     int code = harness_ssnad_stop(pid, SIGTERM, 120);
     CHECK_MSG(code == 0, "ssnad exit status %d after SIGTERM", code);
+    check_models_survive_restart(&h);
     free(lists.lists), free(after.lists);
     harness_cleanup(&h, check_failed_count > 0);
     return check_done();

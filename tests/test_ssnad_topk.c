@@ -103,6 +103,34 @@ int main(void) {
     }
     CHECK_MSG(mismatches == 0, "%d ranks differ from the reference", mismatches);
 
+    // two threads (publish.threads = 2): the helper computes the second half of the rows with
+    // the variant's second serving copy; the lists must be the same
+    DaemonConfig cfgd;
+    config_init(&cfgd);
+    cfgd.publish_threads = 2;
+    d->cfg = &cfgd;
+    CHECK_MSG(ssna_create(&v->serve_aux, &cfg, 7, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(ssnad_publish_start(d, err, sizeof err) == 0, "%s", err);
+    CHECK(d->scorer.started);
+    int32_t *ids2 = malloc(sizeof(int32_t) * USERS * K);
+    float *scores2 = malloc(sizeof(float) * USERS * K);
+    int counts2[USERS];
+    for (int rep = 0; rep < 3; rep++) { // the helper thread is reused batch after batch
+        CHECK_MSG(ssnad_top_k_batch(d, 0, seqs, lens, USERS, K, ids2, scores2, counts2, err,
+                                    sizeof err) == 0,
+                  "%s", err);
+        CHECK(memcmp(counts, counts2, sizeof counts) == 0);
+        int differ = 0;
+        for (int u = 0; u < USERS; u++)
+            for (int r = 0; r < counts[u] && r < counts2[u]; r++)
+                differ += ids[u * K + r] != ids2[u * K + r] &&
+                          fabsf(scores[u * K + r] - scores2[u * K + r]) > 1e-4f;
+        CHECK_MSG(differ == 0, "%d entries differ between one and two threads", differ);
+    }
+    ssnad_publish_stop(d);
+    free(ids2), free(scores2);
+    ssna_free(&v->serve_aux);
+
     // the single-user entry point is the same computation
     int32_t one[K];
     float one_s[K];
