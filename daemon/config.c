@@ -83,7 +83,8 @@ static const ConfigKey config_keys[] = {
     STR_KEY("topics.dead_letter", topic_dead_letter, "dead-letter", NULL,
             "where rejected input goes, with the reason"),
     STR_KEY("db.path", db_path, "/var/lib/ssna/db", NULL,
-            "LMDB directory: items, users, model checkpoint and consumer offsets"),
+            "LMDB directory: items, users, checkpoints and consumer offsets; model snapshots in "
+            "its models/ subdirectory"),
     STR_KEY("model.dir", model_dir, "/usr/local/share/ssna/minilm-l6", NULL,
             "frozen encoder folder (Hugging Face layout: config.json, model.safetensors, "
             "tokenizer.json)"),
