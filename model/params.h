@@ -23,11 +23,11 @@ typedef struct {
 typedef struct {
     ParamTensor *tensors;
     int ntensors, cap;
-    size_t total;    /* floats in each of params, grads, m, v */
-    float *params;   /* [total] */
-    float *grads;    /* [total] */
-    float *m, *v;    /* [total] Adam first/second moments */
-    int64_t step;    /* Adam steps taken */
+    size_t total;  /* floats in each of params, grads, m, v */
+    float *params; /* [total] */
+    float *grads;  /* [total] */
+    float *m, *v;  /* [total] Adam first/second moments */
+    int64_t step;  /* Adam steps taken */
 } ParamSet;
 
 /* Adam hyper-parameters; adam_defaults() gives PyTorch's (lr 1e-3, 0.9, 0.999, 1e-8, wd 0). */
