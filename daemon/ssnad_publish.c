@@ -279,8 +279,10 @@ int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
         for (int i = 0; i < n_failed; i++) d->dirty.v[kept++] = failed[i];
         if (ssnad_now() - t0 > budget_s) break;
     }
-    memmove(d->dirty.v + kept, d->dirty.v + done, (d->dirty.n - done) * sizeof *d->dirty.v);
-    d->dirty.n = kept + d->dirty.n - done;
+    if (done) { // (an empty list may have no array at all)
+        memmove(d->dirty.v + kept, d->dirty.v + done, (d->dirty.n - done) * sizeof *d->dirty.v);
+        d->dirty.n = kept + d->dirty.n - done;
+    }
     kafka_producer_poll(d->producer, 0);
     return rc;
 }
