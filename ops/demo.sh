@@ -4,12 +4,14 @@
 #   1. ops/setup.sh: Debian packages, the real all-MiniLM-L6-v2 encoder, the Kafka jars, build
 #   2. a local single-node Apache Kafka (ops/kafka.sh) with its data in work/demo/kafka
 #   3. ssnad learning online (A/B: gru:a=3 vs mean:a=3) with its LMDB state in work/demo/db
-#   4. ssna replay: the Amazon Scientific data (4,385 item texts, 59,427 interactions) as a stream
+#   4. ssna replay: the Amazon Scientific data (4,385 item texts, 59,427 interactions) as a live
+#      stream at 1,000 events/s (the daemon keeps up, trains meanwhile and answers every event)
 #   5. a summary: events/s, online hit rate per variant, one user's recommendations with texts
 #   6. a clean stop (SIGTERM: final checkpoint) of ssnad and of the broker
 #
 # Environment: SSNA_DEMO_DATA (default ../shared/data/amazon-scientific), SSNA_DEMO_LIMIT (publish
-# at most N events; default all), SSNA_KAFKA_PORT (default 19092), SSNA_DEMO_HTTP (default
+# at most N events; default all), SSNA_DEMO_RATE (events/s; default 1000, 0 = as fast as the
+# broker takes them: ssnad then ingests far ahead of its lists and training), SSNA_KAFKA_PORT (default 19092), SSNA_DEMO_HTTP (default
 # 127.0.0.1:18080), SSNA_DEMO_TIMEOUT (seconds to wait for ssnad to apply the stream; 900).
 # Re-running starts from a clean work/demo.
 set -euo pipefail
@@ -61,8 +63,8 @@ for _ in $(seq 1 60); do
     sleep 1
 done
 
-limit_args=()
-[ -n "${SSNA_DEMO_LIMIT:-}" ] && limit_args=(--limit "$SSNA_DEMO_LIMIT")
+limit_args=(--rate "${SSNA_DEMO_RATE:-1000}")
+[ -n "${SSNA_DEMO_LIMIT:-}" ] && limit_args+=(--limit "$SSNA_DEMO_LIMIT")
 say "replaying $(basename "$data") into Kafka"
 start=$(date +%s.%N)
 "$ssna" replay --data "$data" --brokers "127.0.0.1:$port" "${limit_args[@]}"
