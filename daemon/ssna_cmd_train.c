@@ -620,8 +620,7 @@ int ssna_cmd_recommend(int argc, char **argv) {
     }
     const int *seq = ds.inter.items + ds.inter.offsets[u];
     int n = ds.inter.offsets[u + 1] - ds.inter.offsets[u];
-    if (ssna_item_vectors(&m, ds.states, NULL, m.cfg.n_items, 0, raw, err, sizeof err) ||
-        ssna_normalize_rows(raw, m.cfg.n_items, m.cfg.d, norm) ||
+    if (ssna_item_vectors(&m, ds.states, NULL, m.cfg.n_items, raw, norm, err, sizeof err) ||
         ssna_top_k(&m, raw, norm, seq, n, o.k, !o.include_seen, ids, scores, err, sizeof err))
         goto fail;
     printf("user %s: %d items seen, last: %s\n", o.user, n, ds.inter.item_ids[seq[n - 1]]);

@@ -96,7 +96,7 @@ static void *scorer_main(void *arg) {
     SsnadScorer *s = &d->scorer;
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
-        if (!s->busy || s->rc != 1) { // rc 1: posted, not started
+        if (!s->busy) { // busy: a job is posted and not finished
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
@@ -148,7 +148,7 @@ int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *
         return top_k_rows(d, vi, m, seqs, lens, B, k, ids, scores, counts, err, errlen);
     int half = B / 2; // the helper takes rows [half, B) with the variant's second serving copy
     pthread_mutex_lock(&s->mu);
-    s->vi = vi, s->B = B - half, s->k = k, s->rc = 1, s->busy = 1;
+    s->vi = vi, s->B = B - half, s->k = k, s->busy = 1;
     s->seqs = seqs + half, s->lens = lens + half;
     s->ids = ids + (size_t)half * k, s->scores = scores + (size_t)half * k;
     s->counts = counts + half;

@@ -81,28 +81,43 @@ static void copy_variant_row(Ssnad *d, SsnadVariant *v, size_t idx) {
 }
 
 /* Serving vectors of rows [from, to) of variant v. Caller holds serve_mu. */
-static int serve_vectors(Ssnad *d, SsnadVariant *v, size_t from, size_t to, char *err,
+/* Serving vectors (raw and normalised) of rows ids[0..n) with v's serving parameters, one
+ * item-tower pass. Caller holds serve_mu (or no other thread runs yet). */
+static int serve_vectors(Ssnad *d, SsnadVariant *v, const int *ids, size_t n, char *err,
                          size_t errlen) {
+    if (!n) return 0;
+    size_t dd = (size_t)v->serve.cfg.d;
+    float *raw = malloc(n * dd * sizeof *raw), *norm = malloc(n * dd * sizeof *norm);
+    int rc = raw && norm ? 0 : -1;
+    if (rc) snprintf(err, errlen, "ssnad: out of memory for %zu item vectors", n);
+    v->serve.cfg.n_items = (int)d->n_items;
+    if (!rc) rc = ssna_item_vectors(&v->serve, v->states, ids, (int)n, raw, norm, err, errlen);
+    for (size_t i = 0; i < n && !rc; i++) {
+        memcpy(v->raw + (size_t)ids[i] * dd, raw + i * dd, dd * sizeof(float));
+        memcpy(v->norm + (size_t)ids[i] * dd, norm + i * dd, dd * sizeof(float));
+    }
+    free(raw), free(norm);
+    return rc;
+}
+
+/* serve_vectors of rows [from, to). */
+static int serve_range(Ssnad *d, SsnadVariant *v, size_t from, size_t to, char *err,
+                       size_t errlen) {
     if (to <= from) return 0;
-    int n = (int)(to - from);
-    int *ids = malloc((size_t)n * sizeof(int));
+    int *ids = malloc((to - from) * sizeof *ids);
     if (!ids) {
         snprintf(err, errlen, "ssnad: out of memory");
         return -1;
     }
-    for (int i = 0; i < n; i++) ids[i] = (int)from + i;
-    v->serve.cfg.n_items = (int)d->n_items;
-    size_t dd = (size_t)v->serve.cfg.d;
-    int rc = ssna_item_vectors(&v->serve, v->states, ids, n, 0, v->raw + from * dd, err, errlen);
-    if (!rc && ssna_normalize_rows(v->raw + from * dd, n, (int)dd, v->norm + from * dd))
-        rc = -1, snprintf(err, errlen, "serving vectors: out of memory");
+    for (size_t i = from; i < to; i++) ids[i - from] = (int)i;
+    int rc = serve_vectors(d, v, ids, to - from, err, errlen);
     free(ids);
     return rc;
 }
 
 int ssnad_state_refresh_rows(Ssnad *d, int v, size_t from, char *err, size_t errlen) {
     pthread_mutex_lock(&d->serve_mu);
-    int rc = serve_vectors(d, &d->var[v], from, d->n_items, err, errlen);
+    int rc = serve_range(d, &d->var[v], from, d->n_items, err, errlen);
     pthread_mutex_unlock(&d->serve_mu);
     return rc;
 }
@@ -137,33 +152,13 @@ int ssnad_state_ensure_item(Ssnad *d, uint32_t idx, const char *id, char *err, s
     return rc;
 }
 
-/* Serving vectors of the listed rows (one item-tower pass for all of them). Caller holds
- * serve_mu. */
-static int serve_vectors_rows(Ssnad *d, SsnadVariant *v, const SsnadItemState *items, size_t n,
-                              char *err, size_t errlen) {
-    size_t dd = (size_t)v->serve.cfg.d;
-    int *ids = malloc(n * sizeof *ids);
-    float *raw = malloc(n * dd * sizeof *raw), *norm = malloc(n * dd * sizeof *norm);
-    int rc = ids && raw && norm ? 0 : -1;
-    if (rc) snprintf(err, errlen, "ssnad: out of memory for %zu item vectors", n);
-    for (size_t i = 0; i < n && !rc; i++) ids[i] = (int)items[i].index;
-    v->serve.cfg.n_items = (int)d->n_items;
-    if (!rc) rc = ssna_item_vectors(&v->serve, v->states, ids, (int)n, 0, raw, err, errlen);
-    if (!rc && ssna_normalize_rows(raw, (int)n, (int)dd, norm))
-        rc = -1, snprintf(err, errlen, "ssnad: out of memory for %zu item vectors", n);
-    for (size_t i = 0; i < n && !rc; i++) {
-        memcpy(v->raw + (size_t)ids[i] * dd, raw + i * dd, dd * sizeof(float));
-        memcpy(v->norm + (size_t)ids[i] * dd, norm + i * dd, dd * sizeof(float));
-    }
-    free(ids), free(raw), free(norm);
-    return rc;
-}
-
 int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char *err,
                           size_t errlen) {
     if (!n) return 0;
     unsigned char *existed = malloc(n);
-    if (!existed) {
+    int *ids = malloc(n * sizeof *ids);
+    if (!existed || !ids) {
+        free(existed), free(ids);
         snprintf(err, errlen, "ssnad: out of memory");
         return -1;
     }
@@ -171,6 +166,7 @@ int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char 
     pthread_mutex_lock(&d->serve_mu);
     for (size_t i = 0; i < n && !rc; i++) {
         uint32_t idx = items[i].index;
+        ids[i] = (int)idx;
         existed[i] = idx < d->n_items; // the trainer may hold a copy of the old row
         rc = ensure_locked(d, idx, items[i].id, err, errlen);
         if (!rc) {
@@ -181,12 +177,12 @@ int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char 
     }
     for (int v = 0; v < d->n_var && !rc; v++) {
         for (size_t i = 0; i < n; i++) copy_variant_row(d, &d->var[v], items[i].index);
-        rc = serve_vectors_rows(d, &d->var[v], items, n, err, errlen);
+        rc = serve_vectors(d, &d->var[v], ids, n, err, errlen);
     }
     pthread_mutex_unlock(&d->serve_mu);
     for (size_t i = 0; i < n; i++)
         ssnad_train_set_items(d, d->n_items, existed[i] ? (long)items[i].index : -1);
-    free(existed);
+    free(existed), free(ids);
     return rc;
 }
 
@@ -253,7 +249,7 @@ static int load_items(Ssnad *d, char *err, size_t errlen) {
     }
     for (int i = 0; i < d->n_var; i++) {
         for (size_t r = 0; r < n; r++) copy_variant_row(d, &d->var[i], r);
-        if (serve_vectors(d, &d->var[i], 0, n, err, errlen)) return -1;
+        if (serve_range(d, &d->var[i], 0, n, err, errlen)) return -1;
         d->var[i].n_vec = n;
     }
     return 0;

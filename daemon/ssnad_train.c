@@ -155,8 +155,7 @@ static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
     int rc = !raw || !norm || !params;
     if (!rc) {
         v->train.cfg.n_items = (int)tv->n;
-        rc = ssna_item_vectors(&v->train, tv->states, NULL, (int)tv->n, 0, raw, err, sizeof err) ||
-             ssna_normalize_rows(raw, (int)tv->n, (int)dd, norm);
+        rc = ssna_item_vectors(&v->train, tv->states, NULL, (int)tv->n, raw, norm, err, sizeof err);
         memcpy(params, v->train.ps.params, total * sizeof(float));
     }
     int64_t steps = v->train.ps.step;

@@ -358,14 +358,13 @@ int ssna_backward(SsnaModel *m) {
 
 /* ---- inference ------------------------------------------------------------------------------ */
 
-int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, int normalize,
-                      float *out, char *err, size_t errlen) {
+int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, float *raw,
+                      float *norm, char *err, size_t errlen) {
     int d = m->cfg.d;
     SsnaWork *w = m->work;
     int *chunk = SSNA_INTS(w->out_rows, SSNA_INFER_CHUNK);
-    float *norm = SSNA_FLOATS(w->u_norm, SSNA_INFER_CHUNK);
-    float *raw = SSNA_FLOATS(w->vt, (size_t)SSNA_INFER_CHUNK * d);
-    if (!chunk || !norm || !raw) {
+    float *len = SSNA_FLOATS(w->u_norm, SSNA_INFER_CHUNK);
+    if (!chunk || !len) {
         snprintf(err, errlen, "ssna: out of memory");
         return -1;
     }
@@ -379,18 +378,10 @@ int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, 
                 return -1;
             }
         }
-        float *o = out + (size_t)start * d;
-        if (ssna_item_forward(m, states, chunk, cn, 0, normalize ? raw : o, err, errlen)) return -1;
-        if (normalize) l2norm_forward(o, norm, raw, cn, d, SSNA_NORM_EPS);
+        float *r = raw + (size_t)start * d;
+        if (ssna_item_forward(m, states, chunk, cn, 0, r, err, errlen)) return -1;
+        if (norm) l2norm_forward(norm + (size_t)start * d, len, r, cn, d, SSNA_NORM_EPS);
     }
-    return 0;
-}
-
-int ssna_normalize_rows(const float *raw, int n, int d, float *out) {
-    float *norm = malloc((size_t)(n > 0 ? n : 1) * sizeof *norm);
-    if (!norm) return -1;
-    l2norm_forward(out, norm, raw, n, d, SSNA_NORM_EPS);
-    free(norm);
     return 0;
 }
 

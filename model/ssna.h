@@ -107,13 +107,11 @@ int ssna_forward(SsnaModel *m, const SsnaBatch *batch, const float *states, floa
  * 0, or -1 when scratch memory could not be allocated (gradients are then incomplete). */
 int ssna_backward(SsnaModel *m);
 
-/* Inference item vectors v*: out [n, d] for ids[0..n) (ids NULL = 0..n-1), L2-normalised when
- * normalize is set (what scores use), raw otherwise (what the user tower reads). */
-int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, int normalize,
-                      float *out, char *err, size_t errlen);
-/* out [n, d] = raw [n, d] with every row L2-normalised, exactly as ssna_item_vectors(normalize)
- * would give: one item-tower pass serves both. 0, or -1 when out of memory. */
-int ssna_normalize_rows(const float *raw, int n, int d, float *out);
+/* Inference item vectors v* for ids[0..n) (ids NULL = 0..n-1), one item-tower pass: raw [n, d]
+ * (what the user tower reads) and, unless norm is NULL, norm [n, d] the same rows L2-normalised
+ * (what scores use). */
+int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, float *raw,
+                      float *norm, char *err, size_t errlen);
 /* Inference user vectors, L2-normalised, read at the last position of each row: out [B, d].
  * Only batch->offsets and batch->items are used; item_raw: [n_items, d] raw item vectors of
  * every item from ssna_item_vectors (computed once per evaluation, not per batch). */

@@ -112,10 +112,7 @@ static int all_item_vectors(SsnaModel *m, const float *states, float **raw, floa
         snprintf(err, errlen, "ssna eval: out of memory for %d item vectors", m->cfg.n_items);
         return -1;
     }
-    int rc = ssna_item_vectors(m, states, NULL, m->cfg.n_items, 0, *raw, err, errlen);
-    if (!rc && ssna_normalize_rows(*raw, m->cfg.n_items, m->cfg.d, *norm))
-        rc = -1, snprintf(err, errlen, "ssna eval: out of memory");
-    return rc;
+    return ssna_item_vectors(m, states, NULL, m->cfg.n_items, *raw, *norm, err, errlen);
 }
 
 int ssna_evaluate(SsnaModel *m, const float *states, const SsnaSequences *seq, SsnaSplit split,

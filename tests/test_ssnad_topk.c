@@ -45,8 +45,8 @@ int main(void) {
     CHECK_MSG(ssna_create(&v->serve, &cfg, 7, err, sizeof err) == 0, "%s", err);
     int dd = cfg.d;
     v->raw = malloc(sizeof(float) * N_ITEMS * dd), v->norm = malloc(sizeof(float) * N_ITEMS * dd);
-    CHECK(ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, 0, v->raw, err, sizeof err) == 0);
-    CHECK(ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, 1, v->norm, err, sizeof err) == 0);
+    CHECK(ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, v->raw, v->norm, err, sizeof err) ==
+          0);
 
     // users: lengths 0 .. 60 (longer than max_len 50: only the last 50 feed the tower, but all
     // are excluded from the list), items drawn across the whole catalogue
