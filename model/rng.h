@@ -5,10 +5,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Next 64 random bits; advances *state. */
-uint64_t rng_next(uint64_t *state);
-/* Uniform in [0, 1). */
-float rng_uniform(uint64_t *state);
+/* Next 64 random bits; advances *state. Inline: dropout masks draw one per activation. */
+static inline uint64_t rng_next(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* Uniform in [0, 1): the top 24 bits, so every value is exactly representable and never 1.0. */
+static inline float rng_uniform(uint64_t *state) {
+    return (float)(rng_next(state) >> 40) * (1.0f / 16777216.0f);
+}
 /* Standard normal (Box-Muller). */
 float rng_normal(uint64_t *state);
 /* Fill x[0..n) with N(mean, std). */

@@ -19,23 +19,28 @@ static int declare(SsnaModel *m, const char *name, int ndim, int d0, int d1, cha
     return params_declare(&m->ps, name, ndim, shape, err, errlen) < 0 ? -1 : 0;
 }
 
+/* name = prefix + suffix in a PARAM_NAME_MAX buffer; -1 (with a message) if it does not fit. */
+static int suffixed(char name[PARAM_NAME_MAX], const char *prefix, const char *suffix, char *err,
+                    size_t errlen) {
+    if (snprintf(name, PARAM_NAME_MAX, "%s%s", prefix, suffix) < PARAM_NAME_MAX) return 0;
+    snprintf(err, errlen, "parameter name %s%s longer than %d bytes", prefix, suffix,
+             PARAM_NAME_MAX - 1);
+    return -1;
+}
+
 /* A linear layer "prefix.w" [out, in] + "prefix.b" [out]. */
 static int declare_linear(SsnaModel *m, const char *prefix, int out, int in, char *err,
                           size_t errlen) {
-    char name[PARAM_NAME_MAX];
-    snprintf(name, sizeof name, "%s.w", prefix);
-    int rc = declare(m, name, 2, out, in, err, errlen);
-    snprintf(name, sizeof name, "%s.b", prefix);
-    return rc | declare(m, name, 1, out, 0, err, errlen);
+    char w[PARAM_NAME_MAX], b[PARAM_NAME_MAX];
+    if (suffixed(w, prefix, ".w", err, errlen) || suffixed(b, prefix, ".b", err, errlen)) return -1;
+    return declare(m, w, 2, out, in, err, errlen) | declare(m, b, 1, out, 0, err, errlen);
 }
 
 /* A layer norm "prefix.w" [d] + "prefix.b" [d]. */
 static int declare_norm(SsnaModel *m, const char *prefix, int d, char *err, size_t errlen) {
-    char name[PARAM_NAME_MAX];
-    snprintf(name, sizeof name, "%s.w", prefix);
-    int rc = declare(m, name, 1, d, 0, err, errlen);
-    snprintf(name, sizeof name, "%s.b", prefix);
-    return rc | declare(m, name, 1, d, 0, err, errlen);
+    char w[PARAM_NAME_MAX], b[PARAM_NAME_MAX];
+    if (suffixed(w, prefix, ".w", err, errlen) || suffixed(b, prefix, ".b", err, errlen)) return -1;
+    return declare(m, w, 1, d, 0, err, errlen) | declare(m, b, 1, d, 0, err, errlen);
 }
 
 int ssna_user_declare(SsnaModel *m, char *err, size_t errlen) {
