@@ -107,7 +107,7 @@ static const ConfigKey config_keys[] = {
             "Adam learning rate"),
     NUM_KEY("train.seed", CONFIG_INT, train_seed, "42", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of parameter initialisation, dropout and replay sampling"),
-    NUM_KEY("train.nice", CONFIG_INT, train_nice, "10", 0, 19, "0 .. 19",
+    NUM_KEY("train.nice", CONFIG_INT, train_nice, "19", 0, 19, "0 .. 19",
             "niceness of the training thread: serving (ingest, lists) goes first on busy cores"),
     NUM_KEY("publish.threads", CONFIG_INT, publish_threads, "2", 1, 2, "1 .. 2",
             "threads computing lists: 2 splits each batch of users over two cores"),

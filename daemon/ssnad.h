@@ -25,6 +25,7 @@
 #include "daemon/metrics.h"
 #include "ingest/kafka.h"
 #include "model/encoder.h"
+#include "model/panel.h"
 #include "model/ssna.h"
 #include "store/store.h"
 
@@ -88,14 +89,15 @@ typedef struct {
     ConfigVariant cv;
     SsnaModel serve;     // main thread (and /recommend under serve_mu)
     SsnaModel serve_aux; // the same parameters, for the publish helper thread (own scratch)
-    float *raw, *norm;   // [vec_cap, d] serving item vectors
+    float *raw;          // [vec_cap, d] serving item vectors (the user tower's input)
+    float *norm; // the same L2-normalised, in panels (model/panel.h): what lists are scored on
     size_t n_vec, vec_cap;
     float *states; // [item_cap, layers, hidden]; aliases Ssnad.states when layers == max
     // trainer side
     SsnaModel train;     // only the trainer thread touches it (ssnad_snapshot.c writes it out)
     int64_t serve_steps; // train steps behind the serving parameters
     // refresh handed from the trainer to the main thread (under Ssnad.feed_mu)
-    float *pend_params, *pend_raw, *pend_norm;
+    float *pend_params, *pend_raw, *pend_norm; // pend_norm in panels, like norm
     size_t pend_n;
     int64_t pend_steps;
     int pend_ready;

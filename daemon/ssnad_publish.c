@@ -3,7 +3,6 @@
  *
  * A list never holds an item of the user's own (last 50) sequence, nor an item whose states have
  * not arrived (catalogue placeholders). Scores are cos(u, v*) / tau, best first. */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +62,7 @@ static int top_k_rows(Ssnad *d, int vi, SsnaModel *m, const uint32_t *const *seq
     for (int i0 = 0; i0 < n_items; i0 += SCORE_BLOCK) {
         int w = n_items - i0 < SCORE_BLOCK ? n_items - i0 : SCORE_BLOCK;
         // block: [nb, w] = user [nb, d] x norm[i0 : i0 + w, d]^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, w, dd, 1.0f, user, dd,
-                    v->norm + (size_t)i0 * (size_t)dd, dd, 0.0f, block, w);
+        panel_matmul_forward(block, (size_t)w, user, v->norm, (size_t)i0, w, nb, dd);
         for (int j = 0; j < nb; j++) {
             int r = rows[j];
             float *s = block + (size_t)j * (size_t)w;

@@ -61,8 +61,12 @@ static int grow_items(Ssnad *d, size_t need, char *err, size_t errlen) {
         size_t dd = (size_t)v->serve.cfg.d;
         float *raw = realloc(v->raw, cap * dd * sizeof(float));
         if (raw) v->raw = raw;
-        float *norm = realloc(v->norm, cap * dd * sizeof(float));
-        if (norm) v->norm = norm;
+        float *norm = realloc(v->norm, panel_floats(cap, (int)dd) * sizeof(float));
+        if (norm) { // the grown panels start zero (panel_matmul_forward reads whole panels)
+            size_t had = v->vec_cap ? panel_floats(v->vec_cap, (int)dd) : 0;
+            memset(norm + had, 0, (panel_floats(cap, (int)dd) - had) * sizeof(float));
+            v->norm = norm;
+        }
         if (!raw || !norm) goto oom;
         v->vec_cap = cap;
     }
@@ -80,7 +84,6 @@ static void copy_variant_row(Ssnad *d, SsnadVariant *v, size_t idx) {
            d->states + idx * row_floats(d, d->layers), row_floats(d, v->cv.layers) * sizeof(float));
 }
 
-/* Serving vectors of rows [from, to) of variant v. Caller holds serve_mu. */
 /* Serving vectors (raw and normalised) of rows ids[0..n) with v's serving parameters, one
  * item-tower pass. Caller holds serve_mu (or no other thread runs yet). */
 static int serve_vectors(Ssnad *d, SsnadVariant *v, const int *ids, size_t n, char *err,
@@ -94,7 +97,7 @@ static int serve_vectors(Ssnad *d, SsnadVariant *v, const int *ids, size_t n, ch
     if (!rc) rc = ssna_item_vectors(&v->serve, v->states, ids, (int)n, raw, norm, err, errlen);
     for (size_t i = 0; i < n && !rc; i++) {
         memcpy(v->raw + (size_t)ids[i] * dd, raw + i * dd, dd * sizeof(float));
-        memcpy(v->norm + (size_t)ids[i] * dd, norm + i * dd, dd * sizeof(float));
+        panel_set_row(v->norm, (size_t)ids[i], norm + i * dd, (int)dd);
     }
     free(raw), free(norm);
     return rc;
@@ -137,7 +140,7 @@ static int ensure_locked(Ssnad *d, uint32_t idx, const char *id, char *err, size
     for (int i = 0; i < d->n_var; i++) { // zero vectors: a placeholder adds only its position
         size_t dd = (size_t)d->var[i].serve.cfg.d;
         memset(d->var[i].raw + from * dd, 0, (d->n_items - from) * dd * sizeof(float));
-        memset(d->var[i].norm + from * dd, 0, (d->n_items - from) * dd * sizeof(float));
+        for (size_t r = from; r < d->n_items; r++) panel_set_row(d->var[i].norm, r, NULL, (int)dd);
         d->var[i].n_vec = d->n_items;
     }
     return 0;

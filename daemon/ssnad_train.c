@@ -82,8 +82,12 @@ static int take_batch(Ssnad *d, SsnadSeq *out, int B) {
     return n;
 }
 
+#define SYNC_ROWS 1024 // new rows copied per hold of serve_mu (~4.5 MB at 3 x 384 floats)
+
 /* Bring every variant's trainer copy of the state rows up to the main matrices: new rows, and
- * the changed rows[0..n_rows), in one short hold of serve_mu. */
+ * the changed rows[0..n_rows). serve_mu is held for SYNC_ROWS new rows at a time and the copy is
+ * grown and touched before: after a catalogue load the new rows are 70+ MB, and the main thread
+ * (which publishes lists under serve_mu) must not wait for that copy or its page faults. */
 static int sync_views(Ssnad *d, TrainView *views, size_t n_items, const uint32_t *rows,
                       size_t n_rows) {
     for (int i = 0; i < d->n_var; i++) {
@@ -94,7 +98,18 @@ static int sync_views(Ssnad *d, TrainView *views, size_t n_items, const uint32_t
             while (cap < n_items) cap *= 2;
             float *s = realloc(tv->states, cap * rf * sizeof(float));
             if (!s) return -1;
+            memset(s + tv->cap * rf, 0, (cap - tv->cap) * rf * sizeof(float));
             tv->states = s, tv->cap = cap;
+        }
+    }
+    for (int i = 0; i < d->n_var; i++) {
+        size_t rf = (size_t)d->var[i].cv.layers * (size_t)d->hidden;
+        TrainView *tv = &views[i];
+        for (size_t r0 = tv->n; r0 < n_items; r0 += SYNC_ROWS) { // rows below n_items are set
+            size_t n = n_items - r0 < SYNC_ROWS ? n_items - r0 : SYNC_ROWS;
+            pthread_mutex_lock(&d->serve_mu);
+            memcpy(tv->states + r0 * rf, d->var[i].states + r0 * rf, n * rf * sizeof(float));
+            pthread_mutex_unlock(&d->serve_mu);
         }
     }
     pthread_mutex_lock(&d->serve_mu);
@@ -102,9 +117,6 @@ static int sync_views(Ssnad *d, TrainView *views, size_t n_items, const uint32_t
         size_t rf = (size_t)d->var[i].cv.layers * (size_t)d->hidden;
         TrainView *tv = &views[i];
         const float *src = d->var[i].states;
-        if (n_items > tv->n)
-            memcpy(tv->states + tv->n * rf, src + tv->n * rf,
-                   (n_items - tv->n) * rf * sizeof(float));
         for (size_t r = 0; r < n_rows; r++)
             if (rows[r] < tv->n)
                 memcpy(tv->states + rows[r] * rf, src + rows[r] * rf, rf * sizeof(float));
@@ -150,23 +162,26 @@ done:
 static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
     size_t dd = (size_t)v->train.cfg.d, total = v->train.ps.total;
     float *raw = malloc(tv->n * dd * sizeof(float)), *norm = malloc(tv->n * dd * sizeof(float));
+    float *panels = malloc(panel_floats(tv->n, (int)dd) * sizeof(float));
     float *params = malloc(total * sizeof(float));
     char err[256] = "";
-    int rc = !raw || !norm || !params;
+    int rc = !raw || !norm || !panels || !params;
     if (!rc) {
         v->train.cfg.n_items = (int)tv->n;
         rc = ssna_item_vectors(&v->train, tv->states, NULL, (int)tv->n, raw, norm, err, sizeof err);
         memcpy(params, v->train.ps.params, total * sizeof(float));
     }
+    if (!rc) panel_pack(panels, norm, tv->n, (int)dd); // here, not on the main thread
+    free(norm);
     int64_t steps = v->train.ps.step;
     if (rc) {
         log_error("train refresh failed", LOG_STR("variant", v->cv.label), LOG_STR("error", err));
-        free(raw), free(norm), free(params);
+        free(raw), free(panels), free(params);
         return;
     }
     pthread_mutex_lock(&d->feed_mu);
     free(v->pend_params), free(v->pend_raw), free(v->pend_norm); // an untaken older refresh
-    v->pend_params = params, v->pend_raw = raw, v->pend_norm = norm;
+    v->pend_params = params, v->pend_raw = raw, v->pend_norm = panels;
     v->pend_n = tv->n, v->pend_steps = steps, v->pend_ready = 1;
     pthread_mutex_unlock(&d->feed_mu);
 }
@@ -296,7 +311,9 @@ void ssnad_train_take_refresh(Ssnad *d) {
         if (n > d->n_items) n = d->n_items;
         if (n) {
             memcpy(v->raw, raw, n * dd * sizeof(float));
-            memcpy(v->norm, norm, n * dd * sizeof(float));
+            // rows [0, n) only: the rows after n keep their vectors until
+            // ssnad_state_refresh_rows below replaces them
+            panel_copy_rows(v->norm, norm, n, (int)dd);
         }
         pthread_mutex_unlock(&d->serve_mu);
         // rows that arrived after the trainer's snapshot get vectors from the new parameters

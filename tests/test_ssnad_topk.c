@@ -1,7 +1,7 @@
 /* test_ssnad_topk.c - the publisher's batched top-k (one user-tower pass and blocked scoring
- * sgemms for many users) against a plain reference: one user at a time, every item scored by a
- * dot product, a full sort. A catalogue of 9,000 items crosses two scoring-block boundaries;
- * users' own items and items without states must never appear. */
+ * products over item panels for many users) against a plain reference: one user at a time, every
+ * item scored by a dot product, a full sort. A catalogue of 9,000 items crosses two scoring-block
+ * boundaries; users' own items and items without states must never appear. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +44,12 @@ int main(void) {
     cfg.d = 64;
     CHECK_MSG(ssna_create(&v->serve, &cfg, 7, err, sizeof err) == 0, "%s", err);
     int dd = cfg.d;
-    v->raw = malloc(sizeof(float) * N_ITEMS * dd), v->norm = malloc(sizeof(float) * N_ITEMS * dd);
-    CHECK(ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, v->raw, v->norm, err, sizeof err) ==
-          0);
+    // norm: the reference's row-major copy of what the daemon keeps in panels (v->norm)
+    float *norm = malloc(sizeof(float) * N_ITEMS * dd);
+    v->raw = malloc(sizeof(float) * N_ITEMS * dd);
+    v->norm = malloc(sizeof(float) * panel_floats(N_ITEMS, dd));
+    CHECK(ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, v->raw, norm, err, sizeof err) == 0);
+    panel_pack(v->norm, norm, N_ITEMS, dd);
 
     // users: lengths 0 .. 60 (longer than max_len 50: only the last 50 feed the tower, but all
     // are excluded from the list), items drawn across the whole catalogue
@@ -84,7 +87,7 @@ int main(void) {
             for (int t = 0; t < lens[u]; t++) own |= seq[u][t] == (uint32_t)i;
             if (own || !d->present[i]) continue;
             double s = 0;
-            for (int c = 0; c < dd; c++) s += (double)user[c] * v->norm[(size_t)i * dd + c];
+            for (int c = 0; c < dd; c++) s += (double)user[c] * norm[(size_t)i * dd + c];
             all[n++] = (Scored){(float)(s / cfg.tau), i};
         }
         qsort(all, (size_t)n, sizeof *all, by_score_desc);
@@ -139,7 +142,7 @@ int main(void) {
     CHECK(n1 > 0 && memcmp(one, ids + 3 * K, sizeof(int32_t) * (size_t)n1) == 0);
 
     free(all), free(ids), free(scores), free(states);
-    free(v->raw), free(v->norm), free(d->present);
+    free(v->raw), free(v->norm), free(norm), free(d->present);
     ssna_free(&v->serve);
     free(d);
     return check_done();

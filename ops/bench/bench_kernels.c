@@ -1,5 +1,6 @@
-/* bench_kernels.c - throughput of the linear and attention kernels at the model's shapes, held
- * against this machine's single-GEMM ceiling measured in the same run.
+/* bench_kernels.c - throughput of the linear and attention kernels at the model's shapes, and of
+ * ssnad's list scoring (sgemm vs the panel kernel), held against this machine's single-GEMM
+ * ceiling measured in the same run.
  *
  * Usage: bench_kernels [seconds per measurement, default 0.5]
  * Threads: OpenBLAS reads OPENBLAS_NUM_THREADS; the count in use is printed.
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "model/kernels.h"
+#include "model/panel.h"
 #include "model/rng.h"
 
 static double now(void) {
@@ -146,6 +148,44 @@ static void bench_attention(const int *lens, const char *label, double peak, dou
     free(a.scratch);
 }
 
+/* ---- list scoring: a few users against a whole catalogue --------------------------------- */
+
+typedef struct {
+    int B, N, C;
+    float *user, *items, *panels, *out;
+} ScoringBench;
+
+static void scoring_sgemm(void *p) {
+    ScoringBench *s = p;
+    // out: [B, N] = user [B, C] x items [N, C]^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->B, s->N, s->C, 1.0f, s->user, s->C,
+                s->items, s->C, 0.0f, s->out, s->N);
+}
+
+static void scoring_panels(void *p) {
+    ScoringBench *s = p;
+    panel_matmul_forward(s->out, (size_t)s->N, s->user, s->panels, 0, s->N, s->B, s->C);
+}
+
+/* ssnad's scoring at the Games catalogue (16,859 items, d = 256): sgemm, which repacks the item
+ * matrix on every call, against the panel kernel reading items kept in panels (model/panel.h). */
+static void bench_scoring(int B, double peak, double min_seconds, uint64_t *rng) {
+    ScoringBench s = {B, 16859, 256, NULL, NULL, NULL, NULL};
+    s.user = rand_buf((size_t)B * s.C, rng), s.items = rand_buf((size_t)s.N * s.C, rng);
+    s.out = rand_buf((size_t)B * s.N, rng);
+    s.panels = rand_buf(panel_floats((size_t)s.N, s.C), rng);
+    panel_pack(s.panels, s.items, (size_t)s.N, s.C);
+    double flops = 2.0 * B * s.N * s.C, t_gemm = time_per_call(scoring_sgemm, &s, min_seconds);
+    double t_panel = time_per_call(scoring_panels, &s, min_seconds);
+    char what[96];
+    snprintf(what, sizeof(what), "scores %d users x 16859 items sgemm", B);
+    report(what, flops, t_gemm, peak);
+    snprintf(what, sizeof(what), "scores %d users x 16859 items panels", B);
+    report(what, flops, t_panel, peak);
+    printf("  %-44s %9.2fx\n", "  panels vs sgemm (speed-up)", t_gemm / t_panel);
+    free(s.user), free(s.items), free(s.panels), free(s.out);
+}
+
 int main(int argc, char **argv) {
     double min_seconds = argc > 1 ? atof(argv[1]) : 0.5;
     if (min_seconds <= 0.0) {
@@ -176,5 +216,7 @@ int main(int argc, char **argv) {
     int lens[256];
     for (int b = 0; b < 256; b++) lens[b] = 1 + (int)(rng_next(&rng) % 50);
     bench_attention(lens, "lens~U[1,50]", peak, min_seconds, &rng);
+
+    for (int B = 8; B <= 128; B *= 4) bench_scoring(B, peak, min_seconds, &rng);
     return 0;
 }
