@@ -91,11 +91,13 @@ void ssna_user_init(SsnaModel *m, uint64_t *rng) {
 /* packed [N, ld] columns [col, col + C) <-> padded [B, T, C]; padding rows of pad are zeroed */
 static void pack_to_pad(float *pad, const float *packed, int ld, int col, const int *offsets, int B,
                         int T, int C) {
-    memset(pad, 0, (size_t)B * T * C * sizeof(float));
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < offsets[b + 1] - offsets[b]; t++)
+    for (int b = 0; b < B; b++) {
+        int len = offsets[b + 1] - offsets[b];
+        for (int t = 0; t < len; t++)
             memcpy(pad + ((size_t)b * T + t) * C, packed + (size_t)(offsets[b] + t) * ld + col,
                    (size_t)C * sizeof(float));
+        memset(pad + ((size_t)b * T + len) * C, 0, (size_t)(T - len) * C * sizeof(float));
+    }
 }
 
 static void pad_to_pack(float *packed, int ld, int col, const float *pad, const int *offsets, int B,
