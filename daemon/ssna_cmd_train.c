@@ -1,5 +1,6 @@
 /* ssna train / eval / recommend - offline SSNA: train with leave-one-out early stopping,
  * evaluate a checkpoint against all items, print one user's top-k. */
+#include <cblas.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -13,6 +14,7 @@
 #include "daemon/ssna_cmd.h"
 #include "ingest/interactions.h"
 #include "ingest/items.h"
+#include "model/pool.h"
 #include "model/ssna.h"
 #include "model/ssna_train.h"
 #include "store/store.h"
@@ -424,6 +426,9 @@ int ssna_cmd_train(int argc, char **argv) {
         fprintf(stderr, "ssna train: --out CKPT is required\n");
         return 2;
     }
+    // the elementwise loops get the second core too when OpenBLAS has one (OPENBLAS_NUM_THREADS)
+    if (openblas_get_num_threads() > 1 && pool_set_threads(2))
+        fprintf(stderr, "ssna train: no helper thread; elementwise loops run on one core\n");
     char err[1024];
     Dataset ds = {0};
     SsnaModel m = {0};

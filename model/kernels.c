@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "model/pool.h"
 #include "model/rng.h"
 
 /* ---- linear ---------------------------------------------------------------------------------- */
@@ -99,20 +100,39 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
 #define INV_SQRT2    0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
+#define ELEMENT_GRAIN 16384 // elementwise loops shorter than 2x this stay on one thread
+
+typedef struct {
+    float *out;
+    const float *inp, *dout;
+} GeluJob;
+
+static void gelu_forward_range(void *p, size_t begin, size_t end) {
+    GeluJob *j = p;
+    for (size_t i = begin; i < end; i++) {
+        float x = j->inp[i];
+        j->out[i] = 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+    }
+}
+
 void gelu_forward(float *out, const float *inp, size_t N) {
-    for (size_t i = 0; i < N; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+    GeluJob j = {out, inp, NULL};
+    pool_for(N, ELEMENT_GRAIN, gelu_forward_range, &j);
+}
+
+static void gelu_backward_range(void *p, size_t begin, size_t end) {
+    GeluJob *j = p;
+    for (size_t i = begin; i < end; i++) {
+        float x = j->inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
+        float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+        j->out[i] += j->dout[i] * (cdf + x * pdf);
     }
 }
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) {
-    for (size_t i = 0; i < N; i++) {
-        float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
-        float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
-        dinp[i] += dout[i] * (cdf + x * pdf);
-    }
+    GeluJob j = {dinp, inp, dout};
+    pool_for(N, ELEMENT_GRAIN, gelu_backward_range, &j);
 }
 
 /* ---- softmax --------------------------------------------------------------------------------- */
@@ -299,6 +319,67 @@ static inline float tanh_expf(float x) {
     return copysignf((1.0f - e) / (1.0f + e), x);
 }
 
+#define ROW_GRAIN 64 // row loops (of a few hundred floats each) shorter than 2x this stay whole
+
+/* The pointwise part of a GRU cell over rows [begin, end): forward reads gi/gh (the two input
+ * products) and writes h_out and cache; backward reads cache and dh_out and writes the product
+ * gradients (into gi/gh) and dh. */
+typedef struct {
+    float *h_out, *cache; // forward outputs
+    const float *dh_out;  // backward input
+    float *dh;            // backward: += direct-path gradient (or NULL)
+    const float *cache_in;
+    float *gi, *gh;
+    const float *h;
+    int H;
+} GruJob;
+
+static void gru_gates_forward(void *p, size_t begin, size_t end) {
+    GruJob *job = p;
+    int H = job->H, G = 3 * H;
+    const float *h = job->h;
+    for (size_t n = begin; n < end; n++) {
+        const float *gin = job->gi + n * G, *ghn = job->gh + n * G;
+        float *c = job->cache + n * 4 * H; // c: [r | z | n | W_hn h + b_hn], each [H]
+        float *ho = job->h_out + n * H;
+        for (int j = 0; j < H; j++) {
+            float r = sigmoidf(gin[j] + ghn[j]);
+            float z = sigmoidf(gin[H + j] + ghn[H + j]);
+            float hn = ghn[2 * H + j];
+            float nn = tanh_expf(gin[2 * H + j] + r * hn);
+            float hp = h ? h[n * H + j] : 0.0f;
+            c[j] = r;
+            c[H + j] = z;
+            c[2 * H + j] = nn;
+            c[3 * H + j] = hn;
+            ho[j] = (1.0f - z) * nn + z * hp;
+        }
+    }
+}
+
+static void gru_gates_backward(void *p, size_t begin, size_t end) {
+    GruJob *job = p;
+    int H = job->H, G = 3 * H;
+    const float *h = job->h;
+    for (size_t n = begin; n < end; n++) {
+        const float *c = job->cache_in + n * 4 * H;
+        const float *dho = job->dh_out + n * H;
+        float *gi = job->gi + n * G, *gh = job->gh + n * G;
+        for (int j = 0; j < H; j++) {
+            float r = c[j], z = c[H + j], nn = c[2 * H + j], hn = c[3 * H + j];
+            float hp = h ? h[n * H + j] : 0.0f;
+            float dn_pre = dho[j] * (1.0f - z) * (1.0f - nn * nn);
+            float dz_pre = dho[j] * (hp - nn) * z * (1.0f - z);
+            float dr_pre = dn_pre * hn * r * (1.0f - r);
+            gi[j] = gh[j] = dr_pre;
+            gi[H + j] = gh[H + j] = dz_pre;
+            gi[2 * H + j] = dn_pre;
+            gh[2 * H + j] = dn_pre * r;
+            if (job->dh) job->dh[n * H + j] += dho[j] * z; // direct path h' = ... + z h
+        }
+    }
+}
+
 void gru_cell_forward(float *h_out, float *cache, const float *x, const float *h, const float *w_ih,
                       const float *w_hh, const float *b_ih, const float *b_hh, int B, int IN, int H,
                       float *scratch) {
@@ -311,23 +392,8 @@ void gru_cell_forward(float *h_out, float *cache, const float *x, const float *h
     } else {
         for (int n = 0; n < B; n++) memcpy(gh + (size_t)n * G, b_hh, (size_t)G * sizeof(float));
     }
-    for (int n = 0; n < B; n++) {
-        const float *gin = gi + (size_t)n * G, *ghn = gh + (size_t)n * G;
-        float *c = cache + (size_t)n * 4 * H; // c: [r | z | n | W_hn h + b_hn], each [H]
-        float *ho = h_out + (size_t)n * H;
-        for (int j = 0; j < H; j++) {
-            float r = sigmoidf(gin[j] + ghn[j]);
-            float z = sigmoidf(gin[H + j] + ghn[H + j]);
-            float hn = ghn[2 * H + j];
-            float nn = tanh_expf(gin[2 * H + j] + r * hn);
-            float hp = h ? h[(size_t)n * H + j] : 0.0f;
-            c[j] = r;
-            c[H + j] = z;
-            c[2 * H + j] = nn;
-            c[3 * H + j] = hn;
-            ho[j] = (1.0f - z) * nn + z * hp;
-        }
-    }
+    GruJob job = {h_out, cache, NULL, NULL, NULL, gi, gh, h, H};
+    pool_for((size_t)B, ROW_GRAIN, gru_gates_forward, &job);
 }
 
 void gru_cell_backward(float *dx, float *dh, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh,
@@ -336,23 +402,8 @@ void gru_cell_backward(float *dx, float *dh, float *dw_ih, float *dw_hh, float *
     int G = 3 * H;
     float *dgi = scratch;                 // dgi: [B, 3H] gradient of x W_ih^T + b_ih
     float *dgh = scratch + (size_t)B * G; // dgh: [B, 3H] gradient of h W_hh^T + b_hh
-    for (int n = 0; n < B; n++) {
-        const float *c = cache + (size_t)n * 4 * H;
-        const float *dho = dh_out + (size_t)n * H;
-        float *gi = dgi + (size_t)n * G, *gh = dgh + (size_t)n * G;
-        for (int j = 0; j < H; j++) {
-            float r = c[j], z = c[H + j], nn = c[2 * H + j], hn = c[3 * H + j];
-            float hp = h ? h[(size_t)n * H + j] : 0.0f;
-            float dn_pre = dho[j] * (1.0f - z) * (1.0f - nn * nn);
-            float dz_pre = dho[j] * (hp - nn) * z * (1.0f - z);
-            float dr_pre = dn_pre * hn * r * (1.0f - r);
-            gi[j] = gh[j] = dr_pre;
-            gi[H + j] = gh[H + j] = dz_pre;
-            gi[2 * H + j] = dn_pre;
-            gh[2 * H + j] = dn_pre * r;
-            if (dh) dh[(size_t)n * H + j] += dho[j] * z; // direct path h' = ... + z h
-        }
-    }
+    GruJob job = {NULL, NULL, dh_out, dh, cache, dgi, dgh, h, H};
+    pool_for((size_t)B, ROW_GRAIN, gru_gates_backward, &job);
     linear_backward(dx, dw_ih, db_ih, dgi, x, w_ih, B, IN, G);
     if (h) {
         linear_backward(dh, dw_hh, db_hh, dgh, h, w_hh, B, H, G);

@@ -9,6 +9,7 @@
  */
 #include "model/params.h"
 #include "model/errmsg.h"
+#include "model/pool.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -105,22 +106,34 @@ void params_free(ParamSet *ps) {
     memset(ps, 0, sizeof(*ps));
 }
 
+typedef struct {
+    float *p, *g, *m, *v;
+    float b1, b2, eps, wd, step_size, bc2_sqrt;
+} AdamJob;
+
+static void adam_range(void *arg, size_t begin, size_t end) {
+    AdamJob *j = arg;
+    float *p = j->p, *g = j->g, *m = j->m, *v = j->v;
+    float b1 = j->b1, b2 = j->b2, eps = j->eps, wd = j->wd;
+    for (size_t i = begin; i < end; i++) {
+        float gi = g[i] + wd * p[i]; // L2 decay folded into the gradient (torch.optim.Adam)
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float denom = sqrtf(v[i]) / j->bc2_sqrt + eps;
+        p[i] -= j->step_size * m[i] / denom;
+    }
+}
+
 void adam_step(ParamSet *ps, const AdamConfig *cfg) {
     ps->step++;
     // bias corrections in double, as torch computes them in Python floats
     double bc1 = 1.0 - pow((double)cfg->beta1, (double)ps->step);
     double bc2 = 1.0 - pow((double)cfg->beta2, (double)ps->step);
-    float step_size = (float)(cfg->lr / bc1);
-    float bc2_sqrt = (float)sqrt(bc2);
-    float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->eps, wd = cfg->weight_decay;
-    float *p = ps->params, *g = ps->grads, *m = ps->m, *v = ps->v;
-    for (size_t i = 0; i < ps->total; i++) {
-        float gi = g[i] + wd * p[i]; // L2 decay folded into the gradient (torch.optim.Adam)
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        p[i] -= step_size * m[i] / denom;
-    }
+    AdamJob j = {ps->params,      ps->grads,         ps->m,
+                 ps->v,           cfg->beta1,        cfg->beta2,
+                 cfg->eps,        cfg->weight_decay, (float)(cfg->lr / bc1),
+                 (float)sqrt(bc2)};
+    pool_for(ps->total, 65536, adam_range, &j);
 }
 
 /* ---- serialisation -----------------------------------------------------------------------------

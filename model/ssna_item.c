@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model/kernels.h"
+#include "model/pool.h"
 #include "model/rng.h"
 #include "model/ssna_internal.h"
 
@@ -93,6 +94,46 @@ void ssna_item_init(SsnaModel *m, uint64_t *rng) {
 
 // x, xd: [U, H] states and their dropped-out copy; e: [U, nE * d]; g, s, eps, p: [U, nE];
 // z: [U, d] output
+/* The expert mixture z[u] = sum_k p[u, k] e[u, k] over rows [begin, end) (forward), and its
+ * gradients de[u, k] = p[u, k] dz[u], dp[u, k] = <dz[u], e[u, k]> (backward). */
+typedef struct {
+    float *out, *dp; // forward: z [U, d]; backward: de [U, nE, d], dp [U, nE]
+    const float *e, *p, *dz;
+    int nE, d;
+} MixJob;
+
+static void mix_forward(void *arg, size_t begin, size_t end) {
+    MixJob *j = arg;
+    int nE = j->nE, d = j->d;
+    for (size_t u = begin; u < end; u++) {
+        float *zu = j->out + u * d;
+        memset(zu, 0, (size_t)d * sizeof(float));
+        for (int k = 0; k < nE; k++) {
+            float pk = j->p[u * nE + k];
+            const float *ek = j->e + (u * nE + k) * d;
+            for (int c = 0; c < d; c++) zu[c] += pk * ek[c];
+        }
+    }
+}
+
+static void mix_backward(void *arg, size_t begin, size_t end) {
+    MixJob *j = arg;
+    int nE = j->nE, d = j->d;
+    for (size_t u = begin; u < end; u++) {
+        const float *dzu = j->dz + u * d;
+        for (int k = 0; k < nE; k++) {
+            const float *ek = j->e + (u * nE + k) * d;
+            float *dek = j->out + (u * nE + k) * d;
+            float pk = j->p[u * nE + k], dot = 0.0f;
+            for (int c = 0; c < d; c++) {
+                dot += dzu[c] * ek[c];
+                dek[c] = pk * dzu[c];
+            }
+            j->dp[u * nE + k] = dot;
+        }
+    }
+}
+
 static int moe_forward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, float *xd,
                        uint8_t *keep, float *e, float *g, float *s, float *eps, float *p,
                        float *z) {
@@ -123,15 +164,8 @@ static int moe_forward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, flo
         for (size_t i = 0; i < (size_t)U * nE; i++) g[i] += eps[i] * (p[i] + 0.01f);
     }
     softmax_forward(p, g, U, nE);
-    for (int u = 0; u < U; u++) {
-        float *zu = z + (size_t)u * d;
-        memset(zu, 0, (size_t)d * sizeof(float));
-        for (int k = 0; k < nE; k++) {
-            float pk = p[(size_t)u * nE + k];
-            const float *ek = e + ((size_t)u * nE + k) * d;
-            for (int j = 0; j < d; j++) zu[j] += pk * ek[j];
-        }
-    }
+    MixJob job = {z, NULL, e, p, NULL, nE, d};
+    pool_for((size_t)U, 64, mix_forward, &job);
     return 0;
 }
 
@@ -146,19 +180,8 @@ static int moe_backward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, co
     float *dshift = SSNA_FLOATS(w->dtmp, (size_t)nE * d);
     if (!de || !dp || !dshift) return -1;
     float *dg = dp + (size_t)U * nE, *ds = dg + (size_t)U * nE;
-    for (int u = 0; u < U; u++) {
-        const float *dzu = dz + (size_t)u * d;
-        for (int k = 0; k < nE; k++) {
-            const float *ek = e + ((size_t)u * nE + k) * d;
-            float *dek = de + ((size_t)u * nE + k) * d;
-            float pk = p[(size_t)u * nE + k], dot = 0.0f;
-            for (int j = 0; j < d; j++) {
-                dot += dzu[j] * ek[j];
-                dek[j] = pk * dzu[j];
-            }
-            dp[(size_t)u * nE + k] = dot;
-        }
-    }
+    MixJob job = {de, dp, e, p, dz, nE, d};
+    pool_for((size_t)U, 64, mix_backward, &job);
     memset(dg, 0, (size_t)U * nE * 2 * sizeof(float));
     softmax_backward(dg, p, dp, U, nE);
     linear_backward(NULL, ssna_grad(m, "adapter.%d.gate", a), NULL, dg, x,

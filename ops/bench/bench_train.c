@@ -9,6 +9,7 @@
  * usage: bench_train [--data DIR] [--variant V] [--layers A] [--hidden H] [--batch N]
  *                    [--epochs N] [--dump FILE]
  */
+#include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 
 #include "ingest/interactions.h"
+#include "model/pool.h"
 #include "model/rng.h"
 #include "model/ssna.h"
 #include "model/ssna_train.h"
@@ -70,6 +72,11 @@ int main(int argc, char **argv) {
     if (variant < 0 || layers < 1 || hidden < 1 || batch < 1 || epochs < 0) {
         fprintf(stderr, "bench_train: bad option value\n");
         return 2;
+    }
+    // as ssna train: the elementwise loops get the second core when OpenBLAS has one
+    if (openblas_get_num_threads() > 1 && pool_set_threads(2)) {
+        fprintf(stderr, "bench_train: cannot start the helper thread\n");
+        return 1;
     }
     char dir[4096], err[1024];
     if (data)
