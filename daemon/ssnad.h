@@ -34,6 +34,7 @@
 #define SSNAD_EXIT_RESTART 3     // state no longer matches the store: restart from checkpoint
 #define SSNAD_EXIT_RELOAD  4     // partitions lost: ssnad_main re-executes itself in place
 #define SSNAD_SEQ_MAX      STORE_USER_SEQ_MAX
+#define SSNAD_OFFER_STAGE  512 // offers the main thread keeps while feed_mu is busy
 
 /* ---- user table (ssnad_map.c): everything the loop knows about a user seen in this run ---- */
 typedef struct {
@@ -111,17 +112,21 @@ typedef struct {
     MetricGauge *m_loss;
 } SsnadVariant;
 
-/* The publish helper: computes the second half of a batch's lists on the other core while the
- * main thread computes the first (ssnad_publish.c). */
+/* The publish helper: the second half of a batch's user tower (rows) and of its scoring (items)
+ * on the other core while the main thread computes the first (ssnad_publish.c). */
+enum { SCORER_TOWER, SCORER_SCORE };
 typedef struct {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int started, stop, busy; // busy: a job is posted and not finished
-    // the job: ssnad_top_k_batch arguments for rows [0, B) of the helper's half
-    int vi, B, k, rc;
+    // the job (set by the main thread while the helper is idle): kind, variant vi, the batch
+    // (seqs, lens, rows[0..nb) with items, k), then the tower's rows[lo..hi) into user, or the
+    // top-k over items [i0, i1) of user [nb, d] into ids/scores/counts
+    int kind, vi, k, nb, lo, hi, i0, i1, rc;
     const uint32_t *const *seqs;
-    const int *lens;
+    const int *lens, *rows;
+    float *user;
     int32_t *ids;
     float *scores;
     int *counts;
@@ -203,6 +208,10 @@ typedef struct Ssnad {
     pthread_cond_t feed_cv;
     SsnadSeq *fresh; // ring [fresh_cap]
     size_t fresh_head, fresh_len, fresh_cap;
+    // offers staged by the main thread until feed_mu is free (it never waits for the trainer,
+    // which runs niced and may be descheduled while it holds the lock); a ring, oldest dropped
+    SsnadSeq offer_stage[SSNAD_OFFER_STAGE];
+    size_t offer_head, offer_len;
     SsnadSeq *reservoir; // [res_cap]
     size_t res_len, res_cap;
     uint64_t res_seen, feed_rng;
@@ -286,8 +295,11 @@ size_t ssnad_embed_depth(Ssnad *d);
 /* ---- ssnad_train.c ---- */
 int ssnad_train_start(Ssnad *d, char *err, size_t errlen);
 void ssnad_train_stop(Ssnad *d);
-/* Offer a user's changed sequence to the trainer (never blocks on training). */
+/* Offer a user's changed sequence to the trainer (never blocks on training: staged while the
+ * trainer holds feed_mu). */
 void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len);
+/* Hand staged offers to the trainer if feed_mu is free (main thread, once a turn). */
+void ssnad_train_flush_offers(Ssnad *d);
 /* Tell the trainer how many item rows exist; changed_row >= 0: that existing row got new states
  * (a placeholder's text arrived, or a text changed). */
 void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row);

@@ -190,6 +190,7 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
         return -1;
     }
     double t_embed = ssnad_now();
+    ssnad_train_flush_offers(d);
     ssnad_train_take_refresh(d);
     double t_refresh = ssnad_now();
     size_t dirty = d->dirty.n;

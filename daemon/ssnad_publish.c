@@ -25,69 +25,82 @@ static void top_k_insert(int32_t *ids, float *scores, int *n, int k, int32_t id,
     scores[p] = s, ids[p] = id;
 }
 
-/* ssnad_top_k_batch's work for rows [0, B) with serving copy m of variant vi. */
-static int top_k_rows(Ssnad *d, int vi, SsnaModel *m, const uint32_t *const *seqs, const int *lens,
-                      int B, int k, int32_t *ids, float *scores, int *counts, char *err,
+/* User vectors of rows[lo..hi) (indexes into seqs/lens, each with at least one item) with
+ * serving copy m of v: user [hi - lo, d], L2-normalised, from each row's last max_len items. */
+static int tower_rows(Ssnad *d, SsnadVariant *v, SsnaModel *m, const uint32_t *const *seqs,
+                      const int *lens, const int *rows, int lo, int hi, float *user, char *err,
                       size_t errlen) {
-    SsnadVariant *v = &d->var[vi];
-    int dd = m->cfg.d, max_len = m->cfg.max_len, n_items = (int)d->n_items;
-    for (int r = 0; r < B; r++) counts[r] = 0;
-    if (B <= 0 || n_items <= 0) return 0;
-    int w_max = n_items < SCORE_BLOCK ? n_items : SCORE_BLOCK;
-    int *offsets = malloc((size_t)(B + 1) * sizeof *offsets);
-    int *items = malloc((size_t)B * (size_t)max_len * sizeof *items);
-    int *rows = malloc((size_t)B * sizeof *rows);
-    float *user = malloc((size_t)B * (size_t)dd * sizeof *user);
-    float *block = malloc((size_t)B * (size_t)w_max * sizeof *block);
+    int n = hi - lo, max_len = m->cfg.max_len;
+    if (n <= 0) return 0;
+    int *offsets = malloc((size_t)(n + 1) * sizeof *offsets);
+    int *items = malloc((size_t)n * (size_t)max_len * sizeof *items);
     int rc = -1;
-    if (!offsets || !items || !rows || !user || !block) {
-        snprintf(err, errlen, "top-k: out of memory (%d users)", B);
+    if (!offsets || !items) {
+        snprintf(err, errlen, "top-k: out of memory (%d users)", n);
         goto done;
     }
-    int nb = 0; // rows with at least one item, packed: the last max_len items of each
     offsets[0] = 0;
-    for (int r = 0; r < B; r++) {
-        if (lens[r] <= 0) continue;
-        int first = lens[r] > max_len ? lens[r] - max_len : 0;
-        offsets[nb + 1] = offsets[nb];
-        for (int t = first; t < lens[r]; t++) items[offsets[nb + 1]++] = (int)seqs[r][t];
-        rows[nb++] = r;
+    for (int j = 0; j < n; j++) {
+        int r = rows[lo + j], first = lens[r] > max_len ? lens[r] - max_len : 0;
+        offsets[j + 1] = offsets[j];
+        for (int t = first; t < lens[r]; t++) items[offsets[j + 1]++] = (int)seqs[r][t];
     }
-    rc = 0;
-    if (!nb) goto done;
-    SsnaBatch b = {nb, offsets, items, NULL};
-    m->cfg.n_items = n_items;
-    // user: [nb, d], L2-normalised
-    if ((rc = ssna_user_vectors(m, &b, v->raw, user, err, errlen))) goto done;
-    for (int i0 = 0; i0 < n_items; i0 += SCORE_BLOCK) {
-        int w = n_items - i0 < SCORE_BLOCK ? n_items - i0 : SCORE_BLOCK;
-        // block: [nb, w] = user [nb, d] x norm[i0 : i0 + w, d]^T
-        panel_matmul_forward(block, (size_t)w, user, v->norm, (size_t)i0, w, nb, dd);
+    SsnaBatch b = {n, offsets, items, NULL};
+    m->cfg.n_items = (int)d->n_items;
+    rc = ssna_user_vectors(m, &b, v->raw, user, err, errlen);
+done:
+    free(offsets), free(items);
+    return rc;
+}
+
+/* The top-k over items [i0, i1) (i0 a multiple of PANEL_WIDTH) of the nb rows rows[0..nb) whose
+ * vectors are user [nb, d]: ids/scores [B, k] and counts [B] in the caller's row order, counts
+ * starting at 0. Scores are cosines (not yet over tau). */
+static int score_range(Ssnad *d, const SsnadVariant *v, const float *user, const int *rows, int nb,
+                       const uint32_t *const *seqs, const int *lens, int k, int i0, int i1,
+                       int32_t *ids, float *scores, int *counts, char *err, size_t errlen) {
+    int dd = v->serve.cfg.d, w_max = i1 - i0 < SCORE_BLOCK ? i1 - i0 : SCORE_BLOCK;
+    if (w_max <= 0 || nb <= 0) return 0;
+    float *block = malloc((size_t)nb * (size_t)w_max * sizeof *block);
+    if (!block) {
+        snprintf(err, errlen, "top-k: out of memory (%d users)", nb);
+        return -1;
+    }
+    for (int b0 = i0; b0 < i1; b0 += SCORE_BLOCK) {
+        int w = i1 - b0 < SCORE_BLOCK ? i1 - b0 : SCORE_BLOCK;
+        // block: [nb, w] = user [nb, d] x norm[b0 : b0 + w, d]^T
+        panel_matmul_forward(block, (size_t)w, user, v->norm, (size_t)b0, w, nb, dd);
         for (int j = 0; j < nb; j++) {
             int r = rows[j];
             float *s = block + (size_t)j * (size_t)w;
             for (int t = 0; t < lens[r]; t++) // the user's own items
-                if (seqs[r][t] >= (uint32_t)i0 && seqs[r][t] < (uint32_t)(i0 + w))
-                    s[seqs[r][t] - (uint32_t)i0] = -INFINITY;
+                if (seqs[r][t] >= (uint32_t)b0 && seqs[r][t] < (uint32_t)(b0 + w))
+                    s[seqs[r][t] - (uint32_t)b0] = -INFINITY;
             // most scores lose to the row's current k-th best: test that first (own items are
             // -inf and never pass; a row starts at -inf, so it fills up with any finite score)
             int32_t *ri = ids + (size_t)r * k;
             float *rs = scores + (size_t)r * k, kth = counts[r] == k ? rs[k - 1] : -INFINITY;
             for (int c = 0; c < w; c++)
-                if (s[c] > kth && d->present[i0 + c]) {
-                    top_k_insert(ri, rs, &counts[r], k, i0 + c, s[c]);
+                if (s[c] > kth && d->present[b0 + c]) {
+                    top_k_insert(ri, rs, &counts[r], k, b0 + c, s[c]);
                     if (counts[r] == k) kth = rs[k - 1];
                 }
         }
     }
-    for (int r = 0; r < B; r++)
-        for (int i = 0; i < counts[r]; i++) scores[(size_t)r * k + i] /= m->cfg.tau;
-done:
-    free(offsets), free(items), free(rows), free(user), free(block);
-    return rc;
+    free(block);
+    return 0;
 }
 
-#define SPLIT_MIN 16 // rows below which one thread computes the whole batch
+/* The helper's share of a batch: the user tower of rows[lo..hi) (with the variant's second
+ * serving copy, which has its own scratch), or the top-k over items [i0, i1). */
+static int helper_job(Ssnad *d, SsnadScorer *s, char *err, size_t errlen) {
+    SsnadVariant *v = &d->var[s->vi];
+    if (s->kind == SCORER_TOWER)
+        return tower_rows(d, v, &v->serve_aux, s->seqs, s->lens, s->rows, s->lo, s->hi, s->user,
+                          err, errlen);
+    return score_range(d, v, s->user, s->rows, s->nb, s->seqs, s->lens, s->k, s->i0, s->i1, s->ids,
+                       s->scores, s->counts, err, errlen);
+}
 
 static void *scorer_main(void *arg) {
     Ssnad *d = arg;
@@ -100,8 +113,7 @@ static void *scorer_main(void *arg) {
         }
         pthread_mutex_unlock(&s->mu);
         char err[256] = "";
-        int rc = top_k_rows(d, s->vi, &d->var[s->vi].serve_aux, s->seqs, s->lens, s->B, s->k,
-                            s->ids, s->scores, s->counts, err, sizeof err);
+        int rc = helper_job(d, s, err, sizeof err);
         pthread_mutex_lock(&s->mu);
         memcpy(s->err, err, sizeof err);
         s->rc = rc, s->busy = 0;
@@ -116,6 +128,7 @@ int ssnad_publish_start(Ssnad *d, char *err, size_t errlen) {
     if (d->cfg->publish_threads < 2) return 0;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    s->stop = s->busy = 0; // a helper stopped before may have left stop set
     s->started = 1;
     if (pthread_create(&s->thread, NULL, scorer_main, d)) {
         s->started = 0;
@@ -138,25 +151,90 @@ void ssnad_publish_stop(Ssnad *d) {
     s->started = 0;
 }
 
-int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *lens, int B, int k,
-                      int32_t *ids, float *scores, int *counts, char *err, size_t errlen) {
-    SsnadScorer *s = &d->scorer;
-    SsnaModel *m = &d->var[vi].serve;
-    if (!s->started || B < 2 * SPLIT_MIN)
-        return top_k_rows(d, vi, m, seqs, lens, B, k, ids, scores, counts, err, errlen);
-    int half = B / 2; // the helper takes rows [half, B) with the variant's second serving copy
+/* Post the job described in d->scorer (fields set by the caller, under no lock: the helper is
+ * idle) and return at once. */
+static void helper_post(SsnadScorer *s) {
     pthread_mutex_lock(&s->mu);
-    s->vi = vi, s->B = B - half, s->k = k, s->busy = 1;
-    s->seqs = seqs + half, s->lens = lens + half;
-    s->ids = ids + (size_t)half * k, s->scores = scores + (size_t)half * k;
-    s->counts = counts + half;
+    s->busy = 1;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    int rc = top_k_rows(d, vi, m, seqs, lens, half, k, ids, scores, counts, err, errlen);
+}
+
+/* Wait for the posted job; its error, if any, into err (unless rc already failed). */
+static int helper_wait(SsnadScorer *s, int rc, char *err, size_t errlen) {
     pthread_mutex_lock(&s->mu);
     while (s->busy) pthread_cond_wait(&s->cv, &s->mu);
     if (s->rc && !rc) rc = -1, snprintf(err, errlen, "%s", s->err);
     pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+#define SPLIT_TOWER_MIN 16 // rows below which one thread runs the whole user tower
+
+int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *lens, int B, int k,
+                      int32_t *ids, float *scores, int *counts, char *err, size_t errlen) {
+    SsnadScorer *s = &d->scorer;
+    SsnadVariant *v = &d->var[vi];
+    int dd = v->serve.cfg.d, n_items = (int)d->n_items, nb = 0, rc = 0;
+    for (int r = 0; r < B; r++) counts[r] = 0;
+    if (B <= 0 || n_items <= 0) return 0;
+    int *rows = malloc((size_t)B * sizeof *rows);
+    float *user = malloc((size_t)B * (size_t)dd * sizeof *user);
+    int32_t *ids2 = NULL;
+    float *scores2 = NULL;
+    int *counts2 = NULL;
+    if (!rows || !user) {
+        snprintf(err, errlen, "top-k: out of memory (%d users)", B);
+        rc = -1;
+        goto done;
+    }
+    for (int r = 0; r < B; r++)
+        if (lens[r] > 0) rows[nb++] = r; // an empty sequence gets no list
+    if (!nb) goto done;
+    s->vi = vi, s->seqs = seqs, s->lens = lens, s->rows = rows, s->k = k;
+    // the user tower: rows split in halves over the two threads (each has its own scratch)
+    if (s->started && nb >= 2 * SPLIT_TOWER_MIN) {
+        int half = nb / 2;
+        s->kind = SCORER_TOWER, s->lo = half, s->hi = nb, s->user = user + (size_t)half * dd;
+        helper_post(s);
+        rc = tower_rows(d, v, &v->serve, seqs, lens, rows, 0, half, user, err, errlen);
+        rc = helper_wait(s, rc, err, errlen);
+    } else {
+        rc = tower_rows(d, v, &v->serve, seqs, lens, rows, 0, nb, user, err, errlen);
+    }
+    if (rc) goto done;
+    // scoring: the catalogue split in halves (every pass streams its items once, however few
+    // the rows: splitting rows would stream all of them twice); the halves' top-k merged
+    int mid = n_items / 2 / PANEL_WIDTH * PANEL_WIDTH;
+    if (s->started && mid > 0) {
+        ids2 = malloc((size_t)B * (size_t)k * sizeof *ids2);
+        scores2 = malloc((size_t)B * (size_t)k * sizeof *scores2);
+        counts2 = calloc((size_t)B, sizeof *counts2);
+        if (!ids2 || !scores2 || !counts2) {
+            snprintf(err, errlen, "top-k: out of memory (%d users)", B);
+            rc = -1;
+            goto done;
+        }
+        s->kind = SCORER_SCORE, s->user = user, s->nb = nb, s->i0 = mid, s->i1 = n_items;
+        s->ids = ids2, s->scores = scores2, s->counts = counts2;
+        helper_post(s);
+        rc = score_range(d, v, user, rows, nb, seqs, lens, k, 0, mid, ids, scores, counts, err,
+                         errlen);
+        rc = helper_wait(s, rc, err, errlen);
+        for (int j = 0; j < nb && !rc; j++) {
+            int r = rows[j];
+            for (int i = 0; i < counts2[r]; i++)
+                top_k_insert(ids + (size_t)r * k, scores + (size_t)r * k, &counts[r], k,
+                             ids2[(size_t)r * k + i], scores2[(size_t)r * k + i]);
+        }
+    } else {
+        rc = score_range(d, v, user, rows, nb, seqs, lens, k, 0, n_items, ids, scores, counts, err,
+                         errlen);
+    }
+    for (int r = 0; r < B && !rc; r++)
+        for (int i = 0; i < counts[r]; i++) scores[(size_t)r * k + i] /= v->serve.cfg.tau;
+done:
+    free(rows), free(user), free(ids2), free(scores2), free(counts2);
     return rc;
 }
 

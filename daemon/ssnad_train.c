@@ -28,23 +28,42 @@ typedef struct {
     int64_t refresh_steps;
 } TrainView;
 
-void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len) {
-    if (len < 2 || !d->train_started) return; // one item predicts nothing
-    SsnadSeq s;
-    memcpy(s.seq, seq, (size_t)len * sizeof *seq);
-    s.len = len;
-    pthread_mutex_lock(&d->feed_mu);
+/* One sequence into the fresh ring (oldest dropped when full) and the reservoir. Caller holds
+ * feed_mu. */
+static void feed_locked(Ssnad *d, const SsnadSeq *s) {
     if (d->fresh_len == d->fresh_cap) { // drop the oldest fresh sequence
         d->fresh_head = (d->fresh_head + 1) % d->fresh_cap;
         d->fresh_len--;
     }
-    d->fresh[(d->fresh_head + d->fresh_len++) % d->fresh_cap] = s;
+    d->fresh[(d->fresh_head + d->fresh_len++) % d->fresh_cap] = *s;
     d->res_seen++;
     if (d->res_len < d->res_cap) {
-        d->reservoir[d->res_len++] = s;
+        d->reservoir[d->res_len++] = *s;
     } else {
         uint64_t j = rng_next(&d->feed_rng) % d->res_seen;
-        if (j < d->res_cap) d->reservoir[j] = s;
+        if (j < d->res_cap) d->reservoir[j] = *s;
+    }
+}
+
+void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len) {
+    if (len < 2 || !d->train_started) return; // one item predicts nothing
+    if (d->offer_len == SSNAD_OFFER_STAGE) {  // the trainer held feed_mu that long: drop oldest
+        d->offer_head = (d->offer_head + 1) % SSNAD_OFFER_STAGE;
+        d->offer_len--;
+    }
+    SsnadSeq *s = &d->offer_stage[(d->offer_head + d->offer_len++) % SSNAD_OFFER_STAGE];
+    memcpy(s->seq, seq, (size_t)len * sizeof *seq);
+    s->len = len;
+    ssnad_train_flush_offers(d);
+}
+
+void ssnad_train_flush_offers(Ssnad *d) {
+    // trylock: a trainer descheduled inside feed_mu (nice 19 on a busy core can wait 100+ ms
+    // for its next slice) must not stall ingest; the staged offers go on a later turn
+    if (!d->offer_len || pthread_mutex_trylock(&d->feed_mu)) return;
+    for (; d->offer_len; d->offer_len--) {
+        feed_locked(d, &d->offer_stage[d->offer_head]);
+        d->offer_head = (d->offer_head + 1) % SSNAD_OFFER_STAGE;
     }
     pthread_cond_signal(&d->feed_cv);
     pthread_mutex_unlock(&d->feed_mu);
@@ -82,7 +101,7 @@ static int take_batch(Ssnad *d, SsnadSeq *out, int B) {
     return n;
 }
 
-#define SYNC_ROWS 1024 // new rows copied per hold of serve_mu (~4.5 MB at 3 x 384 floats)
+#define SYNC_ROWS 128 // new rows copied per hold of serve_mu (~0.6 MB at 3 x 384 floats)
 
 /* Bring every variant's trainer copy of the state rows up to the main matrices: new rows, and
  * the changed rows[0..n_rows). serve_mu is held for SYNC_ROWS new rows at a time and the copy is
@@ -112,7 +131,7 @@ static int sync_views(Ssnad *d, TrainView *views, size_t n_items, const uint32_t
             pthread_mutex_unlock(&d->serve_mu);
         }
     }
-    pthread_mutex_lock(&d->serve_mu);
+    if (n_rows) pthread_mutex_lock(&d->serve_mu); // most steps have no changed rows
     for (int i = 0; i < d->n_var; i++) {
         size_t rf = (size_t)d->var[i].cv.layers * (size_t)d->hidden;
         TrainView *tv = &views[i];
@@ -122,7 +141,7 @@ static int sync_views(Ssnad *d, TrainView *views, size_t n_items, const uint32_t
                 memcpy(tv->states + rows[r] * rf, src + rows[r] * rf, rf * sizeof(float));
         if (n_items > tv->n) tv->n = n_items;
     }
-    pthread_mutex_unlock(&d->serve_mu);
+    if (n_rows) pthread_mutex_unlock(&d->serve_mu);
     return 0;
 }
 
@@ -293,7 +312,9 @@ void ssnad_train_take_refresh(Ssnad *d) {
     for (int i = 0; i < d->n_var; i++) {
         SsnadVariant *v = &d->var[i];
         if (!d->train_started) return;
-        pthread_mutex_lock(&d->feed_mu);
+        // trylock, as for offers: the main thread never waits for a descheduled trainer; a
+        // refresh not taken now is taken on a later turn
+        if (pthread_mutex_trylock(&d->feed_mu)) continue;
         float *params = v->pend_ready ? v->pend_params : NULL;
         float *raw = v->pend_raw, *norm = v->pend_norm;
         size_t n = v->pend_n;

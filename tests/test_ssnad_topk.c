@@ -106,8 +106,9 @@ int main(void) {
     }
     CHECK_MSG(mismatches == 0, "%d ranks differ from the reference", mismatches);
 
-    // two threads (publish.threads = 2): the helper computes the second half of the rows with
-    // the variant's second serving copy; the lists must be the same
+    // two threads (publish.threads = 2): the helper computes the second half of the user tower
+    // (rows, with the variant's second serving copy) and of the scoring (items, merged); the
+    // lists must be the same, for a batch that splits its rows (37) and ones that do not (1, 5)
     DaemonConfig cfgd;
     config_init(&cfgd);
     cfgd.publish_threads = 2;
@@ -118,13 +119,16 @@ int main(void) {
     int32_t *ids2 = malloc(sizeof(int32_t) * USERS * K);
     float *scores2 = malloc(sizeof(float) * USERS * K);
     int counts2[USERS];
-    for (int rep = 0; rep < 3; rep++) { // the helper thread is reused batch after batch
-        CHECK_MSG(ssnad_top_k_batch(d, 0, seqs, lens, USERS, K, ids2, scores2, counts2, err,
-                                    sizeof err) == 0,
+    const int batch_first[] = {0, 1, 3, 0}, batch_sizes[] = {USERS, 1, 5, USERS};
+    for (int rep = 0; rep < 4; rep++) { // the helper thread is reused batch after batch
+        int u0 = batch_first[rep], nb = batch_sizes[rep];
+        CHECK_MSG(ssnad_top_k_batch(d, 0, seqs + u0, lens + u0, nb, K, ids2 + u0 * K,
+                                    scores2 + u0 * K, counts2 + u0, err, sizeof err) == 0,
                   "%s", err);
-        CHECK(memcmp(counts, counts2, sizeof counts) == 0);
+        CHECK(memcmp(counts + u0, counts2 + u0, sizeof(int) * (size_t)nb) == 0);
+        CHECK(lens[u0] == 0 || counts2[u0] == K); // users with items get full lists
         int differ = 0;
-        for (int u = 0; u < USERS; u++)
+        for (int u = u0; u < u0 + nb; u++)
             for (int r = 0; r < counts[u] && r < counts2[u]; r++)
                 differ += ids[u * K + r] != ids2[u * K + r] &&
                           fabsf(scores[u * K + r] - scores2[u * K + r]) > 1e-4f;
