@@ -92,8 +92,6 @@ void ssna_item_init(SsnaModel *m, uint64_t *rng) {
 
 /* ---- one MoE adapter ------------------------------------------------------------------------ */
 
-// x, xd: [U, H] states and their dropped-out copy; e: [U, nE * d]; g, s, eps, p: [U, nE];
-// z: [U, d] output
 /* The expert mixture z[u] = sum_k p[u, k] e[u, k] over rows [begin, end) (forward), and its
  * gradients de[u, k] = p[u, k] dz[u], dp[u, k] = <dz[u], e[u, k]> (backward). */
 typedef struct {
@@ -134,6 +132,8 @@ static void mix_backward(void *arg, size_t begin, size_t end) {
     }
 }
 
+// x, xd: [U, H] states and their dropped-out copy; e: [U, nE * d]; g, s, eps, p: [U, nE];
+// z: [U, d] output
 static int moe_forward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, float *xd,
                        uint8_t *keep, float *e, float *g, float *s, float *eps, float *p,
                        float *z) {

@@ -28,19 +28,25 @@ static int suffixed(char name[PARAM_NAME_MAX], const char *prefix, const char *s
     return -1;
 }
 
+/* "prefix.w" (shape w0, or [w0, w1] when w1 > 0) + "prefix.b" [b]. */
+static int declare_wb(SsnaModel *m, const char *prefix, int w0, int w1, int b, char *err,
+                      size_t errlen) {
+    char w[PARAM_NAME_MAX], bn[PARAM_NAME_MAX];
+    if (suffixed(w, prefix, ".w", err, errlen) || suffixed(bn, prefix, ".b", err, errlen))
+        return -1;
+    return declare(m, w, w1 > 0 ? 2 : 1, w0, w1, err, errlen) |
+           declare(m, bn, 1, b, 0, err, errlen);
+}
+
 /* A linear layer "prefix.w" [out, in] + "prefix.b" [out]. */
 static int declare_linear(SsnaModel *m, const char *prefix, int out, int in, char *err,
                           size_t errlen) {
-    char w[PARAM_NAME_MAX], b[PARAM_NAME_MAX];
-    if (suffixed(w, prefix, ".w", err, errlen) || suffixed(b, prefix, ".b", err, errlen)) return -1;
-    return declare(m, w, 2, out, in, err, errlen) | declare(m, b, 1, out, 0, err, errlen);
+    return declare_wb(m, prefix, out, in, out, err, errlen);
 }
 
 /* A layer norm "prefix.w" [d] + "prefix.b" [d]. */
 static int declare_norm(SsnaModel *m, const char *prefix, int d, char *err, size_t errlen) {
-    char w[PARAM_NAME_MAX], b[PARAM_NAME_MAX];
-    if (suffixed(w, prefix, ".w", err, errlen) || suffixed(b, prefix, ".b", err, errlen)) return -1;
-    return declare(m, w, 1, d, 0, err, errlen) | declare(m, b, 1, d, 0, err, errlen);
+    return declare_wb(m, prefix, d, 0, d, err, errlen);
 }
 
 int ssna_user_declare(SsnaModel *m, char *err, size_t errlen) {
