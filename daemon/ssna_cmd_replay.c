@@ -298,8 +298,12 @@ int ssna_cmd_replay(int argc, char **argv) {
     size_t n = (size_t)interactions_count(&src.seqs);
     if (o.limit >= 0 && (size_t)o.limit < n) n = (size_t)o.limit;
     KafkaProducer *p = NULL;
-    KafkaProducerOptions po = {
-        .brokers = o.brokers, .settings = o.settings, .n_settings = o.n_settings};
+    // a broker slower than the replay fills the local queue: wait for it rather than abort
+    KafkaProducerOptions po = {.brokers = o.brokers,
+                               .settings = o.settings,
+                               .n_settings = o.n_settings,
+                               .wait_when_full = 1,
+                               .stop = &stop_requested};
     rc = 1;
     if (kafka_producer_open(&po, &p, err, sizeof err)) {
         fprintf(stderr, "ssna replay: %s\n", err);

@@ -108,7 +108,7 @@ static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_
                       d->reg, &d->ab, err, errlen))
         return -1;
     if (ssnad_state_open(d, cfg, err, errlen) || register_metrics(d, err, errlen)) return -1;
-    KafkaProducerOptions po = {cfg->brokers, set, n_set};
+    KafkaProducerOptions po = {.brokers = cfg->brokers, .settings = set, .n_settings = n_set};
     if (kafka_producer_open(&po, &d->producer, err, errlen)) return -1;
     if (ssnad_embed_start(d, err, errlen) || ssnad_train_start(d, err, errlen) ||
         ssnad_publish_start(d, err, errlen))

@@ -321,6 +321,8 @@ struct KafkaProducer {
     rd_kafka_t *rk;
     KafkaProducerStats stats;
     uint64_t failed_at_flush; // stats.failed at the previous flush
+    int wait_when_full;
+    const volatile sig_atomic_t *stop;
 };
 
 static void producer_note_error(KafkaProducer *p, const char *what, const char *detail) {
@@ -362,6 +364,7 @@ int kafka_producer_open(const KafkaProducerOptions *opt, KafkaProducer **out, ch
         free(p);
         return -1;
     }
+    p->wait_when_full = opt->wait_when_full, p->stop = opt->stop;
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, delivery_cb);
     route_logs(conf, &p->log);
@@ -383,7 +386,8 @@ static int produce(KafkaProducer *p, const char *topic, const void *key, size_t 
     if (rd_kafka_fatal_error(p->rk, fatal, sizeof fatal))
         return errmsg_fail(err, errlen, "kafka producer: fatal: %s", fatal);
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < 10 || (p->wait_when_full && !(p->stop && *p->stop));
+         attempt++) {
         e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
                               RD_KAFKA_V_VALUE(payload, payload_len), RD_KAFKA_V_MSGFLAGS(msgflags),
                               RD_KAFKA_V_END);

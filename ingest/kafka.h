@@ -17,6 +17,7 @@
 #ifndef SSNA_INGEST_KAFKA_H
 #define SSNA_INGEST_KAFKA_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -111,6 +112,12 @@ typedef struct {
     const char *brokers; // bootstrap.servers; NULL if a kafka.bootstrap.servers setting has it
     const KafkaSetting *settings; // applied after ssna's defaults (idempotence, murmur2)
     size_t n_settings;
+    // 0: a send that finds the local queue full gives up after about a second (ssnad: a list
+    // not sent is sent again later). 1: it waits, serving delivery reports, until there is room
+    // or *stop (if not NULL) is set; the wait is bounded all the same, as librdkafka fails
+    // queued messages after message.timeout.ms (ssna replay: slow down, never drop).
+    int wait_when_full;
+    const volatile sig_atomic_t *stop;
 } KafkaProducerOptions;
 
 typedef struct {
@@ -128,7 +135,8 @@ typedef struct KafkaProducer KafkaProducer;
 int kafka_producer_open(const KafkaProducerOptions *opt, KafkaProducer **out, char *err,
                         size_t errlen);
 /* Queue a copy of payload (key may be NULL) for topic; when the local queue is full, serve
- * delivery reports for up to a second before giving up. Returns 0, or -1 with err. */
+ * delivery reports until there is room (for up to a second unless wait_when_full). Returns 0,
+ * or -1 with err. */
 int kafka_producer_send(KafkaProducer *p, const char *topic, const void *key, size_t key_len,
                         const void *payload, size_t payload_len, char *err, size_t errlen);
 /* Same, taking ownership of a malloc'd payload (freed by librdkafka, or here on error): the

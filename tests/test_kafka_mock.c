@@ -279,6 +279,40 @@ static void delivery_failure(rd_kafka_mock_cluster_t *mock, const char *brokers)
     kafka_set_log_hook(NULL, NULL);
 }
 
+/* A full local queue with the broker down: by default the send gives up after about a second,
+ * naming the cause; with wait_when_full it waits until librdkafka has failed the queued
+ * messages (message.timeout.ms) and then queues the new one. */
+static void full_queue(rd_kafka_mock_cluster_t *mock, const char *brokers) {
+    char err[512] = "";
+    KafkaSetting small[] = {{"kafka.message.timeout.ms", "1500"},
+                            {"kafka.queue.buffering.max.messages", "2"}};
+    rd_kafka_mock_broker_set_down(mock, 1);
+    for (int wait = 0; wait < 2; wait++) {
+        KafkaProducerOptions po = {
+            .brokers = brokers, .settings = small, .n_settings = 2, .wait_when_full = wait};
+        KafkaProducer *p = NULL;
+        CHECK_MSG(kafka_producer_open(&po, &p, err, sizeof err) == 0, "%s", err);
+        if (!p) continue;
+        for (int i = 0; i < 2; i++)
+            CHECK(kafka_producer_send(p, "events", "k", 1, "x", 1, err, sizeof err) == 0);
+        double t0 = now_s();
+        int rc = kafka_producer_send(p, "events", "k", 1, "x", 1, err, sizeof err);
+        double waited = now_s() - t0;
+        KafkaProducerStats st;
+        kafka_producer_stats(p, &st);
+        if (!wait) {
+            CHECK_MSG(rc == -1 && strstr(err, "Queue full") && waited < 5, "rc %d after %.1f s: %s",
+                      rc, waited, err);
+            CHECK(st.queued == 2);
+        } else {
+            CHECK_MSG(rc == 0 && waited > 1.0, "rc %d after %.1f s: %s", rc, waited, err);
+            CHECK(st.queued == 3 && st.failed >= 2);
+        }
+        kafka_producer_close(p, 100);
+    }
+    rd_kafka_mock_broker_set_up(mock, 1);
+}
+
 int main(void) {
     char err[512];
     // The mock cluster lives inside a client handle of its own.
@@ -312,6 +346,7 @@ int main(void) {
     }
     config_errors(brokers);
     delivery_failure(mock, brokers);
+    full_queue(mock, brokers);
     rd_kafka_mock_cluster_destroy(mock);
     rd_kafka_destroy(host);
     return check_done();
