@@ -53,6 +53,19 @@ static int apply_log_level(DaemonConfig *cfg, const char *value, char *err, size
     return -1;
 }
 
+static int apply_train_sched(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
+    if (!strcmp(value, "idle") || !strcmp(value, "normal")) {
+        cfg->train_sched_idle = !strcmp(value, "idle");
+        return 0;
+    }
+    snprintf(err, errlen, "'%s' is not idle or normal", value);
+    return -1;
+}
+
+static const char *show_train_sched(const DaemonConfig *cfg) {
+    return cfg->train_sched_idle ? "idle" : "normal";
+}
+
 static const char *show_log_format(const DaemonConfig *cfg) {
     return cfg->log_format == LOG_FORMAT_JSON ? "json" : "text";
 }
@@ -107,8 +120,11 @@ static const ConfigKey config_keys[] = {
             "Adam learning rate"),
     NUM_KEY("train.seed", CONFIG_INT, train_seed, "42", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of parameter initialisation, dropout and replay sampling"),
+    CHOICE_KEY("train.sched", "idle", "idle | normal", apply_train_sched, show_train_sched,
+               "scheduling of the training thread: idle (SCHED_IDLE) runs it only on cycles no "
+               "other thread wants, normal at train.nice"),
     NUM_KEY("train.nice", CONFIG_INT, train_nice, "19", 0, 19, "0 .. 19",
-            "niceness of the training thread: serving (ingest, lists) goes first on busy cores"),
+            "niceness of the training thread when train.sched = normal"),
     NUM_KEY("publish.threads", CONFIG_INT, publish_threads, "2", 1, 2, "1 .. 2",
             "threads computing lists: 2 splits each batch of users over two cores"),
     NUM_KEY("embed.queue_max", CONFIG_INT, embed_queue_max, "10000", 1, 1e7, "1 .. 1e7",

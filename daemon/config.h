@@ -53,6 +53,7 @@ typedef struct {
     double train_lr;
     long long train_seed;
     long long train_nice;
+    int train_sched_idle; /* train.sched: 1 idle, 0 normal */
     long long publish_threads;
     long long embed_queue_max;
     char http_listen[CONFIG_STRING_MAX]; /* "host:port", "[v6]:port", or "off" */

@@ -115,11 +115,13 @@ typedef struct {
 /* The publish helper: the second half of a batch's user tower (rows) and of its scoring (items)
  * on the other core while the main thread computes the first (ssnad_publish.c). */
 enum { SCORER_TOWER, SCORER_SCORE };
+enum { SCORER_IDLE, SCORER_POSTED, SCORER_RUNNING };
 typedef struct {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int started, stop, busy; // busy: a job is posted and not finished
+    int started, stop;
+    int job; // SCORER_IDLE, SCORER_POSTED (the main thread may still take it back), SCORER_RUNNING
     // the job (set by the main thread while the helper is idle): kind, variant vi, the batch
     // (seqs, lens, rows[0..nb) with items, k), then the tower's rows[lo..hi) into user, or the
     // top-k over items [i0, i1) of user [nb, d] into ids/scores/counts

@@ -42,6 +42,7 @@ static void encode_batch(Ssnad *d, SsnadEmbedJob *jobs, int n) {
 
 static void *embed_main(void *arg) {
     Ssnad *d = arg;
+    pthread_setname_np(pthread_self(), "ssnad-embed");
     SsnadEmbedJob batch[EMBED_BATCH];
     size_t qmax = (size_t)d->cfg->embed_queue_max;
     pthread_mutex_lock(&d->embed_mu);

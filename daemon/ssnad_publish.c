@@ -104,19 +104,21 @@ static int helper_job(Ssnad *d, SsnadScorer *s, char *err, size_t errlen) {
 
 static void *scorer_main(void *arg) {
     Ssnad *d = arg;
+    pthread_setname_np(pthread_self(), "ssnad-publish");
     SsnadScorer *s = &d->scorer;
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
-        if (!s->busy) { // busy: a job is posted and not finished
+        if (s->job != SCORER_POSTED) {
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
+        s->job = SCORER_RUNNING;
         pthread_mutex_unlock(&s->mu);
         char err[256] = "";
         int rc = helper_job(d, s, err, sizeof err);
         pthread_mutex_lock(&s->mu);
         memcpy(s->err, err, sizeof err);
-        s->rc = rc, s->busy = 0;
+        s->rc = rc, s->job = SCORER_IDLE;
         pthread_cond_broadcast(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
@@ -128,7 +130,7 @@ int ssnad_publish_start(Ssnad *d, char *err, size_t errlen) {
     if (d->cfg->publish_threads < 2) return 0;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    s->stop = s->busy = 0; // a helper stopped before may have left stop set
+    s->stop = 0, s->job = SCORER_IDLE; // a helper stopped before may have left stop set
     s->started = 1;
     if (pthread_create(&s->thread, NULL, scorer_main, d)) {
         s->started = 0;
@@ -155,17 +157,25 @@ void ssnad_publish_stop(Ssnad *d) {
  * idle) and return at once. */
 static void helper_post(SsnadScorer *s) {
     pthread_mutex_lock(&s->mu);
-    s->busy = 1;
+    s->job = SCORER_POSTED;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Wait for the posted job; its error, if any, into err (unless rc already failed). */
-static int helper_wait(SsnadScorer *s, int rc, char *err, size_t errlen) {
+/* Finish the posted job: wait for it if the helper has started it, else take it back and run
+ * it here. On a busy machine the helper may wait tens of milliseconds for a core (behind the
+ * broker, say); the lists must not wait with it. Its error, if any, into err (unless rc
+ * already failed). */
+static int helper_finish(Ssnad *d, int rc, char *err, size_t errlen) {
+    SsnadScorer *s = &d->scorer;
     pthread_mutex_lock(&s->mu);
-    while (s->busy) pthread_cond_wait(&s->cv, &s->mu);
-    if (s->rc && !rc) rc = -1, snprintf(err, errlen, "%s", s->err);
+    int mine = s->job == SCORER_POSTED;
+    if (mine) s->job = SCORER_IDLE;
+    while (s->job != SCORER_IDLE) pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
+    char job_err[256] = "";
+    int job_rc = mine ? helper_job(d, s, job_err, sizeof job_err) : s->rc;
+    if (job_rc && !rc) rc = -1, snprintf(err, errlen, "%s", mine ? job_err : s->err);
     return rc;
 }
 
@@ -198,7 +208,7 @@ int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *
         s->kind = SCORER_TOWER, s->lo = half, s->hi = nb, s->user = user + (size_t)half * dd;
         helper_post(s);
         rc = tower_rows(d, v, &v->serve, seqs, lens, rows, 0, half, user, err, errlen);
-        rc = helper_wait(s, rc, err, errlen);
+        rc = helper_finish(d, rc, err, errlen);
     } else {
         rc = tower_rows(d, v, &v->serve, seqs, lens, rows, 0, nb, user, err, errlen);
     }
@@ -220,7 +230,7 @@ int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *
         helper_post(s);
         rc = score_range(d, v, user, rows, nb, seqs, lens, k, 0, mid, ids, scores, counts, err,
                          errlen);
-        rc = helper_wait(s, rc, err, errlen);
+        rc = helper_finish(d, rc, err, errlen);
         for (int j = 0; j < nb && !rc; j++) {
             int r = rows[j];
             for (int i = 0; i < counts2[r]; i++)

@@ -5,6 +5,8 @@
  * their training copies; every REFRESH_STEPS steps or REFRESH_SECONDS the trainer computes item
  * vectors with its parameters and hands both to the main thread, which swaps them into the
  * serving copy, so user and item vectors always come from the same parameters. */
+#include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -205,13 +207,29 @@ static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
     pthread_mutex_unlock(&d->feed_mu);
 }
 
+/* Training yields the cores to ingest and publishing, whose latency users see. A niceness alone
+ * does not do it: a core busy with a nice-19 trainer is still a busy core, so a serving thread
+ * that wakes up is queued on the other one, behind whatever runs there (a co-located broker,
+ * say). Under SCHED_IDLE the kernel counts a core that runs only the trainer as idle when it
+ * places a waking thread, and preempts the trainer at once. It does not move a thread already
+ * queued elsewhere, and under group scheduling (cgroups, autogroups) the trainer's time still
+ * counts against the daemon's share (docs/ssnad.md, "Measured"). */
+static void train_lower_priority(const DaemonConfig *cfg) {
+    if (cfg->train_sched_idle) {
+        struct sched_param sp = {0};
+        if (sched_setscheduler(0, SCHED_IDLE, &sp)) // Linux: 0 is the calling thread
+            log_warn("train: cannot switch the thread to SCHED_IDLE",
+                     LOG_STR("error", strerror(errno)));
+    } else if (cfg->train_nice && // Linux keeps a niceness per thread
+               setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)cfg->train_nice)) {
+        log_warn("train: cannot lower the thread's priority", LOG_INT("nice", cfg->train_nice));
+    }
+}
+
 static void *train_main(void *arg) {
     Ssnad *d = arg;
-    // Linux keeps a niceness per thread: training yields the cores to ingest and publishing,
-    // whose latency users see; it still gets every cycle they leave
-    if (d->cfg->train_nice &&
-        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)d->cfg->train_nice))
-        log_warn("train: cannot lower the thread's priority", LOG_INT("nice", d->cfg->train_nice));
+    pthread_setname_np(pthread_self(), "ssnad-train"); // what top -H and /proc show
+    train_lower_priority(d->cfg);
     int B = (int)d->cfg->train_batch, turn = 0;
     long idle_steps = 0;
     AdamConfig adam = adam_defaults();

@@ -50,6 +50,7 @@ static void test_defaults(void) {
     CHECK(cfg.top_k == 10);
     CHECK(cfg.train_lr == 3e-4);
     CHECK(cfg.log_format == LOG_FORMAT_JSON && cfg.log_level == LOG_INFO);
+    CHECK(cfg.train_sched_idle == 1 && cfg.train_nice == 19);
     CHECK(cfg.n_variants == 2);
     CHECK(!strcmp(cfg.variants[0].label, "gru:a=3") && cfg.variants[0].kind == SSNA_VARIANT_GRU);
     CHECK(!strcmp(cfg.variants[1].label, "mean:a=3") && cfg.variants[1].layers == 3);
@@ -133,6 +134,7 @@ static void test_file_errors(void) {
     expect_error("kafka. = 1\n", ":1:", "empty key");
     expect_error("log.format = xml\n", ":1:", "json or text");
     expect_error("log.level = loud\n", ":1:", "log.level");
+    expect_error("train.sched = fifo\n", ":1:", "idle or normal");
     expect_error("http.listen = localhost\n", ":1:", "host:port");
     expect_error("http.listen = 127.0.0.1:65536\n", ":1:", "http.listen");
     expect_error("variants = gru:a=3,bert\n", ":1:", "unknown kind 'bert'");
@@ -151,6 +153,10 @@ static void test_file_errors(void) {
     CHECK(config_set(&cfg, "variants", "gru:a=2,bogus", "t", err, sizeof err) == -1);
     CHECK(cfg.n_variants == 2 && !strcmp(cfg.variants[0].label, "gru:a=3"));
     CHECK(config_set(&cfg, "top_k", "-3", "t", err, sizeof err) == -1 && cfg.top_k == 10);
+    CHECK(config_set(&cfg, "train.sched", "normal", "t", err, sizeof err) == 0);
+    CHECK(cfg.train_sched_idle == 0);
+    CHECK(config_set(&cfg, "train.sched", "batch", "t", err, sizeof err) == -1);
+    CHECK(cfg.train_sched_idle == 0);
     config_free(&cfg);
 }
 

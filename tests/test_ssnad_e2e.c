@@ -2,6 +2,9 @@
  * the recommendations topic back, and check that every user with events got lists from the
  * variant the A/B hash assigns, that an item published mid-stream is recommended afterwards, and
  * that the online hit rate beats a random and a most-popular ranker on the same stream. */
+#include <dirent.h>
+#include <sched.h>
+
 #include "check.h"
 #include "ssnad_harness.h"
 
@@ -325,6 +328,44 @@ static void check_models_survive_restart(Harness *h) {
     free(before), free(after);
 }
 
+/* The daemon's threads by name: the trainer runs under SCHED_IDLE (train.sched's default), the
+ * threads users wait on under the normal policy. Policy is field 41 of /proc/PID/task/TID/stat. */
+static void check_thread_policies(pid_t pid) {
+    char path[300];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    CHECK_MSG(dir != NULL, "cannot list %s", path);
+    if (!dir) return;
+    int seen_train = 0, seen_publish = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        char stat[1024] = "";
+        FILE *f = fopen(path, "r"); // (a thread may have ended since the listing)
+        if (!f) continue;
+        size_t got = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[got] = 0;
+        char *p = strrchr(stat, ')'); // the name, in parentheses, may hold spaces
+        if (!p || !strchr(stat, '(')) continue;
+        char name[32] = "";
+        sscanf(strchr(stat, '(') + 1, "%31[^)]", name);
+        int policy = -1;
+        p += 2; // ") " then field 3
+        for (int field = 3; field < 41 && p; field++) p = strchr(p, ' '), p = p ? p + 1 : NULL;
+        if (p) policy = atoi(p);
+        if (!strcmp(name, "ssnad-train")) {
+            seen_train = 1;
+            CHECK_MSG(policy == SCHED_IDLE, "trainer policy %d, not SCHED_IDLE", policy);
+        } else {
+            seen_publish += !strcmp(name, "ssnad-publish");
+            CHECK_MSG(policy == SCHED_OTHER, "thread %s policy %d", name, policy);
+        }
+    }
+    closedir(dir);
+    CHECK_MSG(seen_train && seen_publish, "no thread named ssnad-train / ssnad-publish");
+}
+
 int main(void) {
     Harness h;
     harness_init(&h, "e2e");
@@ -342,6 +383,7 @@ int main(void) {
     long n_events = replay_count(&h, "events");
     CHECK_MSG(n_events > 0, "replay published %ld events", n_events);
     CHECK(harness_wait_events(&h, "e2e", (uint64_t)n_events, 400) == 0);
+    check_thread_policies(pid);
 
     // the lists so far, and the item they hold most often
     Lists lists = {0};
