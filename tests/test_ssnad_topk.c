@@ -31,6 +31,32 @@ static int by_score_desc(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* Batches of 37 (rows split over the threads), 1 and 5 users through ssnad_top_k_batch with
+ * the helper as set up by the caller; the lists must equal the one-thread ones (ids, scores,
+ * counts). */
+static void check_two_threads(Ssnad *d, const uint32_t **seqs, const int *lens, const int32_t *ids,
+                              const float *scores, const int *counts, const char *what) {
+    char err[512];
+    int32_t ids2[USERS * K];
+    float scores2[USERS * K];
+    int counts2[USERS];
+    const int batch_first[] = {0, 1, 3, 0}, batch_sizes[] = {USERS, 1, 5, USERS};
+    for (int rep = 0; rep < 4; rep++) { // the helper thread is reused batch after batch
+        int u0 = batch_first[rep], nb = batch_sizes[rep];
+        CHECK_MSG(ssnad_top_k_batch(d, 0, seqs + u0, lens + u0, nb, K, ids2 + u0 * K,
+                                    scores2 + u0 * K, counts2 + u0, err, sizeof err) == 0,
+                  "%s: %s", what, err);
+        CHECK(memcmp(counts + u0, counts2 + u0, sizeof(int) * (size_t)nb) == 0);
+        CHECK(lens[u0] == 0 || counts2[u0] == K); // users with items get full lists
+        int differ = 0;
+        for (int u = u0; u < u0 + nb; u++)
+            for (int r = 0; r < counts[u] && r < counts2[u]; r++)
+                differ += ids[u * K + r] != ids2[u * K + r] &&
+                          fabsf(scores[u * K + r] - scores2[u * K + r]) > 1e-4f;
+        CHECK_MSG(differ == 0, "%s: %d entries differ from one thread", what, differ);
+    }
+}
+
 int main(void) {
     char err[512];
     Ssnad *d = calloc(1, sizeof *d);
@@ -116,26 +142,18 @@ int main(void) {
     CHECK_MSG(ssna_create(&v->serve_aux, &cfg, 7, err, sizeof err) == 0, "%s", err);
     CHECK_MSG(ssnad_publish_start(d, err, sizeof err) == 0, "%s", err);
     CHECK(d->scorer.started);
-    int32_t *ids2 = malloc(sizeof(int32_t) * USERS * K);
-    float *scores2 = malloc(sizeof(float) * USERS * K);
-    int counts2[USERS];
-    const int batch_first[] = {0, 1, 3, 0}, batch_sizes[] = {USERS, 1, 5, USERS};
-    for (int rep = 0; rep < 4; rep++) { // the helper thread is reused batch after batch
-        int u0 = batch_first[rep], nb = batch_sizes[rep];
-        CHECK_MSG(ssnad_top_k_batch(d, 0, seqs + u0, lens + u0, nb, K, ids2 + u0 * K,
-                                    scores2 + u0 * K, counts2 + u0, err, sizeof err) == 0,
-                  "%s", err);
-        CHECK(memcmp(counts + u0, counts2 + u0, sizeof(int) * (size_t)nb) == 0);
-        CHECK(lens[u0] == 0 || counts2[u0] == K); // users with items get full lists
-        int differ = 0;
-        for (int u = u0; u < u0 + nb; u++)
-            for (int r = 0; r < counts[u] && r < counts2[u]; r++)
-                differ += ids[u * K + r] != ids2[u * K + r] &&
-                          fabsf(scores[u * K + r] - scores2[u * K + r]) > 1e-4f;
-        CHECK_MSG(differ == 0, "%d entries differ between one and two threads", differ);
-    }
+    check_two_threads(d, seqs, lens, ids, scores, counts, "helper thread");
     ssnad_publish_stop(d);
-    free(ids2), free(scores2);
+    // a helper that never gets a core: every job it is posted stays posted, and the main thread
+    // takes it back and runs it itself (helper_finish) instead of waiting
+    pthread_mutex_init(&d->scorer.mu, NULL);
+    pthread_cond_init(&d->scorer.cv, NULL);
+    d->scorer.started = 1, d->scorer.job = SCORER_IDLE;
+    check_two_threads(d, seqs, lens, ids, scores, counts, "helper never running");
+    CHECK(d->scorer.job == SCORER_IDLE);
+    d->scorer.started = 0;
+    pthread_mutex_destroy(&d->scorer.mu);
+    pthread_cond_destroy(&d->scorer.cv);
     ssna_free(&v->serve_aux);
 
     // the single-user entry point is the same computation
