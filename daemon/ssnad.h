@@ -211,7 +211,8 @@ typedef struct Ssnad {
     SsnadSeq *fresh; // ring [fresh_cap]
     size_t fresh_head, fresh_len, fresh_cap;
     // offers staged by the main thread until feed_mu is free (it never waits for the trainer,
-    // which runs niced and may be descheduled while it holds the lock); a ring, oldest dropped
+    // which runs at the lowest priority and may be descheduled while it holds the lock); a
+    // ring, oldest dropped
     SsnadSeq offer_stage[SSNAD_OFFER_STAGE];
     size_t offer_head, offer_len;
     SsnadSeq *reservoir; // [res_cap]

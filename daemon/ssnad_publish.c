@@ -173,9 +173,9 @@ static int helper_finish(Ssnad *d, int rc, char *err, size_t errlen) {
     if (mine) s->job = SCORER_IDLE;
     while (s->job != SCORER_IDLE) pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
-    char job_err[256] = "";
-    int job_rc = mine ? helper_job(d, s, job_err, sizeof job_err) : s->rc;
-    if (job_rc && !rc) rc = -1, snprintf(err, errlen, "%s", mine ? job_err : s->err);
+    // the helper is idle now and reads the job only once it is posted again
+    if (mine) s->err[0] = 0, s->rc = helper_job(d, s, s->err, sizeof s->err);
+    if (s->rc && !rc) rc = -1, snprintf(err, errlen, "%s", s->err);
     return rc;
 }
 

@@ -60,8 +60,9 @@ void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len) {
 }
 
 void ssnad_train_flush_offers(Ssnad *d) {
-    // trylock: a trainer descheduled inside feed_mu (nice 19 on a busy core can wait 100+ ms
-    // for its next slice) must not stall ingest; the staged offers go on a later turn
+    // trylock: a trainer descheduled inside feed_mu (at the lowest priority, on a busy core it
+    // can wait 100+ ms for its next slice) must not stall ingest; the staged offers go on a
+    // later turn
     if (!d->offer_len || pthread_mutex_trylock(&d->feed_mu)) return;
     for (; d->offer_len; d->offer_len--) {
         feed_locked(d, &d->offer_stage[d->offer_head]);

@@ -329,7 +329,7 @@ static void check_models_survive_restart(Harness *h) {
 }
 
 /* The daemon's threads by name: the trainer runs under SCHED_IDLE (train.sched's default), the
- * threads users wait on under the normal policy. Policy is field 41 of /proc/PID/task/TID/stat. */
+ * threads users wait on under the normal policy. */
 static void check_thread_policies(pid_t pid) {
     char path[300];
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
@@ -339,21 +339,14 @@ static void check_thread_policies(pid_t pid) {
     int seen_train = 0, seen_publish = 0;
     for (struct dirent *e; (e = readdir(dir));) {
         if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
-        char stat[1024] = "";
+        snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+        char name[32] = "";
         FILE *f = fopen(path, "r"); // (a thread may have ended since the listing)
         if (!f) continue;
-        size_t got = fread(stat, 1, sizeof stat - 1, f);
+        int named = fscanf(f, "%31[^\n]", name) == 1;
         fclose(f);
-        stat[got] = 0;
-        char *p = strrchr(stat, ')'); // the name, in parentheses, may hold spaces
-        if (!p || !strchr(stat, '(')) continue;
-        char name[32] = "";
-        sscanf(strchr(stat, '(') + 1, "%31[^)]", name);
-        int policy = -1;
-        p += 2; // ") " then field 3
-        for (int field = 3; field < 41 && p; field++) p = strchr(p, ' '), p = p ? p + 1 : NULL;
-        if (p) policy = atoi(p);
+        int policy = sched_getscheduler((pid_t)atoi(e->d_name)); // Linux: a thread id works
+        if (!named || policy < 0) continue;
         if (!strcmp(name, "ssnad-train")) {
             seen_train = 1;
             CHECK_MSG(policy == SCHED_IDLE, "trainer policy %d, not SCHED_IDLE", policy);
