@@ -88,17 +88,20 @@ const void *ssnad_dedup_blob(const SsnadDedup *d, size_t *len);
 /* ---- one A/B arm ---- */
 typedef struct {
     ConfigVariant cv;
-    SsnaModel serve;     // main thread (and /recommend under serve_mu)
-    SsnaModel serve_aux; // the same parameters, for the publish helper thread (own scratch)
-    float *raw;          // [vec_cap, d] serving item vectors (the user tower's input)
-    float *norm; // the same L2-normalised, in panels (model/panel.h): what lists are scored on
+    SsnaModel serve;         // main thread (and /recommend under serve_mu)
+    SsnaModel serve_aux;     // the same parameters, for the publish helper thread (own scratch)
+    float *raw;              // [vec_cap, d] serving item vectors (the user tower's input)
+    float *norm;             // [vec_cap, d] the same L2-normalised: what lists are scored on
+    Panels bounds;           // norm in int8 panels (model/panel.h): which items to score at all
+    size_t bounds_axis_rows; // rows whose mean gave the bounds' axis (panel_pack)
     size_t n_vec, vec_cap;
     float *states; // [item_cap, layers, hidden]; aliases Ssnad.states when layers == max
     // trainer side
     SsnaModel train;     // only the trainer thread touches it (ssnad_snapshot.c writes it out)
     int64_t serve_steps; // train steps behind the serving parameters
     // refresh handed from the trainer to the main thread (under Ssnad.feed_mu)
-    float *pend_params, *pend_raw, *pend_norm; // pend_norm in panels, like norm
+    float *pend_params, *pend_raw, *pend_norm;
+    Panels pend_bounds;
     size_t pend_n;
     int64_t pend_steps;
     int pend_ready;
@@ -109,6 +112,7 @@ typedef struct {
     int snap_in_txn;   // its reference is in the open checkpoint transaction
     int ref_slot;      // slot the committed checkpoint names, -1 none
     MetricCounter *m_steps, *m_published;
+    MetricCounter *m_bounded, *m_scored; // items bounded / scored exactly for lists
     MetricGauge *m_loss;
 } SsnadVariant;
 

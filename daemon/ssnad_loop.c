@@ -67,7 +67,14 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
             metrics_gauge(r, "ssnad_train_loss", "loss of the last training step", l, err, errlen);
         v->m_published = metrics_counter(r, "ssnad_recommendations_published_total",
                                          "lists published", l, err, errlen);
-        if (!v->m_steps || !v->m_loss || !v->m_published) return -1;
+        v->m_bounded =
+            metrics_counter(r, "ssnad_list_items_bounded_total",
+                            "items given an int8 score bound for a list", l, err, errlen);
+        v->m_scored =
+            metrics_counter(r, "ssnad_list_items_scored_total",
+                            "items scored exactly for a list (their bound passed)", l, err, errlen);
+        if (!v->m_steps || !v->m_loss || !v->m_published || !v->m_bounded || !v->m_scored)
+            return -1;
     }
     return d->m_events_applied && d->m_events_dup && d->m_events_rejected && d->m_items_new &&
                    d->m_items_changed && d->m_items_unchanged && d->m_items_rejected &&

@@ -61,13 +61,10 @@ static int grow_items(Ssnad *d, size_t need, char *err, size_t errlen) {
         size_t dd = (size_t)v->serve.cfg.d;
         float *raw = realloc(v->raw, cap * dd * sizeof(float));
         if (raw) v->raw = raw;
-        float *norm = realloc(v->norm, panel_floats(cap, (int)dd) * sizeof(float));
-        if (norm) { // the grown panels start zero (panel_matmul_forward reads whole panels)
-            size_t had = v->vec_cap ? panel_floats(v->vec_cap, (int)dd) : 0;
-            memset(norm + had, 0, (panel_floats(cap, (int)dd) - had) * sizeof(float));
-            v->norm = norm;
-        }
-        if (!raw || !norm) goto oom;
+        float *norm = realloc(v->norm, cap * dd * sizeof(float));
+        if (norm) v->norm = norm;
+        // grown rows bound to 0 (panel_upper_forward reads whole panels)
+        if (!raw || !norm || panel_reserve(&v->bounds, cap, (int)dd)) goto oom;
         v->vec_cap = cap;
     }
     d->item_cap = cap;
@@ -97,7 +94,14 @@ static int serve_vectors(Ssnad *d, SsnadVariant *v, const int *ids, size_t n, ch
     if (!rc) rc = ssna_item_vectors(&v->serve, v->states, ids, (int)n, raw, norm, err, errlen);
     for (size_t i = 0; i < n && !rc; i++) {
         memcpy(v->raw + (size_t)ids[i] * dd, raw + i * dd, dd * sizeof(float));
-        panel_set_row(v->norm, (size_t)ids[i], norm + i * dd, (int)dd);
+        memcpy(v->norm + (size_t)ids[i] * dd, norm + i * dd, dd * sizeof(float));
+        panel_set_row(&v->bounds, (size_t)ids[i], norm + i * dd);
+    }
+    // a catalogue that doubled since its bounds' axis was taken (a cold start, before any
+    // refresh) gets a new one: a stale axis leaves wide bounds, and many items scored exactly
+    if (!rc && d->n_items >= 2 * v->bounds_axis_rows) {
+        panel_pack(&v->bounds, v->norm, d->n_items);
+        v->bounds_axis_rows = d->n_items;
     }
     free(raw), free(norm);
     return rc;
@@ -140,7 +144,8 @@ static int ensure_locked(Ssnad *d, uint32_t idx, const char *id, char *err, size
     for (int i = 0; i < d->n_var; i++) { // zero vectors: a placeholder adds only its position
         size_t dd = (size_t)d->var[i].serve.cfg.d;
         memset(d->var[i].raw + from * dd, 0, (d->n_items - from) * dd * sizeof(float));
-        for (size_t r = from; r < d->n_items; r++) panel_set_row(d->var[i].norm, r, NULL, (int)dd);
+        memset(d->var[i].norm + from * dd, 0, (d->n_items - from) * dd * sizeof(float));
+        for (size_t r = from; r < d->n_items; r++) panel_set_row(&d->var[i].bounds, r, NULL);
         d->var[i].n_vec = d->n_items;
     }
     return 0;
@@ -203,6 +208,11 @@ static int open_variant(Ssnad *d, int i, char *err, size_t errlen) {
     }
     int n = d->n_items > 0 ? (int)d->n_items : 1;
     SsnaConfig mc = ssna_config_default((SsnaVariant)v->cv.kind, n, d->hidden, v->cv.layers);
+    if (mc.d > PANEL_MAX_C) {
+        snprintf(err, errlen, "variant %s: d = %d, lists are scored for d <= %d", v->cv.label, mc.d,
+                 PANEL_MAX_C);
+        return -1;
+    }
     uint64_t seed = (uint64_t)d->cfg->train_seed + 7919u * (uint64_t)i;
     if (ssna_create(&v->train, &mc, seed, err, errlen) ||
         ssna_create(&v->serve, &mc, seed, err, errlen) ||
@@ -312,6 +322,7 @@ void ssnad_state_close(Ssnad *d) {
         ssna_free(&v->train), ssna_free(&v->serve), ssna_free(&v->serve_aux);
         if (v->states != d->states) free(v->states);
         free(v->raw), free(v->norm), free(v->pend_params), free(v->pend_raw), free(v->pend_norm);
+        panel_free(&v->bounds), panel_free(&v->pend_bounds);
     }
     for (size_t i = 0; i < d->n_items; i++) free(d->item_ids[i]);
     free(d->item_ids), free(d->dirty.v), free(d->deferred.v);

@@ -184,26 +184,27 @@ done:
 static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
     size_t dd = (size_t)v->train.cfg.d, total = v->train.ps.total;
     float *raw = malloc(tv->n * dd * sizeof(float)), *norm = malloc(tv->n * dd * sizeof(float));
-    float *panels = malloc(panel_floats(tv->n, (int)dd) * sizeof(float));
     float *params = malloc(total * sizeof(float));
+    Panels bounds = {0};
     char err[256] = "";
-    int rc = !raw || !norm || !panels || !params;
+    int rc = !raw || !norm || !params || panel_reserve(&bounds, tv->n, (int)dd);
     if (!rc) {
         v->train.cfg.n_items = (int)tv->n;
         rc = ssna_item_vectors(&v->train, tv->states, NULL, (int)tv->n, raw, norm, err, sizeof err);
         memcpy(params, v->train.ps.params, total * sizeof(float));
     }
-    if (!rc) panel_pack(panels, norm, tv->n, (int)dd); // here, not on the main thread
-    free(norm);
+    if (!rc) panel_pack(&bounds, norm, tv->n); // here, not on the main thread
     int64_t steps = v->train.ps.step;
     if (rc) {
-        log_error("train refresh failed", LOG_STR("variant", v->cv.label), LOG_STR("error", err));
-        free(raw), free(panels), free(params);
+        log_error("train refresh failed", LOG_STR("variant", v->cv.label),
+                  LOG_STR("error", err[0] ? err : "out of memory"));
+        free(raw), free(norm), free(params), panel_free(&bounds);
         return;
     }
     pthread_mutex_lock(&d->feed_mu);
     free(v->pend_params), free(v->pend_raw), free(v->pend_norm); // an untaken older refresh
-    v->pend_params = params, v->pend_raw = raw, v->pend_norm = panels;
+    panel_free(&v->pend_bounds);
+    v->pend_params = params, v->pend_raw = raw, v->pend_norm = norm, v->pend_bounds = bounds;
     v->pend_n = tv->n, v->pend_steps = steps, v->pend_ready = 1;
     pthread_mutex_unlock(&d->feed_mu);
 }
@@ -336,9 +337,13 @@ void ssnad_train_take_refresh(Ssnad *d) {
         if (pthread_mutex_trylock(&d->feed_mu)) continue;
         float *params = v->pend_ready ? v->pend_params : NULL;
         float *raw = v->pend_raw, *norm = v->pend_norm;
+        Panels bounds = v->pend_bounds;
         size_t n = v->pend_n;
         int64_t steps = v->pend_steps;
-        if (params) v->pend_params = v->pend_raw = v->pend_norm = NULL, v->pend_ready = 0;
+        if (params) {
+            v->pend_params = v->pend_raw = v->pend_norm = NULL, v->pend_ready = 0;
+            memset(&v->pend_bounds, 0, sizeof v->pend_bounds);
+        }
         pthread_mutex_unlock(&d->feed_mu);
         if (!params) continue;
         size_t dd = (size_t)v->serve.cfg.d;
@@ -351,15 +356,19 @@ void ssnad_train_take_refresh(Ssnad *d) {
         if (n > d->n_items) n = d->n_items;
         if (n) {
             memcpy(v->raw, raw, n * dd * sizeof(float));
+            memcpy(v->norm, norm, n * dd * sizeof(float));
             // rows [0, n) only: the rows after n keep their vectors until
             // ssnad_state_refresh_rows below replaces them
-            panel_copy_rows(v->norm, norm, n, (int)dd);
+            panel_copy_rows(&v->bounds, &bounds, n);
+            // along the new axis, before anything is scored
+            for (size_t r = n; r < d->n_items; r++) panel_set_row(&v->bounds, r, v->norm + r * dd);
+            v->bounds_axis_rows = n;
         }
         pthread_mutex_unlock(&d->serve_mu);
         // rows that arrived after the trainer's snapshot get vectors from the new parameters
         if (n < d->n_items && ssnad_state_refresh_rows(d, i, n, err, sizeof err))
             log_error("serving vectors failed", LOG_STR("variant", v->cv.label),
                       LOG_STR("error", err));
-        free(params), free(raw), free(norm);
+        free(params), free(raw), free(norm), panel_free(&bounds);
     }
 }

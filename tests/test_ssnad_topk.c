@@ -70,12 +70,14 @@ int main(void) {
     cfg.d = 64;
     CHECK_MSG(ssna_create(&v->serve, &cfg, 7, err, sizeof err) == 0, "%s", err);
     int dd = cfg.d;
-    // norm: the reference's row-major copy of what the daemon keeps in panels (v->norm)
+    // norm: the reference's copy of the daemon's v->norm (and of its int8 panels, v->bounds)
     float *norm = malloc(sizeof(float) * N_ITEMS * dd);
     v->raw = malloc(sizeof(float) * N_ITEMS * dd);
-    v->norm = malloc(sizeof(float) * panel_floats(N_ITEMS, dd));
+    v->norm = malloc(sizeof(float) * N_ITEMS * dd);
     CHECK(ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, v->raw, norm, err, sizeof err) == 0);
-    panel_pack(v->norm, norm, N_ITEMS, dd);
+    memcpy(v->norm, norm, sizeof(float) * N_ITEMS * dd);
+    CHECK(panel_reserve(&v->bounds, N_ITEMS, dd) == 0);
+    panel_pack(&v->bounds, norm, N_ITEMS);
 
     // users: lengths 0 .. 60 (longer than max_len 50: only the last 50 feed the tower, but all
     // are excluded from the list), items drawn across the whole catalogue
@@ -165,6 +167,7 @@ int main(void) {
 
     free(all), free(ids), free(scores), free(states);
     free(v->raw), free(v->norm), free(norm), free(d->present);
+    panel_free(&v->bounds);
     ssna_free(&v->serve);
     free(d);
     return check_done();
