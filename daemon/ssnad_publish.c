@@ -191,6 +191,9 @@ static int helper_finish(Ssnad *d, int rc, char *err, size_t errlen) {
 }
 
 #define SPLIT_TOWER_MIN 16 // rows below which one thread runs the whole user tower
+// rows below which one thread scores the whole catalogue: the int8 pass of 1-3 users costs less
+// than handing half of it to the helper (bench_publish: 1 user 0.86x with the split)
+#define SPLIT_SCORE_MIN 4
 
 int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *lens, int B, int k,
                       int32_t *ids, float *scores, int *counts, char *err, size_t errlen) {
@@ -227,7 +230,7 @@ int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *
     // scoring: the catalogue split in halves (every pass streams its items once, however few
     // the rows: splitting rows would stream all of them twice); the halves' top-k merged
     int mid = n_items / 2 / PANEL_WIDTH * PANEL_WIDTH;
-    if (s->started && mid > 0) {
+    if (s->started && mid > 0 && nb >= SPLIT_SCORE_MIN) {
         ids2 = malloc((size_t)B * (size_t)k * sizeof *ids2);
         scores2 = malloc((size_t)B * (size_t)k * sizeof *scores2);
         counts2 = calloc((size_t)B, sizeof *counts2);
