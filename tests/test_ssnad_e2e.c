@@ -441,6 +441,13 @@ int main(void) {
     CHECK(scored > n_events / 2);
     CHECK_MSG(hit_rate > random_rate, "hit rate %.4f <= random %.4f", hit_rate, random_rate);
     CHECK_MSG(hit_rate > pop_rate, "hit rate %.4f <= most-popular %.4f", hit_rate, pop_rate);
+    // the int8 bounds prune: most items are never scored exactly (2-3% are on the Games stream)
+    double bounded = metrics ? metric_sum(metrics, "ssnad_list_items_bounded_total") : 0;
+    double exact = metrics ? metric_sum(metrics, "ssnad_list_items_scored_total") : 0;
+    fprintf(stderr, "items scored exactly: %g of %g bounded (%.1f%%)\n", exact, bounded,
+            bounded > 0 ? 100 * exact / bounded : 0);
+    CHECK_MSG(bounded > 0 && exact > 0 && exact < bounded / 2, "scored exactly %g of %g", exact,
+              bounded);
     free(metrics), free(rec), free(health);
     for (int i = 0; i < pop.n_users; i++) free(pop.seen[i]);
     free(pop.ids), free(pop.count), free(pop.users), free(pop.seen), free(pop.n_seen);
