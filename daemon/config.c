@@ -62,6 +62,13 @@ static int apply_train_sched(DaemonConfig *cfg, const char *value, char *err, si
     return -1;
 }
 
+static int apply_train_cgroup(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
+    (void)cfg;
+    if (!strcmp(value, "off") || value[0] == '/') return 0;
+    snprintf(err, errlen, "'%s' is not off or an absolute path (a cgroup directory)", value);
+    return -1;
+}
+
 static const char *show_train_sched(const DaemonConfig *cfg) {
     return cfg->train_sched_idle ? "idle" : "normal";
 }
@@ -125,6 +132,10 @@ static const ConfigKey config_keys[] = {
                "other thread wants, normal at train.nice"),
     NUM_KEY("train.nice", CONFIG_INT, train_nice, "19", 0, 19, "0 .. 19",
             "niceness of the training thread when train.sched = normal"),
+    STR_KEY("train.cgroup", train_cgroup, "off", apply_train_cgroup,
+            "cgroup directory the training thread moves into (e.g. one with cpu.idle = 1), so "
+            "its CPU time stops counting against the daemon's own group; off keeps it with the "
+            "other threads"),
     NUM_KEY("publish.threads", CONFIG_INT, publish_threads, "2", 1, 2, "1 .. 2",
             "threads computing lists: 2 splits each batch of users over two cores"),
     NUM_KEY("embed.queue_max", CONFIG_INT, embed_queue_max, "10000", 1, 1e7, "1 .. 1e7",

@@ -53,7 +53,8 @@ typedef struct {
     double train_lr;
     long long train_seed;
     long long train_nice;
-    int train_sched_idle; /* train.sched: 1 idle, 0 normal */
+    int train_sched_idle;                 /* train.sched: 1 idle, 0 normal */
+    char train_cgroup[CONFIG_STRING_MAX]; /* train.cgroup: a cgroup directory, or "off" */
     long long publish_threads;
     long long embed_queue_max;
     char http_listen[CONFIG_STRING_MAX]; /* "host:port", "[v6]:port", or "off" */

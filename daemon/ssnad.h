@@ -226,6 +226,8 @@ typedef struct Ssnad {
     uint32_t *changed_rows; // rows below train_n_items whose states changed since the sync
     size_t n_changed, changed_cap;
     int train_stop, train_started;
+    int train_setup; // 0 until the trainer has set itself up, then 1, or -1 (train_setup_err)
+    char train_setup_err[512];
 
     // checkpointing
     uint64_t since_checkpoint;
@@ -300,6 +302,8 @@ int ssnad_embed_collect(Ssnad *d, int drain, char *err, size_t errlen);
 size_t ssnad_embed_depth(Ssnad *d);
 
 /* ---- ssnad_train.c ---- */
+/* Start the training thread and wait until it has set up its scheduling (train.sched) and
+ * cgroup (train.cgroup). 0, or -1 with err (a cgroup it could not join, say). */
 int ssnad_train_start(Ssnad *d, char *err, size_t errlen);
 void ssnad_train_stop(Ssnad *d);
 /* Offer a user's changed sequence to the trainer (never blocks on training: staged while the

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "daemon/cgroup.h"
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
 #include "model/rng.h"
@@ -232,6 +233,16 @@ static void *train_main(void *arg) {
     Ssnad *d = arg;
     pthread_setname_np(pthread_self(), "ssnad-train"); // what top -H and /proc show
     train_lower_priority(d->cfg);
+    char err_cg[sizeof d->train_setup_err] = "";
+    int join_rc = strcmp(d->cfg->train_cgroup, "off")
+                      ? cgroup_join_thread(d->cfg->train_cgroup, err_cg, sizeof err_cg)
+                      : 0;
+    pthread_mutex_lock(&d->feed_mu); // ssnad_train_start waits for this
+    d->train_setup = join_rc ? -1 : 1;
+    memcpy(d->train_setup_err, err_cg, sizeof err_cg);
+    pthread_cond_broadcast(&d->feed_cv);
+    pthread_mutex_unlock(&d->feed_mu);
+    if (join_rc) return NULL;
     int B = (int)d->cfg->train_batch, turn = 0;
     long idle_steps = 0;
     AdamConfig adam = adam_defaults();
@@ -306,10 +317,20 @@ int ssnad_train_start(Ssnad *d, char *err, size_t errlen) {
         snprintf(err, errlen, "train: out of memory (or train.batch over 4096)");
         return -1;
     }
-    d->train_started = 1;
+    d->train_started = 1, d->train_setup = 0;
     if (pthread_create(&d->train_thread, NULL, train_main, d)) {
         d->train_started = 0;
         snprintf(err, errlen, "train: cannot start the training thread");
+        return -1;
+    }
+    pthread_mutex_lock(&d->feed_mu);
+    while (!d->train_setup) pthread_cond_wait(&d->feed_cv, &d->feed_mu);
+    int setup = d->train_setup;
+    pthread_mutex_unlock(&d->feed_mu);
+    if (setup < 0) { // the thread has returned
+        pthread_join(d->train_thread, NULL);
+        d->train_started = 0;
+        snprintf(err, errlen, "train.cgroup: %s", d->train_setup_err);
         return -1;
     }
     return 0;

@@ -51,6 +51,7 @@ static void test_defaults(void) {
     CHECK(cfg.train_lr == 3e-4);
     CHECK(cfg.log_format == LOG_FORMAT_JSON && cfg.log_level == LOG_INFO);
     CHECK(cfg.train_sched_idle == 1 && cfg.train_nice == 19);
+    CHECK(!strcmp(cfg.train_cgroup, "off"));
     CHECK(cfg.n_variants == 2);
     CHECK(!strcmp(cfg.variants[0].label, "gru:a=3") && cfg.variants[0].kind == SSNA_VARIANT_GRU);
     CHECK(!strcmp(cfg.variants[1].label, "mean:a=3") && cfg.variants[1].layers == 3);
@@ -135,6 +136,7 @@ static void test_file_errors(void) {
     expect_error("log.format = xml\n", ":1:", "json or text");
     expect_error("log.level = loud\n", ":1:", "log.level");
     expect_error("train.sched = fifo\n", ":1:", "idle or normal");
+    expect_error("train.cgroup = sys/fs/cgroup/cpu/train\n", ":1:", "absolute path");
     expect_error("http.listen = localhost\n", ":1:", "host:port");
     expect_error("http.listen = 127.0.0.1:65536\n", ":1:", "http.listen");
     expect_error("variants = gru:a=3,bert\n", ":1:", "unknown kind 'bert'");

@@ -4,6 +4,7 @@
  * that the online hit rate beats a random and a most-popular ranker on the same stream. */
 #include <dirent.h>
 #include <sched.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "ssnad_harness.h"
@@ -329,8 +330,13 @@ static void check_models_survive_restart(Harness *h) {
 }
 
 /* The daemon's threads by name: the trainer runs under SCHED_IDLE (train.sched's default), the
- * threads users wait on under the normal policy. */
-static void check_thread_policies(pid_t pid) {
+ * threads users wait on under the normal policy; the trainer alone joined train.cgroup (a plain
+ * directory with a tasks file here, cgroupfs's v1 interface: its thread id is written there). */
+static void check_thread_policies(pid_t pid, const char *cgroup_tasks) {
+    long joined = -1;
+    FILE *tf = fopen(cgroup_tasks, "r");
+    if (!tf || fscanf(tf, "%ld", &joined) != 1) joined = -1;
+    if (tf) fclose(tf);
     char path[300];
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *dir = opendir(path);
@@ -350,6 +356,8 @@ static void check_thread_policies(pid_t pid) {
         if (!strcmp(name, "ssnad-train")) {
             seen_train = 1;
             CHECK_MSG(policy == SCHED_IDLE, "trainer policy %d, not SCHED_IDLE", policy);
+            CHECK_MSG(joined == atol(e->d_name), "train.cgroup has thread %ld, the trainer is %s",
+                      joined, e->d_name);
         } else {
             seen_publish += !strcmp(name, "ssnad-publish");
             CHECK_MSG(policy == SCHED_OTHER, "thread %s policy %d", name, policy);
@@ -359,12 +367,37 @@ static void check_thread_policies(pid_t pid) {
     CHECK_MSG(seen_train && seen_publish, "no thread named ssnad-train / ssnad-publish");
 }
 
+/* A train.cgroup the trainer cannot join stops the start, with the key, the directory and the
+ * reason in the log (an operator who asked for it must not get a daemon without it). */
+static void check_bad_cgroup(Harness *h) {
+    char conf[700], log[512];
+    snprintf(conf, sizeof conf, "train.cgroup = %s/no-such-cgroup", h->work);
+    harness_config(h, "badcg", conf);
+    int code = harness_ssnad_stop(harness_ssnad_start(h, "badcg"), 0, 120);
+    CHECK_MSG(code == 1, "ssnad with a missing train.cgroup: exit status %d, not 1", code);
+    snprintf(log, sizeof log, "%s/badcg.log", h->work);
+    char *text = read_file(log);
+    CHECK_MSG(strstr(text, "train.cgroup") && strstr(text, "no-such-cgroup") &&
+                  strstr(text, "not a cgroup directory"),
+              "startup error does not name train.cgroup and the directory:\n%s", text);
+    free(text);
+}
+
 int main(void) {
     Harness h;
     harness_init(&h, "e2e");
     harness_slice(&h, N_USERS);
     harness_broker_start(&h);
-    harness_config(&h, "e2e", "top_k = 10\nvariants = gru:a=3,mean:a=3\nab.seed = 7");
+    check_bad_cgroup(&h);
+    char cgroup[600], tasks[700], conf[900];
+    snprintf(cgroup, sizeof cgroup, "%s/cgroup", h.work);
+    snprintf(tasks, sizeof tasks, "%s/tasks", cgroup);
+    FILE *tf = mkdir(cgroup, 0755) ? NULL : fopen(tasks, "w");
+    CHECK_MSG(tf != NULL, "cannot create %s", tasks);
+    if (tf) fclose(tf);
+    snprintf(conf, sizeof conf,
+             "top_k = 10\nvariants = gru:a=3,mean:a=3\nab.seed = 7\ntrain.cgroup = %s", cgroup);
+    harness_config(&h, "e2e", conf);
     pid_t pid = harness_ssnad_start(&h, "e2e");
     // the catalogue first (cold start of the whole shop), then the events at a steady rate so
     // that lists are published between a user's events (prequential metrics need that)
@@ -376,7 +409,7 @@ int main(void) {
     long n_events = replay_count(&h, "events");
     CHECK_MSG(n_events > 0, "replay published %ld events", n_events);
     CHECK(harness_wait_events(&h, "e2e", (uint64_t)n_events, 400) == 0);
-    check_thread_policies(pid);
+    check_thread_policies(pid, tasks);
 
     // the lists so far, and the item they hold most often
     Lists lists = {0};
