@@ -99,10 +99,15 @@ typedef struct {
     // trainer side
     SsnaModel train;     // only the trainer thread touches it (ssnad_snapshot.c writes it out)
     int64_t serve_steps; // train steps behind the serving parameters
-    // refresh handed from the trainer to the main thread (under Ssnad.feed_mu)
+    // refresh handed from the trainer to the main thread (under Ssnad.feed_mu): rows [0, pend_n)
+    // computed, pend_cap allocated (swapped in whole when that is vec_cap, else copied)
     float *pend_params, *pend_raw, *pend_norm;
     Panels pend_bounds;
-    size_t pend_n;
+    size_t pend_n, pend_cap;
+    // the serving vectors a hand-over replaced, back to the trainer to refill (under feed_mu)
+    float *spare_raw, *spare_norm;
+    Panels spare_bounds;
+    size_t spare_cap;
     int64_t pend_steps;
     int pend_ready;
     // model snapshots (ssnad_snapshot.c; under Ssnad.feed_mu)
@@ -223,6 +228,7 @@ typedef struct Ssnad {
     size_t res_len, res_cap;
     uint64_t res_seen, feed_rng;
     size_t train_n_items;   // item rows the trainer may use
+    size_t train_item_cap;  // item rows allocated (every variant's vec_cap): a refresh's size
     uint32_t *changed_rows; // rows below train_n_items whose states changed since the sync
     size_t n_changed, changed_cap;
     int train_stop, train_started;
@@ -257,7 +263,8 @@ void ssnad_state_close(Ssnad *d);
  * them). Main thread. 0 or -1. */
 int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char *err,
                           size_t errlen);
-/* Recompute variant v's serving vectors of rows [from, n_items) with its serving parameters. */
+/* Recompute variant v's serving vectors of rows [from, n_items) with its serving parameters.
+ * Caller holds serve_mu. */
 int ssnad_state_refresh_rows(Ssnad *d, int v, size_t from, char *err, size_t errlen);
 /* Make the catalogue index idx (of item id) exist in memory (a placeholder row until its
  * states arrive). */
@@ -314,7 +321,8 @@ void ssnad_train_flush_offers(Ssnad *d);
 /* Tell the trainer how many item rows exist; changed_row >= 0: that existing row got new states
  * (a placeholder's text arrived, or a text changed). */
 void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row);
-/* Swap in the trainer's refreshed parameters and item vectors (main thread). */
+/* Swap in the trainer's refreshed parameters and item vectors, and compute the vectors of rows
+ * that arrived after its snapshot, in one hold of serve_mu (main thread). */
 void ssnad_train_take_refresh(Ssnad *d);
 
 /* ---- ssnad_ingest.c ---- */

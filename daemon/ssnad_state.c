@@ -123,10 +123,7 @@ static int serve_range(Ssnad *d, SsnadVariant *v, size_t from, size_t to, char *
 }
 
 int ssnad_state_refresh_rows(Ssnad *d, int v, size_t from, char *err, size_t errlen) {
-    pthread_mutex_lock(&d->serve_mu);
-    int rc = serve_range(d, &d->var[v], from, d->n_items, err, errlen);
-    pthread_mutex_unlock(&d->serve_mu);
-    return rc;
+    return serve_range(d, &d->var[v], from, d->n_items, err, errlen);
 }
 
 /* Grow the in-memory catalogue to idx + 1 rows. A placeholder row (no states yet) has zero
@@ -322,7 +319,8 @@ void ssnad_state_close(Ssnad *d) {
         ssna_free(&v->train), ssna_free(&v->serve), ssna_free(&v->serve_aux);
         if (v->states != d->states) free(v->states);
         free(v->raw), free(v->norm), free(v->pend_params), free(v->pend_raw), free(v->pend_norm);
-        panel_free(&v->bounds), panel_free(&v->pend_bounds);
+        free(v->spare_raw), free(v->spare_norm);
+        panel_free(&v->bounds), panel_free(&v->pend_bounds), panel_free(&v->spare_bounds);
     }
     for (size_t i = 0; i < d->n_items; i++) free(d->item_ids[i]);
     free(d->item_ids), free(d->dirty.v), free(d->deferred.v);

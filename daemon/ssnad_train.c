@@ -76,7 +76,7 @@ void ssnad_train_flush_offers(Ssnad *d) {
 void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row) {
     if (!d->train_started) return;
     pthread_mutex_lock(&d->feed_mu);
-    d->train_n_items = n_items;
+    d->train_n_items = n_items, d->train_item_cap = d->item_cap;
     if (changed_row >= 0) {
         if (d->n_changed == d->changed_cap) {
             size_t cap = d->changed_cap ? 2 * d->changed_cap : 256;
@@ -181,14 +181,28 @@ done:
     return rc;
 }
 
-/* Item vectors of every row with the training parameters, handed to the main thread. */
+/* Item vectors of every row with the training parameters, handed to the main thread. They are
+ * written into the buffers the previous hand-over replaced when those still have the serving
+ * size (no 40 MB to allocate and fault in per refresh), and a hand-over of that size is a swap
+ * of pointers on the main thread, not a copy. */
 static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
     size_t dd = (size_t)v->train.cfg.d, total = v->train.ps.total;
-    float *raw = malloc(tv->n * dd * sizeof(float)), *norm = malloc(tv->n * dd * sizeof(float));
+    pthread_mutex_lock(&d->feed_mu);
+    size_t cap = d->train_item_cap > tv->n ? d->train_item_cap : tv->n;
+    float *raw = v->spare_raw, *norm = v->spare_norm;
+    Panels bounds = v->spare_bounds;
+    if (v->spare_cap != cap) { // the catalogue outgrew them
+        free(raw), free(norm), panel_free(&bounds);
+        raw = norm = NULL;
+    }
+    v->spare_raw = v->spare_norm = NULL, v->spare_cap = 0;
+    memset(&v->spare_bounds, 0, sizeof v->spare_bounds);
+    pthread_mutex_unlock(&d->feed_mu);
+    if (!raw) raw = malloc(cap * dd * sizeof(float));
+    if (!norm) norm = malloc(cap * dd * sizeof(float));
     float *params = malloc(total * sizeof(float));
-    Panels bounds = {0};
     char err[256] = "";
-    int rc = !raw || !norm || !params || panel_reserve(&bounds, tv->n, (int)dd);
+    int rc = !raw || !norm || !params || panel_reserve(&bounds, cap, (int)dd);
     if (!rc) {
         v->train.cfg.n_items = (int)tv->n;
         rc = ssna_item_vectors(&v->train, tv->states, NULL, (int)tv->n, raw, norm, err, sizeof err);
@@ -206,7 +220,7 @@ static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
     free(v->pend_params), free(v->pend_raw), free(v->pend_norm); // an untaken older refresh
     panel_free(&v->pend_bounds);
     v->pend_params = params, v->pend_raw = raw, v->pend_norm = norm, v->pend_bounds = bounds;
-    v->pend_n = tv->n, v->pend_steps = steps, v->pend_ready = 1;
+    v->pend_n = tv->n, v->pend_cap = cap, v->pend_steps = steps, v->pend_ready = 1;
     pthread_mutex_unlock(&d->feed_mu);
 }
 
@@ -312,7 +326,7 @@ int ssnad_train_start(Ssnad *d, char *err, size_t errlen) {
     d->fresh = malloc(d->fresh_cap * sizeof *d->fresh);
     d->reservoir = malloc(d->res_cap * sizeof *d->reservoir);
     d->feed_rng = (uint64_t)d->cfg->train_seed * 2654435761u + 1;
-    d->train_n_items = d->n_items;
+    d->train_n_items = d->n_items, d->train_item_cap = d->item_cap;
     if (d->cfg->train_batch > 4096 || !d->fresh || !d->reservoir) {
         snprintf(err, errlen, "train: out of memory (or train.batch over 4096)");
         return -1;
@@ -349,6 +363,14 @@ void ssnad_train_stop(Ssnad *d) {
     d->fresh = d->reservoir = NULL, d->changed_rows = NULL;
 }
 
+/* Exchange v's serving vectors with a refresh's (caller holds serve_mu). */
+static void swap_vectors(SsnadVariant *v, float **raw, float **norm, Panels *bounds) {
+    float *r = v->raw, *n = v->norm;
+    Panels b = v->bounds;
+    v->raw = *raw, v->norm = *norm, v->bounds = *bounds;
+    *raw = r, *norm = n, *bounds = b;
+}
+
 void ssnad_train_take_refresh(Ssnad *d) {
     for (int i = 0; i < d->n_var; i++) {
         SsnadVariant *v = &d->var[i];
@@ -359,7 +381,7 @@ void ssnad_train_take_refresh(Ssnad *d) {
         float *params = v->pend_ready ? v->pend_params : NULL;
         float *raw = v->pend_raw, *norm = v->pend_norm;
         Panels bounds = v->pend_bounds;
-        size_t n = v->pend_n;
+        size_t n = v->pend_n, cap = v->pend_cap;
         int64_t steps = v->pend_steps;
         if (params) {
             v->pend_params = v->pend_raw = v->pend_norm = NULL, v->pend_ready = 0;
@@ -375,21 +397,33 @@ void ssnad_train_take_refresh(Ssnad *d) {
         v->serve.ps.step = steps;
         v->serve_steps = steps;
         if (n > d->n_items) n = d->n_items;
-        if (n) {
+        if (cap == v->vec_cap) { // the common case: the old vectors become the trainer's spare
+            swap_vectors(v, &raw, &norm, &bounds);
+        } else if (n) { // the catalogue grew past the trainer's size since its snapshot
             memcpy(v->raw, raw, n * dd * sizeof(float));
             memcpy(v->norm, norm, n * dd * sizeof(float));
-            // rows [0, n) only: the rows after n keep their vectors until
-            // ssnad_state_refresh_rows below replaces them
             panel_copy_rows(&v->bounds, &bounds, n);
-            // along the new axis, before anything is scored
-            for (size_t r = n; r < d->n_items; r++) panel_set_row(&v->bounds, r, v->norm + r * dd);
-            v->bounds_axis_rows = n;
         }
+        v->bounds_axis_rows = n;
+        // rows that arrived after the trainer's snapshot: vectors from the new parameters, along
+        // the new axis, before anything (/recommend, say) is scored against them
+        int rc = n < d->n_items ? ssnad_state_refresh_rows(d, i, n, err, sizeof err) : 0;
         pthread_mutex_unlock(&d->serve_mu);
-        // rows that arrived after the trainer's snapshot get vectors from the new parameters
-        if (n < d->n_items && ssnad_state_refresh_rows(d, i, n, err, sizeof err))
+        if (rc)
             log_error("serving vectors failed", LOG_STR("variant", v->cv.label),
                       LOG_STR("error", err));
-        free(params), free(raw), free(norm), panel_free(&bounds);
+        free(params);
+        // the replaced buffers go back for the trainer's next refresh; when the trainer holds
+        // feed_mu now, they are freed and it allocates new ones
+        if (!pthread_mutex_trylock(&d->feed_mu)) {
+            if (!v->spare_raw && !v->spare_norm && !v->spare_bounds.cap) {
+                v->spare_raw = raw, v->spare_norm = norm, v->spare_bounds = bounds;
+                v->spare_cap = cap; // swapped or copied, they hold cap rows
+                raw = norm = NULL;
+                memset(&bounds, 0, sizeof bounds);
+            }
+            pthread_mutex_unlock(&d->feed_mu);
+        }
+        free(raw), free(norm), panel_free(&bounds);
     }
 }

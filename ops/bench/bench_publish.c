@@ -7,6 +7,11 @@
  * catalogue, exact scores where a bound passes, top-10) over random item states and sequences.
  * The weights change only how many items pass their bound (scored exactly: a dot product each),
  * not the tower or the bound pass.
+ * Then the refresh hand-over (ssnad_train_take_refresh, on the main thread: a publishing turn
+ * waits for it), two variants' worth of calls: a refresh of the serving size, swapped in, and
+ * one the catalogue outgrew, copied (~39 MB a variant at this shape, what every hand-over did
+ * before the swap); without and with 16 rows that arrived after the trainer's snapshot (the main
+ * thread computes their vectors then).
  * Usage: bench_publish [seconds per measurement, default 0.5]
  */
 #include <cblas.h>
@@ -61,6 +66,40 @@ static double time_batch(Ssnad *d, int B, int len, double min_seconds, uint64_t 
         t = now() - t0;
     } while (t < min_seconds || reps < 3);
     return t / reps;
+}
+
+// a refresh of rows [0, n) in buffers of cap rows, posted as the trainer posts it; vectors are
+// the serving ones (the cost does not depend on their values), every page written
+static void post_refresh(SsnadVariant *v, size_t n, size_t cap) {
+    size_t dd = (size_t)v->serve.cfg.d;
+    v->pend_params = must(malloc(v->serve.ps.total * sizeof(float)));
+    memcpy(v->pend_params, v->serve.ps.params, v->serve.ps.total * sizeof(float));
+    v->pend_raw = must(malloc(cap * dd * sizeof(float)));
+    v->pend_norm = must(malloc(cap * dd * sizeof(float)));
+    memcpy(v->pend_raw, v->raw, n * dd * sizeof(float));
+    memcpy(v->pend_norm, v->norm, n * dd * sizeof(float));
+    memset(&v->pend_bounds, 0, sizeof v->pend_bounds);
+    if (panel_reserve(&v->pend_bounds, cap, (int)dd)) must(NULL);
+    panel_copy_rows(&v->pend_bounds, &v->bounds, n);
+    v->pend_n = n, v->pend_cap = cap, v->pend_ready = 1;
+}
+
+// seconds per ssnad_train_take_refresh of a refresh of cap rows, late rows after its snapshot
+// (the trainer's spare emptied between calls, as the trainer does)
+static double time_handover(Ssnad *d, size_t cap, size_t late, double min_seconds) {
+    SsnadVariant *v = &d->var[0];
+    double total = 0;
+    int reps = 0;
+    do {
+        post_refresh(v, d->n_items - late, cap);
+        double t0 = now();
+        ssnad_train_take_refresh(d);
+        total += now() - t0;
+        reps++;
+        free(v->spare_raw), free(v->spare_norm), panel_free(&v->spare_bounds);
+        v->spare_raw = v->spare_norm = NULL, v->spare_cap = 0;
+    } while (total < min_seconds || reps < 5);
+    return total / reps;
 }
 
 int main(int argc, char **argv) {
@@ -134,6 +173,22 @@ int main(int argc, char **argv) {
             printf("  %-30s %7.0f /s   %7.0f /s   %9.2fx   (%.2f / %.2f ms a batch)\n", what,
                    B / t1, B / t2, t1 / t2, t1 * 1e3, t2 * 1e3);
         }
+
+    // the hand-over: serving buffers of N_ITEMS rows (vec_cap), states for the 16 late rows
+    v->states = states, v->vec_cap = v->n_vec = N_ITEMS;
+    d->train_started = 1;
+    pthread_mutex_init(&d->feed_mu, NULL);
+    pthread_mutex_init(&d->serve_mu, NULL);
+    for (size_t late = 0; late <= 16; late += 16) {
+        double swap = time_handover(d, N_ITEMS, late, min_seconds);
+        double copy = time_handover(d, N_ITEMS + 16, late, min_seconds); // another size: copied
+        printf("  refresh hand-over, 2 variants, %2zu late rows: swapped %.2f ms, copied %.2f ms "
+               "(%.1fx)\n",
+               late, 2e3 * swap, 2e3 * copy, copy / swap);
+    }
+    pthread_mutex_destroy(&d->feed_mu);
+    pthread_mutex_destroy(&d->serve_mu);
+    norm = v->norm; // swapped: the buffers are the last refresh's now
     ssna_free(&v->serve), ssna_free(&v->serve_aux);
     free(v->raw), free(norm), free(states), free(d->present);
     panel_free(&v->bounds), free(d);
