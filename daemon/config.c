@@ -129,7 +129,8 @@ static const ConfigKey config_keys[] = {
             "seed of parameter initialisation, dropout and replay sampling"),
     CHOICE_KEY("train.sched", "idle", "idle | normal", apply_train_sched, show_train_sched,
                "scheduling of the training thread: idle (SCHED_IDLE) runs it only on cycles no "
-               "other thread wants, normal at train.nice"),
+               "other thread of its scheduling group wants (see train.cgroup), normal at "
+               "train.nice"),
     NUM_KEY("train.nice", CONFIG_INT, train_nice, "19", 0, 19, "0 .. 19",
             "niceness of the training thread when train.sched = normal"),
     STR_KEY("train.cgroup", train_cgroup, "off", apply_train_cgroup,
