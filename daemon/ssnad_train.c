@@ -188,16 +188,17 @@ done:
 static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
     size_t dd = (size_t)v->train.cfg.d, total = v->train.ps.total;
     pthread_mutex_lock(&d->feed_mu);
-    size_t cap = d->train_item_cap > tv->n ? d->train_item_cap : tv->n;
+    size_t cap = d->train_item_cap > tv->n ? d->train_item_cap : tv->n, spare_cap = v->spare_cap;
     float *raw = v->spare_raw, *norm = v->spare_norm;
     Panels bounds = v->spare_bounds;
-    if (v->spare_cap != cap) { // the catalogue outgrew them
-        free(raw), free(norm), panel_free(&bounds);
-        raw = norm = NULL;
-    }
     v->spare_raw = v->spare_norm = NULL, v->spare_cap = 0;
     memset(&v->spare_bounds, 0, sizeof v->spare_bounds);
     pthread_mutex_unlock(&d->feed_mu);
+    // freed outside feed_mu: the main thread blocks on it for item counts and checkpoints
+    if (spare_cap != cap) { // the catalogue outgrew them
+        free(raw), free(norm), panel_free(&bounds);
+        raw = norm = NULL;
+    }
     if (!raw) raw = malloc(cap * dd * sizeof(float));
     if (!norm) norm = malloc(cap * dd * sizeof(float));
     float *params = malloc(total * sizeof(float));
@@ -217,11 +218,12 @@ static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
         return;
     }
     pthread_mutex_lock(&d->feed_mu);
-    free(v->pend_params), free(v->pend_raw), free(v->pend_norm); // an untaken older refresh
-    panel_free(&v->pend_bounds);
+    float *old_params = v->pend_params, *old_raw = v->pend_raw, *old_norm = v->pend_norm;
+    Panels old_bounds = v->pend_bounds; // an untaken older refresh, freed after the unlock
     v->pend_params = params, v->pend_raw = raw, v->pend_norm = norm, v->pend_bounds = bounds;
     v->pend_n = tv->n, v->pend_cap = cap, v->pend_steps = steps, v->pend_ready = 1;
     pthread_mutex_unlock(&d->feed_mu);
+    free(old_params), free(old_raw), free(old_norm), panel_free(&old_bounds);
 }
 
 /* Training yields the cores to ingest and publishing, whose latency users see. A niceness alone
