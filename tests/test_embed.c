@@ -239,8 +239,12 @@ int main(void) {
     snprintf(db_a, sizeof db_a, "%s/resumed", tmp);
     snprintf(db_b, sizeof db_b, "%s/oneshot", tmp);
     snprintf(db_k, sizeof db_k, "%s/killed", tmp);
-    CHECK_MSG(write_slice(data, slice) == 0, "cannot read %s/amazon-scientific/Scientific.text",
-              data);
+    int have_slice = write_slice(data, slice) == 0;
+    CHECK_MSG(have_slice, "cannot read %s/amazon-scientific/Scientific.text", data);
+    if (!have_slice) { // failed: every check after this needs the items
+        unlink(slice), rmdir(tmp);
+        return check_done();
+    }
 
     CHECK(run_embed("--help", out, sizeof out) == 0 && strstr(out, "--layers") &&
           strstr(out, "--pool"));
