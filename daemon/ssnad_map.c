@@ -121,16 +121,24 @@ int ssnad_dedup_load(SsnadDedup *d, const void *blob, size_t len) {
     uint32_t next, count;
     if (len != sizeof d->ring + 2 * sizeof(uint32_t)) return -1;
     memcpy(&next, p, 4), memcpy(&count, p + 4, 4);
-    if (next >= SSNAD_DEDUP_WINDOW || count > SSNAD_DEDUP_WINDOW) return -1;
+    // a window that never filled was written from slot 0 on, so next == count; once full, next
+    // is wherever the oldest id sits (any slot)
+    if (next >= SSNAD_DEDUP_WINDOW || count > SSNAD_DEDUP_WINDOW ||
+        (count < SSNAD_DEDUP_WINDOW && next != count))
+        return -1;
     memset(d, 0, sizeof *d);
-    const unsigned char *ring = p + 8;
-    // replay the ring oldest first so the set holds exactly the window
-    uint32_t start = count == SSNAD_DEDUP_WINDOW ? next : 0;
+    // the ring is restored as it was (slots and all), so the window forgets ids in the same
+    // order an uninterrupted one would; the set is rebuilt from its live slots
+    memcpy(d->ring, p + 8, sizeof d->ring);
     for (uint32_t i = 0; i < count; i++) {
-        uint64_t h;
-        memcpy(&h, ring + 8 * (size_t)((start + i) % SSNAD_DEDUP_WINDOW), 8);
-        remember(d, h ? h : 1);
+        uint64_t h = d->ring[i];
+        size_t slot = set_find(d, h);
+        if (!h || d->set[slot]) { // 0 is never stored, and an id is never remembered twice
+            memset(d, 0, sizeof *d);
+            return -1;
+        }
+        d->set[slot] = h;
     }
-    if (d->next != next) return -1;
+    d->next = next, d->count = count;
     return 0;
 }
