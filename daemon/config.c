@@ -96,6 +96,10 @@ static const ConfigKey config_keys[] = {
             "Kafka bootstrap servers (librdkafka bootstrap.servers), comma-separated host:port"),
     STR_KEY("group.id", group_id, "ssnad", NULL,
             "consumer group; every ssnad of one deployment shares it"),
+    STR_KEY("items.group.id", items_group_id, "auto", NULL,
+            "consumer group of this member alone that reads the whole items topic (every member "
+            "holds every item); auto: <group.id>.items.<hash of host name and db.path>. Must "
+            "differ between members and stay the same across restarts"),
     STR_KEY("topics.events", topic_events, "events", NULL, "input topic of Interaction messages"),
     STR_KEY("topics.items", topic_items, "items", NULL, "input topic of Item messages"),
     STR_KEY("topics.recommendations", topic_recommendations, "recommendations", NULL,

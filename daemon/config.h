@@ -33,8 +33,9 @@ typedef struct {
 
 /* A parsed configuration; every field holds its default until set. */
 typedef struct {
-    char brokers[CONFIG_STRING_MAX];  /* brokers: librdkafka bootstrap.servers */
-    char group_id[CONFIG_STRING_MAX]; /* group.id: consumer group */
+    char brokers[CONFIG_STRING_MAX];        /* brokers: librdkafka bootstrap.servers */
+    char group_id[CONFIG_STRING_MAX];       /* group.id: consumer group */
+    char items_group_id[CONFIG_STRING_MAX]; /* items.group.id: this member's own group, or auto */
     char topic_events[CONFIG_STRING_MAX];
     char topic_items[CONFIG_STRING_MAX];
     char topic_recommendations[CONFIG_STRING_MAX];

@@ -150,9 +150,14 @@ typedef struct {
     size_t text_len;
     uint64_t hash;
     uint32_t index;
-    float *states; // result [layers, hidden]; NULL until encoded
-    char *error;   // encoder error for this text
+    int32_t partition; // the Item message's place in the items topic: a checkpoint resumes
+    int64_t offset;    // that partition no later than this while the text is not stored
+    float *states;     // result [layers, hidden]; NULL until encoded
+    char *error;       // encoder error for this text (the item is rejected)
+    int oom;           // no memory for the result: the daemon must restart (nothing rejected)
 } SsnadEmbedJob;
+
+#define SSNAD_EMBED_BATCH 32 // texts per encoder call
 
 typedef struct {
     uint32_t seq[SSNAD_SEQ_MAX];
@@ -197,7 +202,8 @@ typedef struct Ssnad {
     char part_topics[SSNAD_MAX_PARTS][STORE_TOPIC_MAX + 1];
     size_t n_parts;
 
-    KafkaConsumer *consumer;
+    KafkaConsumer *consumer;       // events: the deployment's group splits users between members
+    KafkaConsumer *items_consumer; // items: a group of this member alone, so it reads them all
     KafkaProducer *producer;
     AbTest *ab;
     MetricsRegistry *reg;
@@ -209,9 +215,12 @@ typedef struct Ssnad {
     pthread_cond_t embed_cv, embed_done_cv;
     SsnadEmbedJob *embed_q; // ring [queue_max]
     size_t embed_head, embed_len, embed_busy;
+    SsnadEmbedJob embed_batch[SSNAD_EMBED_BATCH]; // the embed_busy jobs being encoded
     SsnadEmbedJob *embed_done;
     size_t done_len, done_cap;
     int embed_stop, embed_started;
+    int embed_oom;                 // results were lost for want of memory: restart
+    uint64_t collected_since_ckpt; // item states stored in the open transaction
 
     // training feed
     pthread_t train_thread;
@@ -269,9 +278,11 @@ int ssnad_state_refresh_rows(Ssnad *d, int v, size_t from, char *err, size_t err
 /* Make the catalogue index idx (of item id) exist in memory (a placeholder row until its
  * states arrive). */
 int ssnad_state_ensure_item(Ssnad *d, uint32_t idx, const char *id, char *err, size_t errlen);
-/* Commit the checkpoint: drain the embedding queue, write model blobs, counters, dedup window
- * and the offsets of assigned partitions, commit (sync) and begin the next transaction.
- * On failure the loop must stop (d->fatal). 0 or -1 with err. */
+/* Commit the checkpoint: store the finished embeddings, write model blobs, counters, dedup
+ * window and the offsets of assigned partitions, commit (sync) and begin the next transaction.
+ * It never waits for the encoder: an items partition's offset is held back to its first Item
+ * message whose text is still queued, so a restart reads those again. On failure the loop must
+ * stop (d->fatal). 0 or -1 with err. */
 int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen);
 /* Print the committed state for comparing two stores: counters, offsets, the item cache sorted
  * by item id (text hash, states digest) and, for each user id read from users_in (one per line;
@@ -300,13 +311,19 @@ void ssnad_snapshot_committed(Ssnad *d);
 /* ---- ssnad_embed.c ---- */
 int ssnad_embed_start(Ssnad *d, char *err, size_t errlen);
 void ssnad_embed_stop(Ssnad *d);
-/* Queue a text (copies it); blocks while the queue is full (back-pressure). 0 or -1. */
+/* Queue the text of the Item message at (partition, offset) of the items topic (copies it);
+ * blocks while the queue is full (the loop checks ssnad_embed_room first). 0 or -1. */
 int ssnad_embed_submit(Ssnad *d, const char *id, const char *text, size_t len, uint64_t hash,
-                       uint32_t index, char *err, size_t errlen);
-/* Store finished items (in the open txn) and make them recommendable; wait for every queued
- * text when drain is set. 0 or -1 with err. */
-int ssnad_embed_collect(Ssnad *d, int drain, char *err, size_t errlen);
+                       uint32_t index, int32_t partition, int64_t offset, char *err, size_t errlen);
+/* Store finished items (in the open txn) and make them recommendable. 0, or -1 with err (a
+ * store error, or results lost for want of memory: the daemon restarts from its checkpoint). */
+int ssnad_embed_collect(Ssnad *d, char *err, size_t errlen);
+/* Lower the offset of every items-topic partition in parts[0..n) to its first Item message
+ * whose text is queued, being encoded or not yet collected. */
+void ssnad_embed_hold_back(Ssnad *d, KafkaPartition *parts, size_t n);
 size_t ssnad_embed_depth(Ssnad *d);
+/* Free slots in the embedding queue (the main thread submits at most one text per message). */
+size_t ssnad_embed_room(Ssnad *d);
 
 /* ---- ssnad_train.c ---- */
 /* Start the training thread and wait until it has set up its scheduling (train.sched) and
@@ -352,6 +369,9 @@ int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen);
 int ssnad_http_recommend(void *ctx, const char *user, char **body, size_t *body_len);
 
 /* ---- ssnad_loop.c ---- */
+/* The consumer group through which this member alone reads the items topic: items.group.id, or
+ * for auto "<group.id>.items.<FNV-1a of host name and the store's real path, 16 hex>". */
+void ssnad_items_group(const DaemonConfig *cfg, char *out, size_t outlen);
 /* Run the daemon until SIGTERM/SIGINT or a fatal error; returns the process exit code. */
 int ssnad_run(const DaemonConfig *cfg);
 

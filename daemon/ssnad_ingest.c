@@ -90,7 +90,8 @@ static int apply_item(Ssnad *d, const KafkaMessage *msg, char *err, size_t errle
     uint32_t idx;
     if (store_catalogue_put(d->txn, it->item_id, text, len, &idx, err, errlen) ||
         ssnad_state_ensure_item(d, idx, it->item_id, err, errlen) ||
-        ssnad_embed_submit(d, it->item_id, text, len, hash, idx, err, errlen))
+        ssnad_embed_submit(d, it->item_id, text, len, hash, idx, msg->partition, msg->offset, err,
+                           errlen))
         goto done;
     metric_counter_inc(known == STORE_OK ? d->m_items_changed : d->m_items_new);
     rc = 0;

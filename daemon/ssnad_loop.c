@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/log.h"
 #include "daemon/signals.h"
@@ -104,6 +105,20 @@ static size_t kafka_settings(const DaemonConfig *cfg, KafkaSetting *out, char **
     return n;
 }
 
+void ssnad_items_group(const DaemonConfig *cfg, char *out, size_t outlen) {
+    if (strcmp(cfg->items_group_id, "auto")) {
+        snprintf(out, outlen, "%s", cfg->items_group_id);
+        return;
+    }
+    // the member is its host and its store: stable across restarts, distinct between members
+    char member[4096 + 256] = "", host[256] = "", path[4096];
+    gethostname(host, sizeof host - 1);
+    const char *db = realpath(cfg->db_path, path) ? path : cfg->db_path;
+    int n = snprintf(member, sizeof member, "%s:%s", host, db);
+    uint64_t h = store_text_hash(member, n > 0 && (size_t)n < sizeof member ? (size_t)n : 0);
+    snprintf(out, outlen, "%s.items.%016llx", cfg->group_id, (unsigned long long)h);
+}
+
 static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_set, char *err,
                  size_t errlen) {
     if (!(d->reg = metrics_create())) return -1;
@@ -120,20 +135,28 @@ static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_
     if (ssnad_embed_start(d, err, errlen) || ssnad_train_start(d, err, errlen) ||
         ssnad_publish_start(d, err, errlen))
         return -1;
-    const char *topics[2] = {cfg->topic_items, cfg->topic_events};
     // low fetch latency by default; a kafka.* setting of the user comes later and wins
     KafkaSetting cset[MAX_SETTINGS + 1] = {{"kafka.fetch.wait.max.ms", "10"}};
     memcpy(cset + 1, set, n_set * sizeof *set);
     KafkaConsumerOptions co = {.brokers = cfg->brokers,
                                .group_id = cfg->group_id,
-                               .topics = topics,
-                               .n_topics = 2,
+                               .topics = (const char *[]){cfg->topic_events},
+                               .n_topics = 1,
                                .settings = cset,
                                .n_settings = n_set + 1,
                                .on_assign = ssnad_on_assign,
                                .on_revoke = ssnad_on_revoke,
                                .hook_ctx = d};
     if (kafka_consumer_open(&co, &d->consumer, err, errlen)) return -1;
+    // every member reads every item (any list may hold any item of the catalogue): the items
+    // topic goes through a group of this member alone, which Kafka assigns every partition,
+    // new ones included; offsets still come from the store (ssnad_on_assign)
+    char items_group[CONFIG_STRING_MAX + 64];
+    ssnad_items_group(cfg, items_group, sizeof items_group);
+    co.group_id = items_group;
+    co.topics = (const char *[]){cfg->topic_items};
+    if (kafka_consumer_open(&co, &d->items_consumer, err, errlen)) return -1;
+    log_info("consumers", LOG_STR("group", cfg->group_id), LOG_STR("items_group", items_group));
     if (strcmp(cfg->http_listen, "off")) {
         HttpServerOptions ho = {.listen = cfg->http_listen,
                                 .timeout_ms = (int)cfg->http_timeout_ms,
@@ -152,8 +175,9 @@ static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_
 static void update_gauges(Ssnad *d, double now) {
     metric_gauge_set(d->m_ckpt_age, now - d->last_checkpoint_s);
     metric_gauge_set(d->m_queue, (double)ssnad_embed_depth(d));
-    int64_t lag = kafka_consumer_lag(d->consumer);
-    if (lag >= 0) metric_gauge_set(d->m_lag, (double)lag);
+    int64_t lag = kafka_consumer_lag(d->consumer),
+            items_lag = kafka_consumer_lag(d->items_consumer);
+    if (lag >= 0 && items_lag >= 0) metric_gauge_set(d->m_lag, (double)(lag + items_lag));
     if (now - d->eps_since >= 10.0 || d->eps_since == 0) {
         if (d->eps_since > 0)
             metric_gauge_set(d->m_eps, (double)d->eps_count / (now - d->eps_since));
@@ -161,18 +185,17 @@ static void update_gauges(Ssnad *d, double now) {
     }
 }
 
-/* One turn: a burst of messages, then embeddings, refreshes, lists and maybe a checkpoint. */
-static int turn(Ssnad *d, char *err, size_t errlen) {
-    int timeout = d->dirty.n ? 0 : 50, n_msg = 0;
+/* Apply up to burst messages of consumer c (waiting up to timeout_ms for the first). Item
+ * messages are taken only while the embedding queue has room, so a catalogue load never blocks
+ * the thread that applies events: the rest waits in Kafka. Returns the count, or -1 (fatal). */
+static int apply_burst(Ssnad *d, KafkaConsumer *c, int items, int timeout_ms, int burst, char *err,
+                       size_t errlen) {
     long long every = d->cfg->checkpoint_every_events;
-    double t0 = ssnad_now();
-    // when events come faster than lists can follow, a user with several events in one burst
-    // gets one list for all of them: a longer burst is then more events per list, which is
-    // what lets ingest run far ahead of the ~2,000 lists/s publishing rate
-    int burst = d->dirty.n > BACKLOG_USERS ? POLL_BURST_MAX : POLL_BURST;
-    for (int i = 0; i < burst && !d->fatal && (long long)d->since_checkpoint < every; i++) {
+    int n = 0;
+    for (; n < burst && !d->fatal && (long long)d->since_checkpoint < every; n++) {
+        if (items && !ssnad_embed_room(d)) break;
         KafkaMessage msg = {0};
-        int rc = kafka_consumer_poll(d->consumer, i ? 0 : timeout, &msg, err, errlen);
+        int rc = kafka_consumer_poll(c, n ? 0 : timeout_ms, &msg, err, errlen);
         if (rc == 0) break;
         if (rc == KAFKA_POLL_ERROR) {
             log_warn("kafka", LOG_STR("error", err)); // librdkafka keeps reconnecting
@@ -182,7 +205,6 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
             d->fatal = 1, d->exit_code = 1;
             return -1;
         }
-        n_msg++;
         rc = d->txn ? ssnad_ingest_message(d, &msg, err, errlen) : -1;
         kafka_message_release(&msg);
         if (rc) {
@@ -190,9 +212,25 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
             return -1;
         }
     }
+    return d->fatal ? -1 : n;
+}
+
+/* One turn: bursts of item and event messages, then embeddings, refreshes, lists and maybe a
+ * checkpoint. */
+static int turn(Ssnad *d, char *err, size_t errlen) {
+    double t0 = ssnad_now();
+    // when events come faster than lists can follow, a user with several events in one burst
+    // gets one list for all of them: a longer burst is then more events per list, which is
+    // what lets ingest run far ahead of the ~2,000 lists/s publishing rate
+    int burst = d->dirty.n > BACKLOG_USERS ? POLL_BURST_MAX : POLL_BURST;
+    int n_items = apply_burst(d, d->items_consumer, 1, 0, POLL_BURST, err, errlen);
+    if (n_items < 0) return -1;
+    int n_msg = apply_burst(d, d->consumer, 0, d->dirty.n || n_items ? 0 : 50, burst, err, errlen);
+    if (n_msg < 0) return -1;
+    n_msg += n_items;
     if (d->fatal) return -1;
     double t_polled = ssnad_now();
-    if (ssnad_embed_collect(d, 0, err, errlen)) {
+    if (ssnad_embed_collect(d, err, errlen)) {
         d->fatal = 1, d->exit_code = SSNAD_EXIT_RESTART;
         return -1;
     }
@@ -212,7 +250,7 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
     const DaemonConfig *cfg = d->cfg;
     if ((long long)d->since_checkpoint >= cfg->checkpoint_every_events ||
         (now - d->last_checkpoint_s >= cfg->checkpoint_every_seconds &&
-         (d->since_checkpoint || ssnad_embed_depth(d))))
+         (d->since_checkpoint || d->collected_since_ckpt)))
         return ssnad_checkpoint(d, "periodic", err, errlen);
     return 0;
 }
@@ -222,11 +260,12 @@ static void shutdown_all(Ssnad *d, KafkaSetting *set, char **keys, size_t n_set)
     // training stops first: the checkpoints below then write the models themselves, with every
     // step taken (ssnad_snapshot_now)
     ssnad_train_stop(d);
-    if (d->consumer) { // the revoke hook commits a checkpoint with the offsets
-        kafka_consumer_close(d->consumer);
-        d->consumer = NULL;
-    }
-    if (!d->fatal && d->txn && d->since_checkpoint && ssnad_checkpoint(d, "stop", err, sizeof err))
+    // the revoke hooks commit a checkpoint with the offsets
+    kafka_consumer_close(d->consumer);
+    kafka_consumer_close(d->items_consumer);
+    d->consumer = d->items_consumer = NULL;
+    if (!d->fatal && d->txn && (d->since_checkpoint || d->collected_since_ckpt) &&
+        ssnad_checkpoint(d, "stop", err, sizeof err))
         log_error("final checkpoint failed", LOG_STR("error", err));
     http_server_stop(d->http);
     ssnad_publish_stop(d);

@@ -334,14 +334,32 @@ void ssnad_state_close(Ssnad *d) {
 
 /* ---- checkpoint ---- */
 
+/* Also commit topic's offsets to the consumer's group: only for Kafka's own lag tools, ssnad
+ * resumes from the store. offs: [d->n_parts] */
+static void commit_to_group(Ssnad *d, KafkaConsumer *c, const char *topic,
+                            const KafkaPartition *offs) {
+    KafkaPartition mine[SSNAD_MAX_PARTS];
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_parts; i++)
+        if (!strcmp(offs[i].topic, topic)) mine[n++] = offs[i];
+    char err[256];
+    if (c && n) kafka_consumer_commit(c, mine, n, err, sizeof err);
+}
+
 int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     double t0 = ssnad_now();
     if (!d->txn) {
         snprintf(err, errlen, "checkpoint: no open transaction");
         return -1;
     }
-    // committed offsets must never run ahead of committed item states
-    int rc = ssnad_embed_collect(d, 1, err, errlen);
+    // finished embeddings go into this transaction; texts still queued are not waited for: the
+    // offsets below are held back to them, so a restart reads their Item messages again
+    int rc = ssnad_embed_collect(d, err, errlen);
+    KafkaPartition offs[SSNAD_MAX_PARTS];
+    memcpy(offs, d->parts, d->n_parts * sizeof *offs);
+    ssnad_embed_hold_back(d, offs, d->n_parts);
+    size_t held = 0;
+    for (size_t i = 0; i < d->n_parts; i++) held += offs[i].offset != d->parts[i].offset;
     double t_embed = ssnad_now();
     // the trainer writes snapshots between its steps; once it has stopped (a clean stop), the
     // models are written here, so no training is lost
@@ -353,8 +371,8 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     const void *dblob = ssnad_dedup_blob(&d->dedup, &dlen);
     if (!rc) rc = store_put_checkpoint(d->txn, DEDUP_BLOB, dblob, dlen, err, errlen);
     for (size_t i = 0; i < d->n_parts && !rc; i++)
-        rc = store_put_offset(d->txn, d->parts[i].topic, d->parts[i].partition, d->parts[i].offset,
-                              err, errlen);
+        rc =
+            store_put_offset(d->txn, offs[i].topic, offs[i].partition, offs[i].offset, err, errlen);
     if (!rc) {
         rc = store_txn_commit(d->txn, STORE_COMMIT_SYNC, err, errlen);
         d->txn = NULL;
@@ -372,13 +390,11 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     metric_histogram_observe(d->m_ckpt_seconds, secs);
     log_info("checkpoint committed", LOG_STR("why", why), LOG_INT("events", d->events_applied),
              LOG_INT("since_last", d->since_checkpoint), LOG_F64("seconds", secs),
-             LOG_F64("embed_wait_s", t_embed - t0), LOG_F64("models_s", t_model - t_embed),
-             LOG_F64("commit_s", t0 + secs - t_model));
-    d->since_checkpoint = 0;
-    if (d->consumer && d->n_parts) {
-        char cerr[256]; // only for Kafka's own lag tools; ssnad resumes from the store
-        kafka_consumer_commit(d->consumer, d->parts, d->n_parts, cerr, sizeof cerr);
-    }
+             LOG_F64("embed_s", t_embed - t0), LOG_F64("models_s", t_model - t_embed),
+             LOG_F64("commit_s", t0 + secs - t_model), LOG_INT("partitions_held_back", held));
+    d->since_checkpoint = 0, d->collected_since_ckpt = 0;
+    commit_to_group(d, d->consumer, d->cfg->topic_events, offs);
+    commit_to_group(d, d->items_consumer, d->cfg->topic_items, offs);
     if (store_txn_begin(d->store, &d->txn, err, errlen)) {
         d->fatal = 1, d->exit_code = SSNAD_EXIT_RESTART;
         return -1;
