@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/errmsg.h"
+#include "model/fileio.h"
 #include "model/kernels.h"
 #include "model/rng.h"
+#include "model/sha256.h"
 
 /* ---- batches -------------------------------------------------------------------------------- */
 
@@ -190,7 +193,11 @@ done:
 
 /* ---- checkpoints ---------------------------------------------------------------------------- */
 
-#define CKPT_MAGIC "SSNACKPT 1\n"
+/* Version 2 ends with a "sha256 <hex of everything before it>\n" line, so a truncated or
+ * damaged file is refused as such; version 1 files (no digest) still load. */
+#define CKPT_MAGIC    "SSNACKPT 2\n"
+#define CKPT_MAGIC_V1 "SSNACKPT 1\n"
+#define CKPT_DIGEST   "sha256 "
 
 static void write_header(FILE *f, const SsnaConfig *c, const SsnaTrainState *st) {
     fprintf(f, "variant %s\nn_items %d\nhidden %d\nlayers %d\nd %d\nn_experts %d\n",
@@ -215,27 +222,48 @@ static int write_blob(FILE *f, const void *blob, size_t len) {
 
 int ssna_checkpoint_save(const char *path, const SsnaModel *m, const SsnaTrainState *st,
                          const void *best_blob, size_t best_len, char *err, size_t errlen) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     void *blob = NULL;
-    size_t len = params_serialize(&m->ps, &blob);
-    FILE *f = len ? fopen(tmp, "wb") : NULL;
+    size_t len = params_serialize(&m->ps, &blob), n = 0;
+    char *buf = NULL;
+    FILE *f = len ? open_memstream(&buf, &n) : NULL;
     if (!f) {
         free(blob);
-        snprintf(err, errlen, "%s: %s", tmp, len ? strerror(errno) : "cannot serialise");
-        return -1;
+        return errmsg_fail(err, errlen, "%s: %s", path, len ? "out of memory" : "cannot serialise");
     }
     fputs(CKPT_MAGIC, f);
     write_header(f, &m->cfg, st);
     int bad = write_blob(f, blob, len) ||
               write_blob(f, best_blob ? best_blob : blob, best_blob ? best_len : len);
-    bad |= fclose(f) != 0;
     free(blob);
-    if (bad || rename(tmp, path)) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        remove(tmp);
-        return -1;
+    char hex[65];
+    if (!bad && !fflush(f)) { // buf and n are valid after a flush
+        sha256_hex(buf, n, hex);
+        bad = fprintf(f, "%s%s\n", CKPT_DIGEST, hex) < 0;
     }
+    bad |= fclose(f) != 0;
+    int rc = bad ? errmsg_fail(err, errlen, "%s: out of memory", path)
+                 : file_write_durable(path, buf, n, err, errlen);
+    free(buf);
+    return rc;
+}
+
+/* Check the digest line that ends a version 2 file and cut it off (*len shrinks); version 1 has
+ * none. 0, or -1 with err. */
+static int check_digest(const char *path, const char *buf, size_t *len, char *err, size_t errlen) {
+    size_t magic = strlen(CKPT_MAGIC), tail = strlen(CKPT_DIGEST) + 64 + 1;
+    if (*len >= magic && !memcmp(buf, CKPT_MAGIC_V1, magic)) return 0;
+    if (*len < magic || memcmp(buf, CKPT_MAGIC, magic))
+        return errmsg_fail(err, errlen, "%s: not an ssna checkpoint", path);
+    const char *d = *len >= magic + tail ? buf + *len - tail : NULL;
+    char hex[65];
+    if (!d || memcmp(d, CKPT_DIGEST, strlen(CKPT_DIGEST)) || buf[*len - 1] != '\n')
+        return errmsg_fail(err, errlen, "%s: truncated (%zu bytes, no digest at the end)", path,
+                           *len);
+    sha256_hex(buf, (size_t)(d - buf), hex);
+    if (memcmp(hex, d + strlen(CKPT_DIGEST), 64))
+        return errmsg_fail(err, errlen, "%s: damaged (its sha256 does not match its contents)",
+                           path);
+    *len = (size_t)(d - buf);
     return 0;
 }
 
@@ -307,10 +335,17 @@ static void *read_blob(FILE *f, size_t *len) {
 
 int ssna_checkpoint_load(const char *path, int best, SsnaModel *m, SsnaTrainState *st_out,
                          void **best_blob, size_t *best_len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t buf_len = 0;
+    if (file_read_all(path, &buf, &buf_len, err, errlen)) return -1;
+    if (check_digest(path, buf, &buf_len, err, errlen)) {
+        free(buf);
         return -1;
+    }
+    FILE *f = fmemopen(buf, buf_len ? buf_len : 1, "rb");
+    if (!f) {
+        free(buf);
+        return errmsg_fail(err, errlen, "%s: out of memory", path);
     }
     char line[8192];
     SsnaConfig c = ssna_config_default(SSNA_VARIANT_GRU, 1, 1, 1);
@@ -320,7 +355,7 @@ int ssna_checkpoint_load(const char *path, int best, SsnaModel *m, SsnaTrainStat
     size_t latest_len = 0, bl = 0;
     int ln = 1, rc = -1;
     memset(m, 0, sizeof *m);
-    if (!fgets(line, sizeof line, f) || strcmp(line, CKPT_MAGIC)) {
+    if (!fgets(line, sizeof line, f) || (strcmp(line, CKPT_MAGIC) && strcmp(line, CKPT_MAGIC_V1))) {
         snprintf(err, errlen, "%s: not an ssna checkpoint", path);
         goto done;
     }
@@ -356,7 +391,7 @@ int ssna_checkpoint_load(const char *path, int best, SsnaModel *m, SsnaTrainStat
     rc = 0;
 done:
     fclose(f);
-    free(latest), free(bestb);
+    free(buf), free(latest), free(bestb);
     if (rc && m->work) ssna_free(m);
     return rc;
 }
