@@ -243,6 +243,8 @@ typedef struct Ssnad {
     int train_stop, train_started;
     int train_setup; // 0 until the trainer has set itself up, then 1, or -1 (train_setup_err)
     char train_setup_err[512];
+    int train_failed; // the trainer stopped: no memory for its batch, a failed step or refresh
+    char train_error[512];
 
     // checkpointing
     uint64_t since_checkpoint;
@@ -333,6 +335,10 @@ void ssnad_train_stop(Ssnad *d);
 /* Offer a user's changed sequence to the trainer (never blocks on training: staged while the
  * trainer holds feed_mu). */
 void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len);
+/* 1 (err set) when the trainer has stopped on an error it cannot get past (no memory for its
+ * batch, a failed step or refresh): the models would silently stop learning, so the loop stops
+ * the daemon. 0 while it trains (or holds feed_mu: asked again next turn). Main thread. */
+int ssnad_train_failed(Ssnad *d, char *err, size_t errlen);
 /* Hand staged offers to the trainer if feed_mu is free (main thread, once a turn). */
 void ssnad_train_flush_offers(Ssnad *d);
 /* Tell the trainer how many item rows exist; changed_row >= 0: that existing row got new states

@@ -237,6 +237,10 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
     double t_embed = ssnad_now();
     ssnad_train_flush_offers(d);
     ssnad_train_take_refresh(d);
+    if (ssnad_train_failed(d, err, errlen)) { // the models would stop learning unseen
+        d->fatal = 1, d->exit_code = 1;
+        return -1;
+    }
     double t_refresh = ssnad_now();
     size_t dirty = d->dirty.n;
     if (ssnad_publish_dirty(d, PUBLISH_BUDGET, err, errlen))

@@ -7,6 +7,7 @@
  * serving copy, so user and item vectors always come from the same parameters. */
 #include <errno.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -30,6 +31,38 @@ typedef struct {
     double last_refresh, refresh_cost; // seconds
     int64_t refresh_steps;
 } TrainView;
+
+/* SSNAD_FAULT=train_batch (a test hook, docs/daemon.md): the batch allocation fails, so tests
+ * can see that a trainer without memory stops the daemon with its reason. */
+static int fault_injected(const char *site) {
+    const char *f = getenv("SSNAD_FAULT");
+    return f && strstr(f, site) != NULL;
+}
+
+/* The trainer cannot go on: record why (the first reason) for the main thread, which stops. */
+static void train_fail(Ssnad *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void train_fail(Ssnad *d, const char *fmt, ...) {
+    char msg[sizeof d->train_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_error("training stopped", LOG_STR("error", msg));
+    pthread_mutex_lock(&d->feed_mu);
+    if (!d->train_failed) {
+        d->train_failed = 1;
+        memcpy(d->train_error, msg, sizeof msg);
+    }
+    pthread_mutex_unlock(&d->feed_mu);
+}
+
+int ssnad_train_failed(Ssnad *d, char *err, size_t errlen) {
+    if (!d->train_started || pthread_mutex_trylock(&d->feed_mu)) return 0;
+    int failed = d->train_failed;
+    if (failed) snprintf(err, errlen, "%s", d->train_error);
+    pthread_mutex_unlock(&d->feed_mu);
+    return failed;
+}
 
 /* One sequence into the fresh ring (oldest dropped when full) and the reservoir. Caller holds
  * feed_mu. */
@@ -212,8 +245,8 @@ static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
     if (!rc) panel_pack(&bounds, norm, tv->n); // here, not on the main thread
     int64_t steps = v->train.ps.step;
     if (rc) {
-        log_error("train refresh failed", LOG_STR("variant", v->cv.label),
-                  LOG_STR("error", err[0] ? err : "out of memory"));
+        train_fail(d, "variant %s: refresh of the serving vectors failed: %s", v->cv.label,
+                   err[0] ? err : "out of memory");
         free(raw), free(norm), free(params), panel_free(&bounds);
         return;
     }
@@ -263,11 +296,15 @@ static void *train_main(void *arg) {
     long idle_steps = 0;
     AdamConfig adam = adam_defaults();
     adam.lr = (float)d->cfg->train_lr;
-    SsnadSeq *batch = malloc((size_t)B * sizeof *batch);
+    SsnadSeq *batch = fault_injected("train_batch") ? NULL : malloc((size_t)B * sizeof *batch);
+    if (!batch) {
+        train_fail(d, "out of memory for a batch of %d sequences (train.batch)", B);
+        return NULL;
+    }
     TrainView views[CONFIG_VARIANTS_MAX] = {0};
     for (int i = 0; i < d->n_var; i++) views[i].last_refresh = ssnad_now();
     pthread_mutex_lock(&d->feed_mu);
-    while (batch && !d->train_stop) {
+    while (!d->train_stop && !d->train_failed) {
         // without fresh sequences, replay-only steps continue until they add up to about two
         // passes over the sequences offered so far, then the trainer sleeps until new events come
         int idle_ok = d->res_len && (uint64_t)idle_steps * (uint64_t)B < 2 * d->res_seen;
@@ -296,9 +333,9 @@ static void *train_main(void *arg) {
         int synced = sync_views(d, views, n_items, rows, n_rows);
         free(rows);
         if (synced) {
-            log_error("train: out of memory for item states", LOG_INT("items", n_items));
+            train_fail(d, "out of memory for the trainer's copy of %zu item states", n_items);
         } else if (step(d, v, tv, batch, n, &adam, &loss, err, sizeof err)) {
-            log_error("train step failed", LOG_STR("variant", v->cv.label), LOG_STR("error", err));
+            train_fail(d, "variant %s: training step failed: %s", v->cv.label, err);
         } else {
             metric_counter_inc(v->m_steps);
             metric_gauge_set(v->m_loss, loss);
@@ -308,7 +345,7 @@ static void *train_main(void *arg) {
             if ((++tv->refresh_steps >= REFRESH_STEPS || since >= REFRESH_SECONDS) &&
                 since >= 4 * tv->refresh_cost) {
                 double t0 = ssnad_now();
-                refresh(d, v, tv);
+                refresh(d, v, tv); // a failure ends the loop (train_failed)
                 tv->refresh_cost = ssnad_now() - t0;
                 tv->refresh_steps = 0, tv->last_refresh = ssnad_now();
             }
