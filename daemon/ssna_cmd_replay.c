@@ -17,10 +17,13 @@
 
 #define MAX_SETTINGS 32
 
+enum { ITEMS_FIRST, ITEMS_JUST_IN_TIME, ITEMS_NONE };
+
 typedef struct {
     const char *data, *brokers, *events_topic, *items_topic;
     double rate;        // events per second; 0 = as fast as the producer takes them
-    int items_first;    // 1: every item before any event; 0: each item just before its first use
+    int items;          // ITEMS_FIRST, ITEMS_JUST_IN_TIME or ITEMS_NONE
+    long long skip;     // events of the interleaving left out at its start (an earlier replay's)
     long long limit;    // at most this many events; < 0 = all
     uint64_t seed;      // interleaving
     long long start_ms; // event time of the first event; < 0 = now
@@ -45,10 +48,13 @@ static void usage(FILE *out) {
             "  --data DIR              dataset folder (NAME.test.inter, NAME.text or NAME.item)\n"
             "  --brokers HOST:PORT     Kafka bootstrap servers\n"
             "  --rate N                events per second (default 0 = unlimited)\n"
-            "  --items first|just-in-time\n"
-            "                          all items before the first event (default), or each\n"
-            "                          item right before the first event that uses it\n"
-            "  --limit N               publish at most N events\n"
+            "  --items first|just-in-time|none\n"
+            "                          all items before the first event (default), each\n"
+            "                          item right before the first event that uses it, or\n"
+            "                          no items (another replay publishes them)\n"
+            "  --skip N                leave out the first N events of the interleaving (to\n"
+            "                          continue an earlier replay of the same --seed)\n"
+            "  --limit N               publish at most N events (after --skip)\n"
             "  --seed N                interleaving seed (default 1)\n"
             "  --start-time-ms T       event time of the first event (default: now)\n"
             "  --events-topic NAME     default events\n"
@@ -77,6 +83,7 @@ static int parse_args(int argc, char **argv, ReplayOptions *o) {
         {"rate", required_argument, 0, 'r'},
         {"items", required_argument, 0, 'i'},
         {"limit", required_argument, 0, 'l'},
+        {"skip", required_argument, 0, 'k'},
         {"seed", required_argument, 0, 's'},
         {"start-time-ms", required_argument, 0, OPT_START},
         {"events-topic", required_argument, 0, OPT_EVENTS},
@@ -88,7 +95,7 @@ static int parse_args(int argc, char **argv, ReplayOptions *o) {
     };
     *o = (ReplayOptions){.events_topic = "events",
                          .items_topic = "items",
-                         .items_first = 1,
+                         .items = ITEMS_FIRST,
                          .limit = -1,
                          .seed = 1,
                          .start_ms = -1};
@@ -108,14 +115,21 @@ static int parse_args(int argc, char **argv, ReplayOptions *o) {
             break;
         case 'i':
             if (!strcmp(optarg, "first")) {
-                o->items_first = 1;
+                o->items = ITEMS_FIRST;
             } else if (!strcmp(optarg, "just-in-time")) {
-                o->items_first = 0;
+                o->items = ITEMS_JUST_IN_TIME;
+            } else if (!strcmp(optarg, "none")) {
+                o->items = ITEMS_NONE;
             } else {
-                fprintf(stderr, "ssna replay: --items: 'first' or 'just-in-time', not '%s'\n",
+                fprintf(stderr,
+                        "ssna replay: --items: 'first', 'just-in-time' or 'none', not '%s'\n",
                         optarg);
                 return 2;
             }
+            break;
+        case 'k':
+            if (parse_number("--skip", optarg, 0, &v)) return 2;
+            o->skip = (long long)v;
             break;
         case 'l':
             if (parse_number("--limit", optarg, 0, &v)) return 2;
@@ -224,7 +238,7 @@ static int replay(const ReplayOptions *o, const ReplaySource *src, const ReplayE
     size_t items_sent = 0, events_sent = 0;
     int rc = 0;
     double start = now_s(), last_report = start; // items first count in the time taken
-    if (o->items_first) {
+    if (o->items == ITEMS_FIRST) {
         for (int i = 0; i < n_items && !stop_requested; i++) {
             if (publish_item(p, o, src, (uint32_t)i, t0, err, sizeof err)) goto failed;
             published[i] = 1;
@@ -243,7 +257,7 @@ static int replay(const ReplayOptions *o, const ReplaySource *src, const ReplayE
         }
         long long t = t0 + (long long)k * step_ms;
         const ReplayEvent *e = &events[k];
-        if (!published[e->item]) {
+        if (o->items == ITEMS_JUST_IN_TIME && !published[e->item]) {
             if (publish_item(p, o, src, e->item, t, err, sizeof err)) goto failed;
             published[e->item] = 1;
             items_sent++;
@@ -295,7 +309,9 @@ int ssna_cmd_replay(int argc, char **argv) {
         replay_source_free(&src);
         return 1;
     }
-    size_t n = (size_t)interactions_count(&src.seqs);
+    size_t total = (size_t)interactions_count(&src.seqs), skip = (size_t)o.skip, n;
+    if (skip > total) skip = total;
+    n = total - skip;
     if (o.limit >= 0 && (size_t)o.limit < n) n = (size_t)o.limit;
     KafkaProducer *p = NULL;
     // a broker slower than the replay fills the local queue: wait for it rather than abort
@@ -313,10 +329,11 @@ int ssna_cmd_replay(int argc, char **argv) {
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         if (!o.quiet)
-            fprintf(stderr, "replay: %s: %d users, %d items, %zu of %ld events to %s\n", src.name,
-                    src.seqs.n_users, src.seqs.n_items, n, interactions_count(&src.seqs),
-                    o.brokers);
-        rc = replay(&o, &src, events, n, p);
+            fprintf(stderr,
+                    "replay: %s: %d users, %d items, %zu of %ld events (from event %zu) to %s\n",
+                    src.name, src.seqs.n_users, src.seqs.n_items, n, interactions_count(&src.seqs),
+                    skip, o.brokers);
+        rc = replay(&o, &src, events + skip, n, p);
         kafka_producer_close(p, 10000);
     }
     free(events);

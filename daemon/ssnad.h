@@ -257,6 +257,9 @@ typedef struct Ssnad {
     MetricCounter *m_checkpoints;
     MetricGauge *m_queue, *m_ckpt_age, *m_lag, *m_eps;
     MetricHistogram *m_latency, *m_ckpt_seconds;
+    MetricHistogram *m_apply_lag; // an event's Kafka timestamp -> applied
+    MetricGauge *m_apply_lag_max;
+    double apply_lag_max;
     uint64_t eps_count;
     double eps_since;
 } Ssnad;

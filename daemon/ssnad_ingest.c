@@ -176,6 +176,11 @@ static int apply_event(Ssnad *d, const KafkaMessage *msg, char *err, size_t errl
     d->events_applied++;
     d->eps_count++;
     metric_counter_inc(d->m_events_applied);
+    if (msg->timestamp_ms > 0) { // a catalogue load must not hold events back: this shows it
+        double lag = (double)(ssnad_wall_ms() - msg->timestamp_ms) * 1e-3;
+        metric_histogram_observe(d->m_apply_lag, lag);
+        if (lag > d->apply_lag_max) metric_gauge_set(d->m_apply_lag_max, d->apply_lag_max = lag);
+    }
     rc = 0;
 done:
     codec_interaction_free(ev);

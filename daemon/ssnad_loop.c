@@ -56,6 +56,13 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
         metrics_histogram(r, "ssnad_event_to_recommendation_seconds",
                           "from an event's consumption to its user's new list being produced", NULL,
                           metrics_latency_buckets, metrics_latency_bucket_count, err, errlen);
+    d->m_apply_lag = metrics_histogram(
+        r, "ssnad_event_apply_lag_seconds",
+        "from an event's Kafka timestamp (when it was produced) to its application", NULL,
+        metrics_latency_buckets, metrics_latency_bucket_count, err, errlen);
+    d->m_apply_lag_max =
+        metrics_gauge(r, "ssnad_event_apply_lag_max_seconds",
+                      "the longest of those lags since the daemon started", NULL, err, errlen);
     d->m_ckpt_seconds =
         metrics_histogram(r, "ssnad_checkpoint_duration_seconds", "time to commit one checkpoint",
                           NULL, metrics_latency_buckets, metrics_latency_bucket_count, err, errlen);
@@ -80,7 +87,7 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
     return d->m_events_applied && d->m_events_dup && d->m_events_rejected && d->m_items_new &&
                    d->m_items_changed && d->m_items_unchanged && d->m_items_rejected &&
                    d->m_checkpoints && d->m_queue && d->m_ckpt_age && d->m_lag && d->m_eps &&
-                   d->m_latency && d->m_ckpt_seconds
+                   d->m_latency && d->m_ckpt_seconds && d->m_apply_lag && d->m_apply_lag_max
                ? 0
                : -1;
 }

@@ -2,7 +2,8 @@
  * work folder on free ports, check the topics it created (partitions, compaction), replay a slice
  * of the Scientific data into it with `ssna replay`, consume it back through ingest/kafka.h,
  * stop and restart the broker on the same port under a live consumer that then gets both the old
- * data and what is replayed after the restart, stop it.
+ * data and what is replayed after the restart; `ssna replay --skip --items none` continuing the
+ * first replay; stop it.
  * A missing java or missing Kafka jars make ops/kafka.sh fail, and so this test. */
 #include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
@@ -17,6 +18,7 @@
 #include "check.h"
 #include "ingest/codec.h"
 #include "ingest/kafka.h"
+#include "ingest/replay_source.h"
 
 #define REPLAYED 300
 
@@ -112,6 +114,8 @@ typedef struct {
     char event_items[2 * REPLAYED][64]; // distinct items the events name
     int n_event_items;
     int64_t next[2][8]; // the reader's own positions: [events, items][partition] -> next offset
+    char event_ids[4 * REPLAYED][64]; // every event id read (duplicates across replays kept once)
+    int n_event_ids;
 } Consumed;
 
 /* The reader resumes where it was, as ssnad does from its checkpoint: the group's committed
@@ -145,6 +149,10 @@ static void note_event(Consumed *c, const KafkaMessage *m) {
     c->events++;
     CHECK(m->key_len == strlen(in->user_id) && !memcmp(m->key, in->user_id, m->key_len));
     int u = find_or_add(c->users, &c->n_users, in->user_id);
+    int id = 0;
+    while (id < c->n_event_ids && strcmp(c->event_ids[id], in->event_id)) id++;
+    if (id == c->n_event_ids && id < 4 * REPLAYED)
+        snprintf(c->event_ids[c->n_event_ids++], 64, "%s", in->event_id);
     find_or_add(c->event_items, &c->n_event_items, in->item_id);
     if (u < 2 * REPLAYED) {
         CHECK_MSG(in->event_time_ms > c->last_time[u], "user %s: events out of order", in->user_id);
@@ -210,15 +218,49 @@ static void consume(const char *group, int want, Consumed *c) {
     kafka_consumer_close(k);
 }
 
-static int replay(const char *build, const char *data, int limit, int seed) {
+static int replay(const char *build, const char *data, int limit, int seed, const char *extra) {
     char cmd[4096], ssna[1024];
     snprintf(ssna, sizeof ssna, "%s/daemon/ssna", build);
     CHECK_MSG(access(ssna, X_OK) == 0, "%s is not built", ssna);
     snprintf(cmd, sizeof cmd,
-             "'%s' replay --data '%s/amazon-scientific' --brokers %s --limit %d "
-             "--items just-in-time --seed %d --quiet",
-             ssna, data, brokers, limit, seed);
+             "'%s' replay --data '%s/amazon-scientific' --brokers %s --limit %d --seed %d --quiet "
+             "%s",
+             ssna, data, brokers, limit, seed, extra ? extra : "--items just-in-time");
     return run(cmd);
+}
+
+/* `ssna replay --skip N --items none` continues an earlier replay of the same seed: the events
+ * it publishes are those at positions N.. of the interleaving, with no Item messages. */
+static void check_skip(const char *build, const char *data, Consumed *c, int events_before,
+                       int items_before) {
+    char dir[1024], err[512];
+    snprintf(dir, sizeof dir, "%s/amazon-scientific", data);
+    ReplaySource src;
+    ReplayEvent *ev = NULL;
+    CHECK_MSG(replay_source_load(dir, &src, err, sizeof err) == 0 &&
+                  replay_source_interleave(&src, 3, &ev, err, sizeof err) == 0,
+              "%s", err);
+    CHECK(replay(build, data, 100, 3, "--items none --skip 300") == 0);
+    memset(c, 0, sizeof *c);
+    KafkaConsumer *k = open_reader("broker-test-3", c);
+    if (k) {
+        drain(k, events_before + 100, 0, c);
+        kafka_consumer_close(k);
+    }
+    CHECK_MSG(c->events == events_before + 100 && c->items == items_before,
+              "--skip: %d events, %d items", c->events, c->items);
+    int missing = 0;
+    for (int i = REPLAYED; ev && i < REPLAYED + 100; i++) {
+        char id[128];
+        snprintf(id, sizeof id, "%s:%u", src.seqs.user_ids[ev[i].user], (unsigned)ev[i].pos);
+        int j = 0;
+        while (j < c->n_event_ids && strcmp(c->event_ids[j], id)) j++;
+        missing += j == c->n_event_ids;
+    }
+    CHECK_MSG(missing == 0, "--skip 300: %d of events 300..399 of the interleaving not published",
+              missing);
+    free(ev);
+    replay_source_free(&src);
 }
 
 static void stop_broker(void) {
@@ -255,7 +297,7 @@ int main(void) {
         CHECK(kafka_sh("status") == 0);
         check_topics();
 
-        CHECK(replay(build, data, REPLAYED, 3) == 0);
+        CHECK(replay(build, data, REPLAYED, 3, NULL) == 0);
         Consumed *c = calloc(1, sizeof *c);
         consume("broker-test-1", REPLAYED, c);
         CHECK_MSG(c->events == REPLAYED && c->bad == 0, "%d events, %d bad", c->events, c->bad);
@@ -278,12 +320,13 @@ int main(void) {
             CHECK(kafka_sh("status") == 1);
             drain(k, REPLAYED, 3, c); // down for a while: errors at most, nothing fatal
             CHECK(kafka_sh("start") == 0);
-            CHECK(replay(build, data, REPLAYED / 2, 4) == 0);
+            CHECK(replay(build, data, REPLAYED / 2, 4, NULL) == 0);
             drain(k, REPLAYED + REPLAYED / 2, 0, c);
             CHECK_MSG(c->events == REPLAYED + REPLAYED / 2 && c->bad == 0,
                       "after the restart: %d events, %d bad", c->events, c->bad);
             kafka_consumer_close(k);
         }
+        check_skip(build, data, c, REPLAYED + REPLAYED / 2, c->items); // every item so far
         free(c);
     }
     stop_broker();
