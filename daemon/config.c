@@ -69,6 +69,19 @@ static int apply_train_cgroup(DaemonConfig *cfg, const char *value, char *err, s
     return -1;
 }
 
+static int apply_debug_verify(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
+    if (!strcmp(value, "on") || !strcmp(value, "off")) {
+        cfg->debug_verify = !strcmp(value, "on");
+        return 0;
+    }
+    snprintf(err, errlen, "'%s' is not on or off", value);
+    return -1;
+}
+
+static const char *show_debug_verify(const DaemonConfig *cfg) {
+    return cfg->debug_verify ? "on" : "off";
+}
+
 static const char *show_train_sched(const DaemonConfig *cfg) {
     return cfg->train_sched_idle ? "idle" : "normal";
 }
@@ -145,10 +158,18 @@ static const ConfigKey config_keys[] = {
             "threads computing lists: 2 splits each batch of users over two cores"),
     NUM_KEY("embed.queue_max", CONFIG_INT, embed_queue_max, "10000", 1, 1e7, "1 .. 1e7",
             "bound of the queue of item texts waiting for the encoder"),
+    NUM_KEY("users.cache_max", CONFIG_INT, users_cache_max, "1000000", 16, 1e9, "16 .. 1e9",
+            "users held in memory (about 300 bytes each); beyond it the least recently used user "
+            "without a pending list is evicted and read from the store on its next event (its "
+            "last list is forgotten: that event is not scored in the online metrics)"),
     STR_KEY("http.listen", http_listen, "127.0.0.1:8080", apply_listen,
             "address of /healthz, /metrics, /recommend: host:port, [v6]:port, or off"),
     NUM_KEY("http.timeout_ms", CONFIG_INT, http_timeout_ms, "5000", 10, 600000, "10 .. 600000",
             "a client must send its whole request within this time"),
+    CHOICE_KEY("debug.verify", "off", "on | off", apply_debug_verify, show_debug_verify,
+               "at every checkpoint, check each in-memory user sequence against the store and "
+               "stop (status 3) on the first difference; costs a store read per cached user, for "
+               "tests and soak runs"),
     CHOICE_KEY("log.format", "json", "json | text", apply_log_format, show_log_format,
                "one JSON object per line, or plain text"),
     CHOICE_KEY("log.level", "info", "debug | info | warn | error", apply_log_level, show_log_level,

@@ -58,6 +58,8 @@ typedef struct {
     char train_cgroup[CONFIG_STRING_MAX]; /* train.cgroup: a cgroup directory, or "off" */
     long long publish_threads;
     long long embed_queue_max;
+    long long users_cache_max;
+    int debug_verify; /* debug.verify: 1 checks in-memory state against the store at checkpoints */
     char http_listen[CONFIG_STRING_MAX]; /* "host:port", "[v6]:port", or "off" */
     long long http_timeout_ms;
     LogFormat log_format;

@@ -36,26 +36,33 @@
 #define SSNAD_SEQ_MAX      STORE_USER_SEQ_MAX
 #define SSNAD_OFFER_STAGE  512 // offers the main thread keeps while feed_mu is busy
 
-/* ---- user table (ssnad_map.c): everything the loop knows about a user seen in this run ---- */
+/* ---- user table (ssnad_map.c): the users the loop holds in memory ---- */
 typedef struct {
     char *id;
     int variant;
     int dirty;                   // sequence changed since the last published list
+    int recent;                  // used since the eviction clock last passed (second chance)
     uint32_t seq[SSNAD_SEQ_MAX]; // latest sequence (dense item indexes, oldest first)
     int seq_len;
     int loaded;         // seq holds the stored sequence (read once from the store)
     int32_t *last_list; // [top_k] dense indexes of the last published list (-1 padded)
     int last_len;
-    // the event the next list answers
-    char src_topic[STORE_TOPIC_MAX + 1];
+    // the event the next list answers (always of topics.events)
     int32_t src_partition;
     int64_t src_offset, src_event_ms;
     double src_seen_s; // monotonic seconds when consumed (latency metric)
 } SsnadUser;
 
+/* Open addressing by user id. At most `max` users are kept (users.cache_max): adding one more
+ * evicts a clean user (no list pending), least recently used first by a clock over the slots;
+ * its sequence is in the store and is read again on its next event. Dirty users are never
+ * evicted, so the table exceeds max while many users wait for a list, and shrinks back to it
+ * as their lists go out. */
 typedef struct {
     SsnadUser **slots;
-    size_t cap, count;
+    size_t cap, count, max, hand;
+    size_t n_dirty; // users with dirty set (ssnad_users_set_dirty): these cannot go
+    uint64_t evicted;
 } SsnadUserMap;
 
 typedef struct {
@@ -63,11 +70,14 @@ typedef struct {
     size_t n, cap;
 } SsnadUserList;
 
-/* Find a user, or NULL. */
+/* Find a user, or NULL (an evicted user is not found). */
 SsnadUser *ssnad_users_find(SsnadUserMap *m, const char *id);
-/* Find or create (zeroed, id copied); NULL when out of memory. */
+/* Find (marking it recently used) or create (zeroed, id copied, evicting one clean user when
+ * the table holds max or more; max 0 = no bound); NULL when out of memory. */
 SsnadUser *ssnad_users_get(SsnadUserMap *m, const char *id);
 void ssnad_users_free(SsnadUserMap *m);
+/* Mark a user as waiting for a list (dirty) or not; the table counts them. */
+void ssnad_users_set_dirty(SsnadUserMap *m, SsnadUser *u, int dirty);
 /* Append u to a list; -1 when out of memory. */
 int ssnad_userlist_push(SsnadUserList *l, SsnadUser *u);
 
@@ -258,7 +268,9 @@ typedef struct Ssnad {
     MetricGauge *m_queue, *m_ckpt_age, *m_lag, *m_eps;
     MetricHistogram *m_latency, *m_ckpt_seconds;
     MetricHistogram *m_apply_lag; // an event's Kafka timestamp -> applied
-    MetricGauge *m_apply_lag_max;
+    MetricGauge *m_apply_lag_max, *m_users_cached;
+    MetricCounter *m_users_evicted;
+    uint64_t users_evicted_seen; // users.evicted already added to m_users_evicted
     double apply_lag_max;
     uint64_t eps_count;
     double eps_since;
@@ -289,6 +301,11 @@ int ssnad_state_ensure_item(Ssnad *d, uint32_t idx, const char *id, char *err, s
  * message whose text is still queued, so a restart reads those again. On failure the loop must
  * stop (d->fatal). 0 or -1 with err. */
 int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen);
+/* Walk a pending-lists checkpoint blob (u32 length + id bytes per user), calling fn for each
+ * user id (a non-zero return stops the walk and is returned). 0, or -1 with err (the byte where
+ * the blob is malformed). */
+int ssnad_pending_parse(const void *blob, size_t len, int (*fn)(void *ctx, const char *id),
+                        void *ctx, char *err, size_t errlen);
 /* Print the committed state for comparing two stores: counters, offsets, the item cache sorted
  * by item id (text hash, states digest) and, for each user id read from users_in (one per line;
  * may be NULL), the stored sequence as item ids. 0 or -1 with err. */
@@ -355,6 +372,9 @@ void ssnad_train_take_refresh(Ssnad *d);
 /* Apply one consumed message (item, event, or bad input -> dead letter). 0, or -1 when the
  * loop cannot go on (err set). */
 int ssnad_ingest_message(Ssnad *d, const KafkaMessage *msg, char *err, size_t errlen);
+/* Make a user dirty (its list is published on the next turns), reading its stored sequence:
+ * the users whose lists were pending at the last checkpoint, on start. 0 or -1 with err. */
+int ssnad_ingest_mark_pending(Ssnad *d, const char *user_id, char *err, size_t errlen);
 /* Kafka hooks (ctx = Ssnad). */
 int ssnad_on_assign(void *ctx, KafkaPartition *parts, size_t n);
 void ssnad_on_revoke(void *ctx, const KafkaPartition *parts, size_t n, int lost);

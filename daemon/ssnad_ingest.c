@@ -12,6 +12,7 @@
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
 #include "ingest/codec.h"
+#include "model/errmsg.h"
 
 /* Remember (topic, partition) -> next offset for the next checkpoint. */
 static void advance(Ssnad *d, const char *topic, int32_t partition, int64_t next) {
@@ -27,20 +28,22 @@ static void advance(Ssnad *d, const char *topic, int32_t partition, int64_t next
     d->n_parts++;
 }
 
-static void dead_letter(Ssnad *d, const KafkaMessage *msg, const char *reason, const char *detail) {
+/* Count, log and dead-letter a rejected message. 0, or -1 (err set) when the DeadLetter cannot
+ * even be queued: the message must then not be passed over (the loop restarts, reads it again). */
+static int dead_letter(Ssnad *d, const KafkaMessage *msg, const char *reason, const char *detail,
+                       char *err, size_t errlen) {
     const char *labels[] = {"reason", reason, NULL};
-    char err[256];
+    char merr[256];
     metric_counter_inc(metrics_counter(d->reg, "ssnad_dead_letter_total",
                                        "messages sent to the dead-letter topic, by reason", labels,
-                                       err, sizeof err));
+                                       merr, sizeof merr));
     log_warn("input rejected", LOG_STR("reason", reason), LOG_STR("topic", msg->topic),
              LOG_INT("partition", msg->partition), LOG_INT("offset", msg->offset),
              LOG_STR("error", detail));
     char full[768];
     snprintf(full, sizeof full, "%s: %s", reason, detail);
-    if (kafka_dead_letter_publish(d->producer, d->cfg->topic_dead_letter, msg, full, err,
-                                  sizeof err))
-        log_error("dead letter not sent", LOG_STR("error", err));
+    return kafka_dead_letter_publish(d->producer, d->cfg->topic_dead_letter, msg, full, err,
+                                     errlen);
 }
 
 /* title, categories, brand, text joined by single spaces (empty parts skipped); malloc'd. */
@@ -67,8 +70,7 @@ static int apply_item(Ssnad *d, const KafkaMessage *msg, char *err, size_t errle
     char derr[512];
     if (codec_item_decode(msg->payload, msg->payload_len, NULL, &it, derr, sizeof derr)) {
         metric_counter_inc(d->m_items_rejected);
-        dead_letter(d, msg, "malformed_item", derr);
-        return 0;
+        return dead_letter(d, msg, "malformed_item", derr, err, errlen);
     }
     size_t len = 0;
     char *text = item_text(it, &len);
@@ -120,13 +122,26 @@ static SsnadUser *user_entry(Ssnad *d, const char *user_id, char *err, size_t er
     return u;
 }
 
+int ssnad_ingest_mark_pending(Ssnad *d, const char *user_id, char *err, size_t errlen) {
+    pthread_mutex_lock(&d->serve_mu);
+    SsnadUser *u = user_entry(d, user_id, err, errlen);
+    int rc = u ? 0 : -1;
+    if (u && !u->dirty) {
+        rc = ssnad_userlist_push(&d->dirty, u) ? errmsg_fail(err, errlen, "out of memory") : 0;
+        if (!rc) ssnad_users_set_dirty(&d->users, u, 1);
+        u->src_partition = -1, u->src_offset = -1; // the event it answers is behind the store
+        u->src_seen_s = ssnad_now();
+    }
+    pthread_mutex_unlock(&d->serve_mu);
+    return rc;
+}
+
 static int apply_event(Ssnad *d, const KafkaMessage *msg, char *err, size_t errlen) {
     Ssna__Interaction *ev = NULL;
     char derr[512];
     if (codec_interaction_decode(msg->payload, msg->payload_len, NULL, &ev, derr, sizeof derr)) {
         metric_counter_inc(d->m_events_rejected);
-        dead_letter(d, msg, "malformed_event", derr);
-        return 0;
+        return dead_letter(d, msg, "malformed_event", derr, err, errlen);
     }
     int rc = -1;
     if (ev->event_id[0] &&
@@ -134,8 +149,7 @@ static int apply_event(Ssnad *d, const KafkaMessage *msg, char *err, size_t errl
         metric_counter_inc(d->m_events_dup);
         snprintf(derr, sizeof derr, "event_id %s was seen within the last %d events", ev->event_id,
                  SSNAD_DEDUP_WINDOW);
-        dead_letter(d, msg, "duplicate_event", derr);
-        rc = 0;
+        rc = dead_letter(d, msg, "duplicate_event", derr, err, errlen);
         goto done;
     }
     uint32_t idx;
@@ -145,27 +159,29 @@ static int apply_event(Ssnad *d, const KafkaMessage *msg, char *err, size_t errl
         store_catalogue_put(d->txn, ev->item_id, "", 0, &idx, err, errlen))
         goto done;
     if (ssnad_state_ensure_item(d, idx, ev->item_id, err, errlen)) goto done;
-    if (store_append_user_event(d->txn, ev->user_id, idx, err, errlen)) goto done;
-
+    // the user's stored sequence is read (when not in memory) before this event is appended to
+    // it: read after, the event would be in the in-memory sequence twice
     pthread_mutex_lock(&d->serve_mu);
     SsnadUser *u = user_entry(d, ev->user_id, err, errlen);
-    if (u) {
-        if (u->last_len > 0) { // prequential: score the last list before learning from the event
-            int64_t pub[1024];
-            int n = u->last_len < 1024 ? u->last_len : 1024;
-            for (int i = 0; i < n; i++) pub[i] = u->last_list[i];
-            abtest_observe(d->ab, u->variant, pub, (size_t)n, idx);
-        }
-        if (u->seq_len == SSNAD_SEQ_MAX) {
-            memmove(u->seq, u->seq + 1, (SSNAD_SEQ_MAX - 1) * sizeof *u->seq);
-            u->seq_len--;
-        }
-        u->seq[u->seq_len++] = idx;
-        if (!u->dirty && ssnad_userlist_push(&d->dirty, u))
-            u = NULL, snprintf(err, errlen, "out of memory");
-        else
-            u->dirty = 1;
-        snprintf(u->src_topic, sizeof u->src_topic, "%s", msg->topic);
+    pthread_mutex_unlock(&d->serve_mu);
+    if (!u || store_append_user_event(d->txn, ev->user_id, idx, err, errlen)) goto done;
+
+    pthread_mutex_lock(&d->serve_mu); // only this thread evicts users: u is still there
+    if (u->last_len > 0) { // prequential: score the last list before learning from the event
+        int64_t pub[1024];
+        int n = u->last_len < 1024 ? u->last_len : 1024;
+        for (int i = 0; i < n; i++) pub[i] = u->last_list[i];
+        abtest_observe(d->ab, u->variant, pub, (size_t)n, idx);
+    }
+    if (u->seq_len == SSNAD_SEQ_MAX) {
+        memmove(u->seq, u->seq + 1, (SSNAD_SEQ_MAX - 1) * sizeof *u->seq);
+        u->seq_len--;
+    }
+    u->seq[u->seq_len++] = idx;
+    if (!u->dirty && ssnad_userlist_push(&d->dirty, u)) {
+        u = NULL, snprintf(err, errlen, "out of memory");
+    } else {
+        ssnad_users_set_dirty(&d->users, u, 1);
         u->src_partition = msg->partition, u->src_offset = msg->offset;
         u->src_event_ms = ev->event_time_ms;
         u->src_seen_s = ssnad_now();
@@ -194,7 +210,7 @@ int ssnad_ingest_message(Ssnad *d, const KafkaMessage *msg, char *err, size_t er
     else if (!strcmp(msg->topic, d->cfg->topic_events))
         rc = apply_event(d, msg, err, errlen);
     else
-        rc = (dead_letter(d, msg, "unknown_topic", msg->topic), 0);
+        rc = dead_letter(d, msg, "unknown_topic", msg->topic, err, errlen);
     if (rc) return -1;
     advance(d, msg->topic, msg->partition, msg->offset + 1);
     d->since_checkpoint++;

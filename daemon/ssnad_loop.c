@@ -63,6 +63,11 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
     d->m_apply_lag_max =
         metrics_gauge(r, "ssnad_event_apply_lag_max_seconds",
                       "the longest of those lags since the daemon started", NULL, err, errlen);
+    d->m_users_cached =
+        metrics_gauge(r, "ssnad_users_cached", "users held in memory", NULL, err, errlen);
+    d->m_users_evicted =
+        metrics_counter(r, "ssnad_users_evicted_total",
+                        "users evicted from memory (they stay in the store)", NULL, err, errlen);
     d->m_ckpt_seconds =
         metrics_histogram(r, "ssnad_checkpoint_duration_seconds", "time to commit one checkpoint",
                           NULL, metrics_latency_buckets, metrics_latency_bucket_count, err, errlen);
@@ -87,7 +92,8 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
     return d->m_events_applied && d->m_events_dup && d->m_events_rejected && d->m_items_new &&
                    d->m_items_changed && d->m_items_unchanged && d->m_items_rejected &&
                    d->m_checkpoints && d->m_queue && d->m_ckpt_age && d->m_lag && d->m_eps &&
-                   d->m_latency && d->m_ckpt_seconds && d->m_apply_lag && d->m_apply_lag_max
+                   d->m_latency && d->m_ckpt_seconds && d->m_apply_lag && d->m_apply_lag_max &&
+                   d->m_users_cached && d->m_users_evicted
                ? 0
                : -1;
 }
@@ -180,6 +186,9 @@ static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_
 }
 
 static void update_gauges(Ssnad *d, double now) {
+    metric_gauge_set(d->m_users_cached, (double)d->users.count);
+    metric_counter_add(d->m_users_evicted, (double)(d->users.evicted - d->users_evicted_seen));
+    d->users_evicted_seen = d->users.evicted;
     metric_gauge_set(d->m_ckpt_age, now - d->last_checkpoint_s);
     metric_gauge_set(d->m_queue, (double)ssnad_embed_depth(d));
     int64_t lag = kafka_consumer_lag(d->consumer),

@@ -29,19 +29,62 @@ static int grow(SsnadUserMap *m) {
     for (size_t i = 0; i < m->cap; i++)
         if (m->slots[i]) *probe(slots, cap, m->slots[i]->id) = m->slots[i];
     free(m->slots);
-    m->slots = slots, m->cap = cap;
+    m->slots = slots, m->cap = cap, m->hand = 0;
+    return 0;
+}
+
+static void user_free(SsnadUser *u) {
+    free(u->id), free(u->last_list), free(u);
+}
+
+/* Empty slot i, moving later entries of its probe chain back (no tombstones). */
+static void remove_slot(SsnadUserMap *m, size_t i) {
+    m->slots[i] = NULL;
+    for (size_t j = (i + 1) & (m->cap - 1); m->slots[j]; j = (j + 1) & (m->cap - 1)) {
+        size_t home = hash_str(m->slots[j]->id) & (m->cap - 1);
+        int in_between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_between) m->slots[i] = m->slots[j], m->slots[j] = NULL, i = j;
+    }
+}
+
+/* Evict one clean user: the clock hand passes recently used ones once (clearing the mark) and
+ * dirty ones always, so two turns of the hand find one whenever a clean user exists. */
+static int evict_one(SsnadUserMap *m) {
+    if (m->count <= m->n_dirty) return 0; // every user waits for a list
+    for (size_t steps = 0; steps < 2 * m->cap; steps++) {
+        size_t i = m->hand;
+        m->hand = (m->hand + 1) & (m->cap - 1);
+        SsnadUser *u = m->slots[i];
+        if (!u || u->dirty) continue;
+        if (u->recent) {
+            u->recent = 0;
+            continue;
+        }
+        remove_slot(m, i);
+        user_free(u);
+        m->count--, m->evicted++;
+        // the entry moved back into slot i has not been looked at yet
+        m->hand = i;
+        return 1;
+    }
     return 0;
 }
 
 SsnadUser *ssnad_users_get(SsnadUserMap *m, const char *id) {
     SsnadUser *u = ssnad_users_find(m, id);
-    if (u) return u;
+    if (u) {
+        u->recent = 1;
+        return u;
+    }
+    while (m->max && m->count >= m->max && evict_one(m)) // a table over max shrinks back
+        ;
     if ((m->count + 1) * 2 > m->cap && grow(m)) return NULL; // load factor <= 1/2
     u = calloc(1, sizeof *u);
     if (!u || !(u->id = strdup(id))) {
         free(u);
         return NULL;
     }
+    u->recent = 1;
     *probe(m->slots, m->cap, id) = u;
     m->count++;
     return u;
@@ -49,9 +92,15 @@ SsnadUser *ssnad_users_get(SsnadUserMap *m, const char *id) {
 
 void ssnad_users_free(SsnadUserMap *m) {
     for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i]) free(m->slots[i]->id), free(m->slots[i]->last_list), free(m->slots[i]);
+        if (m->slots[i]) user_free(m->slots[i]);
     free(m->slots);
     memset(m, 0, sizeof *m);
+}
+
+void ssnad_users_set_dirty(SsnadUserMap *m, SsnadUser *u, int dirty) {
+    m->n_dirty += (size_t)(dirty && !u->dirty);
+    m->n_dirty -= (size_t)(!dirty && u->dirty);
+    u->dirty = dirty;
 }
 
 int ssnad_userlist_push(SsnadUserList *l, SsnadUser *u) {

@@ -297,7 +297,7 @@ static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *sc
     rec.model_version = version;
     rec.variant = v->cv.label;
     rec.generated_at_ms = ssnad_wall_ms();
-    rec.source_topic = u->src_topic;
+    rec.source_topic = (char *)d->cfg->topic_events; // protobuf-c does not write through it
     rec.source_partition = u->src_partition;
     rec.source_offset = u->src_offset;
     rec.source_event_time_ms = u->src_event_ms;
@@ -341,7 +341,7 @@ static int publish_batch(Ssnad *d, SsnadUser **us, int n, SsnadUser **failed, in
             if (sent == 0)
                 rc = ssnad_userlist_push(&d->deferred, u); // stays dirty
             else if (sent > 0)
-                u->dirty = 0;
+                ssnad_users_set_dirty(&d->users, u, 0);
             else
                 rc = -1;
             handled[sel[j]] = !rc;

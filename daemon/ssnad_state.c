@@ -8,9 +8,12 @@
 
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
+#include "model/errmsg.h"
 
 #define COUNTER_EVENTS "events_applied"
 #define DEDUP_BLOB     "dedup"
+#define PENDING_BLOB   "pending_lists"
+#define FLUSH_MS       10000 // a checkpoint waits this long for the outputs to be delivered
 
 double ssnad_now(void) {
     struct timespec ts;
@@ -23,6 +26,8 @@ int64_t ssnad_wall_ms(void) {
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static int load_pending(Ssnad *d, char *err, size_t errlen);
 
 /* ---- item matrices ---- */
 
@@ -286,6 +291,7 @@ static int load_counters(Ssnad *d, char *err, size_t errlen) {
 int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen) {
     d->cfg = cfg;
     d->n_var = cfg->n_variants;
+    d->users.max = (size_t)cfg->users_cache_max;
     pthread_mutex_init(&d->serve_mu, NULL);
     if (store_open(&d->store, cfg->db_path, NULL, err, errlen)) return -1;
     if (encoder_load(&d->enc, cfg->model_dir, err, errlen)) return -1;
@@ -304,7 +310,8 @@ int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen
     if (ssnad_snapshot_open(d, err, errlen) || open_identity(d, err, errlen)) return -1;
     for (int i = 0; i < d->n_var; i++)
         if (open_variant(d, i, err, errlen)) return -1;
-    if (load_items(d, err, errlen) || load_counters(d, err, errlen)) return -1;
+    if (load_items(d, err, errlen) || load_counters(d, err, errlen) || load_pending(d, err, errlen))
+        return -1;
     d->last_checkpoint_s = ssnad_now();
     log_info("state opened", LOG_STR("db", cfg->db_path), LOG_INT("items", d->n_items),
              LOG_INT("events_applied", d->events_applied), LOG_INT("variants", d->n_var));
@@ -334,6 +341,97 @@ void ssnad_state_close(Ssnad *d) {
 
 /* ---- checkpoint ---- */
 
+/* debug.verify: every user held in memory has the sequence the store has (in the open
+ * transaction). 0, or -1 with err naming the first user that differs. */
+static int verify_users(Ssnad *d, char *err, size_t errlen) {
+    for (size_t i = 0; i < d->users.cap; i++) {
+        SsnadUser *u = d->users.slots[i];
+        if (!u || !u->loaded) continue;
+        uint32_t seq[SSNAD_SEQ_MAX];
+        size_t n = 0;
+        int rc =
+            store_get_user_seq(d->store, d->txn, u->id, seq, SSNAD_SEQ_MAX, &n, NULL, err, errlen);
+        if (rc < 0) return -1;
+        if (rc == STORE_NOTFOUND || n != (size_t)u->seq_len || memcmp(seq, u->seq, n * sizeof *seq))
+            return errmsg_fail(
+                err, errlen, "debug.verify: user %s holds %d items in memory, the store %zu%s",
+                u->id, u->seq_len, n, n == (size_t)u->seq_len ? " (different items)" : "");
+    }
+    return 0;
+}
+
+/* PENDING_BLOB: the users whose lists are not out yet (dirty, or deferred for queued texts),
+ * each as a u32 length and its id bytes. Their events are committed with this checkpoint, so
+ * after a crash nothing would publish their lists: the next start marks them dirty again. */
+static int put_pending(Ssnad *d, char *err, size_t errlen) {
+    size_t len = 0, cap = 4096;
+    unsigned char *blob = malloc(cap);
+    for (size_t i = 0; blob && i < d->users.cap; i++) {
+        SsnadUser *u = d->users.slots[i];
+        if (!u || !u->dirty) continue;
+        uint32_t n = (uint32_t)strlen(u->id);
+        if (len + 4 + n > cap) {
+            while (len + 4 + n > cap) cap *= 2;
+            unsigned char *bigger = realloc(blob, cap);
+            if (!bigger) free(blob);
+            blob = bigger;
+            if (!blob) break;
+        }
+        memcpy(blob + len, &n, 4), memcpy(blob + len + 4, u->id, n);
+        len += 4 + n;
+    }
+    int rc = blob ? store_put_checkpoint(d->txn, PENDING_BLOB, blob, len, err, errlen)
+                  : errmsg_fail(err, errlen, "checkpoint: out of memory for pending lists");
+    free(blob);
+    return rc;
+}
+
+int ssnad_pending_parse(const void *blob, size_t len, int (*fn)(void *ctx, const char *id),
+                        void *ctx, char *err, size_t errlen) {
+    const unsigned char *p = blob;
+    char id[STORE_KEY_MAX + 1];
+    for (size_t at = 0; at < len;) {
+        uint32_t n;
+        if (len - at < 4) return errmsg_fail(err, errlen, "cut at byte %zu", at);
+        memcpy(&n, p + at, 4);
+        if (n == 0 || n > STORE_KEY_MAX || len - at - 4 < n || memchr(p + at + 4, 0, n))
+            return errmsg_fail(err, errlen, "bad user id length %u at byte %zu", n, at);
+        memcpy(id, p + at + 4, n), id[n] = 0;
+        if (fn(ctx, id)) return -1;
+        at += 4 + n;
+    }
+    return 0;
+}
+
+typedef struct {
+    Ssnad *d;
+    char *err;
+    size_t errlen;
+    size_t n;
+} PendingLoad;
+
+static int mark_pending(void *ctx, const char *id) {
+    PendingLoad *pl = ctx;
+    pl->n++;
+    return ssnad_ingest_mark_pending(pl->d, id, pl->err, pl->errlen);
+}
+
+static int load_pending(Ssnad *d, char *err, size_t errlen) {
+    void *blob = NULL;
+    size_t len = 0;
+    int rc = store_get_checkpoint(d->store, d->txn, PENDING_BLOB, &blob, &len, err, errlen);
+    if (rc == STORE_NOTFOUND) return 0;
+    PendingLoad pl = {d, err, errlen, 0};
+    char perr[256] = "";
+    if (rc == STORE_OK && ssnad_pending_parse(blob, len, mark_pending, &pl, perr, sizeof perr)) {
+        if (perr[0]) errmsg_fail(err, errlen, "checkpoint %s: malformed: %s", PENDING_BLOB, perr);
+        rc = -1;
+    }
+    free(blob);
+    if (!rc && pl.n) log_info("lists pending at the checkpoint", LOG_INT("users", pl.n));
+    return rc ? -1 : 0;
+}
+
 /* Also commit topic's offsets to the consumer's group: only for Kafka's own lag tools, ssnad
  * resumes from the store. offs: [d->n_parts] */
 static void commit_to_group(Ssnad *d, KafkaConsumer *c, const char *topic,
@@ -352,9 +450,24 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
         snprintf(err, errlen, "checkpoint: no open transaction");
         return -1;
     }
+    // outputs first: the offsets committed below must never run ahead of the lists and dead
+    // letters their events produced (a crash after the commit would lose those for good)
+    char perr[512];
+    if (d->producer && kafka_producer_flush(d->producer, FLUSH_MS, perr, sizeof perr)) {
+        if (kafka_producer_in_flight(d->producer) > 0) { // the broker is away: try again later
+            log_warn("checkpoint postponed", LOG_STR("why", why), LOG_STR("error", perr));
+            d->last_checkpoint_s = ssnad_now();
+            return 0;
+        }
+        errmsg_fail(err, errlen, "checkpoint: outputs were lost: %s", perr);
+        d->fatal = 1, d->exit_code = SSNAD_EXIT_RESTART; // the restart produces them again
+        log_error("checkpoint failed", LOG_STR("why", why), LOG_STR("error", err));
+        return -1;
+    }
     // finished embeddings go into this transaction; texts still queued are not waited for: the
     // offsets below are held back to them, so a restart reads their Item messages again
     int rc = ssnad_embed_collect(d, err, errlen);
+    if (!rc && d->cfg->debug_verify) rc = verify_users(d, err, errlen);
     KafkaPartition offs[SSNAD_MAX_PARTS];
     memcpy(offs, d->parts, d->n_parts * sizeof *offs);
     ssnad_embed_hold_back(d, offs, d->n_parts);
@@ -370,6 +483,7 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     size_t dlen;
     const void *dblob = ssnad_dedup_blob(&d->dedup, &dlen);
     if (!rc) rc = store_put_checkpoint(d->txn, DEDUP_BLOB, dblob, dlen, err, errlen);
+    if (!rc) rc = put_pending(d, err, errlen);
     for (size_t i = 0; i < d->n_parts && !rc; i++)
         rc =
             store_put_offset(d->txn, offs[i].topic, offs[i].partition, offs[i].offset, err, errlen);

@@ -317,6 +317,76 @@ static inline long harness_read_topic(Harness *h, const char *topic, double min_
     return n;
 }
 
+/* `ssna replay`'s last summary in work/replay.log: the number of "items" or "events" it
+ * published, or -1 when there is none. */
+static inline long harness_replay_count(Harness *h, const char *what) {
+    char path[512], line[1024];
+    snprintf(path, sizeof path, "%s/replay.log", h->work);
+    FILE *f = fopen(path, "r");
+    long n = -1, items, events;
+    while (f && fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "published ");
+        if (p && sscanf(p, "published %ld items and %ld events", &items, &events) == 2)
+            n = !strcmp(what, "items") ? items : events;
+    }
+    if (f) fclose(f);
+    return n;
+}
+
+/* GET path from 127.0.0.1:port (HTTP/1.0): the whole response, malloc'd, or NULL. */
+static inline char *harness_http_get(int port, const char *path) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t len = 0, cap = 65536;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (cap - len < 1024) buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    close(fd);
+    return buf;
+}
+
+/* The HTTP port of instance name's latest run (its last "http listening" log line), or 0. */
+static inline int harness_http_port(Harness *h, const char *name) {
+    char path[512], line[4096];
+    snprintf(path, sizeof path, "%s/%s.log", h->work, name);
+    FILE *f = fopen(path, "r");
+    int port = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "\"http listening\"")) {
+            char *p = strstr(line, "\"port\":");
+            if (p) port = atoi(p + 7);
+        }
+    if (f) fclose(f);
+    return port;
+}
+
+/* Sum of a metric family's samples (every label set) in a Prometheus text. */
+static inline double harness_metric_sum(const char *text, const char *name) {
+    double sum = 0;
+    size_t nl = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, name, nl) && (p[nl] == '{' || p[nl] == ' ')) {
+            const char *sp = strchr(p, ' ');
+            if (sp) sum += atof(sp + 1);
+        }
+    return sum;
+}
+
 /* Remove the work folder (after stopping the broker). */
 static inline void harness_cleanup(Harness *h, int keep) {
     harness_broker(h, "stop");

@@ -56,19 +56,6 @@ static int compare_dumps(const char *a, const char *b) {
     return diffs;
 }
 
-static long replay_count(Harness *h, int want_items) {
-    char path[512], line[1024];
-    snprintf(path, sizeof path, "%s/replay.log", h->work);
-    FILE *f = fopen(path, "r");
-    long items = -1, events = -1;
-    while (f && fgets(line, sizeof line, f)) {
-        char *p = strstr(line, "published ");
-        if (p) sscanf(p, "published %ld items and %ld events", &items, &events);
-    }
-    if (f) fclose(f);
-    return want_items ? items : events;
-}
-
 int main(void) {
     Harness h;
     harness_init(&h, "crash");
@@ -77,7 +64,7 @@ int main(void) {
         harness_die("user list");
     harness_broker_start(&h);
     CHECK(harness_replay(&h, "--seed 5") == 0);
-    long n = replay_count(&h, 0), n_items = replay_count(&h, 1);
+    long n = harness_replay_count(&h, "events"), n_items = harness_replay_count(&h, "items");
     CHECK_MSG(n > 0 && n_items > 0, "replay published %ld events, %ld items", n, n_items);
 
     // the reference: one uninterrupted run over the whole stream

@@ -124,74 +124,6 @@ static void on_event(void *ctx, const KafkaMessage *m) {
     codec_interaction_free(ev);
 }
 
-/* ---- HTTP ---- */
-
-static char *http_get(int port, const char *path) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    char req[512];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return NULL;
-    }
-    size_t len = 0, cap = 65536;
-    char *buf = malloc(cap);
-    ssize_t r;
-    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
-        len += (size_t)r;
-        if (cap - len < 1024) buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    close(fd);
-    return buf;
-}
-
-static int http_port(Harness *h) {
-    char path[512], line[4096];
-    snprintf(path, sizeof path, "%s/e2e.log", h->work);
-    FILE *f = fopen(path, "r");
-    int port = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (strstr(line, "\"http listening\"")) {
-            char *p = strstr(line, "\"port\":");
-            if (p) port = atoi(p + 7);
-        }
-    if (f) fclose(f);
-    return port;
-}
-
-/* Sum of a metric family's samples (every label set) in a Prometheus text. */
-static double metric_sum(const char *text, const char *name) {
-    double sum = 0;
-    size_t nl = strlen(name);
-    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (!strncmp(p, name, nl) && (p[nl] == '{' || p[nl] == ' ')) {
-            const char *sp = strchr(p, ' ');
-            if (sp) sum += atof(sp + 1);
-        }
-    return sum;
-}
-
-static long replay_count(Harness *h, const char *what) {
-    char path[512], line[1024];
-    snprintf(path, sizeof path, "%s/replay.log", h->work);
-    FILE *f = fopen(path, "r");
-    long n = -1, items, events;
-    while (f && fgets(line, sizeof line, f)) {
-        char *p = strstr(line, "published ");
-        if (p && sscanf(p, "published %ld items and %ld events", &items, &events) == 2)
-            n = !strcmp(what, "items") ? items : events;
-    }
-    if (f) fclose(f);
-    return n;
-}
-
 /* Text of a Scientific item id from the .text file (malloc'd). */
 static char *item_text(Harness *h, const char *id) {
     char path[1024], line[65536];
@@ -402,11 +334,11 @@ int main(void) {
     // the catalogue first (cold start of the whole shop), then the events at a steady rate so
     // that lists are published between a user's events (prequential metrics need that)
     CHECK(harness_replay(&h, "--items first --limit 0") == 0);
-    long n_items = replay_count(&h, "items");
+    long n_items = harness_replay_count(&h, "items");
     CHECK_MSG(n_items > 0, "replay published %ld items", n_items);
     CHECK(harness_wait_items(&h, "e2e", (size_t)n_items, 300) == 0);
     CHECK(harness_replay(&h, "--seed 3 --rate 100") == 0);
-    long n_events = replay_count(&h, "events");
+    long n_events = harness_replay_count(&h, "events");
     CHECK_MSG(n_events > 0, "replay published %ld events", n_events);
     CHECK(harness_wait_events(&h, "e2e", (uint64_t)n_events, 400) == 0);
     check_thread_policies(pid, tasks);
@@ -453,16 +385,16 @@ int main(void) {
               after.messages);
 
     // online metrics of the daemon against the two baselines on the same stream
-    int port = http_port(&h);
+    int port = harness_http_port(&h, "e2e");
     CHECK(port > 0);
-    char *metrics = port ? http_get(port, "/metrics") : NULL;
-    char *rec = port ? http_get(port, "/recommend?user=A1SWWHE1L3XR3V") : NULL;
-    char *health = port ? http_get(port, "/healthz") : NULL;
+    char *metrics = port ? harness_http_get(port, "/metrics") : NULL;
+    char *rec = port ? harness_http_get(port, "/recommend?user=A1SWWHE1L3XR3V") : NULL;
+    char *health = port ? harness_http_get(port, "/healthz") : NULL;
     CHECK(metrics && strstr(metrics, "ssnad_online_hit_rate"));
     CHECK(health && strstr(health, " 200 "));
     CHECK(rec && (strstr(rec, " 200 ") || strstr(rec, " 404 ")));
-    double scored = metrics ? metric_sum(metrics, "ssnad_online_scored_total") : 0;
-    double hits = metrics ? metric_sum(metrics, "ssnad_online_hits_total") : 0;
+    double scored = metrics ? harness_metric_sum(metrics, "ssnad_online_scored_total") : 0;
+    double hits = metrics ? harness_metric_sum(metrics, "ssnad_online_hits_total") : 0;
     Popular pop = {0};
     harness_read_topic(&h, "events", 5, 3, on_event, &pop);
     double hit_rate = scored > 0 ? hits / scored : 0;
@@ -475,8 +407,8 @@ int main(void) {
     CHECK_MSG(hit_rate > random_rate, "hit rate %.4f <= random %.4f", hit_rate, random_rate);
     CHECK_MSG(hit_rate > pop_rate, "hit rate %.4f <= most-popular %.4f", hit_rate, pop_rate);
     // the int8 bounds prune: most items are never scored exactly (2-3% are on the Games stream)
-    double bounded = metrics ? metric_sum(metrics, "ssnad_list_items_bounded_total") : 0;
-    double exact = metrics ? metric_sum(metrics, "ssnad_list_items_scored_total") : 0;
+    double bounded = metrics ? harness_metric_sum(metrics, "ssnad_list_items_bounded_total") : 0;
+    double exact = metrics ? harness_metric_sum(metrics, "ssnad_list_items_scored_total") : 0;
     fprintf(stderr, "items scored exactly: %g of %g bounded (%.1f%%)\n", exact, bounded,
             bounded > 0 ? 100 * exact / bounded : 0);
     CHECK_MSG(bounded > 0 && exact > 0 && exact < bounded / 2, "scored exactly %g of %g", exact,

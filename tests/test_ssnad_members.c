@@ -116,18 +116,7 @@ int main(void) {
                         h.work, h.work, h.work, h.work, PARTS))
             break;
     CHECK(harness_replay(&h, "--seed 3") == 0);
-    long n = 0, n_items = 0;
-    if (harness_sh("grep -q 'published' %s/replay.log", h.work)) harness_die("replay log");
-    {
-        char path[512], line[512];
-        snprintf(path, sizeof path, "%s/replay.log", h.work);
-        FILE *f = fopen(path, "r");
-        while (f && fgets(line, sizeof line, f)) {
-            char *p = strstr(line, "published ");
-            if (p) sscanf(p, "published %ld items and %ld events", &n_items, &n);
-        }
-        if (f) fclose(f);
-    }
+    long n = harness_replay_count(&h, "events"), n_items = harness_replay_count(&h, "items");
     CHECK_MSG(n > 0 && n_items > 0, "replay: %ld items, %ld events", n_items, n);
     char adb[512], bdb[512];
     snprintf(adb, sizeof adb, "%s/a.db", h.work), snprintf(bdb, sizeof bdb, "%s/b.db", h.work);

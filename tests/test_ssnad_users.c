@@ -1,0 +1,67 @@
+/* test_ssnad_users - the in-memory user table past its bound (users.cache_max): it never holds
+ * more than max users while they are clean, never evicts a user with a list pending, keeps a user
+ * that is used again and again (second chance), grows past max in a burst of dirty users and
+ * shrinks back once their lists are out, and finds every user it holds after thousands of
+ * evictions (the backward-shift removals keep the probe chains whole). */
+#include <string.h>
+
+#include "check.h"
+#include "daemon/ssnad.h"
+
+static char *name(int i) {
+    static char buf[32];
+    snprintf(buf, sizeof buf, "user-%d", i);
+    return buf;
+}
+
+/* Every slot's user is found under its own id; returns how many users the table holds. */
+static size_t check_table(SsnadUserMap *m) {
+    size_t n = 0;
+    int lost = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i]) n++, lost += ssnad_users_find(m, m->slots[i]->id) != m->slots[i];
+    CHECK_MSG(lost == 0, "%d users in the table are not found by their id", lost);
+    return n;
+}
+
+int main(void) {
+    SsnadUserMap m = {.max = 100};
+    int over = 0, dirty_lost = 0, n_dirty = 0;
+    for (int i = 0; i < 5000; i++) {
+        SsnadUser *u = ssnad_users_get(&m, name(i));
+        CHECK(u && !strcmp(u->id, name(i)));
+        ssnad_users_set_dirty(&m, u, i % 7 == 0 && i > 4900); // a few lists pending at the end
+        n_dirty += u->dirty;
+        over += m.count > m.max + (size_t)n_dirty;
+        if (i == 0) ssnad_users_get(&m, name(0))->seq_len = 42;
+        ssnad_users_get(&m, name(0)); // used on every turn: must survive
+    }
+    for (int i = 4901; i < 5000; i++) dirty_lost += i % 7 == 0 && !ssnad_users_find(&m, name(i));
+    CHECK_MSG(over == 0, "over max %d times", over);
+    CHECK_MSG(dirty_lost == 0, "%d users with a pending list evicted", dirty_lost);
+    SsnadUser *zero = ssnad_users_find(&m, "user-0");
+    CHECK(zero && zero->seq_len == 42);
+    CHECK(check_table(&m) == m.count && m.count <= m.max);
+    CHECK_MSG(m.evicted == 5000 - m.count, "evicted %llu, holds %zu", (unsigned long long)m.evicted,
+              m.count);
+    CHECK(ssnad_users_find(&m, name(10)) == NULL); // long gone
+
+    // a burst: 300 users at once, all waiting for lists: nobody can go
+    for (int i = 10000; i < 10300; i++) ssnad_users_set_dirty(&m, ssnad_users_get(&m, name(i)), 1);
+    CHECK_MSG(m.count >= 300 && m.n_dirty == 300 + (size_t)n_dirty, "holds %zu of 300 pending",
+              m.count);
+    for (int i = 10000; i < 10300; i++) CHECK(ssnad_users_find(&m, name(i)) != NULL);
+    // their lists go out; new users bring the table back to its bound
+    for (int i = 10000; i < 10300; i++) ssnad_users_set_dirty(&m, ssnad_users_find(&m, name(i)), 0);
+    for (int i = 20000; i < 20050; i++) ssnad_users_get(&m, name(i));
+    CHECK_MSG(m.count <= m.max, "holds %zu after the burst (max %zu)", m.count, m.max);
+    CHECK(check_table(&m) == m.count);
+    ssnad_users_free(&m);
+
+    // max 0: no bound
+    SsnadUserMap all = {0};
+    for (int i = 0; i < 3000; i++) ssnad_users_get(&all, name(i));
+    CHECK(all.count == 3000 && all.evicted == 0 && check_table(&all) == 3000);
+    ssnad_users_free(&all);
+    return check_done();
+}
