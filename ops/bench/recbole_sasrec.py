@@ -93,30 +93,18 @@ def metrics(ranks):
     return {k: round(v[k], 6) for k in ("recall@10", "recall@50", "ndcg@10", "ndcg@50")}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dir", required=True, help="folder with NAME.{train,valid,test}.inter")
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--items", type=int, required=True, help="catalogue size ssna saw (checked)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--epochs", type=int, default=300)
-    ap.add_argument("--patience", type=int, default=10)
-    ap.add_argument("--work", required=True, help="folder for RecBole's checkpoint and log")
-    ap.add_argument("--per-user", help="TSV of per-user ranks")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                    help="extra RecBole config, e.g. --set hidden_size=256")
-    a = ap.parse_args()
+def load_split(folder, name, items, seed=1, epochs=300, patience=10, work=None, sets=()):
+    """RecBole's Config and SequentialDataset over the exported split, checked against ssna's
+    catalogue size. Exits with a message when it differs."""
     stub_tensorboard()
     patch_numpy()
     import torch
     from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
-    from recbole.model.sequential_recommender import SASRec
-    from recbole.trainer import Trainer
+    from recbole.data import create_dataset
     from recbole.utils import init_seed
 
     cfg = {
-        "data_path": os.path.dirname(os.path.abspath(a.dir)),
+        "data_path": os.path.dirname(os.path.abspath(folder)),
         "benchmark_filename": ["train", "valid", "test"],
         "USER_ID_FIELD": "user_id",
         "ITEM_ID_FIELD": "item_id",
@@ -132,11 +120,11 @@ def main():
         "metrics": ["Recall", "NDCG"],
         "topk": [10, 50],
         "valid_metric": "Recall@10",
-        "epochs": a.epochs,
-        "stopping_step": a.patience,
-        "seed": a.seed,
+        "epochs": epochs,
+        "stopping_step": patience,
+        "seed": seed,
         "reproducibility": True,
-        "checkpoint_dir": a.work,
+        "checkpoint_dir": work or os.path.join(folder, "saved"),
         "show_progress": False,
         "eval_batch_size": 1024,
         "worker": 0,
@@ -144,18 +132,42 @@ def main():
         "log_wandb": False,
         "state": "WARNING",
     }
-    for kv in a.set:
+    for kv in sets:
         k, v = kv.split("=", 1)
         cfg[k] = json.loads(v)
     # the dataset folder must be named like the dataset for RecBole
-    if os.path.basename(os.path.abspath(a.dir)) != a.name:
-        sys.exit(f"recbole_sasrec: {a.dir} must be a folder named {a.name}")
-    config = Config(model="SASRec", dataset=a.name, config_dict=cfg)
+    if os.path.basename(os.path.abspath(folder)) != name:
+        sys.exit(f"recbole_sasrec: {folder} must be a folder named {name}")
+    config = Config(model="SASRec", dataset=name, config_dict=cfg)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     n_items = dataset.item_num - 1  # [PAD] is item 0
-    if n_items != a.items:
-        sys.exit(f"recbole_sasrec: RecBole sees {n_items} items, ssna {a.items}: not the same split")
+    if n_items != items:
+        sys.exit(f"recbole_sasrec: RecBole sees {n_items} items, ssna {items}: not the same split")
+    return config, dataset
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", required=True, help="folder with NAME.{train,valid,test}.inter")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--items", type=int, required=True, help="catalogue size ssna saw (checked)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--patience", type=int, default=10)
+    ap.add_argument("--work", required=True, help="folder for RecBole's checkpoint and log")
+    ap.add_argument("--per-user", help="TSV of per-user ranks")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="extra RecBole config, e.g. --set hidden_size=256")
+    a = ap.parse_args()
+    config, dataset = load_split(a.dir, a.name, a.items, a.seed, a.epochs, a.patience, a.work,
+                                 a.set)
+    import torch
+    from recbole.data import data_preparation
+    from recbole.model.sequential_recommender import SASRec
+    from recbole.trainer import Trainer
+    from recbole.utils import init_seed
+
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = SASRec(config, train_data._dataset).to(config["device"])
