@@ -168,6 +168,7 @@ def main():
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
+    n_items = dataset.item_num - 1
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = SASRec(config, train_data._dataset).to(config["device"])
