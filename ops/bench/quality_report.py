@@ -166,8 +166,8 @@ def svg(curves, width=860, panel_h=260):
             continue
         xmax = max(p[0] for p in pts)
         ymax = max(p[1] for p in pts) * 1.08 or 1.0
-        step = 10 ** math.floor(math.log10(ymax / 4)) if ymax > 0 else 0.01
-        step *= 2 if ymax / step > 8 else 1
+        base = 10 ** math.floor(math.log10(ymax / 4))
+        step = next(base * f for f in (1, 2, 5, 10) if ymax / (base * f) <= 8)  # <= 8 gridlines
         X = lambda e: left + plot_w * (e - 1) / max(1, xmax - 1)  # noqa: E731
         Y = lambda v: y0 + panel_h - panel_h * v / ymax  # noqa: E731
         el.append(f'<text x="{left}" y="{y0 - 10}" font-size="13" font-weight="bold">{_esc(ds)}: '
