@@ -17,6 +17,8 @@ int ssna_cmd_train(int argc, char **argv);
 int ssna_cmd_eval(int argc, char **argv);
 /* Print one user's top-k recommendations with item texts. */
 int ssna_cmd_recommend(int argc, char **argv);
+/* Write the leave-one-out split of `ssna train` as RecBole atomic benchmark files. */
+int ssna_cmd_export(int argc, char **argv);
 /* Publish a dataset to Kafka as a live stream of Item and Interaction messages. */
 int ssna_cmd_replay(int argc, char **argv);
 

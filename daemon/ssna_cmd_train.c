@@ -1,7 +1,6 @@
 /* ssna train / eval / recommend - offline SSNA: train with leave-one-out early stopping,
  * evaluate a checkpoint against all items, print one user's top-k. */
 #include <cblas.h>
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,16 +11,18 @@
 #include <time.h>
 
 #include "daemon/ssna_cmd.h"
+#include "daemon/ssna_data.h"
 #include "ingest/interactions.h"
 #include "ingest/items.h"
 #include "model/pool.h"
+#include "model/popularity.h"
 #include "model/ssna.h"
 #include "model/ssna_train.h"
 #include "store/store.h"
 
 typedef struct {
-    const char *data, *name, *db, *out, *ckpt, *text, *user;
-    int variant, layers, batch, eval_batch, epochs, patience, k, k_core, max_len;
+    const char *data, *name, *db, *out, *ckpt, *text, *user, *per_user;
+    int variant, pop, layers, batch, eval_batch, epochs, patience, k, k_core, max_len;
     int resume, include_seen, latest;
     uint64_t seed;
     float lr;
@@ -79,45 +80,9 @@ static void metrics_values(const Metrics *m, double v[4]) {
 
 /* ---- data ----------------------------------------------------------------------------------- */
 
-/* The NAME of the single DIR/NAME.test.inter. */
-static int find_unisrec_name(const char *dir, char *name, size_t len, char *err, size_t errlen) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        return -1;
-    }
-    struct dirent *e;
-    int found = 0;
-    while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n > 11 && !strcmp(e->d_name + n - 11, ".test.inter") && n - 11 < len) {
-            snprintf(name, len, "%.*s", (int)(n - 11), e->d_name);
-            found++;
-        }
-    }
-    closedir(d);
-    if (found != 1) {
-        snprintf(err, errlen, "%s: expected exactly one NAME.test.inter (found %d); use --name",
-                 dir, found);
-        return -1;
-    }
-    return 0;
-}
-
 static int load_interactions(const Options *o, Dataset *ds, char *err, size_t errlen) {
-    DIR *d = opendir(o->data);
-    if (d) { /* a UniSRec folder */
-        closedir(d);
-        if (o->name)
-            snprintf(ds->name, sizeof ds->name, "%s", o->name);
-        else if (find_unisrec_name(o->data, ds->name, sizeof ds->name, err, errlen))
-            return -1;
-        return interactions_load_unisrec(&ds->inter, o->data, ds->name, o->max_len, err, errlen);
-    }
-    InteractionOptions io = interactions_default_options();
-    io.k_core = o->k_core;
-    io.max_len = o->max_len;
-    return interactions_load_csv(&ds->inter, o->data, &io, err, errlen);
+    return ssna_data_load(o->data, o->name, o->k_core, o->max_len, &ds->inter, ds->name,
+                          sizeof ds->name, err, errlen);
 }
 
 /* Item states of every item of the data set from the LMDB cache `ssna embed` filled. */
@@ -191,7 +156,8 @@ enum {
     OPT_SEEN,
     OPT_LATEST,
     OPT_NAME,
-    OPT_TEXT
+    OPT_TEXT,
+    OPT_PER_USER
 };
 
 static const struct option long_options[] = {
@@ -215,6 +181,7 @@ static const struct option long_options[] = {
     {"latest", no_argument, 0, OPT_LATEST},
     {"name", required_argument, 0, OPT_NAME},
     {"text", required_argument, 0, OPT_TEXT},
+    {"per-user", required_argument, 0, OPT_PER_USER},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -238,7 +205,9 @@ static void usage(const char *cmd, FILE *f) {
                 "seconds and peak RSS; the best validation R@10 epoch's test metrics are\n"
                 "reported; training stops after --patience epochs without improvement. The\n"
                 "last line of stdout is one JSON object with every metric and the timings.\n\n%s"
-                "  --variant V        gru (default) | mean | weighted | tmoe | tmlp | id\n"
+                "  --variant V        gru (default) | mean | weighted | tmoe | tmlp | id | pop\n"
+                "                     (pop: most popular items of the training part, counted\n"
+                "                     once; --out gets the counts, eval/recommend read them)\n"
                 "  --layers A         encoder layers kept, from the top (default 3; tmoe/tmlp 1)\n"
                 "  --batch N          users per Adam step (default 256)\n"
                 "  --epochs N         maximum epochs (default 200)\n"
@@ -256,7 +225,10 @@ static void usage(const char *cmd, FILE *f) {
                 "Evaluate a checkpoint's best-validation weights (--latest: the last epoch's) on\n"
                 "the leave-one-out validation and test splits, ranking against ALL items;\n"
                 "prints one JSON object with Recall/NDCG@10/50. --data must be the data set\n"
-                "it was trained on.\n\n%s",
+                "it was trained on. The user's own items are not removed; ties count against\n"
+                "the held-out item.\n\n%s"
+                "  --per-user FILE    also write one line per evaluated user: user id, 0-based\n"
+                "                     rank of the validation and of the test item (TSV)\n",
                 data_help);
     } else {
         fprintf(f,
@@ -284,6 +256,10 @@ static int parse_options(const char *cmd, int argc, char **argv, Options *o) {
             o->db = optarg;
             break;
         case 'v':
+            if (!strcmp(optarg, "pop")) {
+                o->pop = 1;
+                break;
+            }
             if ((o->variant = ssna_variant_parse(optarg)) < 0) {
                 fprintf(stderr, "ssna %s: unknown variant '%s'\n", cmd, optarg);
                 return 2;
@@ -342,6 +318,9 @@ static int parse_options(const char *cmd, int argc, char **argv, Options *o) {
             break;
         case OPT_TEXT:
             o->text = optarg;
+            break;
+        case OPT_PER_USER:
+            o->per_user = optarg;
             break;
         case 'h':
             usage(cmd, stdout);
@@ -418,6 +397,129 @@ static int train_run(const Options *o, Dataset *ds, SsnaModel *m, SsnaTrainState
     return 0;
 }
 
+/* ---- most popular --------------------------------------------------------------------------- */
+
+/* One TSV line per evaluated user: external id, 0-based validation rank, test rank. */
+static int write_per_user(const char *path, const Dataset *ds, const int *rank_valid,
+                          const int *rank_test, char *err, size_t errlen) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "user\tvalid_rank\ttest_rank\n");
+    for (int u = 0; u < ds->inter.n_users; u++)
+        if (rank_valid[u] >= 0 && rank_test[u] >= 0)
+            fprintf(f, "%s\t%d\t%d\n", ds->inter.user_ids[u], rank_valid[u], rank_test[u]);
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        snprintf(err, errlen, "%s: write failed", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Counts of the training part and, when ranks are wanted, both splits' ranks per user. */
+static int pop_evaluate(const Options *o, const Dataset *ds, const long *counts, double v[4],
+                        double t[4], long *users, char *err, size_t errlen) {
+    const Interactions *in = &ds->inter;
+    int *rv = o->per_user ? malloc((size_t)in->n_users * sizeof(int)) : NULL;
+    int *rt = o->per_user ? malloc((size_t)in->n_users * sizeof(int)) : NULL, rc = -1;
+    Metrics mv, mt;
+    if (o->per_user && (!rv || !rt)) {
+        snprintf(err, errlen, "out of memory for %d ranks", in->n_users);
+        goto done;
+    }
+    popularity_evaluate(counts, in->n_items, in->n_users, in->offsets, in->items, 0, &mv, rv);
+    popularity_evaluate(counts, in->n_items, in->n_users, in->offsets, in->items, 1, &mt, rt);
+    metrics_values(&mv, v);
+    metrics_values(&mt, t);
+    *users = mt.count;
+    rc = o->per_user ? write_per_user(o->per_user, ds, rv, rt, err, errlen) : 0;
+done:
+    free(rv), free(rt);
+    return rc;
+}
+
+/* ssna train --variant pop: count, evaluate, write the counts; the same progress line and final
+ * JSON as a model (one "epoch": the count). */
+static int pop_train(const Options *o) {
+    char err[1024], meta[2048], qd[600], vj[256], tj[256];
+    Dataset ds = {0};
+    long *counts = NULL, users;
+    int rc = 1;
+    double v[4], t[4], t0 = now_seconds();
+    if (load_interactions(o, &ds, err, sizeof err)) goto fail;
+    counts = malloc((size_t)ds.inter.n_items * sizeof *counts);
+    if (!counts) {
+        snprintf(err, sizeof err, "out of memory for %d counts", ds.inter.n_items);
+        goto fail;
+    }
+    if (popularity_count(ds.inter.n_users, ds.inter.offsets, ds.inter.items, ds.inter.n_items,
+                         counts, err, sizeof err))
+        goto fail;
+    double t1 = now_seconds();
+    if (pop_evaluate(o, &ds, counts, v, t, &users, err, sizeof err)) goto fail;
+    double t2 = now_seconds();
+    json_quote(qd, sizeof qd, o->data);
+    snprintf(meta, sizeof meta, "{\"data\":%s,\"k_core\":%d,\"max_len\":%d}", qd, o->k_core,
+             o->max_len);
+    if (popularity_save(o->out, counts, ds.inter.n_items, meta, err, sizeof err)) goto fail;
+    print_epoch(1, 0.0, v, t1 - t0, t2 - t1, 1);
+    metrics_json(vj, sizeof vj, v);
+    metrics_json(tj, sizeof tj, t);
+    printf("{\"command\":\"train\",\"variant\":\"pop\",\"layers\":0,\"users\":%d,\"items\":%d,"
+           "\"epochs\":1,\"best_epoch\":1,\"stopped_early\":false,\"valid\":%s,\"test\":%s,"
+           "\"train_seconds\":%.3f,\"seconds_per_epoch\":%.3f,\"eval_seconds_this_run\":%.2f,"
+           "\"peak_rss_mb\":%.1f,\"parameters\":0,\"loss\":\"none: item counts of the training "
+           "part\",\"run\":%s}\n",
+           ds.inter.n_users, ds.inter.n_items, vj, tj, t1 - t0, t1 - t0, t2 - t1, peak_rss_mb(),
+           meta);
+    rc = 0;
+fail:
+    if (rc) fprintf(stderr, "ssna train: %s\n", err);
+    free(counts);
+    dataset_free(&ds);
+    return rc;
+}
+
+/* Counts from a popularity file that must match the data's catalogue. */
+static int pop_load(const Options *o, Dataset *ds, long **counts, char *meta, size_t metalen,
+                    char *err, size_t errlen) {
+    int n = 0;
+    if (popularity_load(o->ckpt, counts, &n, meta, metalen, err, errlen) ||
+        load_interactions(o, ds, err, errlen))
+        return -1;
+    if (n != ds->inter.n_items) {
+        snprintf(err, errlen, "%s counts %d items, data has %d", o->ckpt, n, ds->inter.n_items);
+        return -1;
+    }
+    return 0;
+}
+
+static int pop_eval(const Options *o) {
+    char err[1024], meta[2048], vj[256], tj[256];
+    Dataset ds = {0};
+    long *counts = NULL, users = 0;
+    double v[4], t[4], t0 = now_seconds();
+    int rc = 1;
+    if (pop_load(o, &ds, &counts, meta, sizeof meta, err, sizeof err) ||
+        pop_evaluate(o, &ds, counts, v, t, &users, err, sizeof err))
+        goto fail;
+    metrics_json(vj, sizeof vj, v);
+    metrics_json(tj, sizeof tj, t);
+    printf("{\"command\":\"eval\",\"weights\":\"counts\",\"variant\":\"pop\",\"layers\":0,"
+           "\"epoch\":1,\"best_epoch\":1,\"users\":%ld,\"valid\":%s,\"test\":%s,"
+           "\"seconds\":%.2f,\"peak_rss_mb\":%.1f,\"run\":%s}\n",
+           users, vj, tj, now_seconds() - t0, peak_rss_mb(), meta);
+    rc = 0;
+fail:
+    if (rc) fprintf(stderr, "ssna eval: %s\n", err);
+    free(counts);
+    dataset_free(&ds);
+    return rc;
+}
+
 int ssna_cmd_train(int argc, char **argv) {
     Options o;
     int rc = parse_options("train", argc, argv, &o);
@@ -426,6 +528,7 @@ int ssna_cmd_train(int argc, char **argv) {
         fprintf(stderr, "ssna train: --out CKPT is required\n");
         return 2;
     }
+    if (o.pop) return pop_train(&o);
     // the elementwise loops get the second core too when OpenBLAS has one (OPENBLAS_NUM_THREADS)
     if (openblas_get_num_threads() > 1 && pool_set_threads(2))
         fprintf(stderr, "ssna train: no helper thread; elementwise loops run on one core\n");
@@ -526,13 +629,26 @@ int ssna_cmd_eval(int argc, char **argv) {
     Dataset ds = {0};
     SsnaModel m = {0};
     SsnaTrainState st;
+    if (o.ckpt && popularity_is_file(o.ckpt)) return pop_eval(&o);
     rc = 1;
+    int *rv = NULL, *rt = NULL;
     double t0 = now_seconds();
     if (load_for_inference(&o, !o.latest, &m, &st, &ds, err, sizeof err)) goto fail;
     SsnaSequences seq = dataset_sequences(&ds);
     Metrics mv, mt;
-    if (ssna_evaluate(&m, ds.states, &seq, SSNA_SPLIT_VALID, o.eval_batch, &mv, err, sizeof err) ||
-        ssna_evaluate(&m, ds.states, &seq, SSNA_SPLIT_TEST, o.eval_batch, &mt, err, sizeof err))
+    if (o.per_user) {
+        rv = malloc((size_t)ds.inter.n_users * sizeof(int));
+        rt = malloc((size_t)ds.inter.n_users * sizeof(int));
+        if (!rv || !rt) {
+            snprintf(err, sizeof err, "out of memory for %d ranks", ds.inter.n_users);
+            goto fail;
+        }
+    }
+    if (ssna_evaluate_ranks(&m, ds.states, &seq, SSNA_SPLIT_VALID, o.eval_batch, &mv, rv, err,
+                            sizeof err) ||
+        ssna_evaluate_ranks(&m, ds.states, &seq, SSNA_SPLIT_TEST, o.eval_batch, &mt, rt, err,
+                            sizeof err) ||
+        (o.per_user && write_per_user(o.per_user, &ds, rv, rt, err, sizeof err)))
         goto fail;
     double v[4], t[4];
     metrics_values(&mv, v);
@@ -548,6 +664,7 @@ int ssna_cmd_eval(int argc, char **argv) {
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "ssna eval: %s\n", err);
+    free(rv), free(rt);
     ssna_free(&m);
     dataset_free(&ds);
     return rc;
@@ -604,11 +721,15 @@ int ssna_cmd_recommend(int argc, char **argv) {
     float *raw = NULL, *norm = NULL, *scores = NULL;
     int *ids = NULL;
     rc = 1;
+    long *counts = NULL;
     if (!o.user) {
         snprintf(err, sizeof err, "--user ID is required");
         goto fail;
     }
-    if (load_for_inference(&o, 1, &m, &st, &ds, err, sizeof err)) goto fail;
+    int pop = o.ckpt && popularity_is_file(o.ckpt);
+    if (pop ? pop_load(&o, &ds, &counts, NULL, 0, err, sizeof err)
+            : load_for_inference(&o, 1, &m, &st, &ds, err, sizeof err))
+        goto fail;
     int u = -1;
     for (int i = 0; i < ds.inter.n_users && u < 0; i++)
         if (!strcmp(ds.inter.user_ids[i], o.user)) u = i;
@@ -616,7 +737,7 @@ int ssna_cmd_recommend(int argc, char **argv) {
         snprintf(err, sizeof err, "no user '%s' in %s", o.user, o.data);
         goto fail;
     }
-    size_t nd = (size_t)m.cfg.n_items * m.cfg.d;
+    size_t nd = pop ? 1 : (size_t)m.cfg.n_items * m.cfg.d;
     raw = malloc(nd * sizeof(float)), norm = malloc(nd * sizeof(float));
     ids = malloc((size_t)o.k * sizeof(int)), scores = malloc((size_t)o.k * sizeof(float));
     if (!raw || !norm || !ids || !scores) {
@@ -625,15 +746,19 @@ int ssna_cmd_recommend(int argc, char **argv) {
     }
     const int *seq = ds.inter.items + ds.inter.offsets[u];
     int n = ds.inter.offsets[u + 1] - ds.inter.offsets[u];
-    if (ssna_item_vectors(&m, ds.states, NULL, m.cfg.n_items, raw, norm, err, sizeof err) ||
-        ssna_top_k(&m, raw, norm, seq, n, o.k, !o.include_seen, ids, scores, err, sizeof err))
+    if (pop) { /* the score printed is the item's training count */
+        popularity_top_k(counts, ds.inter.n_items, seq, o.include_seen ? 0 : n, o.k, ids);
+        for (int j = 0; j < o.k; j++) scores[j] = ids[j] >= 0 ? (float)counts[ids[j]] : 0.0f;
+    } else if (ssna_item_vectors(&m, ds.states, NULL, m.cfg.n_items, raw, norm, err, sizeof err) ||
+               ssna_top_k(&m, raw, norm, seq, n, o.k, !o.include_seen, ids, scores, err,
+                          sizeof err))
         goto fail;
     printf("user %s: %d items seen, last: %s\n", o.user, n, ds.inter.item_ids[seq[n - 1]]);
     print_recommendations(&o, &ds, ids, scores, o.k);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "ssna recommend: %s\n", err);
-    free(raw), free(norm), free(ids), free(scores);
+    free(raw), free(norm), free(ids), free(scores), free(counts);
     ssna_free(&m);
     dataset_free(&ds);
     return rc;

@@ -16,6 +16,7 @@ static const struct ssna_command commands[] = {
     {"train", ssna_cmd_train, "train an SSNA model offline (leave-one-out, early stopping)"},
     {"eval", ssna_cmd_eval, "evaluate a checkpoint: Recall/NDCG@10/50 against all items"},
     {"recommend", ssna_cmd_recommend, "print one user's top-k with item texts"},
+    {"export", ssna_cmd_export, "write the train/valid/test split as RecBole atomic files"},
     {"replay", ssna_cmd_replay, "publish a dataset to Kafka as a live event stream"},
 };
 

@@ -120,19 +120,26 @@ static int all_item_vectors(SsnaModel *m, const float *states, float **raw, floa
 
 int ssna_evaluate(SsnaModel *m, const float *states, const SsnaSequences *seq, SsnaSplit split,
                   int batch, Metrics *out, char *err, size_t errlen) {
+    return ssna_evaluate_ranks(m, states, seq, split, batch, out, NULL, err, errlen);
+}
+
+int ssna_evaluate_ranks(SsnaModel *m, const float *states, const SsnaSequences *seq,
+                        SsnaSplit split, int batch, Metrics *out, int *ranks, char *err,
+                        size_t errlen) {
     const int ks[] = SSNA_EVAL_KS;
     int d = m->cfg.d, n_items = m->cfg.n_items, max_len = m->cfg.max_len, rc = -1;
     metrics_init(out, ks, (int)(sizeof ks / sizeof ks[0]));
     float *raw = NULL, *norm = NULL;
     float *users = malloc((size_t)batch * d * sizeof(float));
     float *scores = malloc((size_t)batch * n_items * sizeof(float));
-    int *target = malloc((size_t)batch * sizeof(int));
+    int *target = malloc((size_t)batch * sizeof(int)), *user = malloc((size_t)batch * sizeof(int));
     BatchBuf b = {0};
-    if (!users || !scores || !target || batch_reserve(&b, batch, batch * max_len)) {
+    if (!users || !scores || !target || !user || batch_reserve(&b, batch, batch * max_len)) {
         snprintf(err, errlen, "ssna eval: out of memory");
         goto done;
     }
     if (all_item_vectors(m, states, &raw, &norm, err, errlen)) goto done;
+    for (int u = 0; ranks && u < seq->n_users; u++) ranks[u] = -1;
     for (int u0 = 0; u0 < seq->n_users;) {
         int rows = 0, N = 0;
         b.offsets[0] = 0;
@@ -146,17 +153,21 @@ int ssna_evaluate(SsnaModel *m, const float *states, const SsnaSequences *seq, S
             N += held - first;
             b.offsets[++rows] = N;
             target[rows - 1] = s[held];
+            user[rows - 1] = u0;
         }
         if (!rows) break;
         SsnaBatch sb = {rows, b.offsets, b.items, NULL};
         if (ssna_user_vectors(m, &sb, raw, users, err, errlen)) goto done;
         cosine_scores(scores, users, norm, rows, n_items, d, 1.0f);
-        for (int r = 0; r < rows; r++)
-            metrics_add(out, metrics_rank(scores + (size_t)r * n_items, n_items, target[r]));
+        for (int r = 0; r < rows; r++) {
+            int rank = metrics_rank(scores + (size_t)r * n_items, n_items, target[r]);
+            metrics_add(out, rank);
+            if (ranks) ranks[user[r]] = rank;
+        }
     }
     rc = 0;
 done:
-    free(raw), free(norm), free(users), free(scores), free(target);
+    free(raw), free(norm), free(users), free(scores), free(target), free(user);
     batch_free(&b);
     return rc;
 }

@@ -52,6 +52,11 @@ int ssna_train_epoch(SsnaModel *m, const float *states, const SsnaSequences *seq
  * are skipped); out gets Recall / NDCG at SSNA_EVAL_KS. 0 or -1 with err. */
 int ssna_evaluate(SsnaModel *m, const float *states, const SsnaSequences *seq, SsnaSplit split,
                   int batch, Metrics *out, char *err, size_t errlen);
+/* ssna_evaluate that also writes ranks[u] (u < seq->n_users): user u's 0-based rank of its
+ * held-out item, -1 for users skipped. ranks may be NULL. */
+int ssna_evaluate_ranks(SsnaModel *m, const float *states, const SsnaSequences *seq,
+                        SsnaSplit split, int batch, Metrics *out, int *ranks, char *err,
+                        size_t errlen);
 
 /* Top-k items for one input sequence items[0..n) (most recent last): ids and cosine scores,
  * best first. item_norm: [n_items, d] normalised item vectors, item_raw: raw ones (both from

@@ -18,7 +18,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # --- 1. Debian packages ------------------------------------------------------------------------
 packages=(build-essential cmake pkg-config librdkafka-dev libopenblas-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler python3-torch python3-numpy python3-venv
-          python3-pip clang-format lmdb-utils ca-certificates curl)
+          python3-pip clang-format lmdb-utils ca-certificates curl
+          python3-scipy python3-pandas python3-sklearn)
 # node/npm, java and maven may come from elsewhere on the machine; install Debian's only if absent.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
@@ -64,15 +65,20 @@ fi
 
 # --- 3. Python venv for the independent references ----------------------------------------------
 # --system-site-packages: Debian's python3-torch stays visible inside the venv.
+# requirements-nodeps.txt: packages whose declared dependencies are not wanted (RecBole's).
 req="$root/ops/requirements.txt"
+req_nodeps="$root/ops/requirements-nodeps.txt"
 venv="$root/.venv"
 if [ -f "$req" ]; then
     stamp="$venv/.requirements.sha256"
-    want=$(sha256sum "$req" | cut -d' ' -f1)
+    want=$(cat "$req" "$req_nodeps" 2>/dev/null | sha256sum | cut -d' ' -f1)
     if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         log "venv: installing $req into $venv"
         /usr/bin/python3 -m venv --system-site-packages "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+        if [ -f "$req_nodeps" ]; then
+            "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$req_nodeps"
+        fi
         echo "$want" >"$stamp"
     else
         log "venv: $venv up to date"

@@ -39,6 +39,16 @@ check "eval exits 0" test $? -eq 0
 check "eval of the best weights reproduces the best epoch's test metrics" test \
     "$(json "$tmp/e.json" 'j["test"]')" = "$(json "$tmp/t2.json" 'j["test"]')"
 
+"$ssna" eval --ckpt "$tmp/m.ckpt" --data "$data" --max-len 20 --per-user "$tmp/ranks.tsv" > "$tmp/e2.json"
+check "eval --per-user: a header and one line per user" test "$(wc -l < "$tmp/ranks.tsv")" -eq 611
+check "eval --per-user: the mean of [test rank < 10] is the printed test R@10" test \
+    "$("$py" -c 'import sys; r=[int(l.split()[2]) for l in open(sys.argv[1]).readlines()[1:]]; print("%.6f" % (sum(x < 10 for x in r) / len(r)))' "$tmp/ranks.tsv")" = \
+    "$(json "$tmp/e2.json" '"%.6f" % j["test"]["recall@10"]')"
+printf 'SSNAPOP 1\nmeta {}\nn_items 3\n1\nx\n' > "$tmp/bad.pop"
+"$ssna" eval --ckpt "$tmp/bad.pop" --data "$data" 2> "$tmp/bp.err"
+check "a malformed popularity file exits 1" test $? -eq 1
+check "its error names the file and line" grep -q "bad.pop:5: expected a count" "$tmp/bp.err"
+
 "$ssna" recommend --ckpt "$tmp/m.ckpt" --data "$data" --max-len 20 --user 1 -k 5 > "$tmp/r.txt"
 check "recommend exits 0" test $? -eq 0
 check "recommend prints 5 ranked items" test "$(grep -cE '^ *[1-5]  ' "$tmp/r.txt")" -eq 5
