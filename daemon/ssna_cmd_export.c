@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "daemon/ssna_cmd.h"
+#include "model/fileio.h"
 #include "daemon/ssna_data.h"
 
 static void usage(FILE *f) {
@@ -50,11 +51,9 @@ static int write_split(const char *dir, const char *name, const char *split, con
                        long *rows, char *err, size_t errlen) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.%s.inter", dir, name, split);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
+    FileBuffer b;
+    if (file_buffer_open(&b, err, errlen)) return -1;
+    FILE *f = b.f;
     fprintf(f, "user_id:token\titem_id_list:token_seq\titem_id:token\n");
     *rows = 0;
     for (int u = 0; u < in->n_users; u++) {
@@ -65,12 +64,7 @@ static int write_split(const char *dir, const char *name, const char *split, con
         else
             write_row(f, in, u, !strcmp(split, "valid") ? n - 2 : n - 1), ++*rows;
     }
-    int bad = ferror(f);
-    if (fclose(f) || bad) {
-        snprintf(err, errlen, "%s: write failed", path);
-        return -1;
-    }
-    return 0;
+    return file_buffer_commit(&b, path, err, errlen);
 }
 
 int ssna_cmd_export(int argc, char **argv) {

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "daemon/ssna_cmd.h"
+#include "model/fileio.h"
 #include "daemon/ssna_data.h"
 #include "ingest/interactions.h"
 #include "ingest/items.h"
@@ -402,21 +403,14 @@ static int train_run(const Options *o, Dataset *ds, SsnaModel *m, SsnaTrainState
 /* One TSV line per evaluated user: external id, 0-based validation rank, test rank. */
 static int write_per_user(const char *path, const Dataset *ds, const int *rank_valid,
                           const int *rank_test, char *err, size_t errlen) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
+    FileBuffer b;
+    if (file_buffer_open(&b, err, errlen)) return -1;
+    FILE *f = b.f;
     fprintf(f, "user\tvalid_rank\ttest_rank\n");
     for (int u = 0; u < ds->inter.n_users; u++)
         if (rank_valid[u] >= 0 && rank_test[u] >= 0)
             fprintf(f, "%s\t%d\t%d\n", ds->inter.user_ids[u], rank_valid[u], rank_test[u]);
-    int bad = ferror(f);
-    if (fclose(f) || bad) {
-        snprintf(err, errlen, "%s: write failed", path);
-        return -1;
-    }
-    return 0;
+    return file_buffer_commit(&b, path, err, errlen);
 }
 
 /* Counts of the training part and, when ranks are wanted, both splits' ranks per user. */

@@ -88,3 +88,25 @@ int file_read_all(const char *path, char **data, size_t *len, char *err, size_t 
     *data = buf, *len = n;
     return 0;
 }
+
+int file_buffer_open(FileBuffer *b, char *err, size_t errlen) {
+    b->data = NULL, b->len = 0;
+    b->f = open_memstream(&b->data, &b->len);
+    return b->f ? 0 : errmsg_fail(err, errlen, "out of memory for a file buffer");
+}
+
+int file_buffer_commit(FileBuffer *b, const char *path, char *err, size_t errlen) {
+    int bad = ferror(b->f);
+    bad |= fclose(b->f) != 0;
+    int rc = bad ? errmsg_fail(err, errlen, "%s: out of memory", path)
+                 : file_write_durable(path, b->data, b->len, err, errlen);
+    free(b->data);
+    b->f = NULL, b->data = NULL, b->len = 0;
+    return rc;
+}
+
+void file_buffer_discard(FileBuffer *b) {
+    if (b->f) fclose(b->f);
+    free(b->data);
+    b->f = NULL, b->data = NULL, b->len = 0;
+}

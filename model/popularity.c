@@ -1,5 +1,6 @@
 /* popularity.c - the most-popular baseline: training-part counts, ranking, its small file. */
 #include "model/popularity.h"
+#include "model/fileio.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -65,22 +66,11 @@ void popularity_top_k(const long *counts, int n_items, const int *seen, int n, i
 
 int popularity_save(const char *path, const long *counts, int n_items, const char *meta, char *err,
                     size_t errlen) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    fprintf(f, "%smeta %s\nn_items %d\n", POP_MAGIC, meta ? meta : "{}", n_items);
-    for (int i = 0; i < n_items; i++) fprintf(f, "%ld\n", counts[i]);
-    int bad = ferror(f);
-    if (fclose(f) || bad || rename(tmp, path)) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    FileBuffer b;
+    if (file_buffer_open(&b, err, errlen)) return -1;
+    fprintf(b.f, "%smeta %s\nn_items %d\n", POP_MAGIC, meta ? meta : "{}", n_items);
+    for (int i = 0; i < n_items; i++) fprintf(b.f, "%ld\n", counts[i]);
+    return file_buffer_commit(&b, path, err, errlen);
 }
 
 int popularity_is_file(const char *path) {

@@ -234,28 +234,27 @@ static int write_blob(FILE *f, const void *blob, size_t len) {
 int ssna_checkpoint_save(const char *path, const SsnaModel *m, const SsnaTrainState *st,
                          const void *best_blob, size_t best_len, char *err, size_t errlen) {
     void *blob = NULL;
-    size_t len = params_serialize(&m->ps, &blob), n = 0;
-    char *buf = NULL;
-    FILE *f = len ? open_memstream(&buf, &n) : NULL;
-    if (!f) {
+    size_t len = params_serialize(&m->ps, &blob);
+    FileBuffer b;
+    if (!len || file_buffer_open(&b, err, errlen)) {
         free(blob);
-        return errmsg_fail(err, errlen, "%s: %s", path, len ? "out of memory" : "cannot serialise");
+        return len ? -1 : errmsg_fail(err, errlen, "%s: cannot serialise", path);
     }
-    fputs(CKPT_MAGIC, f);
-    write_header(f, &m->cfg, st);
-    int bad = write_blob(f, blob, len) ||
-              write_blob(f, best_blob ? best_blob : blob, best_blob ? best_len : len);
+    fputs(CKPT_MAGIC, b.f);
+    write_header(b.f, &m->cfg, st);
+    int bad = write_blob(b.f, blob, len) ||
+              write_blob(b.f, best_blob ? best_blob : blob, best_blob ? best_len : len);
     free(blob);
     char hex[65];
-    if (!bad && !fflush(f)) { // buf and n are valid after a flush
-        sha256_hex(buf, n, hex);
-        bad = fprintf(f, "%s%s\n", CKPT_DIGEST, hex) < 0;
+    if (!bad && !fflush(b.f)) { // data and len are valid after a flush
+        sha256_hex(b.data, b.len, hex);
+        fprintf(b.f, "%s%s\n", CKPT_DIGEST, hex);
     }
-    bad |= fclose(f) != 0;
-    int rc = bad ? errmsg_fail(err, errlen, "%s: out of memory", path)
-                 : file_write_durable(path, buf, n, err, errlen);
-    free(buf);
-    return rc;
+    if (bad) {
+        file_buffer_discard(&b);
+        return errmsg_fail(err, errlen, "%s: out of memory", path);
+    }
+    return file_buffer_commit(&b, path, err, errlen);
 }
 
 /* Check the digest line that ends a version 2 file and cut it off (*len shrinks); version 1 has
