@@ -2,13 +2,16 @@
 #include "model/pool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 static struct {
     pthread_mutex_t owner; // held by the caller whose loop the helper is on
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thread;
-    int started;
+    // read by every pool_for caller without a lock (atomic, release/acquire: a caller that sees
+    // it set also sees the helper's thread created); set once, under `owner`
+    atomic_int started;
     PoolFn fn; // posted job: fn(ctx, begin, end); NULL when there is none
     void *ctx;
     size_t begin, end;
@@ -35,15 +38,21 @@ static void *helper_main(void *arg) {
 }
 
 int pool_set_threads(int n) {
-    if (n < 2 || pool.started) return 0;
-    if (pthread_create(&pool.thread, NULL, helper_main, NULL)) return -1;
-    pthread_detach(pool.thread);
-    pool.started = 1;
-    return 0;
+    if (n < 2 || atomic_load_explicit(&pool.started, memory_order_acquire)) return 0;
+    pthread_mutex_lock(&pool.owner); // two first callers at once start one helper
+    int rc = 0;
+    if (!atomic_load_explicit(&pool.started, memory_order_relaxed)) {
+        rc = pthread_create(&pool.thread, NULL, helper_main, NULL) ? -1 : 0;
+        if (!rc) pthread_detach(pool.thread);
+        if (!rc) atomic_store_explicit(&pool.started, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&pool.owner);
+    return rc;
 }
 
 void pool_for(size_t n, size_t grain, PoolFn fn, void *ctx) {
-    if (!pool.started || n < 2 * grain || pthread_mutex_trylock(&pool.owner)) {
+    if (!atomic_load_explicit(&pool.started, memory_order_acquire) || n < 2 * grain ||
+        pthread_mutex_trylock(&pool.owner)) {
         fn(ctx, 0, n);
         return;
     }

@@ -89,9 +89,25 @@ static void free_results(Results *r) {
     free(r->dw_ih), free(r->dw_hh), free(r->db_ih), free(r->db_hh), free(r->params);
 }
 
+/* Calls pool_for while the main thread starts the helper: pool_set_threads racing the first
+ * pool_for callers (ThreadSanitizer, ops/test.sh --tsan, reports it if `started` is plain). */
+static void *count_while_starting(void *arg) {
+    for (int r = 0; r < 50; r++) pool_for(N_COUNT, 16, count_range, arg);
+    return NULL;
+}
+
 int main(void) {
     Results one = run_kernels(); // no helper yet: every loop inline
+    CountJob early = {calloc(N_COUNT, 1)};
+    pthread_t racer;
+    CHECK(pthread_create(&racer, NULL, count_while_starting, &early) == 0);
     CHECK(pool_set_threads(2) == 0);
+    CHECK(pool_set_threads(2) == 0); // once started, a no-op
+    pthread_join(racer, NULL);
+    int early_wrong = 0;
+    for (size_t i = 0; i < N_COUNT; i++) early_wrong += early.hits[i] != 50;
+    CHECK_MSG(early_wrong == 0, "%d elements not visited 50 times", early_wrong);
+    free(early.hits);
     Results two = run_kernels();
     CHECK(same(one.gelu, two.gelu, NG) && same(one.dgelu, two.dgelu, NG));
     CHECK(same(one.h_out, two.h_out, B * H) && same(one.cache, two.cache, 4 * B * H));
