@@ -14,6 +14,8 @@
 #   SSNA_KAFKA_PORT             client port on 127.0.0.1 (default 19092)
 #   SSNA_KAFKA_CONTROLLER_PORT  KRaft controller port (default SSNA_KAFKA_PORT + 1)
 #   SSNA_KAFKA_PARTITIONS       partitions of events, items, recommendations (default 4)
+#   SSNA_KAFKA_EXTRA_TOPICS     more topics to create, space-separated name:partitions[:config]
+#                               (e.g. "recommendations-b:4:cleanup.policy=compact dead-letter-b:1")
 #   SSNA_KAFKA_HEAP             JVM heap, e.g. 512m (default 512m)
 #   SSNA_KAFKA_START_TIMEOUT    seconds to wait for the port to answer (default 120)
 #   SSNA_KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL (default 30)
@@ -112,8 +114,9 @@ random_cluster_id() {
 create_topics() {
     local parts="${SSNA_KAFKA_PARTITIONS:-4}" t
     # name:partitions:extra config
+    # shellcheck disable=SC2086 # the extra topics are a space-separated list
     for t in "events:$parts:" "items:$parts:" "recommendations:$parts:cleanup.policy=compact" \
-        "dead-letter:1:"; do
+        "dead-letter:1:" ${SSNA_KAFKA_EXTRA_TOPICS:-}; do
         IFS=: read -r name n config <<<"$t"
         set -- --bootstrap-server "127.0.0.1:$port" --create --if-not-exists --topic "$name" \
             --partitions "$n" --replication-factor 1
@@ -124,7 +127,7 @@ create_topics() {
         }
     done
     touch "$work/.topics"
-    say "topics: events, items ($parts partitions each), recommendations ($parts, compacted), dead-letter (1)"
+    say "topics: events, items ($parts partitions each), recommendations ($parts, compacted), dead-letter (1)${SSNA_KAFKA_EXTRA_TOPICS:+, $SSNA_KAFKA_EXTRA_TOPICS}"
 }
 
 start() {
