@@ -25,7 +25,8 @@ typedef struct {
     int n_batches;
     atomic_int next_batch;
     int pool, first_layer, n_layers;
-    float *out; /* [n, n_layers, C] */
+    const size_t *token_offset; /* ENCODER_POOL_TOKENS: first output row of each sequence */
+    float *out;                 /* [n, n_layers, C], or [total tokens, n_layers, C] */
 } EncoderJob;
 
 /* Scratch of one worker, sized for the largest batch. */
@@ -73,7 +74,11 @@ static void record_layer(EncoderJob *job, const EncoderBatch *b, const float *x,
         int L = job->n_ids[seq];
         float *dst = job->out + ((size_t)seq * job->n_layers + j) * C;
         const float *xs = x + off * C;
-        if (job->pool == ENCODER_POOL_MEAN) {
+        if (job->pool == ENCODER_POOL_TOKENS) {
+            for (int t = 0; t < L; t++)
+                memcpy(job->out + ((job->token_offset[seq] + t) * job->n_layers + j) * C,
+                       xs + (size_t)t * C, (size_t)C * sizeof(float));
+        } else if (job->pool == ENCODER_POOL_MEAN) {
             for (int c = 0; c < C; c++) dst[c] = 0.0f;
             for (int t = 0; t < L; t++)
                 for (int c = 0; c < C; c++) dst[c] += xs[(size_t)t * C + c];
@@ -185,7 +190,7 @@ static int plan_batches(EncoderJob *job, int *order, EncoderBatch *batches, int 
 
 int encoder_forward_ids(Encoder *e, const int *const *ids, const int *n_ids, int n, int pool,
                         int first_layer, int n_layers, float *out, char *err, size_t errlen) {
-    if (pool != ENCODER_POOL_CLS && pool != ENCODER_POOL_MEAN) {
+    if (pool != ENCODER_POOL_CLS && pool != ENCODER_POOL_MEAN && pool != ENCODER_POOL_TOKENS) {
         snprintf(err, errlen, "encoder: unknown pooling %d", pool);
         return -1;
     }
@@ -221,8 +226,14 @@ int encoder_forward_ids(Encoder *e, const int *const *ids, const int *n_ids, int
     EncoderBatch *batches = malloc((size_t)n * sizeof *batches);
     int n_workers = e->n_threads;
     EncoderWorker *workers = calloc((size_t)n_workers, sizeof *workers);
+    size_t *token_offset = pool == ENCODER_POOL_TOKENS ? malloc((size_t)n * sizeof(size_t)) : NULL;
     int rc = -1, n_ready = 0, max_tokens = 0;
-    if (!order || !batches || !workers) goto oom;
+    if (!order || !batches || !workers || (pool == ENCODER_POOL_TOKENS && !token_offset)) goto oom;
+    if (token_offset) {
+        token_offset[0] = 0;
+        for (int i = 1; i < n; i++) token_offset[i] = token_offset[i - 1] + (size_t)n_ids[i - 1];
+        job.token_offset = token_offset;
+    }
     job.order = order;
     job.batches = batches;
     job.n_batches = plan_batches(&job, order, batches, n, e->batch_tokens, &max_tokens);
@@ -250,6 +261,7 @@ int encoder_forward_ids(Encoder *e, const int *const *ids, const int *n_ids, int
 oom:
     if (rc) snprintf(err, errlen, "encoder: out of memory for %d sequences", n);
     for (int i = 0; i < n_ready; i++) work_free(&workers[i].work);
+    free(token_offset);
     free(workers);
     free(batches);
     free(order);
@@ -262,6 +274,10 @@ int encoder_embed(Encoder *e, const char *const *texts, const size_t *lens, int 
         snprintf(err, errlen,
                  "encoder: the checkpoint has no tokenizer (tokenizer.json, "
                  "vocab.txt or vocab.json + merges.txt)");
+        return -1;
+    }
+    if (pool == ENCODER_POOL_TOKENS) {
+        snprintf(err, errlen, "encoder: per-token states need encoder_forward_ids");
         return -1;
     }
     if (n <= 0) return 0;

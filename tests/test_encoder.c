@@ -21,6 +21,49 @@ static float max_abs_diff(const float *a, const float *b, size_t n) {
     return m;
 }
 
+/* ENCODER_POOL_TOKENS over texts of different lengths (packed and reordered by length): every
+ * sequence's rows land at its own offset, token 0 is the CLS state of every layer (cls: [nt, L +
+ * 1, C], top first) and the token mean is the MEAN state; encoder_embed refuses it. */
+static void check_token_states(Encoder *e, const char *const *texts, int nt, const float *cls) {
+    int C = encoder_hidden(e), n = encoder_num_layers(e), nl = n + 1, max_len = encoder_max_len(e);
+    int *flat = malloc((size_t)nt * max_len * sizeof *flat), n_ids[8], total = 0;
+    const int *ids[8];
+    char err[256];
+    for (int i = 0; i < nt; i++) {
+        ids[i] = flat + (size_t)i * max_len;
+        CHECK(tokenizer_encode(encoder_tokenizer(e), texts[i], strlen(texts[i]), 0, (int *)ids[i],
+                               &n_ids[i], NULL, err, sizeof err) == 0);
+        total += n_ids[i];
+    }
+    float *tok = malloc((size_t)total * nl * C * sizeof *tok);
+    float *mean = malloc((size_t)nt * nl * C * sizeof *mean), *avg = malloc((size_t)C * 4);
+    CHECK(encoder_forward_ids(e, ids, n_ids, nt, ENCODER_POOL_TOKENS, n, nl, tok, err,
+                              sizeof err) == 0);
+    CHECK(encoder_forward_ids(e, ids, n_ids, nt, ENCODER_POOL_MEAN, n, nl, mean, err, sizeof err) ==
+          0);
+    size_t off = 0;
+    for (int i = 0; i < nt; i++) {
+        CHECK_MSG(max_abs_diff(tok + off * nl * C, cls + (size_t)i * nl * C, (size_t)nl * C) < 1e-5,
+                  "text %d: token 0 of every layer is its CLS state", i);
+        for (int j = 0; j < nl; j++) {
+            for (int c = 0; c < C; c++) avg[c] = 0;
+            for (int t = 0; t < n_ids[i]; t++)
+                for (int c = 0; c < C; c++) avg[c] += tok[((off + t) * nl + j) * C + c];
+            for (int c = 0; c < C; c++) avg[c] /= (float)n_ids[i];
+            CHECK_MSG(max_abs_diff(avg, mean + ((size_t)i * nl + j) * C, C) < 1e-5,
+                      "text %d layer %d: token mean is the MEAN state", i, n - j);
+        }
+        off += (size_t)n_ids[i];
+    }
+    CHECK(encoder_embed(e, texts, NULL, nt, ENCODER_POOL_TOKENS, n, 1, tok, err, sizeof err) ==
+              -1 &&
+          strstr(err, "encoder_forward_ids"));
+    free(avg);
+    free(mean);
+    free(tok);
+    free(flat);
+}
+
 int main(void) {
     const char *dir = getenv("SSNA_MODEL_DIR");
     if (!dir) {
@@ -87,6 +130,7 @@ int main(void) {
     CHECK(max_abs_diff(all + (size_t)2 * nl * C, all + ((size_t)2 * nl + 1) * C, C) > 1e-2);
     CHECK(encoder_embed(e, &texts[2], NULL, 1, ENCODER_POOL_MEAN, n, 1, one, err, sizeof err) == 0);
     CHECK(max_abs_diff(all + (size_t)2 * nl * C, one, C) > 1e-2);
+    check_token_states(e, texts, nt, all);
 
     // truncation to the maximum length keeps [CLS] ... [SEP]
     encoder_set_max_len(e, 4);

@@ -7,31 +7,6 @@
 
 #include "test_encoder_util.h"
 
-/* Item texts of a UniSRec .text file (header line, then item_id TAB text) into texts[]. */
-static int read_item_texts(const char *path, char ***texts) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int n = 0, alloc = 0, lineno = 0;
-    *texts = NULL;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        if (lineno++ == 0) continue; // header
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        char *tab = strchr(line, '\t');
-        if (!tab) continue;
-        if (n == alloc) {
-            alloc = alloc ? 2 * alloc : 1024;
-            *texts = realloc(*texts, (size_t)alloc * sizeof **texts);
-        }
-        (*texts)[n++] = strdup(tab + 1);
-    }
-    free(line);
-    fclose(f);
-    return n;
-}
-
 int main(void) {
     const char *model = require_env("SSNA_MODEL_DIR");
     const char *data = require_env("SSNA_DATA_DIR");
@@ -43,7 +18,7 @@ int main(void) {
     }
     snprintf(path, sizeof path, "%s/amazon-scientific/Scientific.text", data);
     char **texts;
-    int n = read_item_texts(path, &texts);
+    int n = read_item_texts(path, 1, &texts);
     if (n <= 0) {
         fprintf(stderr, "FAIL: cannot read the Scientific item texts from %s\n", path);
         return 1;

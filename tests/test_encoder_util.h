@@ -1,5 +1,6 @@
 /* test_encoder_util.h - what the encoder reference tests share: the id and state files exchanged
- * with tests/reference/encoder_ref.py, running it, and comparing states. */
+ * with tests/reference/encoder_ref.py, running it, and comparing states. Static inline, since each
+ * test uses only some. */
 #ifndef SSNA_TESTS_TEST_ENCODER_UTIL_H
 #define SSNA_TESTS_TEST_ENCODER_UTIL_H
 
@@ -14,7 +15,7 @@
 #include "model/encoder.h"
 
 /* An environment variable the test cannot run without; exits with a message when unset. */
-static const char *require_env(const char *name) {
+static inline const char *require_env(const char *name) {
     const char *v = getenv(name);
     if (!v || !*v) {
         fprintf(stderr, "FAIL: %s is not set (run the test through ctest)\n", name);
@@ -24,7 +25,7 @@ static const char *require_env(const char *name) {
 }
 
 /* A fresh temporary folder under $SSNA_BUILD_DIR (or /tmp) into path[len]. */
-static void make_temp_dir(char *path, size_t len, const char *tag) {
+static inline void make_temp_dir(char *path, size_t len, const char *tag) {
     const char *base = getenv("SSNA_BUILD_DIR");
     snprintf(path, len, "%s/%s-XXXXXX", base && *base ? base : "/tmp", tag);
     if (!mkdtemp(path)) {
@@ -33,8 +34,34 @@ static void make_temp_dir(char *path, size_t len, const char *tag) {
     }
 }
 
+/* Item texts i = 0, stride, 2 stride, ... of a UniSRec .text file (header line, then item_id TAB
+ * text) into a new texts[]; their number, or -1 when the file cannot be read. */
+static inline int read_item_texts(const char *path, int stride, char ***texts) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int n = 0, alloc = 0, item = 0, lineno = 0;
+    *texts = NULL;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (lineno++ == 0) continue; // header
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        char *tab = strchr(line, '\t');
+        if (!tab || item++ % stride) continue;
+        if (n == alloc) {
+            alloc = alloc ? 2 * alloc : 1024;
+            *texts = realloc(*texts, (size_t)alloc * sizeof **texts);
+        }
+        (*texts)[n++] = strdup(tab + 1);
+    }
+    free(line);
+    fclose(f);
+    return n;
+}
+
 /* The ids file of encoder_ref.py: int32 n, then per sequence its length and ids. */
-static int write_ids_file(const char *path, const int *const *ids, const int *n_ids, int n) {
+static inline int write_ids_file(const char *path, const int *const *ids, const int *n_ids, int n) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     int32_t v = n;
@@ -51,7 +78,7 @@ static int write_ids_file(const char *path, const int *const *ids, const int *n_
 }
 
 /* Exactly count floats from path into a new buffer, or NULL with a message. */
-static float *read_floats(const char *path, size_t count) {
+static inline float *read_floats(const char *path, size_t count) {
     FILE *f = fopen(path, "rb");
     float *buf = malloc(count * sizeof(float) + 1);
     size_t got = f && buf ? fread(buf, sizeof(float), count + 1, f) : 0;
@@ -65,7 +92,7 @@ static float *read_floats(const char *path, size_t count) {
 }
 
 /* Run the python reference with the given arguments; 0 when it exited 0. */
-static int run_reference(const char *args) {
+static inline int run_reference(const char *args) {
     char cmd[20000];
     snprintf(cmd, sizeof cmd, "'%s' '%s/tests/reference/encoder_ref.py' %s",
              require_env("SSNA_PYTHON"), require_env("SSNA_SOURCE_DIR"), args);
@@ -82,9 +109,9 @@ static int run_reference(const char *args) {
  * 2 stride, ... with ref: [n, L + 1, 2, C] (bottom layer first, pool 0 = first token, 1 = mean,
  * as encoder_ref.py writes them). Checks max |diff| <= atol and cosine >= min_cos per vector and
  * prints the worst figures under label. */
-static void compare_with_reference(Encoder *e, const int *const *ids, const int *n_ids, int n,
-                                   int stride, int pool, const float *ref, double atol,
-                                   double min_cos, const char *label) {
+static inline void compare_with_reference(Encoder *e, const int *const *ids, const int *n_ids,
+                                          int n, int stride, int pool, const float *ref,
+                                          double atol, double min_cos, const char *label) {
     int C = encoder_hidden(e), L = encoder_num_layers(e), nl = L + 1;
     int m = (n + stride - 1) / stride;
     const int **sub_ids = malloc((size_t)m * sizeof *sub_ids);
