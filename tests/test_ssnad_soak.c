@@ -207,10 +207,12 @@ int main(void) {
     srand(seed);
     snprintf(h.slice, sizeof h.slice, "%s/%s", h.data, data);
     if (harness_sh("ls %s/*.test.inter >/dev/null", h.slice)) harness_die("no data in %s", h.slice);
-    // the users with events, from the data itself
+    // the users with events, from the data itself (a folder without NAME.user2index names
+    // users by their index, as ssna's reader does)
     if (harness_sh("awk -F'\\t' 'FILENAME ~ /user2index/ {u[$2] = $1; next} FNR > 1 "
-                   "{print u[$1]}' %s/*.user2index %s/*.test.inter | sort -u > %s/users.txt",
-                   h.slice, h.slice, h.work))
+                   "{print ($1 in u) ? u[$1] : $1}' $(ls %s/*.user2index 2>/dev/null) "
+                   "%s/*.test.inter | sort -u > %s/users.txt && test -s %s/users.txt",
+                   h.slice, h.slice, h.work, h.work))
         harness_die("users of %s", h.slice);
     // the stream's size for the schedule (.inter histories may be cut at 50 items: the exact
     // count is the replay's own, read when it is done)
