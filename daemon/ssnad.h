@@ -100,6 +100,7 @@ typedef struct {
     ConfigVariant cv;
     SsnaModel serve;         // main thread (and /recommend under serve_mu)
     SsnaModel serve_aux;     // the same parameters, for the publish helper thread (own scratch)
+    int serve_reserved;      // both serving copies' scratch grown to a full publish batch
     float *raw;              // [vec_cap, d] serving item vectors (the user tower's input)
     float *norm;             // [vec_cap, d] the same L2-normalised: what lists are scored on
     Panels bounds;           // norm in int8 panels (model/panel.h): which items to score at all

@@ -190,6 +190,29 @@ static int helper_finish(Ssnad *d, int rc, char *err, size_t errlen) {
     return rc;
 }
 
+/* The user tower's scratch grows with the positions of the rows it is given, which rise as
+ * users' sequences lengthen; both serving copies are grown once to the most rows of max_len
+ * items a publish batch hands each of them (the soak checks that memory stops growing). */
+static int reserve_serving(Ssnad *d, SsnadVariant *v, char *err, size_t errlen) {
+    int T = v->serve.cfg.max_len, B = PUBLISH_BATCH, rc = -1;
+    uint32_t *seq = calloc((size_t)T, sizeof *seq); // item 0 throughout: only shapes matter
+    const uint32_t **seqs = malloc((size_t)B * sizeof *seqs);
+    int *lens = malloc((size_t)B * sizeof *lens), *rows = malloc((size_t)B * sizeof *rows);
+    float *user = malloc((size_t)B * (size_t)v->serve.cfg.d * sizeof *user);
+    if (seq && seqs && lens && rows && user) {
+        for (int r = 0; r < B; r++) seqs[r] = seq, lens[r] = T, rows[r] = r;
+        int half = d->scorer.started ? (B + 1) / 2 : B; // ssnad_top_k_batch's split
+        rc = tower_rows(d, v, &v->serve, seqs, lens, rows, 0, half, user, err, errlen);
+        if (!rc && d->scorer.started)
+            rc = tower_rows(d, v, &v->serve_aux, seqs, lens, rows, 0, half, user, err, errlen);
+        if (!rc) v->serve_reserved = 1;
+    } else {
+        snprintf(err, errlen, "top-k: out of memory reserving a publish batch");
+    }
+    free(seq), free(seqs), free(lens), free(rows), free(user);
+    return rc;
+}
+
 #define SPLIT_TOWER_MIN 16 // rows below which one thread runs the whole user tower
 // rows below which one thread scores the whole catalogue: the int8 pass of 1-3 users costs less
 // than handing half of it to the helper (bench_publish: 1 user 0.86x with the split)
@@ -202,6 +225,7 @@ int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *
     int dd = v->serve.cfg.d, n_items = (int)d->n_items, nb = 0, rc = 0;
     for (int r = 0; r < B; r++) counts[r] = 0;
     if (B <= 0 || n_items <= 0) return 0;
+    if (!v->serve_reserved && reserve_serving(d, v, err, errlen)) return -1;
     int *rows = malloc((size_t)B * sizeof *rows);
     float *user = malloc((size_t)B * (size_t)dd * sizeof *user);
     int32_t *ids2 = NULL;
