@@ -2,9 +2,10 @@
 # ops/test.sh - README command #2: set up what is missing, build, run the whole CTest suite.
 #   ops/test.sh              normal build in build/
 #   ops/test.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
-#   ops/test.sh --tsan       ThreadSanitizer build in build-tsan/, the tests labelled tsan (every
-#                            test where threads of ours share memory: the daemon's five, the pool,
-#                            the metrics, the logger, the HTTP server); a report fails the test
+#   ops/test.sh --tsan       ThreadSanitizer build in build-tsan/, the tests labelled tsan (the
+#                            pool, the metrics, the logger, the HTTP server, the publish helper,
+#                            the refresh hand-over: threads of ours sharing memory in one process;
+#                            tests/ssnad.cmake says why not the broker tests); a report fails the test
 # Extra arguments after the flags go to ctest (e.g. -R kernels).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -10,9 +10,13 @@ foreach(t test_ssnad_e2e test_ssnad_crash test_ssnad_badinput test_ssnad_outage 
 endforeach()
 
 # ThreadSanitizer pass (ops/test.sh --tsan runs ctest -L tsan): the tests in which threads of ours
-# share memory.
-foreach(t test_pool test_metrics test_log test_http test_ssnad_topk test_ssnad_refresh
-          test_ssnad_e2e test_ssnad_bounds)
+# share memory in one process. Not the broker tests: under ThreadSanitizer (GCC 12's libtsan,
+# Debian bookworm) every process of ours that runs librdkafka (ssna replay, the tests' producers)
+# died with SIGSEGV inside libtsan's allocator, on a librdkafka broker thread resolving the
+# broker's address (getaddrinfo -> __check_pf -> realloc with no allocator cache for the thread),
+# before any code of ours ran on that thread: test_ssnad_e2e and test_ssnad_bounds cannot run
+# there until the runtime is fixed or librdkafka's resolver is kept off its threads.
+foreach(t test_pool test_metrics test_log test_http test_ssnad_topk test_ssnad_refresh)
   if(TEST ${t})
     set_property(TEST ${t} APPEND PROPERTY LABELS tsan)
   endif()
