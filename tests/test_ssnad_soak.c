@@ -437,11 +437,19 @@ int main(void) {
     long growth = peak_2 - peak_1;
     CHECK_MSG(events_in_window >= (uint64_t)(n_events - half) * 9 / 10,
               "only %llu events in the memory window", (unsigned long long)events_in_window);
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer's quarantine (freed memory held back, 256 MiB) and shadow pages grow with
+    // use by design, so resident memory says nothing about leaks here: LeakSanitizer does, when
+    // the daemons stop. Said, not counted as a pass.
+    printf("memory growth: NOT CHECKED under AddressSanitizer (grew %ld KiB; samples in %s)\n",
+           growth, mpath);
+#else
     // 3% of the peak: allocator noise; a leak of a few bytes per event is far more
     CHECK_MSG(peak_1 > 0 && growth <= peak_1 / 33,
               "the anonymous memory's peak grew by %ld KiB from the first half of the loaded run "
               "to the second (from %ld KiB; samples in %s)",
               growth, peak_1, mpath);
+#endif
 
     printf("\nsoak summary: %s, %ld events at %ld/s, seed %u\n", data, n_events, rate, seed);
     printf("| | killed %d x, restarted %d x | uninterrupted |\n", kills, restarts);
