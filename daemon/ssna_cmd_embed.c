@@ -98,22 +98,6 @@ static void usage(FILE *out) {
         "(what was committed stays; run again to finish).\n");
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    long v;
-    if (parse_long(s, lo, hi, &v)) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* 0 ok, 1 --help shown, 2 bad usage (message printed). */
 static int parse_args(int argc, char **argv, EmbedOptions *o, char *model_buf, size_t model_len) {
     *o = (EmbedOptions){.layers = 3,
@@ -145,15 +129,15 @@ static int parse_args(int argc, char **argv, EmbedOptions *o, char *model_buf, s
         else if (!strcmp(a, "--model"))
             o->model_dir = v;
         else if (!strcmp(a, "--layers"))
-            bad = parse_int(v, 1, 1000, &o->layers);
+            bad = ssna_parse_int(v, 1, 1000, &o->layers);
         else if (!strcmp(a, "--batch"))
-            bad = parse_int(v, 1, 1 << 16, &o->batch);
+            bad = ssna_parse_int(v, 1, 1 << 16, &o->batch);
         else if (!strcmp(a, "--threads"))
-            bad = parse_int(v, 1, 256, &o->threads);
+            bad = ssna_parse_int(v, 1, 256, &o->threads);
         else if (!strcmp(a, "--limit"))
-            bad = parse_long(v, 1, LONG_MAX, &o->limit);
+            bad = ssna_parse_long(v, 1, LONG_MAX, &o->limit);
         else if (!strcmp(a, "--progress-every"))
-            bad = parse_int(v, 1, 86400, &o->progress_every);
+            bad = ssna_parse_int(v, 1, 86400, &o->progress_every);
         else if (!strcmp(a, "--pool")) {
             bad = strcmp(v, "cls") && strcmp(v, "mean");
             o->pool = strcmp(v, "mean") ? ENCODER_POOL_CLS : ENCODER_POOL_MEAN;

@@ -52,15 +52,6 @@ static void print_json_string(const char *s) {
     putchar('"');
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* The JSON of one text: ids, tokens, and its vectors v: [n_layers, C], top layer first. */
 static void print_text(const Encoder *e, const char *text, int max_len, const float *v,
                        int n_layers, int normalize) {
@@ -124,13 +115,13 @@ int ssna_cmd_encode(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--layers") && has_value) {
             const char *v = argv[++i];
-            if (strcmp(v, "all") && parse_int(v, 1, 1000, &layers)) {
+            if (strcmp(v, "all") && ssna_parse_int(v, 1, 1000, &layers)) {
                 fprintf(stderr, "ssna encode: --layers must be 'all' or a count >= 1, not '%s'\n",
                         v);
                 return 2;
             }
         } else if (!strcmp(a, "--max-len") && has_value) {
-            if (parse_int(argv[++i], 3, 1 << 20, &max_len)) {
+            if (ssna_parse_int(argv[++i], 3, 1 << 20, &max_len)) {
                 fprintf(stderr, "ssna encode: --max-len must be an integer >= 3\n");
                 return 2;
             }

@@ -92,10 +92,10 @@ int ssna_cmd_export(int argc, char **argv) {
             in_name = optarg;
             break;
         case 'k':
-            k_core = atoi(optarg);
+            if (ssna_opt_int("export", "--k-core", optarg, 0, 1000000, &k_core)) return 2;
             break;
         case 'm':
-            max_len = atoi(optarg);
+            if (ssna_opt_int("export", "--max-len", optarg, 3, 100000, &max_len)) return 2;
             break;
         case 'h':
             usage(stdout);

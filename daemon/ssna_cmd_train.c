@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,17 +268,23 @@ static int parse_options(const char *cmd, int argc, char **argv, Options *o) {
             }
             break;
         case 'a':
-            o->layers = atoi(optarg);
+            if (ssna_opt_int(cmd, "--layers", optarg, 1, 1000, &o->layers)) return 2;
             break;
         case 'B':
-            o->batch = atoi(optarg);
+            if (ssna_opt_int(cmd, "--batch", optarg, 1, 1 << 20, &o->batch)) return 2;
             break;
         case 'e':
-            o->epochs = atoi(optarg);
+            if (ssna_opt_int(cmd, "--epochs", optarg, 0, 1000000, &o->epochs)) return 2;
             break;
-        case 's':
-            o->seed = strtoull(optarg, NULL, 10);
-            break;
+        case 's': {
+            long seed;
+            if (ssna_parse_long(optarg, 0, LONG_MAX, &seed)) {
+                fprintf(stderr, "ssna %s: --seed: \"%s\" is not an integer in 0 .. %ld\n", cmd,
+                        optarg, LONG_MAX);
+                return 2;
+            }
+            o->seed = (uint64_t)seed;
+        } break;
         case 'o':
             o->out = optarg;
             break;
@@ -288,26 +295,28 @@ static int parse_options(const char *cmd, int argc, char **argv, Options *o) {
             o->user = optarg;
             break;
         case 'k':
-            o->k = atoi(optarg);
+            if (ssna_opt_int(cmd, "-k", optarg, 1, 1000000, &o->k)) return 2;
             break;
         case OPT_PATIENCE:
-            o->patience = atoi(optarg);
+            if (ssna_opt_int(cmd, "--patience", optarg, 0, 1000000, &o->patience)) return 2;
             break;
         case OPT_EVAL_BATCH:
-            o->eval_batch = atoi(optarg);
+            if (ssna_opt_int(cmd, "--eval-batch", optarg, 1, 1 << 20, &o->eval_batch)) return 2;
             break;
         case OPT_KCORE:
-            o->k_core = atoi(optarg);
+            if (ssna_opt_int(cmd, "--k-core", optarg, 0, 1000000, &o->k_core)) return 2;
             break;
         case OPT_MAXLEN:
-            o->max_len = atoi(optarg);
+            if (ssna_opt_int(cmd, "--max-len", optarg, 3, 100000, &o->max_len)) return 2;
             break;
         case OPT_RESUME:
             o->resume = 1;
             break;
-        case OPT_LR:
-            o->lr = strtof(optarg, NULL);
-            break;
+        case OPT_LR: {
+            double lr;
+            if (ssna_opt_double(cmd, "--lr", optarg, 1e-9, 10, &lr)) return 2;
+            o->lr = (float)lr;
+        } break;
         case OPT_SEEN:
             o->include_seen = 1;
             break;

@@ -62,4 +62,14 @@ check "missing data exits 1" test $? -eq 1
 check "the error names the file" grep -q "$tmp/none.csv" "$tmp/n.err"
 "$ssna" train --data "$data" --out "$tmp/x.ckpt" 2> "$tmp/d.err"
 check "gru without --db exits 1 and says why" grep -q -- "--db DIR is required" "$tmp/d.err"
+# numbers are checked: atoi once made "--epochs x" 0 epochs and "--batch 12abc" a batch of 12
+for bad in "--epochs x" "--batch 12abc" "--layers -1" "--lr 1e-3x" "--max-len 2"; do
+    set -- $bad
+    "$ssna" train --data "$data" --variant id --out "$tmp/x.ckpt" "$1" "$2" 2> "$tmp/num.err"
+    check "train $bad is a usage error (2)" test $? -eq 2
+    check "train $bad: the error names the option and the value" \
+        grep -q -- "$1: \"$2\" is not a" "$tmp/num.err"
+done
+"$ssna" export --data "$data" --out "$tmp/exp" --k-core 5q 2> "$tmp/num.err"
+check "export --k-core 5q is a usage error (2)" test $? -eq 2
 exit $fail
