@@ -269,7 +269,7 @@ typedef struct Ssnad {
     MetricGauge *m_queue, *m_ckpt_age, *m_lag, *m_eps;
     MetricHistogram *m_latency, *m_ckpt_seconds;
     MetricHistogram *m_apply_lag; // an event's Kafka timestamp -> applied
-    MetricGauge *m_apply_lag_max, *m_users_cached;
+    MetricGauge *m_apply_lag_max, *m_users_cached, *m_users_pending;
     MetricCounter *m_users_evicted;
     uint64_t users_evicted_seen; // users.evicted already added to m_users_evicted
     double apply_lag_max;

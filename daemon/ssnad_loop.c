@@ -65,6 +65,10 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
                       "the longest of those lags since the daemon started", NULL, err, errlen);
     d->m_users_cached =
         metrics_gauge(r, "ssnad_users_cached", "users held in memory", NULL, err, errlen);
+    d->m_users_pending = metrics_gauge(r, "ssnad_users_pending_lists",
+                                       "users whose next list is not published yet (they cannot "
+                                       "be evicted)",
+                                       NULL, err, errlen);
     d->m_users_evicted =
         metrics_counter(r, "ssnad_users_evicted_total",
                         "users evicted from memory (they stay in the store)", NULL, err, errlen);
@@ -93,7 +97,7 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
                    d->m_items_changed && d->m_items_unchanged && d->m_items_rejected &&
                    d->m_checkpoints && d->m_queue && d->m_ckpt_age && d->m_lag && d->m_eps &&
                    d->m_latency && d->m_ckpt_seconds && d->m_apply_lag && d->m_apply_lag_max &&
-                   d->m_users_cached && d->m_users_evicted
+                   d->m_users_cached && d->m_users_pending && d->m_users_evicted
                ? 0
                : -1;
 }
@@ -187,6 +191,7 @@ static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_
 
 static void update_gauges(Ssnad *d, double now) {
     metric_gauge_set(d->m_users_cached, (double)d->users.count);
+    metric_gauge_set(d->m_users_pending, (double)d->users.n_dirty);
     metric_counter_add(d->m_users_evicted, (double)(d->users.evicted - d->users_evicted_seen));
     d->users_evicted_seen = d->users.evicted;
     metric_gauge_set(d->m_ckpt_age, now - d->last_checkpoint_s);
