@@ -24,7 +24,7 @@
 
 typedef struct {
     const char *data, *name, *db, *out, *ckpt, *text, *user, *per_user;
-    int variant, pop, layers, batch, eval_batch, epochs, patience, k, k_core, max_len;
+    int variant, loss, pop, layers, batch, eval_batch, epochs, patience, k, k_core, max_len;
     int resume, include_seen, latest;
     uint64_t seed;
     float lr;
@@ -159,7 +159,8 @@ enum {
     OPT_LATEST,
     OPT_NAME,
     OPT_TEXT,
-    OPT_PER_USER
+    OPT_PER_USER,
+    OPT_LOSS
 };
 
 static const struct option long_options[] = {
@@ -179,6 +180,7 @@ static const struct option long_options[] = {
     {"max-len", required_argument, 0, OPT_MAXLEN},
     {"resume", no_argument, 0, OPT_RESUME},
     {"lr", required_argument, 0, OPT_LR},
+    {"loss", required_argument, 0, OPT_LOSS},
     {"include-seen", no_argument, 0, OPT_SEEN},
     {"latest", no_argument, 0, OPT_LATEST},
     {"name", required_argument, 0, OPT_NAME},
@@ -202,10 +204,10 @@ static void usage(const char *cmd, FILE *f) {
                 "usage: ssna train --data PATH [--db DIR] --out CKPT [options]\n\n"
                 "Train SSNA offline. Leave-one-out split: each user's last item is the test\n"
                 "target, the one before it validation, the rest trains (every position of a\n"
-                "training sequence predicts the next item; in-batch negatives). After each epoch\n"
-                "the validation Recall/NDCG@10/50 against all items are printed with the loss,\n"
-                "seconds and peak RSS; the best validation R@10 epoch's test metrics are\n"
-                "reported; training stops after --patience epochs without improvement. The\n"
+                "training sequence predicts the next item; --loss says against what). After\n"
+                "each epoch the validation Recall/NDCG@10/50 against all items are printed with\n"
+                "the loss, seconds and peak RSS; the best validation R@10 epoch's test metrics\n"
+                "are reported; training stops after --patience epochs without improvement. The\n"
                 "last line of stdout is one JSON object with every metric and the timings.\n\n%s"
                 "  --variant V        gru (default) | mean | weighted | tmoe | tmlp | id | pop\n"
                 "                     (pop: most popular items of the training part, counted\n"
@@ -215,6 +217,11 @@ static void usage(const char *cmd, FILE *f) {
                 "  --epochs N         maximum epochs (default 200)\n"
                 "  --patience N       early stopping patience in epochs (default 10)\n"
                 "  --lr X             Adam learning rate (default 3e-4)\n"
+                "  --loss L           inbatch (default): the batch's targets are the negatives;\n"
+                "                     logq: the same, corrected by each item's share of the\n"
+                "                     training targets (popular items are not pushed down);\n"
+                "                     full: softmax over the whole catalogue (every item through\n"
+                "                     the adapters each step: slower, RecBole's CE)\n"
                 "  --seed S           initialisation, batch order and dropout seed (default 42)\n"
                 "  --eval-batch N     users per evaluation batch (default 512)\n"
                 "  --out CKPT         checkpoint written after every epoch: parameters, Adam\n"
@@ -316,7 +323,15 @@ static int parse_options(const char *cmd, int argc, char **argv, Options *o) {
             double lr;
             if (ssna_opt_double(cmd, "--lr", optarg, 1e-9, 10, &lr)) return 2;
             o->lr = (float)lr;
-        } break;
+            break;
+        }
+        case OPT_LOSS:
+            if ((o->loss = ssna_loss_parse(optarg)) < 0) {
+                fprintf(stderr, "ssna %s: --loss: \"%s\" is not inbatch, full or logq\n", cmd,
+                        optarg);
+                return 2;
+            }
+            break;
         case OPT_SEEN:
             o->include_seen = 1;
             break;
@@ -565,6 +580,7 @@ int ssna_cmd_train(int argc, char **argv) {
     } else {
         SsnaConfig cfg = ssna_config_default((SsnaVariant)o.variant, ds.inter.n_items,
                                              ds.states ? ds.hidden : 0, o.layers);
+        cfg.loss = (SsnaLoss)o.loss;
         if (ssna_create(&m, &cfg, o.seed, err, sizeof err)) goto fail;
         st.shuffle_rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
         st.model_rng = m.rng;
@@ -578,9 +594,9 @@ int ssna_cmd_train(int argc, char **argv) {
         for (char *p = st.meta; *p; p++) /* the checkpoint header is line based */
             if (*p == '\n' || *p == '\r') *p = ' ';
     }
-    fprintf(stderr, "ssna train: %s, a = %d, %d users, %d items, %zu parameters\n",
-            ssna_variant_name(m.cfg.variant), m.cfg.layers, ds.inter.n_users, ds.inter.n_items,
-            m.ps.total);
+    fprintf(stderr, "ssna train: %s, a = %d, loss %s, %d users, %d items, %zu parameters\n",
+            ssna_variant_name(m.cfg.variant), m.cfg.layers, ssna_loss_name(m.cfg.loss),
+            ds.inter.n_users, ds.inter.n_items, m.ps.total);
     if (train_run(&o, &ds, &m, &st, &best, &best_len, &eval_total, err, sizeof err)) goto fail;
     char vj[256], tj[256];
     metrics_json(vj, sizeof vj, st.best_valid);
@@ -588,12 +604,12 @@ int ssna_cmd_train(int argc, char **argv) {
     printf("{\"command\":\"train\",\"variant\":\"%s\",\"layers\":%d,\"users\":%d,\"items\":%d,"
            "\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"valid\":%s,\"test\":%s,"
            "\"train_seconds\":%.2f,\"seconds_per_epoch\":%.3f,\"eval_seconds_this_run\":%.2f,"
-           "\"peak_rss_mb\":%.1f,\"parameters\":%zu,\"loss\":\"all positions, in-batch "
-           "negatives, cos/%.2g\",\"run\":%s}\n",
+           "\"peak_rss_mb\":%.1f,\"parameters\":%zu,\"loss\":\"%s\",\"tau\":%.9g,"
+           "\"run\":%s}\n",
            ssna_variant_name(m.cfg.variant), m.cfg.layers, ds.inter.n_users, ds.inter.n_items,
            st.epoch, st.best_epoch, st.epoch < o.epochs ? "true" : "false", vj, tj,
            st.train_seconds, st.epoch ? st.train_seconds / st.epoch : 0.0, eval_total,
-           peak_rss_mb(), m.ps.total, m.cfg.tau, st.meta);
+           peak_rss_mb(), m.ps.total, ssna_loss_name(m.cfg.loss), m.cfg.tau, st.meta);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "ssna train: %s\n", err);

@@ -1,5 +1,5 @@
 /* ssna.c - the SSNA model's public interface: config, parameters, per-batch item
- * de-duplication, the cosine / in-batch-negative loss, and inference vectors.
+ * de-duplication, the cosine losses (inbatch, logq, full), and inference vectors.
  * The towers live in ssna_item.c and ssna_user.c. */
 #include "model/ssna.h"
 
@@ -18,6 +18,18 @@
 #define SSNA_INFER_CHUNK 1024
 
 static const char *const variant_names[] = {"gru", "mean", "weighted", "tmoe", "tmlp", "id"};
+static const char *const loss_names[] = {"inbatch", "full", "logq"};
+
+int ssna_loss_parse(const char *name) {
+    for (int i = 0; i < (int)(sizeof loss_names / sizeof loss_names[0]); i++)
+        if (!strcmp(name, loss_names[i])) return i;
+    return -1;
+}
+
+const char *ssna_loss_name(SsnaLoss loss) {
+    if ((int)loss < 0 || (int)loss >= (int)(sizeof loss_names / sizeof loss_names[0])) return "?";
+    return loss_names[loss];
+}
 
 int ssna_variant_parse(const char *name) {
     for (int i = 0; i < (int)(sizeof variant_names / sizeof variant_names[0]); i++)
@@ -153,6 +165,8 @@ static int check_config(const SsnaConfig *c, char *err, size_t errlen) {
         why = "inner and max_len must be positive";
     else if (c->variant == SSNA_VARIANT_TMLP && c->tmlp_layers < 1)
         why = "tmlp needs >= 1 layer";
+    else if ((int)c->loss < SSNA_LOSS_INBATCH || c->loss > SSNA_LOSS_LOGQ)
+        why = "unknown loss";
     else if (c->tau <= 0.0f)
         why = "tau must be positive";
     else if (c->adapter_dropout < 0 || c->adapter_dropout >= 1 || c->hidden_dropout < 0 ||
@@ -194,7 +208,18 @@ void ssna_free(SsnaModel *m) {
         free(w);
     }
     params_free(&m->ps);
+    free(m->log_q);
     memset(m, 0, sizeof *m);
+}
+
+int ssna_set_item_counts(SsnaModel *m, const double *counts, char *err, size_t errlen) {
+    int n = m->cfg.n_items;
+    if (!m->log_q && !(m->log_q = malloc((size_t)n * sizeof(float))))
+        return snprintf(err, errlen, "ssna: out of memory for %d item counts", n), -1;
+    double sum = n;
+    for (int i = 0; i < n; i++) sum += counts[i];
+    for (int i = 0; i < n; i++) m->log_q[i] = (float)log((counts[i] + 1.0) / sum);
+    return 0;
 }
 
 /* ---- batches -------------------------------------------------------------------------------- */
@@ -261,6 +286,30 @@ static void scatter_add_rows(float *vectors, const float *rows, const int *local
 
 /* ---- training forward / backward ------------------------------------------------------------ */
 
+/* In-batch logits [N, Ut] gain constant offsets (no gradient of their own). UniSRec scores every
+ * position's target as a negative and masks only the copies of the row's OWN target: a distinct
+ * negative item seen k times counts k times, i.e. its logit gains log k, while the own target
+ * counts once. With log_q (loss logq), every candidate j also loses log q_j. 0, or -1 (memory). */
+static int in_batch_offsets(SsnaWork *w, float *logits, const int *tgt_uniq, int N, int Ut,
+                            const float *log_q) {
+    const int *tgt_col = w->tgt_col.p;
+    float *log_count = SSNA_FLOATS(w->vt_count, 2 * (size_t)Ut), *corr = log_count + Ut;
+    if (!log_count) return -1;
+    memset(log_count, 0, (size_t)Ut * sizeof(float));
+    for (int n = 0; n < N; n++)
+        if (tgt_col[n] >= 0) log_count[tgt_col[n]] += 1.0f;
+    for (int j = 0; j < Ut; j++) {
+        log_count[j] = logf(log_count[j]);
+        corr[j] = log_q ? -log_q[tgt_uniq[j]] : 0.0f;
+    }
+    for (int n = 0; n < N; n++) {
+        if (tgt_col[n] < 0) continue;
+        float *row = logits + (size_t)n * Ut;
+        for (int j = 0; j < Ut; j++) row[j] += corr[j] + (j != tgt_col[n] ? log_count[j] : 0.0f);
+    }
+    return 0;
+}
+
 int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *loss, char *err,
                  size_t errlen) {
     const SsnaConfig *c = &m->cfg;
@@ -271,14 +320,26 @@ int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *l
         return -1;
     }
     if (check_batch(m, b, 1, err, errlen)) return -1;
+    if (c->loss == SSNA_LOSS_LOGQ && !m->log_q) {
+        snprintf(err, errlen, "ssna: loss logq without item counts (ssna_set_item_counts)");
+        return -1;
+    }
     w->N = N;
-    /* every item the batch touches (inputs and targets) goes through the item tower once */
-    int *all = SSNA_INTS(w->all_ids, 2 * N), *uniq = SSNA_INTS(w->uniq, 2 * N);
+    int full = c->loss == SSNA_LOSS_FULL, n_all = full ? c->n_items : 2 * N;
+    /* every item the batch touches (inputs and targets; full: every item) goes through the item
+     * tower once */
+    int *all = SSNA_INTS(w->all_ids, 2 * N), *uniq = SSNA_INTS(w->uniq, n_all);
     int *in_local = SSNA_INTS(w->in_local, 2 * N), *mark = mark_buffer(w, c->n_items);
     if (!all || !uniq || !in_local || !mark) goto oom;
     memcpy(all, b->items, (size_t)N * sizeof(int));
     memcpy(all + N, b->targets, (size_t)N * sizeof(int));
-    w->U = dedup(uniq, in_local, all, 2 * N, mark, c->n_items);
+    if (full) {
+        for (int i = 0; i < c->n_items; i++) uniq[i] = i;
+        for (int i = 0; i < 2 * N; i++) in_local[i] = all[i];
+        w->U = c->n_items;
+    } else {
+        w->U = dedup(uniq, in_local, all, 2 * N, mark, c->n_items);
+    }
     float *v = SSNA_FLOATS(w->v, (size_t)w->U * d), *vin = SSNA_FLOATS(w->vin, (size_t)N * d);
     float *u = SSNA_FLOATS(w->u, (size_t)N * d);
     if (!v || !vin || !u) goto oom;
@@ -286,18 +347,24 @@ int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *l
     gather_rows(vin, v, in_local, N, d);
     if (ssna_user_forward(m, b->B, b->offsets, vin, 1, 0, u, err, errlen)) return -1;
 
-    /* logits against the distinct targets = in-batch negatives with same-target masking */
-    int *tgt_col = SSNA_INTS(w->tgt_col, N), *tgt_local = SSNA_INTS(w->tgt_local, N);
-    int *tgt_uniq = SSNA_INTS(w->out_rows, N);
+    /* candidates: the distinct targets (in-batch negatives with same-target masking), or
+     * every item (full) */
+    int *tgt_col = SSNA_INTS(w->tgt_col, N), *tgt_local = SSNA_INTS(w->tgt_local, full ? n_all : N);
+    int *tgt_uniq = SSNA_INTS(w->out_rows, full ? n_all : N);
     if (!tgt_col || !tgt_local || !tgt_uniq) goto oom;
     w->Ut = dedup(tgt_uniq, tgt_col, b->targets, N, mark, c->n_items);
     if (w->Ut == 0) {
         snprintf(err, errlen, "ssna: batch has no position with a target");
         return -1;
     }
-    /* U-local index of each distinct target: the second half of in_local holds the targets' */
-    for (int n = 0; n < N; n++)
-        if (b->targets[n] >= 0) tgt_local[tgt_col[n]] = in_local[N + n];
+    if (full) {
+        for (int j = 0; j < c->n_items; j++) tgt_uniq[j] = tgt_local[j] = j;
+        memcpy(tgt_col, b->targets, (size_t)N * sizeof(int));
+        w->Ut = c->n_items;
+    } else { /* U-local index of each distinct target: the second half of in_local holds them */
+        for (int n = 0; n < N; n++)
+            if (b->targets[n] >= 0) tgt_local[tgt_col[n]] = in_local[N + n];
+    }
     int Ut = w->Ut;
     float *vt = SSNA_FLOATS(w->vt, (size_t)Ut * d), *vtn = SSNA_FLOATS(w->vtn, (size_t)Ut * d);
     float *vt_norm = SSNA_FLOATS(w->vt_norm, Ut), *un = SSNA_FLOATS(w->un, (size_t)N * d);
@@ -308,21 +375,9 @@ int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *l
     l2norm_forward(vtn, vt_norm, vt, Ut, d, SSNA_NORM_EPS);
     l2norm_forward(un, u_norm, u, N, d, SSNA_NORM_EPS);
     cosine_scores(logits, un, vtn, N, Ut, d, 1.0f / c->tau);
-    /* UniSRec scores every position's target as a negative and masks only the copies of the
-     * row's OWN target: a distinct negative item seen k times counts k times, i.e. its logit
-     * gains log k, while the own target counts once. */
-    float *log_count = SSNA_FLOATS(w->vt_count, Ut);
-    if (!log_count) goto oom;
-    memset(log_count, 0, (size_t)Ut * sizeof(float));
-    for (int n = 0; n < N; n++)
-        if (tgt_col[n] >= 0) log_count[tgt_col[n]] += 1.0f;
-    for (int j = 0; j < Ut; j++) log_count[j] = logf(log_count[j]);
-    for (int n = 0; n < N; n++) {
-        if (tgt_col[n] < 0) continue;
-        float *row = logits + (size_t)n * Ut;
-        for (int j = 0; j < Ut; j++)
-            if (j != tgt_col[n]) row[j] += log_count[j];
-    }
+    if (!full &&
+        in_batch_offsets(w, logits, tgt_uniq, N, Ut, c->loss == SSNA_LOSS_LOGQ ? m->log_q : NULL))
+        goto oom;
     *loss = crossentropy_forward(probs, logits, tgt_col, N, Ut);
     return 0;
 oom:

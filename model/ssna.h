@@ -14,11 +14,18 @@
  * User tower (RecBole SASRec, post-LN, eps 1e-12): x = dropout(LN(v*_t + pos_t)); per block
  *   x = LN(x + dropout(attn(x) W_o)), x = LN(x + dropout(GELU(x W_1) W_2)); causal attention
  *   with key padding. Attention-probability dropout is NOT applied (the kernel has none).
- * Loss: every position t of a sequence predicts the item at t + 1 (SASRec's all-prefix signal).
- *   UniSRec's in-batch negatives: the targets of all positions of the batch, logits of OTHER
- *   positions with the row's own target masked (a negative item that is the target of k
- *   positions counts k times). Computed over the DISTINCT targets j of the batch as
- *   cos(u_t, v*_j) / tau + (j is not t's target ? log k_j : 0). Mean CE over positions.
+ * Loss: every position t of a sequence predicts the item at t + 1 (SASRec's all-prefix signal);
+ *   mean cross-entropy over positions, of logits cos(u_t, v*_j) / tau over candidates j:
+ *   inbatch: UniSRec's in-batch negatives: the targets of all positions of the batch, logits of
+ *     OTHER positions with the row's own target masked (a negative item that is the target of k
+ *     positions counts k times). Computed over the DISTINCT targets j of the batch as
+ *     cos / tau + (j is not t's target ? log k_j : 0).
+ *   logq: inbatch minus log q_j for every candidate (own target included), q_j = the item's
+ *     share of all training targets (ssna_set_item_counts): the sampling-bias correction of
+ *     Yi et al. (RecSys 2019). In-batch candidates are drawn in proportion to popularity, so
+ *     the plain softmax learns p(j | user) / q_j and ranks popular items too low.
+ *   full: every item of the catalogue is a candidate (RecBole's CE, UniSRec fine-tuning): all
+ *     n_items go through the item tower (with dropout) once per step.
  *
  * Sequences are packed: no padding to max_len; only attention sees a [B, T_max_of_batch] layout.
  * Randomness (dropout masks, gate noise) comes from the model's seeded rng, or from a caller's
@@ -41,8 +48,15 @@ typedef enum {
     SSNA_VARIANT_ID,
 } SsnaVariant;
 
+typedef enum {
+    SSNA_LOSS_INBATCH = 0,
+    SSNA_LOSS_FULL,
+    SSNA_LOSS_LOGQ,
+} SsnaLoss;
+
 typedef struct {
     SsnaVariant variant;
+    SsnaLoss loss; /* training objective (ssna.h's header says each); inference ignores it */
     int n_items;   /* catalogue size; item ids are 0..n_items-1 */
     int hidden;    /* encoder hidden size of the cached states */
     int layers;    /* a: kept layers per item in the states (tmoe / tmlp use layer 0 only) */
@@ -67,7 +81,8 @@ typedef struct {
  *                                      then (moe variants) normal [U, n_experts] (gate noise);
  *   mask [N, d] (embedding dropout); per block: mask [N, d] (attention output),
  *   mask [N, d] (feed-forward output).
- * U = distinct items of the batch (inputs and targets) in ascending id order; N = packed
+ * U = distinct items of the batch (inputs and targets) in ascending id order (loss full: every
+ * item 0..n_items-1); N = packed
  * positions in batch order. draw_mask fills keep flags (1 kept) for dropout probability p;
  * draw_normal fills N(0, 1). Each returns 0, or -1 to abort the forward pass. */
 typedef struct {
@@ -84,11 +99,15 @@ typedef struct {
     uint64_t rng;           /* drives dropout and gate noise when no SsnaNoise is set */
     const SsnaNoise *noise; /* optional override of rng (tests) */
     SsnaWork *work;         /* activations of the last training forward, for backward */
+    float *log_q;           /* [n_items] log target shares (loss logq), ssna_set_item_counts */
 } SsnaModel;
 
 /* The paper's defaults for a variant: d 256, 8 experts, 2 blocks x 2 heads, inner 256, max_len
  * 50, adapter dropout 0.2, hidden dropout 0.5, eps 1e-12, tau 0.07, tmlp 2 layers. */
 SsnaConfig ssna_config_default(SsnaVariant variant, int n_items, int hidden, int layers);
+/* Parse / name a loss ("inbatch", "full", "logq"); -1 if unknown. */
+int ssna_loss_parse(const char *name);
+const char *ssna_loss_name(SsnaLoss loss);
 /* Parse / name a variant ("gru", "mean", "weighted", "tmoe", "tmlp", "id"); -1 if unknown. */
 int ssna_variant_parse(const char *name);
 const char *ssna_variant_name(SsnaVariant variant);
@@ -97,10 +116,14 @@ const char *ssna_variant_name(SsnaVariant variant);
  * DESIGN.md says. 0, or -1 with err. */
 int ssna_create(SsnaModel *m, const SsnaConfig *cfg, uint64_t seed, char *err, size_t errlen);
 void ssna_free(SsnaModel *m);
+/* The logq loss's sampling shares: counts[i] = how often item i is a training target. Stored as
+ * log((counts[i] + 1) / (sum + n_items)) (never log 0). 0, or -1 with err (out of memory). */
+int ssna_set_item_counts(SsnaModel *m, const double *counts, char *err, size_t errlen);
 
-/* Training forward: mean loss of the batch (dropout and gate noise on). Saves what backward
- * needs. states: [n_items, layers, hidden] cached encoder states (NULL for the id variant).
- * Returns 0 with *loss set, or -1 with err (bad item id, sequence too long, ...). */
+/* Training forward: mean loss of the batch (dropout and gate noise on; cfg.loss; logq needs
+ * ssna_set_item_counts first). Saves what backward needs. states: [n_items, layers, hidden] cached
+ * encoder states (NULL for the id variant). Returns 0 with *loss set, or -1 with err (bad item id,
+ * sequence too long, ...). */
 int ssna_forward(SsnaModel *m, const SsnaBatch *batch, const float *states, float *loss, char *err,
                  size_t errlen);
 /* Backward of the last ssna_forward: accumulates into m->ps.grads (caller zeroes them).

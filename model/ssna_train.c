@@ -47,6 +47,30 @@ static int seq_len(const SsnaSequences *s, int u) {
 
 /* ---- training ------------------------------------------------------------------------------- */
 
+/* Training rows: users whose training sequence s[0..n-2) has >= 2 items; row u's positions t
+ * (the last max_len) predict s[first + t + 1]. */
+static int train_row(const SsnaSequences *seq, int u, int max_len, int *first) {
+    int L = seq_len(seq, u) - 3;
+    *first = L > max_len ? L - max_len : 0;
+    return L > max_len ? max_len : L;
+}
+
+/* The logq loss's shares: how often each item is a target of the positions ssna_train_epoch
+ * trains on (the same every epoch, so a resumed run computes the same). */
+static int set_target_counts(SsnaModel *m, const SsnaSequences *seq, char *err, size_t errlen) {
+    double *counts = calloc((size_t)m->cfg.n_items, sizeof(double));
+    if (!counts) return snprintf(err, errlen, "ssna train: out of memory"), -1;
+    for (int u = 0, first; u < seq->n_users; u++) {
+        const int *s = seq->items + seq->offsets[u];
+        for (int t = 0, L = train_row(seq, u, m->cfg.max_len, &first); t < L; t++)
+            if (s[first + t + 1] >= 0 && s[first + t + 1] < m->cfg.n_items)
+                counts[s[first + t + 1]] += 1.0;
+    }
+    int rc = ssna_set_item_counts(m, counts, err, errlen);
+    free(counts);
+    return rc;
+}
+
 int ssna_train_epoch(SsnaModel *m, const float *states, const SsnaSequences *seq, int batch,
                      const AdamConfig *adam, uint64_t *shuffle_rng, double *mean_loss, int *steps,
                      char *err, size_t errlen) {
@@ -57,9 +81,11 @@ int ssna_train_epoch(SsnaModel *m, const float *states, const SsnaSequences *seq
         snprintf(err, errlen, "ssna train: out of memory");
         goto done;
     }
-    for (int u = 0; u < seq->n_users; u++)
-        if (seq_len(seq, u) - 2 >= 2) order[n++] = u; /* a training sequence of >= 2 items */
-    for (int i = n - 1; i > 0; i--) {                 /* Fisher-Yates */
+    if (m->cfg.loss == SSNA_LOSS_LOGQ && !m->log_q && set_target_counts(m, seq, err, errlen))
+        goto done;
+    for (int u = 0, first; u < seq->n_users; u++)
+        if (train_row(seq, u, max_len, &first) >= 1) order[n++] = u;
+    for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
         int j = (int)(rng_next(shuffle_rng) % (uint64_t)(i + 1));
         int t = order[i];
         order[i] = order[j], order[j] = t;
@@ -71,10 +97,9 @@ int ssna_train_epoch(SsnaModel *m, const float *states, const SsnaSequences *seq
         int rows = n - start < batch ? n - start : batch, N = 0;
         b.offsets[0] = 0;
         for (int r = 0; r < rows; r++) {
-            int u = order[start + r], train_len = seq_len(seq, u) - 2;
+            int u = order[start + r], first;
             const int *s = seq->items + seq->offsets[u];
-            int L = train_len - 1, first = 0; /* positions: s[t] predicts s[t + 1] */
-            if (L > max_len) first = L - max_len, L = max_len;
+            int L = train_row(seq, u, max_len, &first); /* positions: s[t] predicts s[t + 1] */
             for (int t = 0; t < L; t++) {
                 b.items[N + t] = s[first + t];
                 b.targets[N + t] = s[first + t + 1];
@@ -215,8 +240,8 @@ static void write_header(FILE *f, const SsnaConfig *c, const SsnaTrainState *st)
             ssna_variant_name(c->variant), c->n_items, c->hidden, c->layers, c->d, c->n_experts);
     fprintf(f, "tmlp_layers %d\nn_blocks %d\nn_heads %d\ninner %d\nmax_len %d\n", c->tmlp_layers,
             c->n_blocks, c->n_heads, c->inner, c->max_len);
-    fprintf(f, "adapter_dropout %.9g\nhidden_dropout %.9g\nln_eps %.9g\ntau %.9g\n",
-            c->adapter_dropout, c->hidden_dropout, c->ln_eps, c->tau);
+    fprintf(f, "adapter_dropout %.9g\nhidden_dropout %.9g\nln_eps %.9g\ntau %.9g\nloss %s\n",
+            c->adapter_dropout, c->hidden_dropout, c->ln_eps, c->tau, ssna_loss_name(c->loss));
     fprintf(f, "epoch %d\nbest_epoch %d\nbad_epochs %d\ntrain_seconds %.17g\n", st->epoch,
             st->best_epoch, st->bad_epochs, st->train_seconds);
     for (int i = 0; i < 4; i++)
@@ -315,6 +340,10 @@ static int read_header_line(const char *key, const char *val, SsnaConfig *c, Ssn
         int v = ssna_variant_parse(val);
         if (v < 0) return -1;
         c->variant = (SsnaVariant)v;
+    } else if (!strcmp(key, "loss")) { // absent before the loss option: inbatch
+        int l = ssna_loss_parse(val);
+        if (l < 0) return -1;
+        c->loss = (SsnaLoss)l;
     } else if (!strncmp(key, "best_valid", 10) || !strncmp(key, "best_test", 9)) {
         int idx = key[strlen(key) - 1] - '0';
         if (idx < 0 || idx > 3) return -1;

@@ -70,6 +70,18 @@ for bad in "--epochs x" "--batch 12abc" "--layers -1" "--lr 1e-3x" "--max-len 2"
     check "train $bad: the error names the option and the value" \
         grep -q -- "$1: \"$2\" is not a" "$tmp/num.err"
 done
+"$ssna" train --data "$data" --variant id --out "$tmp/x.ckpt" --loss sampled 2> "$tmp/loss.err"
+check "train --loss sampled is a usage error (2) naming the choices" test $? -eq 2 -a \
+    "$(grep -c -- '--loss: "sampled" is not inbatch, full or logq' "$tmp/loss.err")" -eq 1
+for loss in logq full; do # the loss is the checkpoint's: a resumed run keeps it
+    "$ssna" train "${common[@]}" --out "$tmp/$loss.ckpt" --loss $loss --epochs 1 > "$tmp/$loss.json"
+    check "train --loss $loss exits 0 and says so" test $? -eq 0 -a \
+        "$(json "$tmp/$loss.json" 'j["loss"]')" = $loss
+    "$ssna" train "${common[@]}" --out "$tmp/$loss.ckpt" --epochs 2 --resume > "$tmp/$loss.2.json"
+    check "a resumed --loss $loss run trains on with $loss" test \
+        "$(json "$tmp/$loss.2.json" '(j["loss"], j["epochs"])')" = "('$loss', 2)"
+done
+
 "$ssna" export --data "$data" --out "$tmp/exp" --k-core 5q 2> "$tmp/num.err"
 check "export --k-core 5q is a usage error (2)" test $? -eq 2
 exit $fail

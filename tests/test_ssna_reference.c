@@ -1,6 +1,7 @@
 /* test_ssna_reference.c - the whole SSNA model against the python3-torch reference.
  *
- * tests/reference/ssna_ref.py (a CTest fixture) writes, per variant, the weights, a batch, the
+ * tests/reference/ssna_ref.py (a CTest fixture) writes, per variant and loss (inbatch for every
+ * variant; full and logq for some), the weights, a batch, the
  * noise of each training step, the torch loss of each step, every parameter gradient of step 0
  * and the parameters after 3 Adam steps. This test loads the same weights, replays the same
  * noise through SsnaNoise, and checks (float32 C against float64 torch):
@@ -197,8 +198,11 @@ static void run_case(const char *dir, const char *cs) {
     const RefTensor *ci = ref_get(&rf, "config"), *cf = ref_get(&rf, "config_f");
     const RefTensor *st = ref_get(&rf, "states"), *off = ref_get(&rf, "offsets");
     const RefTensor *it = ref_get(&rf, "items"), *tg = ref_get(&rf, "targets");
-    CHECK(ci && cf && st && off && it && tg && ci->count == 12 && cf->count == 5);
-    if (!(ci && cf && st && off && it && tg && ci->count == 12 && cf->count == 5)) {
+    const RefTensor *counts = ref_get(&rf, "item_counts");
+    int ok_records = ci && cf && st && off && it && tg && counts && ci->count == 13 &&
+                     cf->count == 5 && counts->count == (size_t)((const int32_t *)ci->data)[1];
+    CHECK_MSG(ok_records, "%s: records missing or of the wrong size", cs);
+    if (!ok_records) {
         ref_free(&rf);
         return;
     }
@@ -208,9 +212,17 @@ static void run_case(const char *dir, const char *cs) {
     cfg.d = c[4], cfg.n_experts = c[5], cfg.tmlp_layers = c[6], cfg.n_blocks = c[7];
     cfg.n_heads = c[8], cfg.inner = c[9], cfg.max_len = c[10];
     cfg.adapter_dropout = f[0], cfg.hidden_dropout = f[1], cfg.ln_eps = f[2], cfg.tau = f[3];
+    cfg.loss = (SsnaLoss)c[12];
     int steps = c[11];
     SsnaModel m;
     CHECK_MSG(ssna_create(&m, &cfg, 7, err, sizeof err) == 0, "%s: %s", cs, err);
+    /* the logq loss's target shares, from the reference's counts (every case sets them: the
+     * other losses must ignore them) */
+    double *cnt = malloc((size_t)cfg.n_items * sizeof(double));
+    CHECK(cnt != NULL);
+    for (int i = 0; cnt && i < cfg.n_items; i++) cnt[i] = ((const float *)counts->data)[i];
+    CHECK_MSG(cnt && ssna_set_item_counts(&m, cnt, err, sizeof err) == 0, "%s: %s", cs, err);
+    free(cnt);
 
     /* the reference's weights, by name; every C tensor must have one and nothing more */
     int nparam_records = 0;
@@ -262,7 +274,8 @@ int main(void) {
     if (!build) return check_done();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/ssna_ref", build);
-    const char *cases[] = {"gru3", "gru1", "mean3", "weighted2", "tmoe", "tmlp", "id"};
+    const char *cases[] = {"gru3", "gru1",      "mean3",   "weighted2", "tmoe",     "tmlp",
+                           "id",   "gru3_full", "id_full", "gru3_logq", "tmlp_logq"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(dir, cases[i]);
     printf("worst gradient error, relative to the tensor's largest torch gradient: %.3g\n",
            worst_grad_error);

@@ -32,9 +32,14 @@ VARIANTS = ["gru", "mean", "weighted", "tmoe", "tmlp", "id"]
 STEPS = 3
 LR = 1e-3
 
-# case name, variant, kept layers
-CASES = [("gru3", "gru", 3), ("gru1", "gru", 1), ("mean3", "mean", 3), ("weighted2", "weighted", 2),
-         ("tmoe", "tmoe", 1), ("tmlp", "tmlp", 1), ("id", "id", 1)]
+LOSSES = ["inbatch", "full", "logq"]
+
+# case name, variant, kept layers, loss
+CASES = [("gru3", "gru", 3, "inbatch"), ("gru1", "gru", 1, "inbatch"),
+         ("mean3", "mean", 3, "inbatch"), ("weighted2", "weighted", 2, "inbatch"),
+         ("tmoe", "tmoe", 1, "inbatch"), ("tmlp", "tmlp", 1, "inbatch"), ("id", "id", 1, "inbatch"),
+         ("gru3_full", "gru", 3, "full"), ("id_full", "id", 1, "full"),
+         ("gru3_logq", "gru", 3, "logq"), ("tmlp_logq", "tmlp", 1, "logq")]
 
 
 class Writer:
@@ -212,7 +217,10 @@ def model_loss(cfg, P, states, offsets, items, targets, noise):
     lens = torch.tensor([offsets[b + 1] - offsets[b] for b in range(B)])
     T = int(lens.max())
     have = targets >= 0
-    uniq = torch.unique(torch.cat([items, targets[have]]))  # ascending, as C
+    if cfg["loss"] == "full":  # every item is a candidate: the whole catalogue, ascending
+        uniq = torch.arange(cfg["n_items"])
+    else:
+        uniq = torch.unique(torch.cat([items, targets[have]]))  # ascending, as C
     v = item_tower(cfg, P, states, uniq, True, noise)
     local = {int(i): n for n, i in enumerate(uniq)}
     packed = torch.arange(T)[None, :] < lens[:, None]
@@ -221,23 +229,33 @@ def model_loss(cfg, P, states, offsets, items, targets, noise):
     u = user_tower(cfg, P, vin_pad, lens, True, noise, packed)[packed]  # [N, d] row order
     rows = torch.nonzero(have)[:, 0]
     un = F.normalize(u[rows], dim=-1)
-    vt = F.normalize(v[[local[int(t)] for t in targets[rows]]], dim=-1)
-    logits = un @ vt.t() / cfg["tau"]
     tg = targets[rows]
+    if cfg["loss"] == "full":  # RecBole's CE: a softmax over every item
+        logits = un @ F.normalize(v, dim=-1).t() / cfg["tau"]
+        return F.cross_entropy(logits, tg)
+    vt = F.normalize(v[[local[int(t)] for t in tg]], dim=-1)
+    logits = un @ vt.t() / cfg["tau"]
+    if cfg["loss"] == "logq":  # Yi et al. 2019: each candidate column loses log q of its item
+        logits = logits - cfg["log_q"][tg][None, :]
     same = (tg[:, None] == tg[None, :]) & ~torch.eye(len(rows), dtype=torch.bool)
     logits = logits.masked_fill(same, float("-inf"))  # UniSRec: other positions' same target
     return F.cross_entropy(logits, torch.arange(len(rows)))
 
 
-def run_case(outdir, case, variant, layers, seed):
+def run_case(outdir, case, variant, layers, loss, seed):
     gen = torch.Generator().manual_seed(seed)
     cfg = dict(variant=variant, n_items=40, hidden=24, L=layers, d=16, nE=8, tmlp_layers=2,
                blocks=2, heads=2, inner=20, max_len=12, p_adapter=0.2, p_hidden=0.5, eps=1e-12,
-               tau=0.07)
+               tau=0.07, loss=loss)
     w = Writer(os.path.join(outdir, case + ".bin"))
     w.put("config", torch.tensor([VARIANTS.index(variant), cfg["n_items"], cfg["hidden"], layers,
                                   cfg["d"], cfg["nE"], cfg["tmlp_layers"], cfg["blocks"],
-                                  cfg["heads"], cfg["inner"], cfg["max_len"], STEPS]), 1)
+                                  cfg["heads"], cfg["inner"], cfg["max_len"], STEPS,
+                                  LOSSES.index(loss)]), 1)
+    # target counts of the logq loss (C: ssna_set_item_counts), skewed like real popularity
+    counts = torch.randint(0, 50, (cfg["n_items"],), generator=gen).double() ** 2
+    w.put("item_counts", counts)
+    cfg["log_q"] = torch.log((counts + 1) / (counts.sum() + cfg["n_items"]))
     w.put("config_f", torch.tensor([cfg["p_adapter"], cfg["p_hidden"], cfg["eps"], cfg["tau"], LR]))
     states = torch.randn(cfg["n_items"], layers, cfg["hidden"], generator=gen).float().double()
     w.put("states", states)
@@ -301,7 +319,7 @@ def bench(dump, epochs, batch):
                               .reshape(n_items, layers, hidden).copy())
     cfg = dict(variant="gru", n_items=n_items, hidden=hidden, L=layers, d=256, nE=8,
                tmlp_layers=2, blocks=2, heads=2, inner=256, max_len=50, p_adapter=0.2,
-               p_hidden=0.5, eps=1e-12, tau=0.07)
+               p_hidden=0.5, eps=1e-12, tau=0.07, loss="inbatch")
     P = {k: v.float() for k, v in make_params(cfg, torch.Generator().manual_seed(1)).items()}
     for t in P.values():
         t.requires_grad_(True)
@@ -342,8 +360,8 @@ def main():
         sys.exit("usage: ssna_ref.py OUTDIR | --bench DUMP [EPOCHS] [BATCH]")
     torch.set_default_dtype(torch.float64)
     os.makedirs(sys.argv[1], exist_ok=True)
-    for i, (case, variant, layers) in enumerate(CASES):
-        run_case(sys.argv[1], case, variant, layers, 1234 + i)
+    for i, (case, variant, layers, loss) in enumerate(CASES):
+        run_case(sys.argv[1], case, variant, layers, loss, 1234 + i)
 
 
 if __name__ == "__main__":
