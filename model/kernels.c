@@ -199,10 +199,11 @@ static int attention_len(const int *lens, int b, int T) {
     return L < 0 ? 0 : (L > T ? T : L);
 }
 
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       const int *lens, int causal, int B, int T, int C, int NH) {
+void attention_forward(float *out, float *att, float *att_drop, const uint8_t *keep, float p,
+                       const float *q, const float *k, const float *v, const int *lens, int causal,
+                       int B, int T, int C, int NH) {
     int hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
+    float scale = 1.0f / sqrtf((float)hs), keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     for (int b = 0; b < B; b++) {
         int L = attention_len(lens, b, T);
         size_t bo = (size_t)b * T * C;
@@ -225,8 +226,20 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
                 softmax_row(row, row, nk);
                 for (int j = nk; j < L; j++) row[j] = 0.0f;
             }
-            // oh[:L] = a[:L, :L] @ vh[:L]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, a, T, vh, C,
+            const float *av = a; // the probabilities that weight v: a, or a after dropout
+            if (keep) {
+                size_t ho = ((size_t)b * NH + h) * T * T;
+                float *ad = att_drop + ho;
+                memset(ad, 0, (size_t)T * T * sizeof(float));
+                for (int i = 0; i < L; i++)
+                    for (int j = 0; j < L; j++) {
+                        size_t ij = (size_t)i * T + j;
+                        ad[ij] = keep[ho + ij] ? a[ij] * keep_scale : 0.0f;
+                    }
+                av = ad;
+            }
+            // oh[:L] = av[:L, :L] @ vh[:L]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, av, T, vh, C,
                         0.0f, oh, C);
         }
     }
@@ -239,11 +252,12 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
 #define ATT_BWD_BLOCK_FLOATS 4096
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                        const float *q, const float *k, const float *v, const int *lens, int causal,
-                        int B, int T, int C, int NH, float *scratch) {
+                        const float *att_drop, const uint8_t *keep, float p, const float *q,
+                        const float *k, const float *v, const int *lens, int causal, int B, int T,
+                        int C, int NH, float *scratch) {
     (void)causal; // the saved probabilities are already 0 at masked keys
     int hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
+    float scale = 1.0f / sqrtf((float)hs), keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     float block[ATT_BWD_BLOCK_FLOATS];
     for (int b = 0; b < B; b++) {
         int L = attention_len(lens, b, T);
@@ -252,25 +266,32 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
         float *dscore = L <= ATT_BWD_BLOCK_FLOATS ? block : scratch;
         size_t bo = (size_t)b * T * C;
         for (int h = 0; h < NH; h++) {
-            const float *a = att + ((size_t)b * NH + h) * T * T; // a: [T, T]
-            size_t ho = bo + (size_t)h * hs;                     // head slices: [T, hs], stride C
-            // dvh[:L] += a[:L, :L]^T @ douth[:L]
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, 1.0f, a, T, dout + ho, C,
-                        1.0f, dv + ho, C);
+            size_t ao = ((size_t)b * NH + h) * T * T;
+            const float *a = att + ao;                   // a: [T, T]
+            const float *av = keep ? att_drop + ao : a;  // what weighted v
+            const uint8_t *kp = keep ? keep + ao : NULL; // [T, T]
+            size_t ho = bo + (size_t)h * hs;             // head slices: [T, hs], stride C
+            // dvh[:L] += av[:L, :L]^T @ douth[:L]
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, 1.0f, av, T, dout + ho,
+                        C, 1.0f, dv + ho, C);
             for (int r0 = 0; r0 < L; r0 += rows_per_block) {
                 int R = L - r0 < rows_per_block ? L - r0 : rows_per_block;
                 size_t ro = ho + (size_t)r0 * C;
                 // dscore[R, L] = douth[r0:r0+R] @ vh[:L]^T  (gradient of the probabilities)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, L, hs, 1.0f, dout + ro, C,
                             v + ho, C, 0.0f, dscore, L);
-                // through the softmax; masked keys have p = 0 and so get 0
+                // back through the dropout, then the softmax; masked keys have p = 0 and so
+                // get 0
                 for (int i = 0; i < R; i++) {
-                    const float *p = a + (size_t)(r0 + i) * T;
+                    const float *pr = a + (size_t)(r0 + i) * T;
                     float *g = dscore + (size_t)i * L;
+                    if (kp)
+                        for (int j = 0; j < L; j++)
+                            g[j] = kp[(size_t)(r0 + i) * T + j] ? g[j] * keep_scale : 0.0f;
                     double dot = 0.0;
-                    for (int j = 0; j < L; j++) dot += p[j] * g[j];
+                    for (int j = 0; j < L; j++) dot += pr[j] * g[j];
                     float d = (float)dot;
-                    for (int j = 0; j < L; j++) g[j] = scale * p[j] * (g[j] - d);
+                    for (int j = 0; j < L; j++) g[j] = scale * pr[j] * (g[j] - d);
                 }
                 // dqh[r0:r0+R] += dscore @ kh[:L];  dkh[:L] += dscore^T @ qh[r0:r0+R]
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, hs, L, 1.0f, dscore, L,

@@ -52,14 +52,20 @@ void softplus_backward(float *dinp, const float *inp, const float *dout, size_t 
 // att: [B, NH, T, T] softmax probabilities, saved for backward.
 // lens: [B] valid length of each row (right padding), or NULL for all T. Key j is visible to
 // query i when j < lens[b] and (causal ? j <= i : 1). Rows of queries at i >= lens[b] output 0.
-// scale = 1/sqrt(hs). Attention dropout is not applied here.
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       const int *lens, int causal, int B, int T, int C, int NH);
-// dq, dk, dv: [B, T, C] (accumulated); scratch: [T] floats, used only when T > 4096 (shorter
-// rows go through the GEMMs in blocks held on the stack)
+// scale = 1/sqrt(hs).
+// Attention dropout (RecBole's attn_dropout_prob): keep: [B, NH, T, T] flags (1 kept) for the
+// probabilities, inverted with probability p; att_drop: [B, NH, T, T] receives the dropped
+// probabilities, which multiply v (saved for backward). keep = NULL: no dropout, att_drop unused.
+void attention_forward(float *out, float *att, float *att_drop, const uint8_t *keep, float p,
+                       const float *q, const float *k, const float *v, const int *lens, int causal,
+                       int B, int T, int C, int NH);
+// dq, dk, dv: [B, T, C] (accumulated); att, att_drop, keep, p: as the forward pass had them;
+// scratch: [T] floats, used only when T > 4096 (shorter rows go through the GEMMs in blocks held
+// on the stack)
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                        const float *q, const float *k, const float *v, const int *lens, int causal,
-                        int B, int T, int C, int NH, float *scratch);
+                        const float *att_drop, const uint8_t *keep, float p, const float *q,
+                        const float *k, const float *v, const int *lens, int causal, int B, int T,
+                        int C, int NH, float *scratch);
 
 /* ---- dropout (inverted: kept values scaled by 1/(1-p)) ------------------------------------- */
 // out, inp: [N]; mask: [N] bytes, 1 = kept (saved for backward). p = 0 copies and sets mask to 1.

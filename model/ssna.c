@@ -58,6 +58,7 @@ SsnaConfig ssna_config_default(SsnaVariant variant, int n_items, int hidden, int
     c.max_len = 50;
     c.adapter_dropout = 0.2f; /* UniSRec adaptor_dropout_prob */
     c.hidden_dropout = 0.5f;  /* UniSRec / RecBole SASRec hidden_dropout_prob */
+    c.attn_dropout = 0.5f;    /* UniSRec / RecBole SASRec attn_dropout_prob */
     c.ln_eps = 1e-12f;
     c.tau = 0.07f;
     return c;
@@ -170,7 +171,7 @@ static int check_config(const SsnaConfig *c, char *err, size_t errlen) {
     else if (c->tau <= 0.0f)
         why = "tau must be positive";
     else if (c->adapter_dropout < 0 || c->adapter_dropout >= 1 || c->hidden_dropout < 0 ||
-             c->hidden_dropout >= 1)
+             c->hidden_dropout >= 1 || c->attn_dropout < 0 || c->attn_dropout >= 1)
         why = "dropout must be in [0, 1)";
     if (!why) return 0;
     snprintf(err, errlen, "ssna: bad config: %s", why);

@@ -13,7 +13,8 @@
  *   id: v* = a learned embedding row (ID-based SASRec baseline; no text, item states unused).
  * User tower (RecBole SASRec, post-LN, eps 1e-12): x = dropout(LN(v*_t + pos_t)); per block
  *   x = LN(x + dropout(attn(x) W_o)), x = LN(x + dropout(GELU(x W_1) W_2)); causal attention
- *   with key padding. Attention-probability dropout is NOT applied (the kernel has none).
+ *   with key padding; the attention probabilities go through dropout(attn_dropout) (RecBole's
+ *   attn_dropout_prob) before they weight the values.
  * Loss: every position t of a sequence predicts the item at t + 1 (SASRec's all-prefix signal);
  *   mean cross-entropy over positions, of logits cos(u_t, v*_j) / tau over candidates j:
  *   inbatch: UniSRec's in-batch negatives: the targets of all positions of the batch, logits of
@@ -65,6 +66,7 @@ typedef struct {
     int tmlp_layers;
     int n_blocks, n_heads, inner, max_len;
     float adapter_dropout, hidden_dropout, ln_eps, tau;
+    float attn_dropout; /* on the attention probabilities; 0 = none (checkpoints before it) */
 } SsnaConfig;
 
 /* A batch of B sequences, packed: row b holds items[offsets[b] .. offsets[b+1]), length <= max_len.
@@ -79,7 +81,8 @@ typedef struct {
 /* Where the training randomness comes from, in this order per forward pass:
  *   for m in 0..a-1 (tmlp: m = 0 only): mask [U, hidden] (adapter dropout),
  *                                      then (moe variants) normal [U, n_experts] (gate noise);
- *   mask [N, d] (embedding dropout); per block: mask [N, d] (attention output),
+ *   mask [N, d] (embedding dropout); per block: mask [B, NH, T, T] (attention probabilities,
+ *   T = longest row of the batch; only when attn_dropout > 0), mask [N, d] (attention output),
  *   mask [N, d] (feed-forward output).
  * U = distinct items of the batch (inputs and targets) in ascending id order (loss full: every
  * item 0..n_items-1); N = packed
@@ -103,7 +106,8 @@ typedef struct {
 } SsnaModel;
 
 /* The paper's defaults for a variant: d 256, 8 experts, 2 blocks x 2 heads, inner 256, max_len
- * 50, adapter dropout 0.2, hidden dropout 0.5, eps 1e-12, tau 0.07, tmlp 2 layers. */
+ * 50, adapter dropout 0.2, hidden dropout 0.5, attention dropout 0.5, eps 1e-12, tau 0.07, tmlp
+ * 2 layers, loss inbatch. */
 SsnaConfig ssna_config_default(SsnaVariant variant, int n_items, int hidden, int layers);
 /* Parse / name a loss ("inbatch", "full", "logq"); -1 if unknown. */
 int ssna_loss_parse(const char *name);

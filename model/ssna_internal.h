@@ -33,6 +33,7 @@ typedef struct {
 /* One SASRec block's activations over N packed positions. */
 typedef struct {
     SsnaBuf qkv, ctx, att, ao, keep_a, r1, h1, m1, s1, f1, g1, f2, keep_f, r2, h2, m2, s2;
+    SsnaBuf att_keep, att_drop; /* attention dropout: [B, NH, T, T] flags, dropped probabilities */
 } SsnaBlockWork;
 
 /* User tower activations for N packed positions of B rows (T = longest row). */

@@ -240,8 +240,11 @@ static void write_header(FILE *f, const SsnaConfig *c, const SsnaTrainState *st)
             ssna_variant_name(c->variant), c->n_items, c->hidden, c->layers, c->d, c->n_experts);
     fprintf(f, "tmlp_layers %d\nn_blocks %d\nn_heads %d\ninner %d\nmax_len %d\n", c->tmlp_layers,
             c->n_blocks, c->n_heads, c->inner, c->max_len);
-    fprintf(f, "adapter_dropout %.9g\nhidden_dropout %.9g\nln_eps %.9g\ntau %.9g\nloss %s\n",
-            c->adapter_dropout, c->hidden_dropout, c->ln_eps, c->tau, ssna_loss_name(c->loss));
+    fprintf(f,
+            "adapter_dropout %.9g\nhidden_dropout %.9g\nattn_dropout %.9g\nln_eps %.9g\ntau %.9g\n"
+            "loss %s\n",
+            c->adapter_dropout, c->hidden_dropout, c->attn_dropout, c->ln_eps, c->tau,
+            ssna_loss_name(c->loss));
     fprintf(f, "epoch %d\nbest_epoch %d\nbad_epochs %d\ntrain_seconds %.17g\n", st->epoch,
             st->best_epoch, st->bad_epochs, st->train_seconds);
     for (int i = 0; i < 4; i++)
@@ -322,6 +325,7 @@ static int read_header_line(const char *key, const char *val, SsnaConfig *c, Ssn
         {"max_len", &c->max_len, NULL, NULL},
         {"adapter_dropout", NULL, &c->adapter_dropout, NULL},
         {"hidden_dropout", NULL, &c->hidden_dropout, NULL},
+        {"attn_dropout", NULL, &c->attn_dropout, NULL},
         {"ln_eps", NULL, &c->ln_eps, NULL},
         {"tau", NULL, &c->tau, NULL},
         {"epoch", &st->epoch, NULL, NULL},
@@ -388,6 +392,7 @@ int ssna_checkpoint_load(const char *path, int best, SsnaModel *m, SsnaTrainStat
     }
     char line[8192];
     SsnaConfig c = ssna_config_default(SSNA_VARIANT_GRU, 1, 1, 1);
+    c.attn_dropout = 0.0f; // files written before attention dropout trained without it
     SsnaTrainState st;
     memset(&st, 0, sizeof st);
     void *latest = NULL, *bestb = NULL;

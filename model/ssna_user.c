@@ -246,7 +246,16 @@ int ssna_user_forward(SsnaModel *m, int B, const int *offsets, const float *vin,
             pack_to_pad(pq, qkv, 3 * d, 0, offsets, B, T, d);
             pack_to_pad(pk, qkv, 3 * d, d, offsets, B, T, d);
             pack_to_pad(pv, qkv, 3 * d, 2 * d, offsets, B, T, d);
-            attention_forward(po, att, pq, pk, pv, lens, 1, B, T, d, NH);
+            uint8_t *keep = NULL;
+            float *att_drop = NULL;
+            if (train && c->attn_dropout > 0.0f) {
+                size_t na = (size_t)B * NH * T * T;
+                keep = SSNA_BYTES(k->att_keep, na), att_drop = SSNA_FLOATS(k->att_drop, na);
+                if (!keep || !att_drop) goto oom;
+                if (ssna_draw_mask(m, keep, na, c->attn_dropout)) goto noise;
+            }
+            attention_forward(po, att, att_drop, keep, c->attn_dropout, pq, pk, pv, lens, 1, B, T,
+                              d, NH);
             pad_to_pack(ctx, d, 0, po, offsets, B, T, d);
         }
         rc = block_tail(m, k, l, R, ctx, xin, train, &xin);
@@ -320,7 +329,10 @@ int ssna_user_backward(SsnaModel *m, const float *dout, float *dvin) {
         pack_to_pad(pk, k->qkv.p, 3 * d, d, off, B, T, d);
         pack_to_pad(pv, k->qkv.p, 3 * d, 2 * d, off, B, T, d);
         memset(dpad, 0, 3 * btd * sizeof(float));
-        attention_backward(dpq, dpk, dpv, dpo, k->att.p, pq, pk, pv, lens, 1, B, T, d, NH, scr);
+        int att_dropped = w->train && c->attn_dropout > 0.0f;
+        attention_backward(dpq, dpk, dpv, dpo, k->att.p, att_dropped ? k->att_drop.p : NULL,
+                           att_dropped ? k->att_keep.p : NULL, c->attn_dropout, pq, pk, pv, lens, 1,
+                           B, T, d, NH, scr);
         pad_to_pack(dqkv, 3 * d, 0, dpq, off, B, T, d);
         pad_to_pack(dqkv, 3 * d, d, dpk, off, B, T, d);
         pad_to_pack(dqkv, 3 * d, 2 * d, dpv, off, B, T, d);

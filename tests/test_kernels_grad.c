@@ -241,12 +241,14 @@ typedef struct {
     int B, T, C, NH, causal;
     const int *lens;
     float *q, *k, *v, *out, *att, *wout;
+    float p, *att_drop; // attention dropout: keep flags [B, NH, T, T] (NULL: none), probability
+    uint8_t *keep;
 } AttentionCase;
 
 static double attention_loss(void *p) {
     AttentionCase *c = p;
-    attention_forward(c->out, c->att, c->q, c->k, c->v, c->lens, c->causal, c->B, c->T, c->C,
-                      c->NH);
+    attention_forward(c->out, c->att, c->att_drop, c->keep, c->p, c->q, c->k, c->v, c->lens,
+                      c->causal, c->B, c->T, c->C, c->NH);
     return weighted_sum(c->out, c->wout, (size_t)c->B * c->T * c->C);
 }
 
@@ -270,10 +272,13 @@ static double attention_naive_maxdiff(const AttentionCase *c) {
                     mx = fmax(mx, s[j]);
                 }
                 for (int j = 0; j < nk; j++) sum += (s[j] = exp(s[j] - mx));
+                const uint8_t *keep =
+                    c->keep ? c->keep + (((size_t)b * c->NH + h) * c->T + i) * c->T : NULL;
                 for (int e = 0; e < hs; e++) {
                     double o = 0.0;
                     for (int j = 0; j < nk; j++)
-                        o += s[j] / sum * c->v[((size_t)b * c->T + j) * c->C + h * hs + e];
+                        o += (keep ? (keep[j] ? 1.0 / (1.0 - c->p) : 0.0) : 1.0) * s[j] / sum *
+                             c->v[((size_t)b * c->T + j) * c->C + h * hs + e];
                     double got = c->out[((size_t)b * c->T + i) * c->C + h * hs + e];
                     maxdiff = fmax(maxdiff, fabs(got - o));
                 }
@@ -283,18 +288,24 @@ static double attention_naive_maxdiff(const AttentionCase *c) {
     return maxdiff;
 }
 
-static void test_attention(int B, int T, int causal, const int *lens, const char *label) {
-    AttentionCase c = {B, T, 8, 2, causal, lens, NULL, NULL, NULL, NULL, NULL, NULL};
-    size_t n = (size_t)c.B * c.T * c.C;
+static void test_attention(int B, int T, int causal, const int *lens, float p_drop,
+                           const char *label) {
+    AttentionCase c = {B,    T,    8,    2,    causal, lens, NULL, NULL,
+                       NULL, NULL, NULL, NULL, p_drop, NULL, NULL};
+    size_t n = (size_t)c.B * c.T * c.C, na = (size_t)c.B * c.NH * c.T * c.T;
     c.q = randn(n, 1.0f), c.k = randn(n, 1.0f), c.v = randn(n, 1.0f);
-    c.out = zeros(n), c.att = zeros((size_t)c.B * c.NH * c.T * c.T), c.wout = randn(n, 1.0f);
+    c.out = zeros(n), c.att = zeros(na), c.wout = randn(n, 1.0f);
+    if (p_drop > 0.0f) { // a fixed mask: the loss stays a function of q, k, v
+        c.keep = malloc(na), c.att_drop = zeros(na);
+        for (size_t i = 0; i < na; i++) c.keep[i] = rng_uniform(&test_rng) >= p_drop;
+    }
     attention_loss(&c);
     double diff = attention_naive_maxdiff(&c);
     CHECK_MSG(diff < 1e-5, "attention %s forward differs from the naive reference by %g", label,
               diff);
     float *dq = prior_buf(n), *dk = prior_buf(n), *dv = prior_buf(n), scratch[ATT_MAX_T];
-    attention_backward(dq, dk, dv, c.wout, c.att, c.q, c.k, c.v, lens, causal, c.B, c.T, c.C, c.NH,
-                       scratch);
+    attention_backward(dq, dk, dv, c.wout, c.att, c.att_drop, c.keep, c.p, c.q, c.k, c.v, lens,
+                       causal, c.B, c.T, c.C, c.NH, scratch);
     char what[64];
     snprintf(what, sizeof(what), "attention %s dq", label);
     grad_check(what, attention_loss, &c, c.q, dq, n);
@@ -303,6 +314,7 @@ static void test_attention(int B, int T, int causal, const int *lens, const char
     snprintf(what, sizeof(what), "attention %s dv", label);
     grad_check(what, attention_loss, &c, c.v, dv, n);
     free(c.q), free(c.k), free(c.v), free(c.out), free(c.att), free(c.wout);
+    free(c.keep), free(c.att_drop);
     free(dq), free(dk), free(dv);
 }
 
@@ -488,13 +500,15 @@ int main(void) {
     test_elementwise(1, "softplus dinp", -25.0f, 25.0f);
     test_elementwise(2, "dropout dinp (p = 0.3)", -2.0f, 2.0f);
     test_softmax();
-    test_attention(3, 6, 1, NULL, "causal");
-    test_attention(3, 6, 1, lens, "causal+padding");
-    test_attention(3, 6, 0, lens, "padding");
-    test_attention(3, 6, 1, lens_empty, "causal+empty row");
+    test_attention(3, 6, 1, NULL, 0.0f, "causal");
+    test_attention(3, 6, 1, lens, 0.0f, "causal+padding");
+    test_attention(3, 6, 1, lens, 0.4f, "causal+padding+dropout");
+    test_attention(3, 6, 0, lens, 0.0f, "padding");
+    test_attention(3, 6, 1, lens_empty, 0.0f, "causal+empty row");
     // rows longer than 64 take the backward pass in several query-row blocks
     static const int long_lens[2] = {150, 97};
-    test_attention(2, 150, 1, long_lens, "causal, 6 and 3 row blocks");
+    test_attention(2, 150, 1, long_lens, 0.0f, "causal, 6 and 3 row blocks");
+    test_attention(2, 150, 1, long_lens, 0.5f, "causal, row blocks, dropout");
     test_gru(0);
     test_gru(1);
     test_embedding();

@@ -154,7 +154,7 @@ static void test_mha(const char *p) {
         linear_forward(qkv[i], x, in_w + i * cc, in_b + (size_t)i * C, B * T, C, C);
     }
     float *y = zeros(n), *att = zeros((size_t)B * NH * T * T), *out = zeros(n);
-    attention_forward(y, att, qkv[0], qkv[1], qkv[2], lens, causal, B, T, C, NH);
+    attention_forward(y, att, NULL, NULL, 0.0f, qkv[0], qkv[1], qkv[2], lens, causal, B, T, C, NH);
     linear_forward(out, y, out_w, out_b, B * T, C, C);
     for (int b = 0; b < B; b++) // padded query rows are not compared (see kernels_ref.py)
         memset(out + ((size_t)b * T + lens[b]) * C, 0, (size_t)(T - lens[b]) * C * sizeof(float));
@@ -163,8 +163,8 @@ static void test_mha(const char *p) {
     float *dx = zeros(n), *dy = zeros(n), *d_in_w = zeros(3 * cc), *d_in_b = zeros(3 * (size_t)C);
     float *d_out_w = zeros(cc), *d_out_b = zeros(C), *scratch = zeros(T);
     linear_backward(dy, d_out_w, d_out_b, wout, y, out_w, B * T, C, C);
-    attention_backward(dqkv[0], dqkv[1], dqkv[2], dy, att, qkv[0], qkv[1], qkv[2], lens, causal, B,
-                       T, C, NH, scratch);
+    attention_backward(dqkv[0], dqkv[1], dqkv[2], dy, att, NULL, NULL, 0.0f, qkv[0], qkv[1], qkv[2],
+                       lens, causal, B, T, C, NH, scratch);
     for (int i = 0; i < 3; i++) // x feeds all three projections: dx accumulates
         linear_backward(dx, d_in_w + i * cc, d_in_b + (size_t)i * C, dqkv[i], x, in_w + i * cc,
                         B * T, C, C);

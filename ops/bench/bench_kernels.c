@@ -116,13 +116,14 @@ typedef struct {
 
 static void attention_fwd(void *p) {
     AttentionBench *a = p;
-    attention_forward(a->out, a->att, a->q, a->k, a->v, a->lens, 1, a->B, a->T, a->C, a->NH);
+    attention_forward(a->out, a->att, NULL, NULL, 0.0f, a->q, a->k, a->v, a->lens, 1, a->B, a->T,
+                      a->C, a->NH);
 }
 
 static void attention_bwd(void *p) {
     AttentionBench *a = p;
-    attention_backward(a->dq, a->dk, a->dv, a->out, a->att, a->q, a->k, a->v, a->lens, 1, a->B,
-                       a->T, a->C, a->NH, a->scratch);
+    attention_backward(a->dq, a->dk, a->dv, a->out, a->att, NULL, NULL, 0.0f, a->q, a->k, a->v,
+                       a->lens, 1, a->B, a->T, a->C, a->NH, a->scratch);
 }
 
 static void bench_attention(const int *lens, const char *label, double peak, double min_seconds,

@@ -202,7 +202,10 @@ def user_tower(cfg, P, vin_pad, lens, train, noise, packed):
         q, k, v = (F.linear(x, Wqkv[i * d:(i + 1) * d], bqkv[i * d:(i + 1) * d]) for i in range(3))
         split = lambda t: t.view(B, T, nh, hs).transpose(1, 2)
         scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(hs) + add_mask
-        ctx = (torch.softmax(scores, -1) @ split(v)).transpose(1, 2).reshape(B, T, d)
+        probs = torch.softmax(scores, -1)
+        if train and cfg["p_attn"] > 0:  # RecBole's attn_dropout_prob on the probabilities
+            probs = probs * noise.mask((B, nh, T, T), cfg["p_attn"]) / (1 - cfg["p_attn"])
+        ctx = (probs @ split(v)).transpose(1, 2).reshape(B, T, d)
         a = dropout(F.linear(ctx, P[pre + "attn_out.w"], P[pre + "attn_out.b"]))
         x = layer_norm(a + x, P, pre + "ln1", eps)
         f = F.linear(F.gelu(F.linear(x, P[pre + "ffn1.w"], P[pre + "ffn1.b"])), P[pre + "ffn2.w"],
@@ -246,7 +249,7 @@ def run_case(outdir, case, variant, layers, loss, seed):
     gen = torch.Generator().manual_seed(seed)
     cfg = dict(variant=variant, n_items=40, hidden=24, L=layers, d=16, nE=8, tmlp_layers=2,
                blocks=2, heads=2, inner=20, max_len=12, p_adapter=0.2, p_hidden=0.5, eps=1e-12,
-               tau=0.07, loss=loss)
+               tau=0.07, loss=loss, p_attn=0.0 if case == "gru1" else 0.5)
     w = Writer(os.path.join(outdir, case + ".bin"))
     w.put("config", torch.tensor([VARIANTS.index(variant), cfg["n_items"], cfg["hidden"], layers,
                                   cfg["d"], cfg["nE"], cfg["tmlp_layers"], cfg["blocks"],
@@ -256,7 +259,8 @@ def run_case(outdir, case, variant, layers, loss, seed):
     counts = torch.randint(0, 50, (cfg["n_items"],), generator=gen).double() ** 2
     w.put("item_counts", counts)
     cfg["log_q"] = torch.log((counts + 1) / (counts.sum() + cfg["n_items"]))
-    w.put("config_f", torch.tensor([cfg["p_adapter"], cfg["p_hidden"], cfg["eps"], cfg["tau"], LR]))
+    w.put("config_f", torch.tensor([cfg["p_adapter"], cfg["p_hidden"], cfg["eps"], cfg["tau"], LR,
+                                    cfg["p_attn"]]))
     states = torch.randn(cfg["n_items"], layers, cfg["hidden"], generator=gen).float().double()
     w.put("states", states)
     lens = [6, 3, 1, 8, 4, 12]
@@ -319,7 +323,7 @@ def bench(dump, epochs, batch):
                               .reshape(n_items, layers, hidden).copy())
     cfg = dict(variant="gru", n_items=n_items, hidden=hidden, L=layers, d=256, nE=8,
                tmlp_layers=2, blocks=2, heads=2, inner=256, max_len=50, p_adapter=0.2,
-               p_hidden=0.5, eps=1e-12, tau=0.07, loss="inbatch")
+               p_hidden=0.5, eps=1e-12, tau=0.07, loss="inbatch", p_attn=0.5)
     P = {k: v.float() for k, v in make_params(cfg, torch.Generator().manual_seed(1)).items()}
     for t in P.values():
         t.requires_grad_(True)
