@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "daemon/ssna_cmd.h"
+#include "daemon/ssna_train_cli.h"
 #include "model/fileio.h"
 #include "daemon/ssna_data.h"
 #include "ingest/interactions.h"
@@ -21,14 +22,6 @@
 #include "model/ssna.h"
 #include "model/ssna_train.h"
 #include "store/store.h"
-
-typedef struct {
-    const char *data, *name, *db, *out, *ckpt, *text, *user, *per_user;
-    int variant, loss, pop, layers, batch, eval_batch, epochs, patience, k, k_core, max_len;
-    int resume, include_seen, latest;
-    uint64_t seed;
-    float lr;
-} Options;
 
 typedef struct {
     Interactions inter;
@@ -82,13 +75,14 @@ static void metrics_values(const Metrics *m, double v[4]) {
 
 /* ---- data ----------------------------------------------------------------------------------- */
 
-static int load_interactions(const Options *o, Dataset *ds, char *err, size_t errlen) {
+static int load_interactions(const SsnaTrainOptions *o, Dataset *ds, char *err, size_t errlen) {
     return ssna_data_load(o->data, o->name, o->k_core, o->max_len, &ds->inter, ds->name,
                           sizeof ds->name, err, errlen);
 }
 
 /* Item states of every item of the data set from the LMDB cache `ssna embed` filled. */
-static int load_states(const Options *o, Dataset *ds, int layers, char *err, size_t errlen) {
+static int load_states(const SsnaTrainOptions *o, Dataset *ds, int layers, char *err,
+                       size_t errlen) {
     snprintf(ds->identity, sizeof ds->identity, "null");
     if (o->variant == SSNA_VARIANT_ID) return 0;
     if (!o->db) {
@@ -146,227 +140,6 @@ static SsnaSequences dataset_sequences(const Dataset *ds) {
     return s;
 }
 
-/* ---- options -------------------------------------------------------------------------------- */
-
-enum {
-    OPT_PATIENCE = 256,
-    OPT_EVAL_BATCH,
-    OPT_KCORE,
-    OPT_MAXLEN,
-    OPT_RESUME,
-    OPT_LR,
-    OPT_SEEN,
-    OPT_LATEST,
-    OPT_NAME,
-    OPT_TEXT,
-    OPT_PER_USER,
-    OPT_LOSS
-};
-
-static const struct option long_options[] = {
-    {"data", required_argument, 0, 'd'},
-    {"db", required_argument, 0, 'b'},
-    {"variant", required_argument, 0, 'v'},
-    {"layers", required_argument, 0, 'a'},
-    {"batch", required_argument, 0, 'B'},
-    {"epochs", required_argument, 0, 'e'},
-    {"seed", required_argument, 0, 's'},
-    {"out", required_argument, 0, 'o'},
-    {"ckpt", required_argument, 0, 'c'},
-    {"user", required_argument, 0, 'u'},
-    {"patience", required_argument, 0, OPT_PATIENCE},
-    {"eval-batch", required_argument, 0, OPT_EVAL_BATCH},
-    {"k-core", required_argument, 0, OPT_KCORE},
-    {"max-len", required_argument, 0, OPT_MAXLEN},
-    {"resume", no_argument, 0, OPT_RESUME},
-    {"lr", required_argument, 0, OPT_LR},
-    {"loss", required_argument, 0, OPT_LOSS},
-    {"include-seen", no_argument, 0, OPT_SEEN},
-    {"latest", no_argument, 0, OPT_LATEST},
-    {"name", required_argument, 0, OPT_NAME},
-    {"text", required_argument, 0, OPT_TEXT},
-    {"per-user", required_argument, 0, OPT_PER_USER},
-    {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0},
-};
-
-static const char data_help[] =
-    "  --data PATH        a UniSRec folder (NAME.{train,valid,test}.inter; train is optional)\n"
-    "                     or a user,item,timestamp CSV/TSV file (header optional)\n"
-    "  --name NAME        the UniSRec NAME when the folder holds several\n"
-    "  --db DIR           LMDB cache of item layer states filled by `ssna embed` (not for id)\n"
-    "  --k-core K         CSV only: iterative K-core on users and items (default 5)\n"
-    "  --max-len N        keep each user's last N items (default 50)\n";
-
-static void usage(const char *cmd, FILE *f) {
-    if (!strcmp(cmd, "train")) {
-        fprintf(f,
-                "usage: ssna train --data PATH [--db DIR] --out CKPT [options]\n\n"
-                "Train SSNA offline. Leave-one-out split: each user's last item is the test\n"
-                "target, the one before it validation, the rest trains (every position of a\n"
-                "training sequence predicts the next item; --loss says against what). After\n"
-                "each epoch the validation Recall/NDCG@10/50 against all items are printed with\n"
-                "the loss, seconds and peak RSS; the best validation R@10 epoch's test metrics\n"
-                "are reported; training stops after --patience epochs without improvement. The\n"
-                "last line of stdout is one JSON object with every metric and the timings.\n\n%s"
-                "  --variant V        gru (default) | mean | weighted | tmoe | tmlp | id | pop\n"
-                "                     (pop: most popular items of the training part, counted\n"
-                "                     once; --out gets the counts, eval/recommend read them)\n"
-                "  --layers A         encoder layers kept, from the top (default 3; tmoe/tmlp 1)\n"
-                "  --batch N          users per Adam step (default 256)\n"
-                "  --epochs N         maximum epochs (default 200)\n"
-                "  --patience N       early stopping patience in epochs (default 10)\n"
-                "  --lr X             Adam learning rate (default 3e-4)\n"
-                "  --loss L           inbatch (default): the batch's targets are the negatives;\n"
-                "                     logq: the same, corrected by each item's share of the\n"
-                "                     training targets (popular items are not pushed down);\n"
-                "                     full: softmax over the whole catalogue (every item through\n"
-                "                     the adapters each step: slower, RecBole's CE)\n"
-                "  --seed S           initialisation, batch order and dropout seed (default 42)\n"
-                "  --eval-batch N     users per evaluation batch (default 512)\n"
-                "  --out CKPT         checkpoint written after every epoch: parameters, Adam\n"
-                "                     state, config and progress, plus the best epoch's weights\n"
-                "  --resume           continue the run saved in --out (its config and options)\n",
-                data_help);
-    } else if (!strcmp(cmd, "eval")) {
-        fprintf(f,
-                "usage: ssna eval --ckpt CKPT --data PATH [--db DIR] [--latest]\n\n"
-                "Evaluate a checkpoint's best-validation weights (--latest: the last epoch's) on\n"
-                "the leave-one-out validation and test splits, ranking against ALL items;\n"
-                "prints one JSON object with Recall/NDCG@10/50. --data must be the data set\n"
-                "it was trained on. The user's own items are not removed; ties count against\n"
-                "the held-out item.\n\n%s"
-                "  --per-user FILE    also write one line per evaluated user: user id, 0-based\n"
-                "                     rank of the validation and of the test item (TSV)\n",
-                data_help);
-    } else {
-        fprintf(f,
-                "usage: ssna recommend --ckpt CKPT --data PATH [--db DIR] --user ID [-k N]\n\n"
-                "Print user ID's top-N items (default 10) after the whole sequence, one line\n"
-                "each: rank, item id, cosine score, item text. Items the user has seen are left\n"
-                "out unless --include-seen.\n\n%s"
-                "  --text FILE        item texts (default: the UniSRec NAME.text or NAME.item)\n",
-                data_help);
-    }
-}
-
-static int parse_options(const char *cmd, int argc, char **argv, Options *o) {
-    memset(o, 0, sizeof *o);
-    o->layers = -1, o->batch = 256, o->eval_batch = 512, o->epochs = 200, o->patience = 10;
-    o->k = 10, o->k_core = 5, o->max_len = 50, o->seed = 42, o->lr = 3e-4f;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "k:h", long_options, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            o->data = optarg;
-            break;
-        case 'b':
-            o->db = optarg;
-            break;
-        case 'v':
-            if (!strcmp(optarg, "pop")) {
-                o->pop = 1;
-                break;
-            }
-            if ((o->variant = ssna_variant_parse(optarg)) < 0) {
-                fprintf(stderr, "ssna %s: unknown variant '%s'\n", cmd, optarg);
-                return 2;
-            }
-            break;
-        case 'a':
-            if (ssna_opt_int(cmd, "--layers", optarg, 1, 1000, &o->layers)) return 2;
-            break;
-        case 'B':
-            if (ssna_opt_int(cmd, "--batch", optarg, 1, 1 << 20, &o->batch)) return 2;
-            break;
-        case 'e':
-            if (ssna_opt_int(cmd, "--epochs", optarg, 0, 1000000, &o->epochs)) return 2;
-            break;
-        case 's': {
-            long seed;
-            if (ssna_parse_long(optarg, 0, LONG_MAX, &seed)) {
-                fprintf(stderr, "ssna %s: --seed: \"%s\" is not an integer in 0 .. %ld\n", cmd,
-                        optarg, LONG_MAX);
-                return 2;
-            }
-            o->seed = (uint64_t)seed;
-        } break;
-        case 'o':
-            o->out = optarg;
-            break;
-        case 'c':
-            o->ckpt = optarg;
-            break;
-        case 'u':
-            o->user = optarg;
-            break;
-        case 'k':
-            if (ssna_opt_int(cmd, "-k", optarg, 1, 1000000, &o->k)) return 2;
-            break;
-        case OPT_PATIENCE:
-            if (ssna_opt_int(cmd, "--patience", optarg, 0, 1000000, &o->patience)) return 2;
-            break;
-        case OPT_EVAL_BATCH:
-            if (ssna_opt_int(cmd, "--eval-batch", optarg, 1, 1 << 20, &o->eval_batch)) return 2;
-            break;
-        case OPT_KCORE:
-            if (ssna_opt_int(cmd, "--k-core", optarg, 0, 1000000, &o->k_core)) return 2;
-            break;
-        case OPT_MAXLEN:
-            if (ssna_opt_int(cmd, "--max-len", optarg, 3, 100000, &o->max_len)) return 2;
-            break;
-        case OPT_RESUME:
-            o->resume = 1;
-            break;
-        case OPT_LR: {
-            double lr;
-            if (ssna_opt_double(cmd, "--lr", optarg, 1e-9, 10, &lr)) return 2;
-            o->lr = (float)lr;
-            break;
-        }
-        case OPT_LOSS:
-            if ((o->loss = ssna_loss_parse(optarg)) < 0) {
-                fprintf(stderr, "ssna %s: --loss: \"%s\" is not inbatch, full or logq\n", cmd,
-                        optarg);
-                return 2;
-            }
-            break;
-        case OPT_SEEN:
-            o->include_seen = 1;
-            break;
-        case OPT_LATEST:
-            o->latest = 1;
-            break;
-        case OPT_NAME:
-            o->name = optarg;
-            break;
-        case OPT_TEXT:
-            o->text = optarg;
-            break;
-        case OPT_PER_USER:
-            o->per_user = optarg;
-            break;
-        case 'h':
-            usage(cmd, stdout);
-            return 0;
-        default:
-            usage(cmd, stderr);
-            return 2;
-        }
-    }
-    if (o->layers < 0)
-        o->layers = o->variant == SSNA_VARIANT_TMOE || o->variant == SSNA_VARIANT_TMLP ? 1 : 3;
-    if (optind < argc || !o->data || o->batch < 1 || o->eval_batch < 1 || o->layers < 1 ||
-        o->max_len < 3 || o->k < 1) {
-        fprintf(stderr, "ssna %s: %s\n", cmd,
-                optind < argc ? "unexpected argument" : "missing --data or a bad number");
-        usage(cmd, stderr);
-        return 2;
-    }
-    return -1; /* go on */
-}
-
 /* ---- train ---------------------------------------------------------------------------------- */
 
 static void print_epoch(int epoch, double loss, const double v[4], double train_s, double eval_s,
@@ -378,8 +151,8 @@ static void print_epoch(int epoch, double loss, const double v[4], double train_
             improved ? "  *" : "");
 }
 
-static int train_run(const Options *o, Dataset *ds, SsnaModel *m, SsnaTrainState *st, void **best,
-                     size_t *best_len, double *eval_total, char *err, size_t errlen) {
+static int train_run(const SsnaTrainOptions *o, Dataset *ds, SsnaModel *m, SsnaTrainState *st,
+                     void **best, size_t *best_len, double *eval_total, char *err, size_t errlen) {
     SsnaSequences seq = dataset_sequences(ds);
     AdamConfig adam = adam_defaults();
     adam.lr = o->lr;
@@ -438,8 +211,8 @@ static int write_per_user(const char *path, const Dataset *ds, const int *rank_v
 }
 
 /* Counts of the training part and, when ranks are wanted, both splits' ranks per user. */
-static int pop_evaluate(const Options *o, const Dataset *ds, const long *counts, double v[4],
-                        double t[4], long *users, char *err, size_t errlen) {
+static int pop_evaluate(const SsnaTrainOptions *o, const Dataset *ds, const long *counts,
+                        double v[4], double t[4], long *users, char *err, size_t errlen) {
     const Interactions *in = &ds->inter;
     int *rv = o->per_user ? malloc((size_t)in->n_users * sizeof(int)) : NULL;
     int *rt = o->per_user ? malloc((size_t)in->n_users * sizeof(int)) : NULL, rc = -1;
@@ -461,7 +234,7 @@ done:
 
 /* ssna train --variant pop: count, evaluate, write the counts; the same progress line and final
  * JSON as a model (one "epoch": the count). */
-static int pop_train(const Options *o) {
+static int pop_train(const SsnaTrainOptions *o) {
     char err[1024], meta[2048], qd[600], vj[256], tj[256];
     Dataset ds = {0};
     long *counts = NULL, users;
@@ -502,8 +275,8 @@ fail:
 }
 
 /* Counts from a popularity file that must match the data's catalogue. */
-static int pop_load(const Options *o, Dataset *ds, long **counts, char *meta, size_t metalen,
-                    char *err, size_t errlen) {
+static int pop_load(const SsnaTrainOptions *o, Dataset *ds, long **counts, char *meta,
+                    size_t metalen, char *err, size_t errlen) {
     int n = 0;
     if (popularity_load(o->ckpt, counts, &n, meta, metalen, err, errlen) ||
         load_interactions(o, ds, err, errlen))
@@ -515,7 +288,7 @@ static int pop_load(const Options *o, Dataset *ds, long **counts, char *meta, si
     return 0;
 }
 
-static int pop_eval(const Options *o) {
+static int pop_eval(const SsnaTrainOptions *o) {
     char err[1024], meta[2048], vj[256], tj[256];
     Dataset ds = {0};
     long *counts = NULL, users = 0;
@@ -539,8 +312,8 @@ fail:
 }
 
 int ssna_cmd_train(int argc, char **argv) {
-    Options o;
-    int rc = parse_options("train", argc, argv, &o);
+    SsnaTrainOptions o;
+    int rc = ssna_train_parse_options("train", argc, argv, &o);
     if (rc >= 0) return rc;
     if (!o.out) {
         fprintf(stderr, "ssna train: --out CKPT is required\n");
@@ -581,6 +354,8 @@ int ssna_cmd_train(int argc, char **argv) {
         SsnaConfig cfg = ssna_config_default((SsnaVariant)o.variant, ds.inter.n_items,
                                              ds.states ? ds.hidden : 0, o.layers);
         cfg.loss = (SsnaLoss)o.loss;
+        if (o.dropout >= 0) cfg.hidden_dropout = o.dropout;
+        if (o.attn_dropout >= 0) cfg.attn_dropout = o.attn_dropout;
         if (ssna_create(&m, &cfg, o.seed, err, sizeof err)) goto fail;
         st.shuffle_rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
         st.model_rng = m.rng;
@@ -605,11 +380,13 @@ int ssna_cmd_train(int argc, char **argv) {
            "\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"valid\":%s,\"test\":%s,"
            "\"train_seconds\":%.2f,\"seconds_per_epoch\":%.3f,\"eval_seconds_this_run\":%.2f,"
            "\"peak_rss_mb\":%.1f,\"parameters\":%zu,\"loss\":\"%s\",\"tau\":%.9g,"
+           "\"dropout\":%.9g,\"attn_dropout\":%.9g,"
            "\"run\":%s}\n",
            ssna_variant_name(m.cfg.variant), m.cfg.layers, ds.inter.n_users, ds.inter.n_items,
            st.epoch, st.best_epoch, st.epoch < o.epochs ? "true" : "false", vj, tj,
            st.train_seconds, st.epoch ? st.train_seconds / st.epoch : 0.0, eval_total,
-           peak_rss_mb(), m.ps.total, ssna_loss_name(m.cfg.loss), m.cfg.tau, st.meta);
+           peak_rss_mb(), m.ps.total, ssna_loss_name(m.cfg.loss), m.cfg.tau, m.cfg.hidden_dropout,
+           m.cfg.attn_dropout, st.meta);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "ssna train: %s\n", err);
@@ -622,8 +399,8 @@ fail:
 /* ---- eval / recommend ----------------------------------------------------------------------- */
 
 /* Load a checkpoint plus the data and states it needs. */
-static int load_for_inference(Options *o, int best, SsnaModel *m, SsnaTrainState *st, Dataset *ds,
-                              char *err, size_t errlen) {
+static int load_for_inference(SsnaTrainOptions *o, int best, SsnaModel *m, SsnaTrainState *st,
+                              Dataset *ds, char *err, size_t errlen) {
     if (!o->ckpt) {
         snprintf(err, errlen, "--ckpt CKPT is required");
         return -1;
@@ -641,8 +418,8 @@ static int load_for_inference(Options *o, int best, SsnaModel *m, SsnaTrainState
 }
 
 int ssna_cmd_eval(int argc, char **argv) {
-    Options o;
-    int rc = parse_options("eval", argc, argv, &o);
+    SsnaTrainOptions o;
+    int rc = ssna_train_parse_options("eval", argc, argv, &o);
     if (rc >= 0) return rc;
     char err[1024];
     Dataset ds = {0};
@@ -690,7 +467,7 @@ fail:
 }
 
 /* The item-text file: --text, else the UniSRec NAME.text or NAME.item; NULL when none. */
-static ItemsReader *open_texts(const Options *o, const Dataset *ds) {
+static ItemsReader *open_texts(const SsnaTrainOptions *o, const Dataset *ds) {
     static const char *const suffixes[] = {"text", "item"};
     ItemsReader *r = NULL;
     char path[4096], err[512];
@@ -709,7 +486,7 @@ static ItemsReader *open_texts(const Options *o, const Dataset *ds) {
 }
 
 /* One line per recommended item: rank, id, score, text (found in the item-text file). */
-static void print_recommendations(const Options *o, const Dataset *ds, const int *ids,
+static void print_recommendations(const SsnaTrainOptions *o, const Dataset *ds, const int *ids,
                                   const float *scores, int k) {
     char **texts = calloc((size_t)k, sizeof *texts), err[512];
     ItemsReader *r = texts ? open_texts(o, ds) : NULL;
@@ -730,8 +507,8 @@ static void print_recommendations(const Options *o, const Dataset *ds, const int
 }
 
 int ssna_cmd_recommend(int argc, char **argv) {
-    Options o;
-    int rc = parse_options("recommend", argc, argv, &o);
+    SsnaTrainOptions o;
+    int rc = ssna_train_parse_options("recommend", argc, argv, &o);
     if (rc >= 0) return rc;
     char err[1024];
     Dataset ds = {0};

@@ -1,0 +1,22 @@
+/* ssna_train_cli.h - the command line of `ssna train`, `ssna eval` and `ssna recommend`: one
+ * option set, one parser, the --help text of each. */
+#ifndef SSNA_DAEMON_SSNA_TRAIN_CLI_H
+#define SSNA_DAEMON_SSNA_TRAIN_CLI_H
+
+#include <stdint.h>
+
+typedef struct {
+    const char *data, *name, *db, *out, *ckpt, *text, *user, *per_user;
+    int variant, loss, pop, layers, batch, eval_batch, epochs, patience, k, k_core, max_len;
+    int resume, include_seen, latest;
+    uint64_t seed;
+    float lr;
+    float dropout, attn_dropout; /* hidden / attention-probability dropout; < 0 = the default */
+} SsnaTrainOptions;
+
+/* Parse argv of subcommand cmd ("train", "eval", "recommend") into o, with the defaults the help
+ * states. Returns -1 to go on, or the exit status: 0 after --help, 2 after a usage error (the
+ * message and the usage are printed). */
+int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOptions *o);
+
+#endif
