@@ -117,6 +117,16 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen) 
         return NULL;
     }
     buf[n] = 0;
+    /* the line parser stops at a NUL: a stray one would silently drop the rest of the file */
+    const char *nul = memchr(buf, 0, n);
+    if (nul) {
+        long line = 1;
+        for (const char *p = buf; p < nul; p++) line += *p == '\n';
+        snprintf(err, errlen, "%s:%ld: a NUL byte (file offset %zu): not a text file", path, line,
+                 (size_t)(nul - buf));
+        free(buf);
+        return NULL;
+    }
     *len = n;
     return buf;
 }

@@ -328,6 +328,11 @@ int items_next(ItemsReader *r, ItemText *item, char *err, size_t errlen) {
         if (rc) return -1;
         if (item->id_len == 0)
             return errmsg_fail(err, errlen, "%s:%ld: empty item id", r->path, r->line);
+        /* ids are C strings downstream (store keys, logs): "A\0x" would silently become "A" */
+        const char *nul = memchr(item->id, 0, item->id_len);
+        if (nul)
+            return errmsg_fail(err, errlen, "%s:%ld: the item id contains a NUL byte (column %zu)",
+                               r->path, r->line, (size_t)(nul - item->id) + 1);
         if (item->id_len > ITEMS_ID_MAX)
             return errmsg_fail(err, errlen, "%s:%ld: item id is %zu bytes (at most %d)", r->path,
                                r->line, item->id_len, ITEMS_ID_MAX);

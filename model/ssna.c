@@ -16,6 +16,8 @@
 
 #define SSNA_NORM_EPS    1e-12f /* F.normalize's eps */
 #define SSNA_INFER_CHUNK 1024
+#define SSNA_MAX_ITEMS   (1 << 28)
+#define SSNA_MAX_WIDTH   65536
 
 static const char *const variant_names[] = {"gru", "mean", "weighted", "tmoe", "tmlp", "id"};
 static const char *const loss_names[] = {"inbatch", "full", "logq"};
@@ -146,36 +148,54 @@ void ssna_apply_mask(float *out, const float *inp, const uint8_t *keep, size_t n
 
 /* ---- create / free -------------------------------------------------------------------------- */
 
+/* Every size is bounded, so no product of two of them overflows an int and a checkpoint header
+ * cannot ask for an absurd allocation; NaN fails every float test. */
 static int check_config(const SsnaConfig *c, char *err, size_t errlen) {
     const char *why = NULL;
     if ((int)c->variant < SSNA_VARIANT_GRU || c->variant > SSNA_VARIANT_ID)
         why = "unknown variant";
-    else if (c->n_items <= 0)
-        why = "n_items must be positive";
-    else if (c->variant != SSNA_VARIANT_ID && c->hidden <= 0)
-        why = "hidden must be positive";
+    else if (c->n_items <= 0 || c->n_items > SSNA_MAX_ITEMS)
+        why = "n_items must be 1..2^28";
+    else if ((c->variant != SSNA_VARIANT_ID && c->hidden <= 0) || c->hidden > SSNA_MAX_WIDTH)
+        why = "hidden must be 1..65536";
     else if (c->layers < 1 || c->layers > SSNA_MAX_LAYERS)
         why = "layers must be 1..32";
-    else if (c->d <= 0 || c->n_heads <= 0 || c->d % c->n_heads)
-        why = "d must be a multiple of heads";
-    else if (c->n_experts <= 0)
-        why = "n_experts must be positive";
+    else if (c->d <= 0 || c->d > SSNA_MAX_WIDTH || c->n_heads <= 0 || c->d % c->n_heads)
+        why = "d must be 1..65536 and a multiple of heads";
+    else if (c->n_experts <= 0 || c->n_experts > 1024)
+        why = "n_experts must be 1..1024";
     else if (c->n_blocks < 1 || c->n_blocks > SSNA_MAX_BLOCKS)
         why = "blocks must be 1..8";
-    else if (c->inner <= 0 || c->max_len <= 0)
-        why = "inner and max_len must be positive";
-    else if (c->variant == SSNA_VARIANT_TMLP && c->tmlp_layers < 1)
-        why = "tmlp needs >= 1 layer";
+    else if (c->inner <= 0 || c->inner > SSNA_MAX_WIDTH || c->max_len <= 0 ||
+             c->max_len > SSNA_MAX_WIDTH)
+        why = "inner and max_len must be 1..65536";
+    else if (c->variant == SSNA_VARIANT_TMLP && (c->tmlp_layers < 1 || c->tmlp_layers > 64))
+        why = "tmlp needs 1..64 layers";
     else if ((int)c->loss < SSNA_LOSS_INBATCH || c->loss > SSNA_LOSS_LOGQ)
         why = "unknown loss";
-    else if (c->tau <= 0.0f)
-        why = "tau must be positive";
-    else if (c->adapter_dropout < 0 || c->adapter_dropout >= 1 || c->hidden_dropout < 0 ||
-             c->hidden_dropout >= 1 || c->attn_dropout < 0 || c->attn_dropout >= 1)
+    else if (!(c->tau > 0.0f) || !(c->ln_eps > 0.0f))
+        why = "tau and ln_eps must be positive";
+    else if (!(c->adapter_dropout >= 0 && c->adapter_dropout < 1) ||
+             !(c->hidden_dropout >= 0 && c->hidden_dropout < 1) ||
+             !(c->attn_dropout >= 0 && c->attn_dropout < 1))
         why = "dropout must be in [0, 1)";
     if (!why) return 0;
     snprintf(err, errlen, "ssna: bad config: %s", why);
     return -1;
+}
+
+size_t ssna_param_count(const SsnaConfig *cfg) {
+    char err[256];
+    SsnaModel m;
+    memset(&m, 0, sizeof m);
+    if (check_config(cfg, err, sizeof err)) return 0;
+    m.cfg = *cfg;
+    params_init(&m.ps); // the tensor table only: nothing of the parameters' size is allocated
+    size_t total = ssna_item_declare(&m, err, sizeof err) || ssna_user_declare(&m, err, sizeof err)
+                       ? 0
+                       : m.ps.total;
+    params_free(&m.ps);
+    return total;
 }
 
 int ssna_create(SsnaModel *m, const SsnaConfig *cfg, uint64_t seed, char *err, size_t errlen) {

@@ -120,6 +120,9 @@ const char *ssna_variant_name(SsnaVariant variant);
  * DESIGN.md says. 0, or -1 with err. */
 int ssna_create(SsnaModel *m, const SsnaConfig *cfg, uint64_t seed, char *err, size_t errlen);
 void ssna_free(SsnaModel *m);
+/* Number of parameters (floats) a config declares, without allocating them; 0 for a bad config.
+ * Lets a loader compare a file's config with its parameter blob before allocating. */
+size_t ssna_param_count(const SsnaConfig *cfg);
 /* The logq loss's sampling shares: counts[i] = how often item i is a training target. Stored as
  * log((counts[i] + 1) / (sum + n_items)) (never log 0). 0, or -1 with err (out of memory). */
 int ssna_set_item_counts(SsnaModel *m, const double *counts, char *err, size_t errlen);

@@ -364,9 +364,12 @@ static int read_header_line(const char *key, const char *val, SsnaConfig *c, Ssn
     return 0;
 }
 
-static void *read_blob(FILE *f, size_t *len) {
+/* One length-prefixed blob of the file f (file_len bytes in all): a length past the end is a
+ * truncated file, not an allocation. */
+static void *read_blob(FILE *f, size_t file_len, size_t *len) {
     uint64_t n;
-    if (fread(&n, sizeof n, 1, f) != 1 || n > ((uint64_t)1 << 40)) return NULL;
+    long pos = ftell(f);
+    if (fread(&n, sizeof n, 1, f) != 1 || pos < 0 || n > file_len - (size_t)pos) return NULL;
     void *b = malloc(n ? (size_t)n : 1);
     if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
         free(b);
@@ -417,10 +420,20 @@ int ssna_checkpoint_load(const char *path, int best, SsnaModel *m, SsnaTrainStat
             goto done;
         }
     }
-    latest = read_blob(f, &latest_len);
-    bestb = latest ? read_blob(f, &bl) : NULL;
+    latest = read_blob(f, buf_len, &latest_len);
+    bestb = latest ? read_blob(f, buf_len, &bl) : NULL;
     if (!bestb) {
         snprintf(err, errlen, "%s: truncated parameter blobs", path);
+        goto done;
+    }
+    /* the header's config must declare what the blob holds (its total at offset 16) before
+     * anything of the config's size is allocated */
+    uint64_t blob_total = 0;
+    if (latest_len >= 24) memcpy(&blob_total, (const char *)latest + 16, 8);
+    size_t want = ssna_param_count(&c);
+    if (want && want != blob_total) {
+        snprintf(err, errlen, "%s: its config declares %zu parameters, its blob holds %" PRIu64,
+                 path, want, blob_total);
         goto done;
     }
     if (ssna_create(m, &c, 1, err, errlen)) goto done;

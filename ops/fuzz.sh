@@ -34,6 +34,7 @@ for src in "$root"/tests/fuzz/fuzz_*.c; do
     seeds="$root/tests/fuzz/corpus/$short"
     max_len=4096
     [ "$short" = blobs ] && max_len=140000 # a duplicate-window blob is 131,081 bytes
+    [ "$short" = checkpoint ] && max_len=8192 # the seed checkpoints are ~6 KB
     log="$build/artifacts/$name.log"
     # 1. the seeds and kept regressions, each once
     if ! "$bin" -runs=0 "$seeds" >"$log" 2>&1; then
@@ -55,7 +56,9 @@ for src in "$root"/tests/fuzz/fuzz_*.c; do
     fi
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rows+=("| $name | $status | ${execs:-?} | $(ls "$scratch" | wc -l) |")
-    rm -rf "$scratch" /tmp/fuzz-safetensors-* # fuzz_safetensors writes each input there
+    # the file harnesses write each input to a private temporary file or folder
+    rm -rf "$scratch" /tmp/fuzz-safetensors-* /tmp/fuzz-readers-* /tmp/fuzz-tokfiles-* \
+        /tmp/fuzz-checkpoint-*
 done
 echo "| harness | result | executions in ${secs} s | corpus after |"
 echo "|---|---|---|---|"

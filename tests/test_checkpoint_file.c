@@ -1,9 +1,12 @@
 /* test_checkpoint_file - `ssna train --out` checkpoints as files kept for later: a round trip
  * gives back the same parameters; a file cut at any length or with any byte changed is refused
  * with an error naming the file (never loaded, never a crash); a version 1 file (no digest) still
- * loads; file_write_durable leaves no temporary file behind, and when a write fails (a full disk,
+ * loads, and its header cannot make the loader allocate more than the file holds;
+ * file_write_durable leaves no temporary file behind, and when a write fails (a full disk,
  * simulated with RLIMIT_FSIZE) the old file stays whole and the error names the path. */
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -79,6 +82,30 @@ int main(void) {
     write_bytes(cut, buf, body);
     CHECK_MSG(load(cut, &back, err, sizeof err) == 0, "version 1: %s", err);
     if (!err[0]) ssna_free(&back);
+    // (fuzz_checkpoint) a version 1 file, so no digest stops it: a header asking for feed-forward
+    // layers 60,000 wide is refused before anything of that size is allocated; a blob length past
+    // the end of the file is a truncated file, not a 46 GB allocation
+    char *big = malloc(body + 32), *at = memmem(buf, body, "inner 8\n", 8);
+    CHECK(big && at);
+    if (big && at) {
+        size_t head = (size_t)(at - buf);
+        memcpy(big, buf, head);
+        size_t k = head + (size_t)sprintf(big + head, "inner 60000\n");
+        memcpy(big + k, at + 8, body - head - 8);
+        write_bytes(cut, big, k + body - head - 8);
+        CHECK(load(cut, &back, err, sizeof err) == -1);
+        CHECK_MSG(strstr(err, cut) && strstr(err, "parameters, its blob holds"), "%s", err);
+        char *blob = memmem(buf, body, "\nend\n", 5);
+        CHECK(blob != NULL);
+        if (blob) {
+            memcpy(big, buf, body);
+            memset(big + (blob - buf) + 5 + 4, 0x7f, 3); // the u64 length's high bytes
+            write_bytes(cut, big, body);
+            CHECK(load(cut, &back, err, sizeof err) == -1);
+            CHECK_MSG(strstr(err, cut) && strstr(err, "truncated parameter blobs"), "%s", err);
+        }
+    }
+    free(big);
     free(buf);
 
     // no temporary file left beside the target

@@ -188,7 +188,8 @@ static void test_malformed_atomic(const char *tmp) {
                        "\tno id\n"                                      /* 9 */
                        "A6\toverlong \xc0\xaf\n"                        /* 10 */
                        "A7\tsurrogate \xed\xa0\x80\n"                   /* 11 */
-                       "A8\tcaf\xc3\xa9 \xf0\x9f\x98\x80 \xe4\xb8\xad"; /* 12, no final LF */
+                       "A\0x\tNUL in the id\n"                          /* 12 (fuzz_readers) */
+                       "A8\tcaf\xc3\xa9 \xf0\x9f\x98\x80 \xe4\xb8\xad"; /* 13, no final LF */
     write_file(path, bad, sizeof bad - 1);
     ItemsReader *r;
     ItemText it;
@@ -216,7 +217,9 @@ static void test_malformed_atomic(const char *tmp) {
     CHECK_MSG(strstr(err, ":10:") && strstr(err, "UTF-8"), "%s", err);
     CHECK(items_next(r, &it, err, sizeof err) == -1);
     CHECK_MSG(strstr(err, ":11:") && strstr(err, "UTF-8"), "%s", err);
-    CHECK(items_next(r, &it, err, sizeof err) == 1 && !strcmp(it.id, "A8") && it.line == 12 &&
+    CHECK(items_next(r, &it, err, sizeof err) == -1);
+    CHECK_MSG(strstr(err, ":12:") && strstr(err, "NUL byte (column 2)"), "%s", err);
+    CHECK(items_next(r, &it, err, sizeof err) == 1 && !strcmp(it.id, "A8") && it.line == 13 &&
           !strcmp(it.text, "caf\xc3\xa9 \xf0\x9f\x98\x80 \xe4\xb8\xad"));
     CHECK(items_next(r, &it, err, sizeof err) == 0);
     CHECK(items_next(r, &it, err, sizeof err) == 0);

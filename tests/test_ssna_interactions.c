@@ -106,6 +106,16 @@ static void test_small_and_errors(void) {
     char want[300];
     snprintf(want, sizeof want, "%s:3:", path);
     CHECK_MSG(rc != 0 && strstr(err, want), "got '%s'", err);
+    /* a NUL byte is an error naming file:line, not a silent end of file (fuzz_readers) */
+    snprintf(path, sizeof path, "%s/nul.csv", dir);
+    {
+        FILE *f = fopen(path, "wb");
+        CHECK(f != NULL);
+        if (f) fwrite("a,x,1\nb,y,2\nc,\0z,3\nd,w,4\n", 1, 24, f), fclose(f);
+    }
+    rc = interactions_load_csv(&d, path, &o, err, sizeof err);
+    snprintf(want, sizeof want, "%s:3: a NUL byte (file offset 14)", path);
+    CHECK_MSG(rc != 0 && strstr(err, want), "got '%s'", err);
     /* a broken .inter line names file:line */
     snprintf(path, sizeof path, "%s/X.valid.inter", dir);
     write_file(path, "user_id:token\titem_id_list:token_seq\titem_id:token\n0\t1 2\t3\n");
