@@ -234,9 +234,12 @@ void ssna_free(SsnaModel *m) {
 }
 
 int ssna_set_item_counts(SsnaModel *m, const double *counts, char *err, size_t errlen) {
-    int n = m->cfg.n_items;
-    if (!m->log_q && !(m->log_q = malloc((size_t)n * sizeof(float))))
-        return snprintf(err, errlen, "ssna: out of memory for %d item counts", n), -1;
+    int n = m->cfg.n_items; // grows with the daemon's catalogue
+    if (n > m->log_q_cap) {
+        float *q = realloc(m->log_q, (size_t)n * sizeof(float));
+        if (!q) return snprintf(err, errlen, "ssna: out of memory for %d item counts", n), -1;
+        m->log_q = q, m->log_q_cap = n;
+    }
     double sum = n;
     for (int i = 0; i < n; i++) sum += counts[i];
     for (int i = 0; i < n; i++) m->log_q[i] = (float)log((counts[i] + 1.0) / sum);
@@ -341,8 +344,10 @@ int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *l
         return -1;
     }
     if (check_batch(m, b, 1, err, errlen)) return -1;
-    if (c->loss == SSNA_LOSS_LOGQ && !m->log_q) {
-        snprintf(err, errlen, "ssna: loss logq without item counts (ssna_set_item_counts)");
+    if (c->loss == SSNA_LOSS_LOGQ && m->log_q_cap < c->n_items) {
+        snprintf(err, errlen,
+                 "ssna: loss logq without counts of all %d items (ssna_set_item_counts)",
+                 c->n_items);
         return -1;
     }
     w->N = N;

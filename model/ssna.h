@@ -103,6 +103,7 @@ typedef struct {
     const SsnaNoise *noise; /* optional override of rng (tests) */
     SsnaWork *work;         /* activations of the last training forward, for backward */
     float *log_q;           /* [n_items] log target shares (loss logq), ssna_set_item_counts */
+    int log_q_cap;          /* rows log_q has room for */
 } SsnaModel;
 
 /* The paper's defaults for a variant: d 256, 8 experts, 2 blocks x 2 heads, inner 256, max_len

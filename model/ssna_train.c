@@ -81,7 +81,8 @@ int ssna_train_epoch(SsnaModel *m, const float *states, const SsnaSequences *seq
         snprintf(err, errlen, "ssna train: out of memory");
         goto done;
     }
-    if (m->cfg.loss == SSNA_LOSS_LOGQ && !m->log_q && set_target_counts(m, seq, err, errlen))
+    if (m->cfg.loss == SSNA_LOSS_LOGQ && m->log_q_cap < m->cfg.n_items &&
+        set_target_counts(m, seq, err, errlen))
         goto done;
     for (int u = 0, first; u < seq->n_users; u++)
         if (train_row(seq, u, max_len, &first) >= 1) order[n++] = u;
