@@ -83,10 +83,11 @@ static void usage(const char *cmd, FILE *f) {
                 "  --batch N          users per Adam step (default 256)\n"
                 "  --epochs N         maximum epochs (default 200)\n"
                 "  --patience N       early stopping patience in epochs (default 10)\n"
-                "  --lr X             Adam learning rate (default 3e-4)\n"
-                "  --loss L           inbatch (default): the batch's targets are the negatives;\n"
-                "                     logq: the same, corrected by each item's share of the\n"
-                "                     training targets (popular items are not pushed down);\n"
+                "  --lr X             Adam learning rate (default 1e-3, RecBole's)\n"
+                "  --loss L           logq (default): the batch's targets are the negatives,\n"
+                "                     corrected by each item's share of the training targets\n"
+                "                     (popular items are not pushed down); inbatch: the same\n"
+                "                     uncorrected (UniSRec's, the paper's; before 2026-12-05);\n"
                 "                     full: softmax over the whole catalogue (every item through\n"
                 "                     the adapters each step: slower, RecBole's CE)\n"
                 "  --dropout P        SASRec hidden dropout (default 0.5, RecBole's)\n"
@@ -122,7 +123,8 @@ static void usage(const char *cmd, FILE *f) {
 int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOptions *o) {
     memset(o, 0, sizeof *o);
     o->layers = -1, o->batch = 256, o->eval_batch = 512, o->epochs = 200, o->patience = 10;
-    o->k = 10, o->k_core = 5, o->max_len = 50, o->seed = 42, o->lr = 3e-4f;
+    o->k = 10, o->k_core = 5, o->max_len = 50, o->seed = 42, o->lr = 1e-3f;
+    o->loss = SSNA_LOSS_LOGQ; // measured: docs/results.md
     o->dropout = o->attn_dropout = -1.0f;
     optind = 1;
     int c;
