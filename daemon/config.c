@@ -82,6 +82,19 @@ static const char *show_debug_verify(const DaemonConfig *cfg) {
     return cfg->debug_verify ? "on" : "off";
 }
 
+static int apply_train_loss(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
+    if (!strcmp(value, "logq") || !strcmp(value, "inbatch")) {
+        cfg->train_loss_logq = !strcmp(value, "logq");
+        return 0;
+    }
+    snprintf(err, errlen, "'%s' is not logq or inbatch", value);
+    return -1;
+}
+
+static const char *show_train_loss(const DaemonConfig *cfg) {
+    return cfg->train_loss_logq ? "logq" : "inbatch";
+}
+
 static const char *show_train_sched(const DaemonConfig *cfg) {
     return cfg->train_sched_idle ? "idle" : "normal";
 }
@@ -125,9 +138,10 @@ static const ConfigKey config_keys[] = {
     STR_KEY("model.dir", model_dir, "/usr/local/share/ssna/minilm-l6", NULL,
             "frozen encoder folder (Hugging Face layout: config.json, model.safetensors, "
             "tokenizer.json)"),
-    STR_KEY("variants", variants_spec, "gru:a=3,mean:a=3", apply_variants,
-            "A/B arms, comma list of kind:a=N[:weight=W]; kind is gru, mean, weighted, tmoe, "
-            "tmlp or id"),
+    STR_KEY(
+        "variants", variants_spec, "gru:a=3,mean:a=3", apply_variants,
+        "A/B arms, comma list of kind:a=N[:weight=W][:loss=L]; kind is gru, mean, weighted, tmoe, "
+        "tmlp or id"),
     NUM_KEY("ab.seed", CONFIG_INT, ab_seed, "1", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of the user -> variant hash; changing it reshuffles users"),
     NUM_KEY("top_k", CONFIG_INT, top_k, "10", 1, 1000, "1 .. 1000",
@@ -144,6 +158,10 @@ static const ConfigKey config_keys[] = {
             "Adam learning rate"),
     NUM_KEY("train.seed", CONFIG_INT, train_seed, "42", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of parameter initialisation, dropout and replay sampling"),
+    CHOICE_KEY("train.loss", "logq", "logq | inbatch", apply_train_loss, show_train_loss,
+               "training objective of the SSNA arms: in-batch negatives corrected by each "
+               "item's share of the targets trained on so far (logq), or uncorrected (inbatch, "
+               "which pushes popular items down; `ssna train --loss`, docs/results.md)"),
     CHOICE_KEY("train.sched", "idle", "idle | normal", apply_train_sched, show_train_sched,
                "scheduling of the training thread: idle (SCHED_IDLE) runs it only on cycles no "
                "other thread of its scheduling group wants (see train.cgroup), normal at "
@@ -534,7 +552,7 @@ int config_kafka_entry(const DaemonConfig *cfg, size_t i, const char **key, cons
     return 0;
 }
 
-/* Options of one variant item after its kind: "a=N" and "weight=W", ':'-separated. */
+/* Options of one variant item after its kind: "a=N", "weight=W" and "loss=L", ':'-separated. */
 static int parse_variant_options(char *opts, ConfigVariant *v, const char *item, char *err,
                                  size_t errlen) {
     for (char *save = NULL, *opt = strtok_r(opts, ":", &save); opt;
@@ -555,8 +573,15 @@ static int parse_variant_options(char *opts, ConfigVariant *v, const char *item,
                 return -1;
             }
             v->weight = w;
+        } else if (!strncmp(opt, "loss=", 5)) {
+            if (strcmp(opt + 5, "logq") && strcmp(opt + 5, "inbatch")) {
+                snprintf(err, errlen, "variant '%s': loss must be logq or inbatch", item);
+                return -1;
+            }
+            v->loss = ssna_loss_parse(opt + 5);
         } else {
-            snprintf(err, errlen, "variant '%s': unknown option '%s' (a=N, weight=W)", item, opt);
+            snprintf(err, errlen, "variant '%s': unknown option '%s' (a=N, weight=W, loss=L)", item,
+                     opt);
             return -1;
         }
     }
@@ -580,11 +605,16 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
     v->layers =
         kind == SSNA_VARIANT_TMOE || kind == SSNA_VARIANT_TMLP || kind == SSNA_VARIANT_ID ? 1 : 3;
     v->weight = 1;
+    v->loss = -1;
     if (colon && parse_variant_options(colon + 1, v, original, err, errlen) < 0) return -1;
     if (kind == SSNA_VARIANT_ID)
         snprintf(v->label, sizeof v->label, "id");
     else
         snprintf(v->label, sizeof v->label, "%s:a=%d", item, v->layers);
+    if (v->loss >= 0) { // two arms may differ only by their objective: the label tells them apart
+        size_t n = strlen(v->label);
+        snprintf(v->label + n, sizeof v->label - n, ":loss=%s", ssna_loss_name(v->loss));
+    }
     return 0;
 }
 

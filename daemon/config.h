@@ -23,12 +23,14 @@
 #define CONFIG_STRING_MAX   1024
 #define CONFIG_VARIANTS_MAX 8
 
-/* One A/B arm of `variants`: "kind:a=N[:weight=W]", e.g. "gru:a=3" or "mean:a=2:weight=0.5". */
+/* One A/B arm of `variants`: "kind:a=N[:weight=W][:loss=L]", e.g. "gru:a=3", "mean:a=2:weight=0.5"
+ * or "gru:a=3:loss=inbatch" (an arm that trains with another objective than train.loss). */
 typedef struct {
-    char label[64]; /* canonical "kind:a=N", the name published with each list and in metrics */
+    char label[64]; /* canonical "kind:a=N[:loss=L]", published with each list and in metrics */
     int kind;       /* SsnaVariant (model/ssna.h) */
     int layers;     /* a: encoder layers kept, 1..64 */
     double weight;  /* relative share of users, > 0 (default 1) */
+    int loss;       /* SsnaLoss of "loss=L", or -1: train.loss */
 } ConfigVariant;
 
 /* A parsed configuration; every field holds its default until set. */
@@ -55,6 +57,7 @@ typedef struct {
     long long train_seed;
     long long train_nice;
     int train_sched_idle;                 /* train.sched: 1 idle, 0 normal */
+    int train_loss_logq;                  /* train.loss: 1 logq, 0 inbatch */
     char train_cgroup[CONFIG_STRING_MAX]; /* train.cgroup: a cgroup directory, or "off" */
     long long publish_threads;
     long long embed_queue_max;

@@ -210,6 +210,9 @@ static int open_variant(Ssnad *d, int i, char *err, size_t errlen) {
     }
     int n = d->n_items > 0 ? (int)d->n_items : 1;
     SsnaConfig mc = ssna_config_default((SsnaVariant)v->cv.kind, n, d->hidden, v->cv.layers);
+    mc.loss = v->cv.loss >= 0           ? (SsnaLoss)v->cv.loss
+              : d->cfg->train_loss_logq ? SSNA_LOSS_LOGQ
+                                        : SSNA_LOSS_INBATCH;
     if (mc.d > PANEL_MAX_C) {
         snprintf(err, errlen, "variant %s: d = %d, lists are scored for d <= %d", v->cv.label, mc.d,
                  PANEL_MAX_C);

@@ -31,7 +31,29 @@ typedef struct {
     double last_refresh, refresh_cost; // seconds
     int64_t refresh_steps;
     int reserved_items; // distinct items of the last reserve() (0: none yet)
+    double *counts;     // [counts_cap] times each item was a target of this variant's steps
+    size_t counts_cap;  // (train.loss = logq: its candidates' sampling shares)
 } TrainView;
+
+/* train.loss = logq: add a step's targets[0..N) to the variant's counts (grown with the
+ * catalogue) and hand the model the shares it corrects its in-batch logits by. The counts start
+ * at 0 with each process: after a restart the shares are relearnt from the stream. 0 or -1. */
+static int logq_count(SsnadVariant *v, TrainView *tv, const int *targets, int N, char *err,
+                      size_t errlen) {
+    if (v->train.cfg.loss != SSNA_LOSS_LOGQ) return 0;
+    if (tv->n > tv->counts_cap) {
+        size_t cap = tv->counts_cap ? tv->counts_cap : 1024;
+        while (cap < tv->n) cap *= 2;
+        double *c = realloc(tv->counts, cap * sizeof *c);
+        if (!c) return snprintf(err, errlen, "out of memory for %zu item counts", cap), -1;
+        memset(c + tv->counts_cap, 0, (cap - tv->counts_cap) * sizeof *c);
+        tv->counts = c, tv->counts_cap = cap;
+    }
+    for (int i = 0; i < N; i++)
+        if (targets[i] >= 0 && (size_t)targets[i] < tv->n) tv->counts[targets[i]] += 1.0;
+    v->train.cfg.n_items = (int)tv->n;
+    return ssna_set_item_counts(&v->train, tv->counts, err, errlen);
+}
 
 /* SSNAD_FAULT=train_batch (a test hook, docs/daemon.md): the batch allocation fails, so tests
  * can see that a trainer without memory stops the daemon with its reason. */
@@ -204,6 +226,7 @@ static int step(Ssnad *d, SsnadVariant *v, TrainView *tv, const SsnadSeq *seqs, 
     SsnaBatch b = {B, offsets, items, targets};
     v->train.cfg.n_items = (int)tv->n;
     params_zero_grad(&v->train.ps);
+    if (logq_count(v, tv, targets, N, err, errlen)) goto done;
     rc = ssna_forward(&v->train, &b, tv->states, loss, err, errlen);
     if (!rc) {
         ssna_backward(&v->train);
@@ -248,7 +271,8 @@ static int reserve(SsnadVariant *v, TrainView *tv, int B, char *err, size_t errl
         uint64_t rng = v->train.rng;
         float loss;
         v->train.cfg.n_items = (int)tv->n;
-        rc = ssna_forward(&v->train, &b, tv->states, &loss, err, errlen);
+        rc = logq_count(v, tv, targets, 0, err, errlen); // shares for every item, none counted
+        if (!rc) rc = ssna_forward(&v->train, &b, tv->states, &loss, err, errlen);
         if (!rc) rc = ssna_backward(&v->train);
         v->train.rng = rng;
         params_zero_grad(&v->train.ps);
@@ -401,7 +425,7 @@ static void *train_main(void *arg) {
         pthread_mutex_lock(&d->feed_mu);
     }
     pthread_mutex_unlock(&d->feed_mu);
-    for (int i = 0; i < d->n_var; i++) free(views[i].states);
+    for (int i = 0; i < d->n_var; i++) free(views[i].states), free(views[i].counts);
     free(batch);
     return NULL;
 }

@@ -96,6 +96,7 @@ static void test_file_syntax(void) {
     CHECK(!strcmp(cfg.variants[0].label, "gru:a=2") && cfg.variants[0].weight == 3);
     CHECK(!strcmp(cfg.variants[1].label, "mean:a=3") && cfg.variants[1].weight == 1);
     CHECK(!strcmp(cfg.variants[2].label, "tmlp:a=1") && cfg.variants[2].kind == SSNA_VARIANT_TMLP);
+    CHECK(cfg.variants[0].loss == -1 && cfg.train_loss_logq == 1); // train.loss decides: logq
     const char *k, *v;
     CHECK(config_kafka_count(&cfg) == 2);
     CHECK(config_kafka_entry(&cfg, 0, &k, &v) == 0 && !strcmp(k, "sasl.password") &&
@@ -143,6 +144,10 @@ static void test_file_errors(void) {
     expect_error("variants = gru:a=0\n", ":1:", "a must be");
     expect_error("variants = gru:b=1\n", ":1:", "unknown option 'b=1'");
     expect_error("variants = mean:weight=-1\n", ":1:", "weight");
+    expect_error("variants = gru:loss=full\n", ":1:", "loss must be logq or inbatch");
+    expect_error("variants = gru:a=3,gru:a=3:loss=logq:loss=logq,gru:loss=logq\n",
+                 ":1:", "listed twice");
+    expect_error("train.loss = full\n", ":1:", "logq or inbatch");
     expect_error("variants = gru,gru:a=3\n", ":1:", "listed twice");
     expect_error("variants = ,\n", ":1:", "no variant");
 
@@ -335,8 +340,23 @@ static void test_service_unit(void) {
     free(unit);
 }
 
+/* An arm may name its own objective: two gru arms that differ only by it are two arms. */
+static void test_variant_loss(void) {
+    DaemonConfig cfg;
+    char err[512] = "";
+    int rc = load_text(&cfg, "train.loss = inbatch\nvariants = gru:a=3, gru:a=3:loss=logq\n", err,
+                       sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    CHECK(cfg.train_loss_logq == 0 && cfg.n_variants == 2);
+    CHECK(!strcmp(cfg.variants[0].label, "gru:a=3") && cfg.variants[0].loss == -1);
+    CHECK(!strcmp(cfg.variants[1].label, "gru:a=3:loss=logq") &&
+          cfg.variants[1].loss == SSNA_LOSS_LOGQ);
+    config_free(&cfg);
+}
+
 int main(void) {
     test_defaults();
+    test_variant_loss();
     test_file_syntax();
     test_file_errors();
     test_args();
