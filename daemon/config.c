@@ -138,10 +138,9 @@ static const ConfigKey config_keys[] = {
     STR_KEY("model.dir", model_dir, "/usr/local/share/ssna/minilm-l6", NULL,
             "frozen encoder folder (Hugging Face layout: config.json, model.safetensors, "
             "tokenizer.json)"),
-    STR_KEY(
-        "variants", variants_spec, "gru:a=3,mean:a=3", apply_variants,
-        "A/B arms, comma list of kind:a=N[:weight=W][:loss=L]; kind is gru, mean, weighted, tmoe, "
-        "tmlp or id"),
+    STR_KEY("variants", variants_spec, "gru:a=3,mean:a=3", apply_variants,
+            "A/B arms, comma list of kind:a=N[:weight=W][:loss=L][:init=PATH]; kind is gru, mean, "
+            "weighted, tmoe, tmlp or id"),
     NUM_KEY("ab.seed", CONFIG_INT, ab_seed, "1", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of the user -> variant hash; changing it reshuffles users"),
     NUM_KEY("top_k", CONFIG_INT, top_k, "10", 1, 1000, "1 .. 1000",
@@ -552,7 +551,8 @@ int config_kafka_entry(const DaemonConfig *cfg, size_t i, const char **key, cons
     return 0;
 }
 
-/* Options of one variant item after its kind: "a=N", "weight=W" and "loss=L", ':'-separated. */
+/* Options of one variant item after its kind: "a=N", "weight=W", "loss=L" and "init=PATH",
+ * ':'-separated (so PATH cannot hold ':' or ','). */
 static int parse_variant_options(char *opts, ConfigVariant *v, const char *item, char *err,
                                  size_t errlen) {
     for (char *save = NULL, *opt = strtok_r(opts, ":", &save); opt;
@@ -573,6 +573,13 @@ static int parse_variant_options(char *opts, ConfigVariant *v, const char *item,
                 return -1;
             }
             v->weight = w;
+        } else if (!strncmp(opt, "init=", 5)) {
+            if (!opt[5] || strlen(opt + 5) >= sizeof v->init) {
+                snprintf(err, errlen, "variant '%s': init needs a path (shorter than %zu bytes)",
+                         item, sizeof v->init);
+                return -1;
+            }
+            snprintf(v->init, sizeof v->init, "%s", opt + 5);
         } else if (!strncmp(opt, "loss=", 5)) {
             if (strcmp(opt + 5, "logq") && strcmp(opt + 5, "inbatch")) {
                 snprintf(err, errlen, "variant '%s': loss must be logq or inbatch", item);
@@ -580,7 +587,8 @@ static int parse_variant_options(char *opts, ConfigVariant *v, const char *item,
             }
             v->loss = ssna_loss_parse(opt + 5);
         } else {
-            snprintf(err, errlen, "variant '%s': unknown option '%s' (a=N, weight=W, loss=L)", item,
+            snprintf(err, errlen,
+                     "variant '%s': unknown option '%s' (a=N, weight=W, loss=L, init=PATH)", item,
                      opt);
             return -1;
         }
@@ -606,6 +614,7 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
         kind == SSNA_VARIANT_TMOE || kind == SSNA_VARIANT_TMLP || kind == SSNA_VARIANT_ID ? 1 : 3;
     v->weight = 1;
     v->loss = -1;
+    v->init[0] = 0;
     if (colon && parse_variant_options(colon + 1, v, original, err, errlen) < 0) return -1;
     if (kind == SSNA_VARIANT_ID)
         snprintf(v->label, sizeof v->label, "id");

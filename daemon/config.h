@@ -23,14 +23,16 @@
 #define CONFIG_STRING_MAX   1024
 #define CONFIG_VARIANTS_MAX 8
 
-/* One A/B arm of `variants`: "kind:a=N[:weight=W][:loss=L]", e.g. "gru:a=3", "mean:a=2:weight=0.5"
- * or "gru:a=3:loss=inbatch" (an arm that trains with another objective than train.loss). */
+/* One A/B arm of `variants`: "kind:a=N[:weight=W][:loss=L][:init=PATH]", e.g. "gru:a=3",
+ * "mean:a=2:weight=0.5", "gru:a=3:loss=inbatch" (an arm that trains with another objective than
+ * train.loss) or "gru:a=3:init=/srv/ssna/gru3.ckpt" (an arm that starts from an offline model). */
 typedef struct {
     char label[64]; /* canonical "kind:a=N[:loss=L]", published with each list and in metrics */
     int kind;       /* SsnaVariant (model/ssna.h) */
     int layers;     /* a: encoder layers kept, 1..64 */
     double weight;  /* relative share of users, > 0 (default 1) */
     int loss;       /* SsnaLoss of "loss=L", or -1: train.loss */
+    char init[512]; /* "init=PATH": an `ssna train` checkpoint to start from, or "" */
 } ConfigVariant;
 
 /* A parsed configuration; every field holds its default until set. */

@@ -109,6 +109,7 @@ typedef struct {
     float *states; // [item_cap, layers, hidden]; aliases Ssnad.states when layers == max
     // trainer side
     SsnaModel train;     // only the trainer thread touches it (ssnad_snapshot.c writes it out)
+    int warm_unsaved;    // started from init= and not yet in a committed snapshot reference
     int64_t serve_steps; // train steps behind the serving parameters
     // refresh handed from the trainer to the main thread (under Ssnad.feed_mu): rows [0, pend_n)
     // computed, pend_cap allocated (swapped in whole when that is vec_cap, else copied)
@@ -259,6 +260,7 @@ typedef struct Ssnad {
 
     // checkpointing
     uint64_t since_checkpoint;
+    int warm_unsaved; // arms started from init= that no committed checkpoint references yet
     double last_checkpoint_s;
     int fatal; // set when the loop must stop (lost partitions, failed commit)
     int exit_code;
@@ -330,6 +332,11 @@ int ssnad_snapshot_now(Ssnad *d, char *err, size_t errlen);
 int ssnad_snapshot_put_refs(Ssnad *d, char *err, size_t errlen);
 /* Main thread, after the checkpoint committed: its references are current; ask for the next. */
 void ssnad_snapshot_committed(Ssnad *d);
+
+/* ---- ssnad_warm.c: an arm started from an `ssna train` checkpoint (init=PATH) ---- */
+/* Copy the checkpoint v->cv.init (best weights) into both of v's models after checking that it
+ * fits the arm: encoder identity, pooling, variant and shapes. 0, or -1 with err. */
+int ssnad_warm_start(Ssnad *d, SsnadVariant *v, char *err, size_t errlen);
 
 /* ---- ssnad_embed.c ---- */
 int ssnad_embed_start(Ssnad *d, char *err, size_t errlen);

@@ -275,7 +275,7 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
     const DaemonConfig *cfg = d->cfg;
     if ((long long)d->since_checkpoint >= cfg->checkpoint_every_events ||
         (now - d->last_checkpoint_s >= cfg->checkpoint_every_seconds &&
-         (d->since_checkpoint || d->collected_since_ckpt)))
+         (d->since_checkpoint || d->collected_since_ckpt || d->warm_unsaved)))
         return ssnad_checkpoint(d, "periodic", err, errlen);
     return 0;
 }
@@ -289,7 +289,8 @@ static void shutdown_all(Ssnad *d, KafkaSetting *set, char **keys, size_t n_set)
     kafka_consumer_close(d->consumer);
     kafka_consumer_close(d->items_consumer);
     d->consumer = d->items_consumer = NULL;
-    if (!d->fatal && d->txn && (d->since_checkpoint || d->collected_since_ckpt) &&
+    if (!d->fatal && d->txn &&
+        (d->since_checkpoint || d->collected_since_ckpt || d->warm_unsaved) &&
         ssnad_checkpoint(d, "stop", err, sizeof err))
         log_error("final checkpoint failed", LOG_STR("error", err));
     http_server_stop(d->http);

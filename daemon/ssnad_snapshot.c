@@ -206,6 +206,7 @@ void ssnad_snapshot_committed(Ssnad *d) {
     for (int i = 0; i < d->n_var; i++) {
         SsnadVariant *v = &d->var[i];
         if (v->snap_in_txn) v->ref_slot = v->snap_slot, v->snap_state = SNAP_IDLE;
+        if (v->snap_in_txn && v->warm_unsaved) v->warm_unsaved = 0, d->warm_unsaved--;
         v->snap_in_txn = 0;
         if (v->snap_state == SNAP_IDLE) v->snap_state = SNAP_WANTED;
     }

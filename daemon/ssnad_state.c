@@ -229,7 +229,9 @@ static int open_variant(Ssnad *d, int i, char *err, size_t errlen) {
     if (found)
         log_info("model restored", LOG_STR("variant", v->cv.label),
                  LOG_INT("steps", v->train.ps.step));
-    else
+    else if (v->cv.init[0]) { // its own snapshot, once there is one, wins over init=
+        if (ssnad_warm_start(d, v, err, errlen)) return -1;
+    } else
         log_info("model created", LOG_STR("variant", v->cv.label),
                  LOG_INT("seed", (long long)seed));
     memcpy(v->serve_aux.ps.params, v->serve.ps.params, v->serve.ps.total * sizeof(float));

@@ -21,3 +21,8 @@ foreach(t test_pool test_metrics test_log test_http test_ssnad_topk test_ssnad_r
     set_property(TEST ${t} APPEND PROPERTY LABELS tsan)
   endif()
 endforeach()
+
+# An arm started from an `ssna train` checkpoint (variants = ...:init=PATH): start-up, snapshot
+# precedence after a restart, and the refusals; no broker needed.
+add_test(NAME ssnad_warm COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/ssnad_warm.sh)
+set_tests_properties(ssnad_warm PROPERTIES ENVIRONMENT "${SSNA_TEST_ENV}" TIMEOUT 300)

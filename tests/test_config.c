@@ -148,6 +148,7 @@ static void test_file_errors(void) {
     expect_error("variants = gru:a=3,gru:a=3:loss=logq:loss=logq,gru:loss=logq\n",
                  ":1:", "listed twice");
     expect_error("train.loss = full\n", ":1:", "logq or inbatch");
+    expect_error("variants = gru:a=3:init=\n", ":1:", "init needs a path");
     expect_error("variants = gru,gru:a=3\n", ":1:", "listed twice");
     expect_error("variants = ,\n", ":1:", "no variant");
 
@@ -340,15 +341,19 @@ static void test_service_unit(void) {
     free(unit);
 }
 
-/* An arm may name its own objective: two gru arms that differ only by it are two arms. */
+/* An arm may name its own objective (two gru arms that differ only by it are two arms) and an
+ * offline checkpoint to start from (not part of its label: the arm is the same arm). */
 static void test_variant_loss(void) {
     DaemonConfig cfg;
     char err[512] = "";
-    int rc = load_text(&cfg, "train.loss = inbatch\nvariants = gru:a=3, gru:a=3:loss=logq\n", err,
-                       sizeof err);
+    int rc = load_text(&cfg,
+                       "train.loss = inbatch\nvariants = gru:a=3:init=/srv/g.ckpt, "
+                       "gru:a=3:loss=logq\n",
+                       err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     CHECK(cfg.train_loss_logq == 0 && cfg.n_variants == 2);
     CHECK(!strcmp(cfg.variants[0].label, "gru:a=3") && cfg.variants[0].loss == -1);
+    CHECK(!strcmp(cfg.variants[0].init, "/srv/g.ckpt") && !cfg.variants[1].init[0]);
     CHECK(!strcmp(cfg.variants[1].label, "gru:a=3:loss=logq") &&
           cfg.variants[1].loss == SSNA_LOSS_LOGQ);
     config_free(&cfg);

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# tests/ssnad_warm.sh - an A/B arm started from an offline model (variants = ...:init=PATH), with
+# the real MiniLM encoder, no broker needed (state opens before Kafka is contacted):
+#   a tiny catalogue embedded by `ssna embed`, a gru a=3 model trained on it by `ssna train`;
+#   ssnad starts the arm from it ("model initialised"), writes its own snapshot on a clean stop,
+#   and on restart restores that snapshot and no longer reads init (a missing file is then fine);
+#   an init of another variant, of other kept layers, of an id model (no encoder), or a missing
+#   file, each stop ssnad at start-up with exit 1 and an error naming the arm and the reason.
+set -uo pipefail
+build="${SSNA_BUILD_DIR:?run through ctest}"
+model="${SSNA_MODEL_DIR:?run through ctest}"
+ssna="$build/daemon/ssna" ssnad="$build/daemon/ssnad"
+tmp=$(mktemp -d)
+trap '[ $fail = 0 ] && rm -rf "$tmp"' EXIT
+fail=0
+check() { # check DESCRIPTION COMMAND...
+    if "${@:2}"; then echo "ok: $1"; else echo "FAILED: $1"; fail=1; fi
+}
+[ -x "$ssnad" ] && [ -d "$model" ] || { echo "FAILED: ssnad or $model missing"; exit 1; }
+
+# 12 items, 30 users with 6 events each
+{
+    printf 'item_id:token\ttext:token_seq\n'
+    for i in $(seq 0 11); do printf 'I%02d\tlab item %d: glass beaker set, %d ml\n' "$i" "$i" $((50 * i + 50)); done
+} > "$tmp/items.text"
+{
+    echo "user,item,timestamp"
+    for u in $(seq 0 29); do for t in $(seq 0 5); do
+        printf 'u%d,I%02d,%d\n' "$u" $(((u + 3 * t) % 12)) "$t"
+    done; done
+} > "$tmp/log.csv"
+"$ssna" embed --items "$tmp/items.text" --db "$tmp/cache" --layers 3 --model "$model" \
+    > /dev/null 2> "$tmp/embed.err"
+check "ssna embed of the catalogue" test $? -eq 0
+for v in gru id; do
+    db=(--db "$tmp/cache")
+    [ $v = id ] && db=()
+    "$ssna" train --data "$tmp/log.csv" --k-core 1 "${db[@]}" --variant $v --epochs 2 \
+        --out "$tmp/$v.ckpt" > /dev/null 2> "$tmp/train-$v.err"
+    check "ssna train --variant $v" test $? -eq 0
+done
+
+# run ssnad on db with variants ARM until its log shows PATTERN (or it exits); then SIGTERM
+run() { # run NAME ARM PATTERN -> exit status of ssnad
+    local name=$1 arm=$2 pattern=$3
+    "$ssnad" --set brokers=127.0.0.1:1 --set db.path="$tmp/db-$name" --set model.dir="$model" \
+        --set variants="$arm" --set http.listen=off --set log.format=text \
+        > "$tmp/$name.log" 2>&1 &
+    local pid=$! waited=0
+    while kill -0 $pid 2>/dev/null && ! grep -q "$pattern" "$tmp/$name.log" 2>/dev/null &&
+        [ $waited -lt 600 ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    kill -TERM $pid 2>/dev/null
+    wait $pid
+}
+run warm "gru:a=3:init=$tmp/gru.ckpt" "ssnad running"
+check "a warm arm starts from the checkpoint" grep -q "model initialised variant=\"gru:a=3\" from=$tmp/gru.ckpt" "$tmp/warm.log"
+check "a clean stop without any event still snapshots it" grep -q "model saved variant=\"gru:a=3\"" "$tmp/warm.log"
+mv "$tmp/db-warm" "$tmp/db-again"
+run again "gru:a=3:init=$tmp/none.ckpt" "ssnad running"
+check "a restart restores the arm's own snapshot" grep -q "model restored variant=\"gru:a=3\"" "$tmp/again.log"
+check "and does not read init any more" test "$(grep -c "model initialised\|none.ckpt" "$tmp/again.log")" -eq 0
+
+expect_refused() { # expect_refused NAME ARM NEEDLE
+    run "$1" "$2" "startup failed"
+    local st=$?
+    check "$1: ssnad exits 1" test $st -eq 1
+    check "$1: the error says '$3'" grep -q "startup failed.*$3" "$tmp/$1.log"
+}
+expect_refused variant "mean:a=3:init=$tmp/gru.ckpt" "variant mean:a=3: init .* differs in its variant"
+expect_refused layers "gru:a=2:init=$tmp/gru.ckpt" "variant gru:a=2: init .* differs in its kept layers"
+expect_refused encoder "gru:a=3:init=$tmp/id.ckpt" "another encoder"
+expect_refused missing "gru:a=3:init=$tmp/none.ckpt" "variant gru:a=3: init: .*none.ckpt"
+exit $fail
