@@ -25,7 +25,7 @@ static const char *const loss_names[] = {"inbatch", "full", "logq"};
 int ssna_loss_parse(const char *name) {
     for (int i = 0; i < (int)(sizeof loss_names / sizeof loss_names[0]); i++)
         if (!strcmp(name, loss_names[i])) return i;
-    return -1;
+    return !strcmp(name, "sampled-logq") ? SSNA_LOSS_LOGQ : -1; // the name issue 17 gave it
 }
 
 const char *ssna_loss_name(SsnaLoss loss) {

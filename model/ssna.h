@@ -110,7 +110,7 @@ typedef struct {
  * 50, adapter dropout 0.2, hidden dropout 0.5, attention dropout 0.5, eps 1e-12, tau 0.07, tmlp
  * 2 layers, loss inbatch. */
 SsnaConfig ssna_config_default(SsnaVariant variant, int n_items, int hidden, int layers);
-/* Parse / name a loss ("inbatch", "full", "logq"); -1 if unknown. */
+/* Parse / name a loss ("inbatch", "full", "logq" or its alias "sampled-logq"); -1 if unknown. */
 int ssna_loss_parse(const char *name);
 const char *ssna_loss_name(SsnaLoss loss);
 /* Parse / name a variant ("gru", "mean", "weighted", "tmoe", "tmlp", "id"); -1 if unknown. */

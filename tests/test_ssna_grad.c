@@ -160,6 +160,7 @@ static void check_losses_differ(void) {
               "losses inbatch %.6f full %.6f logq %.6f", v[0], v[1], v[2]);
     CHECK(ssna_loss_parse("full") == SSNA_LOSS_FULL && ssna_loss_parse("logq") == SSNA_LOSS_LOGQ);
     CHECK(ssna_loss_parse("inbatch") == SSNA_LOSS_INBATCH && ssna_loss_parse("sampled") == -1);
+    CHECK(ssna_loss_parse("sampled-logq") == SSNA_LOSS_LOGQ);
 }
 
 int main(void) {
