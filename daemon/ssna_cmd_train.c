@@ -356,6 +356,8 @@ int ssna_cmd_train(int argc, char **argv) {
         cfg.loss = (SsnaLoss)o.loss;
         if (o.dropout >= 0) cfg.hidden_dropout = o.dropout;
         if (o.attn_dropout >= 0) cfg.attn_dropout = o.attn_dropout;
+        if (o.d) cfg.d = o.d;
+        if (o.inner) cfg.inner = o.inner;
         if (ssna_create(&m, &cfg, o.seed, err, sizeof err)) goto fail;
         st.shuffle_rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
         st.model_rng = m.rng;
@@ -380,13 +382,13 @@ int ssna_cmd_train(int argc, char **argv) {
            "\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"valid\":%s,\"test\":%s,"
            "\"train_seconds\":%.2f,\"seconds_per_epoch\":%.3f,\"eval_seconds_this_run\":%.2f,"
            "\"peak_rss_mb\":%.1f,\"parameters\":%zu,\"loss\":\"%s\",\"tau\":%.9g,"
-           "\"dropout\":%.9g,\"attn_dropout\":%.9g,"
+           "\"dropout\":%.9g,\"attn_dropout\":%.9g,\"d\":%d,\"inner\":%d,"
            "\"run\":%s}\n",
            ssna_variant_name(m.cfg.variant), m.cfg.layers, ds.inter.n_users, ds.inter.n_items,
            st.epoch, st.best_epoch, st.epoch < o.epochs ? "true" : "false", vj, tj,
            st.train_seconds, st.epoch ? st.train_seconds / st.epoch : 0.0, eval_total,
            peak_rss_mb(), m.ps.total, ssna_loss_name(m.cfg.loss), m.cfg.tau, m.cfg.hidden_dropout,
-           m.cfg.attn_dropout, st.meta);
+           m.cfg.attn_dropout, m.cfg.d, m.cfg.inner, st.meta);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "ssna train: %s\n", err);

@@ -25,7 +25,9 @@ enum {
     OPT_PER_USER,
     OPT_LOSS,
     OPT_DROPOUT,
-    OPT_ATTN_DROPOUT
+    OPT_ATTN_DROPOUT,
+    OPT_D,
+    OPT_INNER
 };
 
 static const struct option long_options[] = {
@@ -48,6 +50,8 @@ static const struct option long_options[] = {
     {"loss", required_argument, 0, OPT_LOSS},
     {"dropout", required_argument, 0, OPT_DROPOUT},
     {"attn-dropout", required_argument, 0, OPT_ATTN_DROPOUT},
+    {"d", required_argument, 0, OPT_D},
+    {"inner", required_argument, 0, OPT_INNER},
     {"include-seen", no_argument, 0, OPT_SEEN},
     {"latest", no_argument, 0, OPT_LATEST},
     {"name", required_argument, 0, OPT_NAME},
@@ -93,6 +97,9 @@ static void usage(const char *cmd, FILE *f) {
                 "                     step: slower; RecBole's CE)\n"
                 "  --dropout P        SASRec hidden dropout (default 0.5, RecBole's)\n"
                 "  --attn-dropout P   dropout of the attention probabilities (default 0.5)\n"
+                "  --d N              adapter output = SASRec width (default 256, the paper's;\n"
+                "                     RecBole's SASRec: 64), a multiple of the 2 heads\n"
+                "  --inner N          SASRec feed-forward size (default 256)\n"
                 "  --seed S           initialisation, batch order and dropout seed (default 42)\n"
                 "  --eval-batch N     users per evaluation batch (default 512)\n"
                 "  --out CKPT         checkpoint written after every epoch: parameters, Adam\n"
@@ -207,6 +214,12 @@ int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOp
             *(attn ? &o->attn_dropout : &o->dropout) = (float)p;
             break;
         }
+        case OPT_D:
+            if (ssna_opt_int(cmd, "--d", optarg, 2, 4096, &o->d)) return 2;
+            break;
+        case OPT_INNER:
+            if (ssna_opt_int(cmd, "--inner", optarg, 1, 65536, &o->inner)) return 2;
+            break;
         case OPT_LOSS:
             if ((o->loss = ssna_loss_parse(optarg)) < 0) {
                 fprintf(stderr, "ssna %s: --loss: \"%s\" is not inbatch, full or logq\n", cmd,
