@@ -344,6 +344,12 @@ int ssna_cmd_train(int argc, char **argv) {
     if (load_interactions(&o, &ds, err, sizeof err) ||
         load_states(&o, &ds, o.layers, err, sizeof err))
         goto fail;
+    /* one row per user: at 256 a 610-user set got 3 Adam steps an epoch and early stopping
+     * ended a barely trained model (MovieLens, docs/results.md) */
+    if (!o.batch)
+        o.batch = ds.inter.n_users / 32 < 16    ? 16
+                  : ds.inter.n_users / 32 > 256 ? 256
+                                                : ds.inter.n_users / 32;
     if (existing) {
         if (m.cfg.n_items != ds.inter.n_items || (ds.states && m.cfg.hidden != ds.hidden)) {
             snprintf(err, sizeof err, "%s was trained on %d items / hidden %d, data has %d / %d",

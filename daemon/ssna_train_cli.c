@@ -84,7 +84,8 @@ static void usage(const char *cmd, FILE *f) {
                 "                     (pop: most popular items of the training part, counted\n"
                 "                     once; --out gets the counts, eval/recommend read them)\n"
                 "  --layers A         encoder layers kept, from the top (default 3; tmoe/tmlp 1)\n"
-                "  --batch N          users per Adam step (default 256)\n"
+                "  --batch N          users per Adam step (default: users / 32, within 16 ..\n"
+                "                     256, so a small data set still gets ~32 steps an epoch)\n"
                 "  --epochs N         maximum epochs (default 200)\n"
                 "  --patience N       early stopping patience in epochs (default 10)\n"
                 "  --lr X             Adam learning rate (default 1e-3, RecBole's)\n"
@@ -130,7 +131,7 @@ static void usage(const char *cmd, FILE *f) {
 
 int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOptions *o) {
     memset(o, 0, sizeof *o);
-    o->layers = -1, o->batch = 256, o->eval_batch = 512, o->epochs = 200, o->patience = 10;
+    o->layers = -1, o->batch = 0, o->eval_batch = 512, o->epochs = 200, o->patience = 10;
     o->k = 10, o->k_core = 5, o->max_len = 50, o->seed = 42, o->lr = 1e-3f;
     o->loss = SSNA_LOSS_LOGQ; // measured: docs/results.md
     o->dropout = o->attn_dropout = -1.0f;
@@ -252,7 +253,7 @@ int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOp
     }
     if (o->layers < 0)
         o->layers = o->variant == SSNA_VARIANT_TMOE || o->variant == SSNA_VARIANT_TMLP ? 1 : 3;
-    if (optind < argc || !o->data || o->batch < 1 || o->eval_batch < 1 || o->layers < 1 ||
+    if (optind < argc || !o->data || o->batch < 0 || o->eval_batch < 1 || o->layers < 1 ||
         o->max_len < 3 || o->k < 1) {
         fprintf(stderr, "ssna %s: %s\n", cmd,
                 optind < argc ? "unexpected argument" : "missing --data or a bad number");
