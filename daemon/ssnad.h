@@ -45,6 +45,7 @@ typedef struct {
     uint32_t seq[SSNAD_SEQ_MAX]; // latest sequence (dense item indexes, oldest first)
     int seq_len;
     int loaded;         // seq holds the stored sequence (read once from the store)
+    int refill;         // the next list re-answers the same event (more items are recommendable)
     int32_t *last_list; // [top_k] dense indexes of the last published list (-1 padded)
     int last_len;
     // the event the next list answers (always of topics.events)
@@ -78,6 +79,10 @@ SsnadUser *ssnad_users_get(SsnadUserMap *m, const char *id);
 void ssnad_users_free(SsnadUserMap *m);
 /* Mark a user as waiting for a list (dirty) or not; the table counts them. */
 void ssnad_users_set_dirty(SsnadUserMap *m, SsnadUser *u, int dirty);
+/* Mark dirty (with refill set), and push to out, every clean user held whose last published
+ * list had fewer than k items: it went out while the catalogue was short of recommendable
+ * items. Returns how many, or -1 when out of memory. */
+long ssnad_users_mark_short(SsnadUserMap *m, int k, SsnadUserList *out);
 /* Append u to a list; -1 when out of memory. */
 int ssnad_userlist_push(SsnadUserList *l, SsnadUser *u);
 
@@ -205,7 +210,9 @@ typedef struct Ssnad {
     SsnadUserMap users;
     SsnadUserList dirty;    // users whose sequence changed since their last list (main thread)
     SsnadUserList deferred; // dirty users waiting for queued item texts (cold start)
-    SsnadScorer scorer;     // publish helper thread (publish.threads = 2)
+    // item rows given states (ssnad_state_set_items) / as of the last sweep for short lists
+    uint64_t items_ready, items_ready_swept;
+    SsnadScorer scorer; // publish helper thread (publish.threads = 2)
     SsnadDedup dedup;
     uint64_t events_applied; // stored counter "events_applied"
 
@@ -272,7 +279,7 @@ typedef struct Ssnad {
     MetricHistogram *m_latency, *m_ckpt_seconds;
     MetricHistogram *m_apply_lag; // an event's Kafka timestamp -> applied
     MetricGauge *m_apply_lag_max, *m_users_cached, *m_users_pending;
-    MetricCounter *m_users_evicted;
+    MetricCounter *m_users_evicted, *m_lists_refilled;
     uint64_t users_evicted_seen; // users.evicted already added to m_users_evicted
     double apply_lag_max;
     uint64_t eps_count;

@@ -182,6 +182,7 @@ static int apply_event(Ssnad *d, const KafkaMessage *msg, char *err, size_t errl
         u = NULL, snprintf(err, errlen, "out of memory");
     } else {
         ssnad_users_set_dirty(&d->users, u, 1);
+        u->refill = 0; // the list answers this new event
         u->src_partition = msg->partition, u->src_offset = msg->offset;
         u->src_event_ms = ev->event_time_ms;
         u->src_seen_s = ssnad_now();

@@ -72,6 +72,11 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
     d->m_users_evicted =
         metrics_counter(r, "ssnad_users_evicted_total",
                         "users evicted from memory (they stay in the store)", NULL, err, errlen);
+    d->m_lists_refilled = metrics_counter(
+        r, "ssnad_lists_refilled_total",
+        "lists published again, unchanged sequence, because they were short of top_k and new "
+        "items became recommendable",
+        NULL, err, errlen);
     d->m_ckpt_seconds =
         metrics_histogram(r, "ssnad_checkpoint_duration_seconds", "time to commit one checkpoint",
                           NULL, metrics_latency_buckets, metrics_latency_bucket_count, err, errlen);
@@ -97,7 +102,8 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
                    d->m_items_changed && d->m_items_unchanged && d->m_items_rejected &&
                    d->m_checkpoints && d->m_queue && d->m_ckpt_age && d->m_lag && d->m_eps &&
                    d->m_latency && d->m_ckpt_seconds && d->m_apply_lag && d->m_apply_lag_max &&
-                   d->m_users_cached && d->m_users_pending && d->m_users_evicted
+                   d->m_users_cached && d->m_users_pending && d->m_users_evicted &&
+                   d->m_lists_refilled
                ? 0
                : -1;
 }

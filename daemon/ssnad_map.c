@@ -103,6 +103,18 @@ void ssnad_users_set_dirty(SsnadUserMap *m, SsnadUser *u, int dirty) {
     u->dirty = dirty;
 }
 
+long ssnad_users_mark_short(SsnadUserMap *m, int k, SsnadUserList *out) {
+    long n = 0;
+    for (size_t i = 0; i < m->cap; i++) {
+        SsnadUser *u = m->slots[i];
+        if (!u || u->dirty || !u->last_list || u->last_len >= k) continue;
+        if (ssnad_userlist_push(out, u)) return -1;
+        ssnad_users_set_dirty(m, u, 1);
+        u->refill = 1, n++;
+    }
+    return n;
+}
+
 int ssnad_userlist_push(SsnadUserList *l, SsnadUser *u) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 1024;

@@ -332,7 +332,8 @@ static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *sc
                                   buf, len, err, errlen))
         return -1;
     metric_counter_inc(v->m_published);
-    metric_histogram_observe(d->m_latency, ssnad_now() - u->src_seen_s);
+    if (!u->refill) metric_histogram_observe(d->m_latency, ssnad_now() - u->src_seen_s);
+    u->refill = 0;
     return 1;
 }
 
@@ -388,6 +389,19 @@ int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
                 return -1;
             }
         d->deferred.n = 0;
+    }
+    // new items became recommendable and none is queued: lists sent short (while the catalogue
+    // was still arriving, or smaller than top_k) go out again, fuller, answering the same event
+    if (d->items_ready != d->items_ready_swept && !ssnad_embed_depth(d)) {
+        pthread_mutex_lock(&d->serve_mu);
+        long n = ssnad_users_mark_short(&d->users, (int)d->cfg->top_k, &d->dirty);
+        pthread_mutex_unlock(&d->serve_mu);
+        if (n < 0) {
+            snprintf(err, errlen, "publish: out of memory");
+            return -1;
+        }
+        d->items_ready_swept = d->items_ready;
+        metric_counter_add(d->m_lists_refilled, (double)n);
     }
     // dirty.v[0..kept) collects users to try again; [done, n) are not reached yet
     size_t done = 0, kept = 0;

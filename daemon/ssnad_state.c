@@ -185,6 +185,7 @@ int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char 
             d->present[idx] = 1;
         }
     }
+    if (!rc) d->items_ready += n;
     for (int v = 0; v < d->n_var && !rc; v++) {
         for (size_t i = 0; i < n; i++) copy_variant_row(d, &d->var[v], items[i].index);
         rc = serve_vectors(d, &d->var[v], ids, n, err, errlen);

@@ -3,7 +3,7 @@
 # rest of the suite) of the machine's cores.
 foreach(t test_ssnad_e2e test_ssnad_crash test_ssnad_badinput test_ssnad_outage test_ssnad_members
           test_ssnad_bounds test_ssnad_trainfail test_ssnad_soak
-          test_ssnad_rebalance)
+          test_ssnad_rebalance test_ssnad_coldstart)
   if(TEST ${t})
     set_tests_properties(${t} PROPERTIES RUN_SERIAL TRUE TIMEOUT 900)
   endif()

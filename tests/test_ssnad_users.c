@@ -2,7 +2,9 @@
  * more than max users while they are clean, never evicts a user with a list pending, keeps a user
  * that is used again and again (second chance), grows past max in a burst of dirty users and
  * shrinks back once their lists are out, and finds every user it holds after thousands of
- * evictions (the backward-shift removals keep the probe chains whole). */
+ * evictions (the backward-shift removals keep the probe chains whole); lists that went out short
+ * are marked for a refill once, only for clean users. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -57,6 +59,32 @@ int main(void) {
     CHECK_MSG(m.count <= m.max, "holds %zu after the burst (max %zu)", m.count, m.max);
     CHECK(check_table(&m) == m.count);
     ssnad_users_free(&m);
+
+    // lists that went out short (fewer than k items: the catalogue was still arriving) are marked
+    // for a refill, once, and only those of clean users; full lists and pending users are left
+    SsnadUserMap sh = {.max = 64};
+    SsnadUserList out = {0};
+    int want = 0;
+    for (int i = 0; i < 200; i++) { // past max: evicted users are simply not refilled
+        SsnadUser *u = ssnad_users_get(&sh, name(i));
+        u->last_list = calloc(10, sizeof *u->last_list);
+        u->last_len = i % 3 == 0 ? 10 : i % 11; // full, or 0..10 items
+        ssnad_users_set_dirty(&sh, u, i % 5 == 0);
+    }
+    for (size_t i = 0; i < sh.cap; i++) {
+        SsnadUser *u = sh.slots[i];
+        want += u && !u->dirty && u->last_len < 10;
+    }
+    size_t dirty_before = sh.n_dirty;
+    CHECK(ssnad_users_mark_short(&sh, 10, &out) == want && want > 0 && out.n == (size_t)want);
+    int wrong = 0;
+    for (size_t i = 0; i < out.n; i++)
+        wrong += !out.v[i]->dirty || !out.v[i]->refill || out.v[i]->last_len >= 10;
+    CHECK_MSG(wrong == 0, "%d users marked for a refill that should not be", wrong);
+    CHECK(sh.n_dirty == dirty_before + (size_t)want);
+    CHECK(ssnad_users_mark_short(&sh, 10, &out) == 0 && out.n == (size_t)want); // all dirty now
+    free(out.v);
+    ssnad_users_free(&sh);
 
     // max 0: no bound
     SsnadUserMap all = {0};
