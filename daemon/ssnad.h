@@ -280,6 +280,8 @@ typedef struct Ssnad {
     MetricHistogram *m_apply_lag; // an event's Kafka timestamp -> applied
     MetricGauge *m_apply_lag_max, *m_users_cached, *m_users_pending;
     MetricCounter *m_users_evicted, *m_lists_refilled;
+    MetricGauge *m_heap; // glibc's heap in use (mallinfo2), refreshed once a second
+    double heap_since;
     uint64_t users_evicted_seen; // users.evicted already added to m_users_evicted
     double apply_lag_max;
     uint64_t eps_count;

@@ -2,6 +2,7 @@
  * checkpoint until a stop signal; shut down with a final checkpoint. */
 #include <cblas.h>
 #include <signal.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -72,6 +73,10 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
     d->m_users_evicted =
         metrics_counter(r, "ssnad_users_evicted_total",
                         "users evicted from memory (they stay in the store)", NULL, err, errlen);
+    d->m_heap = metrics_gauge(r, "ssnad_heap_in_use_bytes",
+                              "bytes the process has allocated and not freed (glibc's mallinfo2: "
+                              "arenas and mmapped blocks), whether or not yet resident",
+                              NULL, err, errlen);
     d->m_lists_refilled = metrics_counter(
         r, "ssnad_lists_refilled_total",
         "lists published again, unchanged sequence, because they were short of top_k and new "
@@ -103,7 +108,7 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
                    d->m_checkpoints && d->m_queue && d->m_ckpt_age && d->m_lag && d->m_eps &&
                    d->m_latency && d->m_ckpt_seconds && d->m_apply_lag && d->m_apply_lag_max &&
                    d->m_users_cached && d->m_users_pending && d->m_users_evicted &&
-                   d->m_lists_refilled
+                   d->m_lists_refilled && d->m_heap
                ? 0
                : -1;
 }
@@ -205,6 +210,11 @@ static void update_gauges(Ssnad *d, double now) {
     int64_t lag = kafka_consumer_lag(d->consumer),
             items_lag = kafka_consumer_lag(d->items_consumer);
     if (lag >= 0 && items_lag >= 0) metric_gauge_set(d->m_lag, (double)(lag + items_lag));
+    if (now - d->heap_since >= 1.0) {
+        struct mallinfo2 mi = mallinfo2();
+        metric_gauge_set(d->m_heap, (double)(mi.uordblks + mi.hblkhd));
+        d->heap_since = now;
+    }
     if (now - d->eps_since >= 10.0 || d->eps_since == 0) {
         if (d->eps_since > 0)
             metric_gauge_set(d->m_eps, (double)d->eps_count / (now - d->eps_since));

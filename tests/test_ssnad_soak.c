@@ -51,9 +51,12 @@ static pid_t spawn(const char *fmt, ...) {
 
 /* ---- memory samples ---- */
 
+#define SETTLE_S 5.0 // seconds after the catalogue is in before memory must stay flat
+
 typedef struct {
     double t;
     long rss_kb, anon_kb;
+    long heap_kb;    // allocated and not freed (ssnad_heap_in_use_bytes), -1 when unknown
     uint64_t events; // committed at that moment
     size_t items;    // items with states committed (the reference's samples only)
 } Sample;
@@ -75,11 +78,25 @@ static long status_kb(pid_t pid, const char *field) {
     return kb;
 }
 
-static void sample(Samples *s, pid_t pid, const char *db, double t0) {
+/* The daemon's own account of its heap, from /metrics. */
+static long heap_kb(Harness *h, const char *name) {
+    int port = harness_http_port(h, name);
+    char *m = port ? harness_http_get(port, "/metrics") : NULL;
+    long kb = m && strstr(m, "\nssnad_heap_in_use_bytes ")
+                  ? (long)(harness_metric_sum(m, "ssnad_heap_in_use_bytes") / 1024)
+                  : -1;
+    free(m);
+    return kb;
+}
+
+static void sample(Samples *s, Harness *h, const char *name, pid_t pid, double t0) {
     if (s->n == s->cap) s->v = realloc(s->v, (s->cap = s->cap ? 2 * s->cap : 1024) * sizeof *s->v);
+    char db[512];
+    snprintf(db, sizeof db, "%s/%s.db", h->work, name);
     Sample x = {.t = harness_now() - t0,
                 .rss_kb = status_kb(pid, "VmRSS:"),
                 .anon_kb = status_kb(pid, "RssAnon:"),
+                .heap_kb = heap_kb(h, name),
                 .events = harness_events_applied(db)};
     if (x.rss_kb > 0) s->v[s->n++] = x;
 }
@@ -185,11 +202,8 @@ static long read_number(Harness *h, const char *fmt, ...) {
 
 /* Both daemons' memory, and whether the catalogue is in. */
 static void sample_both(Harness *h, pid_t soak, pid_t ref, Samples *ms, Samples *mr, double t0) {
-    char db[512];
-    snprintf(db, sizeof db, "%s/soak.db", h->work);
-    sample(ms, soak, db, t0);
-    snprintf(db, sizeof db, "%s/ref.db", h->work);
-    sample(mr, ref, db, t0);
+    sample(ms, h, "soak", soak, t0);
+    sample(mr, h, "ref", ref, t0);
     if (mr->n) mr->v[mr->n - 1].items = items_stored(h, "ref");
 }
 
@@ -402,53 +416,73 @@ int main(void) {
     CHECK_MSG(diffs == 0, "%ld lines of the two dumps differ", diffs);
     CHECK(harness_sh("grep -q 'debug.verify: user' %s/soak.log %s/ref.log", h.work, h.work) != 0);
 
-    // memory of the uninterrupted daemon over the second half of the stream (its catalogue in):
-    // transient buffers (a refresh's item tower, training scratch) come and go, so single samples
-    // swing; a leak shows as a higher peak in the second half of that window than in the first
+    // memory of the uninterrupted daemon over the second half of the stream (its catalogue in).
+    // Resident memory is not the measure of a leak here: the serving and training buffers are
+    // allocated for their largest batch up front, and their pages become resident only as bursts
+    // first use them, so RSS climbs to the allocation at a moment that depends on timing (one run
+    // rose 0.6 GiB inside this window, another was flat). What the process has allocated and not
+    // freed is what a leak raises: the daemon's own ssnad_heap_in_use_bytes. Transient buffers
+    // (a refresh's item tower, training scratch) come and go, so each half's floor is compared.
+    // The window opens SETTLE_S after the catalogue is in: the trainer takes it on its next
+    // refresh, and its item matrices double then (Scientific's 4,385 items pass 4,096 rows).
     size_t first = mem_ref.n;
     for (size_t i = 0; i < mem_ref.n && first == mem_ref.n; i++)
-        if (mem_ref.v[i].t >= t_b) first = i;
+        if (mem_ref.v[i].t >= t_b + SETTLE_S) first = i;
     double window = first < mem_ref.n ? mem_ref.v[mem_ref.n - 1].t - mem_ref.v[first].t : 0;
     uint64_t events_in_window =
         first < mem_ref.n ? mem_ref.v[mem_ref.n - 1].events - mem_ref.v[first].events : 0;
-    long peak_1 = 0, peak_2 = 0, anon_peak = 0, soak_peak = 0;
+    long floor_1 = -1, floor_2 = -1, heap_peak = 0, peak_2 = 0, anon_peak = 0, soak_peak = 0;
+    int heap_samples[2] = {0};
     char mpath[512];
     snprintf(mpath, sizeof mpath, "%s/memory.tsv", h.work);
     FILE *mf = fopen(mpath, "w");
-    if (mf) fprintf(mf, "daemon\tseconds\tevents\titems\tvm_rss_kb\trss_anon_kb\n");
+    if (mf) fprintf(mf, "daemon\tseconds\tevents\titems\tvm_rss_kb\trss_anon_kb\theap_kb\n");
     for (size_t i = 0; i < mem_ref.n; i++) {
         Sample *x = &mem_ref.v[i];
         if (mf)
-            fprintf(mf, "ref\t%.1f\t%llu\t%zu\t%ld\t%ld\n", x->t, (unsigned long long)x->events,
-                    x->items, x->rss_kb, x->anon_kb);
+            fprintf(mf, "ref\t%.1f\t%llu\t%zu\t%ld\t%ld\t%ld\n", x->t,
+                    (unsigned long long)x->events, x->items, x->rss_kb, x->anon_kb, x->heap_kb);
         if (x->anon_kb > anon_peak) anon_peak = x->anon_kb;
+        if (x->heap_kb > heap_peak) heap_peak = x->heap_kb;
         if (i < first) continue;
-        long *peak = x->t < mem_ref.v[first].t + window / 2 ? &peak_1 : &peak_2;
-        if (x->anon_kb > *peak) *peak = x->anon_kb;
+        if (x->anon_kb > peak_2) peak_2 = x->anon_kb;
+        if (x->heap_kb < 0) continue;
+        int second = x->t >= mem_ref.v[first].t + window / 2;
+        long *fl = second ? &floor_2 : &floor_1;
+        if (*fl < 0 || x->heap_kb < *fl) *fl = x->heap_kb;
+        heap_samples[second]++;
     }
     for (size_t i = 0; i < mem_soak.n; i++) {
         Sample *x = &mem_soak.v[i];
         if (mf)
-            fprintf(mf, "soak\t%.1f\t%llu\t\t%ld\t%ld\n", x->t, (unsigned long long)x->events,
-                    x->rss_kb, x->anon_kb);
+            fprintf(mf, "soak\t%.1f\t%llu\t\t%ld\t%ld\t%ld\n", x->t, (unsigned long long)x->events,
+                    x->rss_kb, x->anon_kb, x->heap_kb);
         if (x->anon_kb > soak_peak) soak_peak = x->anon_kb;
     }
     if (mf) fclose(mf);
-    long growth = peak_2 - peak_1;
-    CHECK_MSG(events_in_window >= (uint64_t)(n_events - half) * 9 / 10,
+    long growth = floor_2 - floor_1;
+    CHECK_MSG(events_in_window >= (uint64_t)(n_events - half) * 2 / 3,
               "only %llu events in the memory window", (unsigned long long)events_in_window);
 #if defined(__SANITIZE_ADDRESS__)
-    // AddressSanitizer's quarantine (freed memory held back, 256 MiB) and shadow pages grow with
-    // use by design, so resident memory says nothing about leaks here: LeakSanitizer does, when
-    // the daemons stop. Said, not counted as a pass.
-    printf("memory growth: NOT CHECKED under AddressSanitizer (grew %ld KiB; samples in %s)\n",
-           growth, mpath);
+    // AddressSanitizer has its own allocator (glibc's heap figures are not its) and holds freed
+    // memory back in a quarantine by design, so neither measure says anything about leaks here:
+    // LeakSanitizer does, when the daemons stop. Said, not counted as a pass.
+    printf("memory growth: NOT CHECKED under AddressSanitizer (samples in %s)\n", mpath);
 #else
-    // 3% of the peak: allocator noise; a leak of a few bytes per event is far more
-    CHECK_MSG(peak_1 > 0 && growth <= peak_1 / 33,
-              "the anonymous memory's peak grew by %ld KiB from the first half of the loaded run "
-              "to the second (from %ld KiB; samples in %s)",
-              growth, peak_1, mpath);
+    CHECK_MSG(heap_samples[0] >= 3 && heap_samples[1] >= 3, "heap samples in the window: %d + %d",
+              heap_samples[0], heap_samples[1]);
+    // 3% of the floor: allocator noise; a leak of a few bytes per event is far more
+    CHECK_MSG(floor_1 > 0 && growth <= floor_1 / 33,
+              "the heap in use grew by %ld KiB from the first half of the loaded run to the "
+              "second (floor %ld KiB; samples in %s)",
+              growth, floor_1, mpath);
+    // and resident memory is what was allocated: nothing outside the heap grows unseen (the
+    // slack covers OpenBLAS's own buffers, thread stacks and glibc's free lists)
+    CHECK_MSG(
+        peak_2 <= heap_peak + 256 * 1024,
+        "resident anonymous memory %ld KiB over the heap in use at its peak, %ld KiB (samples "
+        "in %s)",
+        peak_2, heap_peak, mpath);
 #endif
 
     printf("\nsoak summary: %s, %ld events at %ld/s, seed %u\n", data, n_events, rate, seed);
@@ -466,9 +500,10 @@ int main(void) {
     printf("| dead letters (duplicates, rejects) | %ld | %ld |\n", dead, dead_ref);
     printf("| anonymous RSS, peak | %.0f MiB | %.0f MiB |\n", soak_peak / 1024.0,
            anon_peak / 1024.0);
-    printf("| anonymous RSS peak over the second half of the stream, its first / second half (%.0f "
-           "s, %llu events) | - | %.0f / %.0f MiB (%+.1f MiB) |\n",
-           window, (unsigned long long)events_in_window, peak_1 / 1024.0, peak_2 / 1024.0,
+    printf("| heap in use, peak | - | %.0f MiB |\n", heap_peak / 1024.0);
+    printf("| heap in use over the second half of the stream (%.0f s, %llu events), floor of its "
+           "first / second half | - | %.0f / %.0f MiB (%+.1f MiB) |\n",
+           window, (unsigned long long)events_in_window, floor_1 / 1024.0, floor_2 / 1024.0,
            growth / 1024.0);
     printf("| wall time of the run | %.0f s | |\n", wall_s);
     free(a), free(b);
