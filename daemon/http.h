@@ -1,19 +1,22 @@
-/* http.h - the daemon's small HTTP/1.1 endpoint on a background thread.
+/* http.h - the daemon's small HTTP/1.1 endpoint, served by libmicrohttpd on its own thread.
  *
  *   GET /healthz             200 "ok" (or what the health callback says; 503 when unhealthy)
  *   GET /metrics             200, Prometheus text format 0.0.4 of a MetricsRegistry
  *   GET /recommend?user=ID   200 JSON from the recommend callback; 400 without user, 404 unknown
  * HEAD works wherever GET does; other methods get 405 with Allow. Unknown paths 404; a request
- * line or headers over max_request bytes 414 / 431; a declared body over 1 KiB 413 (no endpoint
- * takes one); chunked bodies 501; HTTP other than 1.0 / 1.1 505; HTTP/1.1 without Host 400.
- * The query is percent-decoded ('+' is a space there); bad escapes or %00 are 400.
+ * line or headers that do not fit in 2 x max_request bytes 414 / 431; a declared body over 1 KiB
+ * 413 (no endpoint takes one); Transfer-Encoding 501; HTTP/1.1 without Host 400 (libmicrohttpd's
+ * strict client checks). The path and query are percent-decoded strictly ('+' is a space in the
+ * query); a bad escape or %00 is 400. The HTTP parsing itself is libmicrohttpd's.
  *
- * One thread serves every connection with poll() and non-blocking sockets, so a client that sends
- * half a request and stalls holds one slot, never the thread; each connection has timeout_ms to
- * deliver its request (then 408) and to take its response. Every response closes the connection
- * (Connection: close) after a lingering close, so a client still sending sees the response rather
- * than a reset. The callbacks run on the server thread: they must be thread-safe against the
- * daemon loop and quick (they block other requests while they run).
+ * One poll() thread serves every connection, so a client that sends half a request and stalls
+ * holds one slot, never the thread; a connection that has not completed its request within
+ * timeout_ms (rounded up to whole seconds) is closed without an answer. At max_connections the
+ * listener is not polled: new clients wait in the kernel's backlog until a slot frees. Every
+ * response closes the connection (Connection: close): no body is ever read, so nothing a client
+ * sends after its request line and headers can be taken for a second request. The callbacks run
+ * on the server thread: they must be thread-safe against the daemon loop and quick (they block
+ * other requests while they run).
  */
 #ifndef SSNA_DAEMON_HTTP_H
 #define SSNA_DAEMON_HTTP_H
@@ -32,8 +35,8 @@ typedef int (*HttpHealthFn)(void *ctx, char **body, size_t *body_len);
 
 typedef struct {
     const char *listen;        /* "127.0.0.1:8080", "[::1]:0", "localhost:9000"; port 0 = any */
-    int timeout_ms;            /* per connection, to send the request and take the response */
-    size_t max_request;        /* bytes of request line + headers; 0 = 8192 */
+    int timeout_ms;            /* per connection, to send its request (rounded up to seconds) */
+    size_t max_request;        /* request line + headers must fit in twice this; 0 = 8192 */
     int max_connections;       /* open at once; more wait in the listen backlog; 0 = 64 */
     MetricsRegistry *metrics;  /* NULL: /metrics is 404 */
     HttpRecommendFn recommend; /* NULL: /recommend is 404 */

@@ -19,7 +19,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # --- 1. Debian packages ------------------------------------------------------------------------
 packages=(build-essential cmake pkg-config librdkafka-dev libopenblas-dev liblmdb-dev
-          libprotobuf-c-dev protobuf-c-compiler python3-torch python3-numpy python3-venv
+          libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev python3-torch python3-numpy python3-venv
           python3-pip python3-crcmod clang-format lmdb-utils ca-certificates curl
           python3-scipy python3-pandas python3-sklearn clang libclang-rt-14-dev)
 # node/npm, java and maven may come from elsewhere on the machine; install Debian's only if absent.
