@@ -29,4 +29,8 @@ elif [ "${1:-}" = "--tsan" ]; then
 fi
 SSNA_BUILD_DIR="$build" SSNA_CMAKE_FLAGS="$flags" bash "$root/ops/setup.sh"
 cd "$build"
-ctest --output-on-failure -j 2 "$@"
+# at least 2 at once: the broker tests (one at a time, tests/ssnad.cmake) mostly wait on their
+# daemons, so a CPU-bound test beside them uses what they leave
+jobs=$(nproc 2>/dev/null || echo 2)
+[ "$jobs" -ge 2 ] || jobs=2
+ctest --output-on-failure -j "$jobs" "$@"

@@ -5,3 +5,6 @@ add_test(NAME encoder_cli
          COMMAND ${SSNA_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/encoder_ref.py cli
                  --ssna $<TARGET_FILE:ssna> --model ${SSNA_MODEL_DIR})
 set_tests_properties(encoder_cli PROPERTIES ENVIRONMENT "${SSNA_TEST_ENV}" TIMEOUT 300)
+if(TEST test_encoder_ref)
+  set_tests_properties(test_encoder_ref PROPERTIES COST 140) # the longest: started first
+endif()
