@@ -1,6 +1,7 @@
 /* abtest.c - see abtest.h. */
 #include "daemon/abtest.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -9,10 +10,15 @@
 
 typedef struct {
     char *name;
+    double weight;
     double upper; /* cumulative share: users with u in [previous upper, upper) get this variant */
     AbTestStats stats;
+    AbSums all, win; /* since start; over the ring */
+    float *ring;     /* [window] NDCG of the last scored lists (0: a miss); the oldest at head */
+    size_t ring_head, ring_n, since_resum;
     MetricCounter *scored, *hits, *ndcg_sum;
     MetricGauge *hit_rate, *ndcg;
+    MetricGauge *win_hit_rate, *win_ndcg, *diff_rate, *p_rate; /* diff / p: not the control's */
 } AbVariant;
 
 struct AbTest {
@@ -20,6 +26,8 @@ struct AbTest {
     uint64_t seed;
     int k;
     int n;
+    size_t window; /* lists in the sliding window; 0 until abtest_set_window */
+    MetricsRegistry *reg;
     AbVariant variants[ABTEST_MAX_VARIANTS];
 };
 
@@ -73,6 +81,36 @@ static int register_metrics(AbVariant *v, int k, MetricsRegistry *reg, char *err
     return v->ndcg ? 0 : -1;
 }
 
+/* The window's and the comparison's gauges (abtest_set_window). */
+static int register_window_metrics(AbTest *ab, int i, char *err, size_t errlen) {
+    AbVariant *v = &ab->variants[i];
+    char k_text[16], w_text[24];
+    snprintf(k_text, sizeof k_text, "%d", ab->k);
+    snprintf(w_text, sizeof w_text, "%zu", ab->window);
+    const char *labels[] = {"variant", v->name, "k", k_text, "window", w_text, NULL};
+    v->win_hit_rate = metrics_gauge(ab->reg, "ssnad_online_hit_rate_window",
+                                    "Online hit rate at k over the last `window` scored lists",
+                                    labels, err, errlen);
+    v->win_ndcg = v->win_hit_rate ? metrics_gauge(ab->reg, "ssnad_online_ndcg_window",
+                                                  "Online mean NDCG at k over the last `window` "
+                                                  "scored lists",
+                                                  labels, err, errlen)
+                                  : NULL;
+    if (!v->win_ndcg) return -1;
+    if (i == 0) return 0;
+    const char *vs[] = {"variant", v->name, "control", ab->variants[0].name, "k", k_text, NULL};
+    v->diff_rate = metrics_gauge(ab->reg, "ssnad_ab_hit_rate_diff",
+                                 "Online hit rate at k, this variant minus the control (the first "
+                                 "variant), since start",
+                                 vs, err, errlen);
+    v->p_rate = v->diff_rate ? metrics_gauge(ab->reg, "ssnad_ab_hit_rate_p_value",
+                                             "Two-sided p-value of that difference (pooled "
+                                             "two-proportion z-test)",
+                                             vs, err, errlen)
+                             : NULL;
+    return v->p_rate ? 0 : -1;
+}
+
 int abtest_create(const char *const *names, const double *weights, int n_variants, int k,
                   uint64_t seed, MetricsRegistry *reg, AbTest **out, char *err, size_t errlen) {
     if (n_variants < 1 || n_variants > ABTEST_MAX_VARIANTS || k < 1) {
@@ -97,10 +135,12 @@ int abtest_create(const char *const *names, const double *weights, int n_variant
     ab->seed = seed;
     ab->k = k;
     ab->n = n_variants;
+    ab->reg = reg;
     double cumulative = 0;
     for (int i = 0; i < n_variants; i++) {
         AbVariant *v = &ab->variants[i];
         cumulative += weights[i];
+        v->weight = weights[i];
         v->upper = i == n_variants - 1 ? 1.0 : cumulative / total;
         v->name = strdup(names[i]);
         if (!v->name) {
@@ -119,7 +159,7 @@ int abtest_create(const char *const *names, const double *weights, int n_variant
 
 void abtest_destroy(AbTest *ab) {
     if (!ab) return;
-    for (int i = 0; i < ab->n; i++) free(ab->variants[i].name);
+    for (int i = 0; i < ab->n; i++) free(ab->variants[i].name), free(ab->variants[i].ring);
     pthread_mutex_destroy(&ab->mutex);
     free(ab);
 }
@@ -140,6 +180,64 @@ const char *abtest_variant_name(const AbTest *ab, int variant) {
     return variant >= 0 && variant < ab->n ? ab->variants[variant].name : NULL;
 }
 
+/* Add (sign 1) or remove (sign -1) one list's NDCG from sums. */
+static void add_sums(AbSums *s, double gain, int sign) {
+    s->n += (uint64_t)(int64_t)sign;
+    s->hits += (uint64_t)(int64_t)(gain > 0 ? sign : 0);
+    s->ndcg_sum += sign * gain;
+    s->ndcg_sq_sum += sign * gain * gain;
+}
+
+/* One list into the ring, the oldest out once it is full. Adding and removing doubles drifts, so
+ * the sums are recomputed from the ring once per `window` lists (O(1) per list amortised). */
+static void window_push(AbTest *ab, AbVariant *v, float gain) {
+    if (v->ring_n == ab->window)
+        add_sums(&v->win, v->ring[v->ring_head], -1);
+    else
+        v->ring_n++;
+    v->ring[v->ring_head] = gain;
+    v->ring_head = (v->ring_head + 1) % ab->window;
+    add_sums(&v->win, gain, 1);
+    if (++v->since_resum >= ab->window) {
+        AbSums fresh = {0};
+        for (size_t i = 0; i < v->ring_n; i++) add_sums(&fresh, v->ring[i], 1);
+        v->win = fresh;
+        v->since_resum = 0;
+    }
+}
+
+/* The window gauges of a variant, and every comparison when the control (variant 0) changed. */
+static void update_window_gauges(AbTest *ab, int variant) {
+    AbVariant *v = &ab->variants[variant];
+    metric_gauge_set(v->win_hit_rate, v->win.n ? (double)v->win.hits / (double)v->win.n : 0);
+    metric_gauge_set(v->win_ndcg, v->win.n ? v->win.ndcg_sum / (double)v->win.n : 0);
+    const AbVariant *c = &ab->variants[0];
+    for (int i = variant ? variant : 1; i < (variant ? variant + 1 : ab->n); i++) {
+        AbDiff d = abstats_rate_diff(ab->variants[i].all.hits, ab->variants[i].all.n, c->all.hits,
+                                     c->all.n);
+        if (isnan(d.diff.est)) continue;
+        metric_gauge_set(ab->variants[i].diff_rate, d.diff.est);
+        if (!isnan(d.p_value)) metric_gauge_set(ab->variants[i].p_rate, d.p_value);
+    }
+}
+
+int abtest_set_window(AbTest *ab, size_t window, char *err, size_t errlen) {
+    if (window < 1 || ab->window) {
+        snprintf(err, errlen, "abtest: the window is set once, to 1 or more lists (got %zu)",
+                 window);
+        return -1;
+    }
+    for (int i = 0; i < ab->n; i++)
+        if (!(ab->variants[i].ring = calloc(window, sizeof(float)))) {
+            snprintf(err, errlen, "abtest: out of memory for a window of %zu lists", window);
+            return -1;
+        }
+    ab->window = window;
+    for (int i = 0; i < ab->n && ab->reg; i++)
+        if (register_window_metrics(ab, i, err, errlen)) return -1;
+    return 0;
+}
+
 int abtest_observe(AbTest *ab, int variant, const int64_t *published, size_t n, int64_t next_item) {
     if (variant < 0 || variant >= ab->n) return -1;
     size_t top = n < (size_t)ab->k ? n : (size_t)ab->k;
@@ -156,6 +254,8 @@ int abtest_observe(AbTest *ab, int variant, const int64_t *published, size_t n, 
     s->ndcg_sum += gain;
     s->hit_rate = (double)s->hits / (double)s->scored;
     s->ndcg = s->ndcg_sum / (double)s->scored;
+    add_sums(&v->all, gain, 1);
+    if (ab->window) window_push(ab, v, (float)gain);
     if (v->scored) {
         metric_counter_inc(v->scored);
         if (rank >= 0) metric_counter_inc(v->hits);
@@ -163,6 +263,7 @@ int abtest_observe(AbTest *ab, int variant, const int64_t *published, size_t n, 
         metric_gauge_set(v->hit_rate, s->hit_rate);
         metric_gauge_set(v->ndcg, s->ndcg);
     }
+    if (v->win_hit_rate) update_window_gauges(ab, variant);
     pthread_mutex_unlock(&ab->mutex);
     return rank;
 }
@@ -174,4 +275,60 @@ AbTestStats abtest_stats(const AbTest *ab, int variant) {
     s = ab->variants[variant].stats;
     pthread_mutex_unlock((pthread_mutex_t *)&ab->mutex);
     return s;
+}
+
+/* ---- the report ---- */
+
+static json_t *number(double x) {
+    return isfinite(x) ? json_real(x) : json_null(); // JSON has no NaN: null = not enough data
+}
+
+static json_t *interval(AbInterval r) {
+    return json_pack("{s:o, s:o, s:o}", "estimate", number(r.est), "low", number(r.lo), "high",
+                     number(r.hi));
+}
+
+static json_t *scope(const AbSums *s) {
+    return json_pack("{s:I, s:I, s:o, s:o}", "scored", (json_int_t)s->n, "hits",
+                     (json_int_t)s->hits, "hit_rate", interval(abstats_rate(s->hits, s->n)), "ndcg",
+                     interval(abstats_mean(s)));
+}
+
+static json_t *diff(AbDiff d) {
+    return json_pack("{s:o, s:o, s:o, s:o}", "difference", number(d.diff.est), "low",
+                     number(d.diff.lo), "high", number(d.diff.hi), "p_value", number(d.p_value));
+}
+
+static json_t *versus(const AbSums *a, const AbSums *c) {
+    return json_pack("{s:o, s:o}", "hit_rate",
+                     diff(abstats_rate_diff(a->hits, a->n, c->hits, c->n)), "ndcg",
+                     diff(abstats_mean_diff(a, c)));
+}
+
+char *abtest_report_json(AbTest *ab, size_t *len) {
+    pthread_mutex_lock(&ab->mutex);
+    const AbVariant *c = &ab->variants[0];
+    json_t *arms = json_array();
+    for (int i = 0; i < ab->n && arms; i++) {
+        const AbVariant *v = &ab->variants[i];
+        json_t *arm = json_pack("{s:s, s:f, s:o, s:o}", "variant", v->name, "weight", v->weight,
+                                "cumulative", scope(&v->all), "window", scope(&v->win));
+        if (arm && i)
+            json_object_set_new(arm, "vs_control",
+                                json_pack("{s:o, s:o}", "cumulative", versus(&v->all, &c->all),
+                                          "window", versus(&v->win, &c->win)));
+        if (!arm || json_array_append_new(arms, arm)) json_decref(arms), arms = NULL;
+    }
+    json_t *doc = arms ? json_pack("{s:i, s:I, s:s, s:s, s:o}", "k", ab->k, "window",
+                                   (json_int_t)ab->window, "control", c->name, "method",
+                                   "95% intervals: Wilson (hit rate), normal (NDCG); differences "
+                                   "arm - control: Wald intervals, pooled z-test (hit rate), "
+                                   "Welch z (NDCG)",
+                                   "arms", arms)
+                       : NULL;
+    pthread_mutex_unlock(&ab->mutex);
+    char *text = doc ? json_dumps(doc, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(doc);
+    if (text) *len = strlen(text);
+    return text;
 }

@@ -9,7 +9,8 @@
  * last published to that user is scored against the item actually chosen, before the event
  * updates anything. Per variant: lists scored, hits (item in the top k) and the sum of
  * NDCG@k = 1 / log2(rank + 2) for a hit at 0-based rank (0 for a miss; one relevant item, so
- * the ideal DCG is 1). All updates are thread-safe.
+ * the ideal DCG is 1). All updates are thread-safe. The first variant is the control every other
+ * one is compared with.
  */
 #ifndef SSNA_DAEMON_ABTEST_H
 #define SSNA_DAEMON_ABTEST_H
@@ -17,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/abstats.h"
 #include "daemon/metrics.h"
 
 #define ABTEST_MAX_VARIANTS 16
@@ -54,5 +56,16 @@ const char *abtest_variant_name(const AbTest *ab, int variant);
 int abtest_observe(AbTest *ab, int variant, const int64_t *published, size_t n, int64_t next_item);
 /* Totals of one variant so far. */
 AbTestStats abtest_stats(const AbTest *ab, int variant);
+
+/* Also keep each variant's last `window` scored lists (once, before the first observation), and
+ * with a registry the gauges ssnad_online_hit_rate_window / ssnad_online_ndcg_window{variant,k,
+ * window} and, for every variant but the first (the control), ssnad_ab_hit_rate_diff and
+ * ssnad_ab_hit_rate_p_value{variant,control,k}. 0, or -1 with err. */
+int abtest_set_window(AbTest *ab, size_t window, char *err, size_t errlen);
+/* The whole A/B as JSON (malloc'ed, *len bytes): per variant since start and over the window,
+ * scored lists, hits, hit rate and NDCG with 95% intervals, and every variant but the first
+ * against the first (difference, interval, p-value; daemon/abstats.h says which methods). Numbers
+ * without enough data are null. NULL when out of memory. */
+char *abtest_report_json(AbTest *ab, size_t *len);
 
 #endif

@@ -143,6 +143,8 @@ static const ConfigKey config_keys[] = {
             "weighted, tmoe, tmlp or id"),
     NUM_KEY("ab.seed", CONFIG_INT, ab_seed, "1", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of the user -> variant hash; changing it reshuffles users"),
+    NUM_KEY("ab.window", CONFIG_INT, ab_window, "10000", 100, 1e7, "100 .. 1e7",
+            "scored lists per variant in the A/B's sliding window (/abtest, *_window gauges)"),
     NUM_KEY("top_k", CONFIG_INT, top_k, "10", 1, 1000, "1 .. 1000",
             "length of each published list and the k of online hit rate / NDCG"),
     NUM_KEY("checkpoint.every_events", CONFIG_INT, checkpoint_every_events, "10000", 1, 1e9,

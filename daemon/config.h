@@ -50,6 +50,7 @@ typedef struct {
     ConfigVariant variants[CONFIG_VARIANTS_MAX];
     int n_variants;
     long long ab_seed;
+    long long ab_window;
     long long top_k;
     long long checkpoint_every_events;
     double checkpoint_every_seconds;

@@ -158,6 +158,14 @@ static enum MHD_Result route_health(HttpServer *srv, struct MHD_Connection *c) {
     return status == 200 ? reply(c, 200, type, "ok\n", 3) : reply(c, 503, type, "unhealthy\n", 10);
 }
 
+static enum MHD_Result route_abtest(HttpServer *srv, struct MHD_Connection *c) {
+    char *body = NULL;
+    size_t len = 0;
+    srv->opt.abtest(srv->opt.abtest_ctx, &body, &len);
+    if (!body) return reply_error(c, 500, "out of memory");
+    return reply_owned(c, 200, "application/json", body, len);
+}
+
 static enum MHD_Result route_metrics(HttpServer *srv, struct MHD_Connection *c) {
     size_t len = 0;
     char *body = metrics_render(srv->opt.metrics, &len);
@@ -184,14 +192,16 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
         return reply_error(c, 413, "request body too large");
     if (url[0] != '/') return reply_error(c, 400, "request target must be a path");
     int is_health = !strcmp(url, "/healthz"), is_metrics = !strcmp(url, "/metrics");
-    int is_recommend = !strcmp(url, "/recommend");
+    int is_recommend = !strcmp(url, "/recommend"), is_abtest = !strcmp(url, "/abtest");
     if ((is_metrics && !srv->opt.metrics) || (is_recommend && !srv->opt.recommend) ||
-        (!is_health && !is_metrics && !is_recommend))
+        (is_abtest && !srv->opt.abtest) ||
+        (!is_health && !is_metrics && !is_recommend && !is_abtest))
         return reply_error(c, 404, "no such path");
     if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
         return reply_error(c, 405, "only GET and HEAD");
     if (is_health) return route_health(srv, c);
     if (is_metrics) return route_metrics(srv, c);
+    if (is_abtest) return route_abtest(srv, c);
     return route_recommend(srv, c);
 }
 

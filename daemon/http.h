@@ -3,6 +3,7 @@
  *   GET /healthz             200 "ok" (or what the health callback says; 503 when unhealthy)
  *   GET /metrics             200, Prometheus text format 0.0.4 of a MetricsRegistry
  *   GET /recommend?user=ID   200 JSON from the recommend callback; 400 without user, 404 unknown
+ *   GET /abtest              200 JSON from the abtest callback (the live A/B and its statistics)
  * HEAD works wherever GET does; other methods get 405 with Allow. Unknown paths 404; a request
  * line or headers that do not fit in 2 x max_request bytes 414 / 431; a declared body over 1 KiB
  * 413 (no endpoint takes one); Transfer-Encoding 501; HTTP/1.1 without Host 400 (libmicrohttpd's
@@ -30,6 +31,8 @@ typedef struct HttpServer HttpServer;
 /* /recommend: return 200 with *body a malloc'ed JSON document of *body_len bytes (the server
  * frees it), 404 when the user is unknown (body optional), anything else becomes 500. */
 typedef int (*HttpRecommendFn)(void *ctx, const char *user, char **body, size_t *body_len);
+/* /abtest: *body a malloc'ed JSON document of *body_len bytes (freed by the server); NULL: 500. */
+typedef void (*HttpAbTestFn)(void *ctx, char **body, size_t *body_len);
 /* /healthz: 200 healthy or 503 not; *body may be set to a malloc'ed text (freed by the server). */
 typedef int (*HttpHealthFn)(void *ctx, char **body, size_t *body_len);
 
@@ -41,6 +44,8 @@ typedef struct {
     MetricsRegistry *metrics;  /* NULL: /metrics is 404 */
     HttpRecommendFn recommend; /* NULL: /recommend is 404 */
     void *recommend_ctx;
+    HttpAbTestFn abtest; /* NULL: /abtest is 404 */
+    void *abtest_ctx;
     HttpHealthFn health; /* NULL: always healthy */
     void *health_ctx;
 } HttpServerOptions;

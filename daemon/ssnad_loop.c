@@ -147,6 +147,12 @@ void ssnad_items_group(const DaemonConfig *cfg, char *out, size_t outlen) {
     snprintf(out, outlen, "%s.items.%016llx", cfg->group_id, (unsigned long long)h);
 }
 
+/* /abtest (HTTP thread): the A/B's own lock guards what it reads. */
+static void abtest_report(void *ctx, char **body, size_t *len) {
+    Ssnad *d = ctx;
+    *body = abtest_report_json(d->ab, len);
+}
+
 static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_set, char *err,
                  size_t errlen) {
     if (!(d->reg = metrics_create())) return -1;
@@ -155,7 +161,8 @@ static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_
     for (int i = 0; i < cfg->n_variants; i++)
         names[i] = cfg->variants[i].label, weights[i] = cfg->variants[i].weight;
     if (abtest_create(names, weights, cfg->n_variants, (int)cfg->top_k, (uint64_t)cfg->ab_seed,
-                      d->reg, &d->ab, err, errlen))
+                      d->reg, &d->ab, err, errlen) ||
+        abtest_set_window(d->ab, (size_t)cfg->ab_window, err, errlen))
         return -1;
     if (ssnad_state_open(d, cfg, err, errlen) || register_metrics(d, err, errlen)) return -1;
     KafkaProducerOptions po = {.brokers = cfg->brokers, .settings = set, .n_settings = n_set};
@@ -191,6 +198,8 @@ static int start(Ssnad *d, const DaemonConfig *cfg, KafkaSetting *set, size_t n_
                                 .metrics = d->reg,
                                 .recommend = ssnad_http_recommend,
                                 .recommend_ctx = d,
+                                .abtest = abtest_report,
+                                .abtest_ctx = d,
                                 .health = health,
                                 .health_ctx = d};
         if (http_server_start(&ho, &d->http, err, errlen)) return -1;

@@ -1,6 +1,10 @@
 /* test_abtest.c - daemon/abtest: assignment is stable across processes and instances, follows
  * the weights on 100k ids, mixes its input well, and the prequential hit-rate / NDCG arithmetic
- * matches hand-computed cases. */
+ * matches hand-computed cases; the A/B statistics match scipy, the sliding window holds exactly
+ * the last `window` lists past its bound, and the /abtest report parses back to the same figures.
+ */
+#include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +174,120 @@ static void test_online_metrics(void) {
     metrics_destroy(reg);
 }
 
+/* The statistics against scipy 1.10.1 (Debian bookworm's python3-scipy), computed with:
+ *   st.binomtest(h, n).proportion_ci(0.95, method='wilson')          -> rate intervals
+ *   p = (h1+h2)/(n1+n2); z = (h1/n1-h2/n2)/sqrt(p(1-p)(1/n1+1/n2)); 2*st.norm.sf(|z|)
+ *   st.ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False) -> Welch (t, p) */
+static void test_statistics(void) {
+    AbInterval r = abstats_rate(10, 100);
+    CHECK_CLOSE(r.est, 0.1, 1e-15, 0);
+    CHECK_CLOSE(r.lo, 0.05522913706067508, 1e-12, 0);
+    CHECK_CLOSE(r.hi, 0.17436566150491345, 1e-12, 0);
+    r = abstats_rate(0, 50);
+    CHECK(r.lo == 0 && fabs(r.hi - 0.07134759913335872) < 1e-12);
+    r = abstats_rate(412, 5000);
+    CHECK(fabs(r.lo - 0.07509504921994331) < 1e-12 && fabs(r.hi - 0.0903461354445684) < 1e-12);
+    CHECK(isnan(abstats_rate(0, 0).est));
+
+    AbDiff d = abstats_rate_diff(412, 5000, 350, 5100);
+    CHECK_CLOSE(d.p_value, 0.008786850860006126, 0, 1e-9);
+    double se = sqrt(0.0824 * 0.9176 / 5000 + (350.0 / 5100) * (1 - 350.0 / 5100) / 5100);
+    CHECK_CLOSE(d.diff.est, 0.0824 - 350.0 / 5100, 1e-15, 0);
+    CHECK_CLOSE(d.diff.hi - d.diff.est, ABSTATS_Z95 * se, 1e-15, 0);
+    CHECK(isnan(abstats_rate_diff(1, 1, 5, 10).p_value));  /* one list: no test */
+    CHECK(isnan(abstats_rate_diff(0, 10, 0, 10).p_value)); /* no hit anywhere: no variance */
+
+    /* Welch on sums built to have means 0.061 / 0.055 and sample sds 0.21 / 0.20 */
+    AbSums a = {.n = 20000, .ndcg_sum = 0.061 * 20000}, c = {.n = 21000, .ndcg_sum = 0.055 * 21000};
+    a.ndcg_sq_sum = 0.21 * 0.21 * 19999 + a.ndcg_sum * a.ndcg_sum / 20000;
+    c.ndcg_sq_sum = 0.20 * 0.20 * 20999 + c.ndcg_sum * c.ndcg_sum / 21000;
+    d = abstats_mean_diff(&a, &c);
+    double z = d.diff.est / ((d.diff.hi - d.diff.lo) / (2 * ABSTATS_Z95));
+    CHECK_CLOSE(z, 2.9596674710697255, 0, 1e-9);
+    CHECK_CLOSE(d.p_value, 0.0030797126250132504, 0, 1e-7); /* normal; scipy's t: 0.0030815 */
+    CHECK_CLOSE(d.p_value, 0.003081490234067442, 0, 1e-3);
+    r = abstats_mean(&a);
+    CHECK_CLOSE(r.hi - r.est, ABSTATS_Z95 * 0.21 / sqrt(20000), 0, 1e-9);
+    AbSums one = {.n = 1, .ndcg_sum = 1, .ndcg_sq_sum = 1};
+    CHECK(isnan(abstats_mean(&one).lo) && isnan(abstats_mean_diff(&one, &c).p_value));
+}
+
+/* The window past its bound: 2.5 windows of lists, then the window equals the last `window`
+ * lists recomputed here, while the cumulative figures hold all of them; the report (parsed back
+ * with jansson) says the same, compares variant 1 with the control, and writes null where a
+ * figure has no data. The gauges are in the registry. */
+static void test_window_and_report(void) {
+    MetricsRegistry *reg = metrics_create();
+    double w[] = {1, 1, 2};
+    AbTest *ab = make(w, 3, 10, 1, reg);
+    char err[256];
+    CHECK(abtest_set_window(ab, 100, err, sizeof err) == 0);
+    CHECK(abtest_set_window(ab, 50, err, sizeof err) == -1); /* once */
+    int64_t list[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    int ranks[250];
+    uint64_t state = 7;
+    for (int i = 0; i < 250; i++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        int next = (int)(state >> 59); /* 0..31: a hit at rank next when < 10 */
+        ranks[i] = abtest_observe(ab, 0, list, 10, next);
+        abtest_observe(ab, 1, list, 10, i % 3 ? 99 : 0); /* 1 in 3 a hit at rank 0 */
+    }
+    AbSums want = {0};
+    for (int i = 150; i < 250; i++) {
+        double g = ranks[i] >= 0 ? 1.0 / log2(ranks[i] + 2.0) : 0;
+        want.n++, want.hits += ranks[i] >= 0, want.ndcg_sum += g, want.ndcg_sq_sum += g * g;
+    }
+    size_t len = 0;
+    char *text = abtest_report_json(ab, &len);
+    CHECK(text && len == strlen(text));
+    json_error_t jerr;
+    json_t *doc = text ? json_loads(text, 0, &jerr) : NULL;
+    CHECK_MSG(doc != NULL, "report is not JSON: %s", text ? jerr.text : "NULL");
+    json_t *arms = json_object_get(doc, "arms");
+    CHECK(json_array_size(arms) == 3 && json_integer_value(json_object_get(doc, "window")) == 100);
+    CHECK(!strcmp(json_string_value(json_object_get(doc, "control")), "gru:a=3"));
+    json_t *a0 = json_array_get(arms, 0), *a1 = json_array_get(arms, 1),
+           *a2 = json_array_get(arms, 2);
+    json_t *win = json_object_get(a0, "window"), *all = json_object_get(a0, "cumulative");
+    CHECK(json_integer_value(json_object_get(win, "scored")) == 100);
+    CHECK(json_integer_value(json_object_get(win, "hits")) == (json_int_t)want.hits);
+    CHECK(json_integer_value(json_object_get(all, "scored")) == 250);
+    AbInterval ndcg = abstats_mean(&want);
+    json_t *wn = json_object_get(win, "ndcg");
+    CHECK_CLOSE(json_real_value(json_object_get(wn, "estimate")), ndcg.est, 1e-5, 1e-5);
+    CHECK_CLOSE(json_real_value(json_object_get(wn, "high")), ndcg.hi, 1e-5, 1e-5);
+    CHECK(json_object_get(a0, "vs_control") == NULL);
+    json_t *vs = json_object_get(json_object_get(a1, "vs_control"), "cumulative");
+    AbTestStats s0 = abtest_stats(ab, 0), s1 = abtest_stats(ab, 1);
+    AbDiff dr = abstats_rate_diff(s1.hits, s1.scored, s0.hits, s0.scored);
+    json_t *hr = json_object_get(vs, "hit_rate");
+    CHECK_CLOSE(json_real_value(json_object_get(hr, "difference")), dr.diff.est, 1e-5, 1e-5);
+    CHECK_CLOSE(json_real_value(json_object_get(hr, "p_value")), dr.p_value, 1e-5, 1e-5);
+    /* variant 2 scored nothing: its figures and its comparison are null, not 0 or NaN */
+    json_t *e = json_object_get(json_object_get(a2, "cumulative"), "hit_rate");
+    CHECK(json_is_null(json_object_get(e, "estimate")) && json_is_null(json_object_get(e, "low")));
+    e = json_object_get(json_object_get(json_object_get(a2, "vs_control"), "window"), "ndcg");
+    CHECK(json_is_null(json_object_get(e, "p_value")));
+    json_decref(doc);
+    free(text);
+
+    /* a thousand windows later, the window still holds exactly the last 100 lists */
+    for (int i = 0; i < 100000; i++) abtest_observe(ab, 1, list, 10, i % 3 ? 99 : 0);
+    text = metrics_render(reg, &len);
+    CHECK(strstr(text, "ssnad_online_hit_rate_window{k=\"10\",variant=\"mean:a=3\",window=\"100\"} "
+                       "0.34\n") != NULL); /* 34 of i = 99900 .. 99999 are multiples of 3 */
+    /* NDCG 1 per hit (rank 0): the window's NDCG is 0.34 too */
+    CHECK(strstr(text, "ssnad_online_ndcg_window{k=\"10\",variant=\"mean:a=3\",window=\"100\"} "
+                       "0.34\n") != NULL);
+    CHECK(strstr(text, "ssnad_ab_hit_rate_p_value{control=\"gru:a=3\",k=\"10\",variant="
+                       "\"mean:a=3\"}") != NULL);
+    CHECK(strstr(text, "ssnad_ab_hit_rate_diff{control=\"gru:a=3\",k=\"10\",variant="
+                       "\"gru:a=3\"}") == NULL); /* the control is not compared with itself */
+    free(text);
+    abtest_destroy(ab);
+    metrics_destroy(reg);
+}
+
 static void *observe_many(void *arg) {
     AbTest *ab = arg;
     int64_t list[] = {1, 2, 3};
@@ -208,6 +326,8 @@ int main(int argc, char **argv) {
     test_weights();
     test_hash_mixing();
     test_online_metrics();
+    test_statistics();
+    test_window_and_report();
     test_concurrent_observe();
     test_bad_arguments();
     return check_done();

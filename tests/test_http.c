@@ -40,6 +40,12 @@ static int recommend(void *ctx, const char *user, char **body, size_t *body_len)
     return 404;
 }
 
+static void abtest(void *ctx, char **body, size_t *body_len) {
+    (void)ctx;
+    *body = strdup("{\"arms\":[]}");
+    *body_len = strlen(*body);
+}
+
 /* The user the recommend callback saw last (it runs on the server thread). */
 static int last_user_is(const char *want) {
     pthread_mutex_lock(&seen_mutex);
@@ -204,6 +210,8 @@ static void test_endpoints(int port) {
     CHECK(get(port, "GET", "/recommend?user=al%00ice", &r) == 400);
     CHECK(get(port, "GET", "/recomm%65nd?user=alice", &r) == 200); /* the path is decoded too */
 
+    CHECK(get(port, "GET", "/abtest", &r) == 200);
+    CHECK(!strcmp(r.body, "{\"arms\":[]}") && strstr(r.headers, "application/json") != NULL);
     CHECK(get(port, "GET", "/", &r) == 404);
     CHECK(get(port, "GET", "/healthz/x", &r) == 404);
     CHECK(get(port, "POST", "/healthz", &r) == 405);
@@ -326,6 +334,7 @@ static void test_connection_limit(void) {
     CHECK(get(port, "GET", "/healthz", &r) == 200);
     CHECK(get(port, "GET", "/metrics", &r) == 404);          /* no registry given */
     CHECK(get(port, "GET", "/recommend?user=x", &r) == 404); /* no callback given */
+    CHECK(get(port, "GET", "/abtest", &r) == 404);
     for (int i = 0; i < 2; i++) {
         CHECK(read_reply(stalled[i], &r) == -1 && r.status == 0);
         close(stalled[i]);
@@ -348,6 +357,7 @@ int main(void) {
                              .metrics = reg,
                              .recommend = recommend,
                              .recommend_ctx = users,
+                             .abtest = abtest,
                              .health = health};
     HttpServer *srv = NULL;
     CHECK_MSG(http_server_start(&opt, &srv, err, sizeof err) == 0, "%s", err);

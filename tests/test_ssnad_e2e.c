@@ -4,6 +4,7 @@
  * the item whose text it copies, with the same score), and that the online hit rate beats a
  * random and a most-popular ranker on the same stream. */
 #include <dirent.h>
+#include <jansson.h>
 #include <sched.h>
 #include <sys/stat.h>
 
@@ -271,6 +272,42 @@ static int check_twin(Harness *h, int port, const Lists *l) {
     return sent;
 }
 
+/* GET /abtest, read at the same moment as /metrics: both arms, their scored lists and hits
+ * adding up to the Prometheus counters, intervals around each estimate, and the second arm
+ * compared with the first (the control). */
+static void check_abtest(const char *response, double scored, double hits) {
+    const char *body = response ? strstr(response, "\r\n\r\n") : NULL;
+    CHECK_MSG(body && strstr(response, " 200 "), "GET /abtest: %.200s", response ? response : "");
+    if (!body) return;
+    json_error_t jerr;
+    json_t *doc = json_loads(body + 4, 0, &jerr);
+    CHECK_MSG(doc != NULL, "/abtest is not JSON: %s", jerr.text);
+    fprintf(stderr, "GET /abtest:\n%s\n", body + 4);
+    json_t *arms = json_object_get(doc, "arms");
+    CHECK(json_array_size(arms) == 2 && json_integer_value(json_object_get(doc, "k")) == TOP_K);
+    double n = 0, h = 0;
+    for (size_t i = 0; i < json_array_size(arms); i++) {
+        json_t *all = json_object_get(json_array_get(arms, i), "cumulative");
+        n += (double)json_integer_value(json_object_get(all, "scored"));
+        h += (double)json_integer_value(json_object_get(all, "hits"));
+        json_t *r = json_object_get(all, "hit_rate");
+        double est = json_real_value(json_object_get(r, "estimate"));
+        CHECK(json_real_value(json_object_get(r, "low")) <= est &&
+              est <= json_real_value(json_object_get(r, "high")));
+    }
+    CHECK_MSG(n == scored && h == hits, "/abtest: %g scored, %g hits; /metrics: %g, %g", n, h,
+              scored, hits);
+    json_t *vs =
+        json_object_get(json_object_get(json_array_get(arms, 1), "vs_control"), "cumulative");
+    double p = json_real_value(json_object_get(json_object_get(vs, "hit_rate"), "p_value"));
+    CHECK_MSG(p > 0 && p <= 1, "p-value %g", p);
+    fprintf(stderr, "abtest: %s vs %s, hit rate difference %.4f, p = %.3g\n",
+            json_string_value(json_object_get(json_array_get(arms, 1), "variant")),
+            json_string_value(json_object_get(doc, "control")),
+            json_real_value(json_object_get(json_object_get(vs, "hit_rate"), "difference")), p);
+    json_decref(doc);
+}
+
 /* "steps" of the last JSON log record in text with this msg and variant; -1 if none. */
 static long long last_steps(const char *text, const char *msg, const char *variant) {
     char m[128], v[128];
@@ -417,6 +454,7 @@ int main(void) {
     CHECK(port > 0);
     // online metrics of the stream itself, before the twin's events (hits by construction)
     char *metrics = port ? harness_http_get(port, "/metrics") : NULL;
+    char *abtest = port ? harness_http_get(port, "/abtest") : NULL;
 
     // the lists so far, and the item they hold most often
     Lists lists = {0};
@@ -454,6 +492,8 @@ int main(void) {
     CHECK(rec && (strstr(rec, " 200 ") || strstr(rec, " 404 ")));
     double scored = metrics ? harness_metric_sum(metrics, "ssnad_online_scored_total") : 0;
     double hits = metrics ? harness_metric_sum(metrics, "ssnad_online_hits_total") : 0;
+    check_abtest(abtest, scored, hits);
+    free(abtest);
     Popular pop = {0};
     harness_read_topic(&h, "events", 5, 3, on_event, &pop);
     double hit_rate = scored > 0 ? hits / scored : 0;
