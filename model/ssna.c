@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/errmsg.h"
 #include "model/kernels.h"
 #include "model/rng.h"
 #include "model/ssna_internal.h"
@@ -102,31 +103,54 @@ _Static_assert((sizeof(SsnaWork) - offsetof(SsnaWork, uniq)) % sizeof(SsnaBuf) =
 
 /* ---- parameters, noise ---------------------------------------------------------------------- */
 
-static int param_index(const SsnaModel *m, const char *fmt, va_list ap) {
+/* t = the tensor named fmt(...) if the model declared it (else t stays NULL); counts it. */
+static void resolve(const SsnaModel *m, SsnaTensor *t, int *found, const char *fmt, ...) {
     char name[PARAM_NAME_MAX];
+    va_list ap;
+    va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
     int idx = params_find(&m->ps, name);
-    if (idx < 0) { /* the towers ask only for names they declared: a bug, not an input error */
-        fprintf(stderr, "ssna: internal error: no parameter '%s'\n", name);
-        abort();
+    if (idx < 0) return;
+    t->val = params_data(&m->ps, idx), t->grad = params_grad(&m->ps, idx);
+    (*found)++;
+}
+
+/* Typed pointers to every declared tensor, looked up by name once. Every declared tensor must
+ * land in a field: a name declared by a tower and not resolved here is an error, not a silent
+ * NULL. 0, or -1 with err. */
+static int resolve_params(SsnaModel *m, char *err, size_t errlen) {
+    SsnaParams *p = m->p;
+    int n = 0;
+    for (int a = 0; a < SSNA_MAX_LAYERS; a++) {
+        resolve(m, &p->adapter[a].w, &n, "adapter.%d.w", a);
+        resolve(m, &p->adapter[a].b, &n, "adapter.%d.b", a);
+        resolve(m, &p->adapter[a].gate, &n, "adapter.%d.gate", a);
+        resolve(m, &p->adapter[a].noise, &n, "adapter.%d.noise", a);
     }
-    return idx;
-}
-
-float *ssna_param(const SsnaModel *m, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int idx = param_index(m, fmt, ap);
-    va_end(ap);
-    return params_data(&m->ps, idx);
-}
-
-float *ssna_grad(const SsnaModel *m, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int idx = param_index(m, fmt, ap);
-    va_end(ap);
-    return params_grad(&m->ps, idx);
+    resolve(m, &p->gru_w_ih, &n, "gru.w_ih"), resolve(m, &p->gru_w_hh, &n, "gru.w_hh");
+    resolve(m, &p->gru_b_ih, &n, "gru.b_ih"), resolve(m, &p->gru_b_hh, &n, "gru.b_hh");
+    resolve(m, &p->integrate_w, &n, "integrate.w");
+    for (int l = 0; l < SSNA_MAX_TMLP; l++) {
+        resolve(m, &p->tmlp[l].w, &n, "tmlp.%d.w", l);
+        resolve(m, &p->tmlp[l].b, &n, "tmlp.%d.b", l);
+    }
+    resolve(m, &p->item_emb, &n, "item_emb");
+    resolve(m, &p->pos_emb, &n, "pos_emb");
+    resolve(m, &p->emb_ln.w, &n, "emb_ln.w"), resolve(m, &p->emb_ln.b, &n, "emb_ln.b");
+    static const char *const pairs[] = {"qkv", "attn_out", "ln1", "ffn1", "ffn2", "ln2"};
+    for (int l = 0; l < SSNA_MAX_BLOCKS; l++) {
+        SsnaPair *bp[] = {&p->block[l].qkv,  &p->block[l].attn_out, &p->block[l].ln1,
+                          &p->block[l].ffn1, &p->block[l].ffn2,     &p->block[l].ln2};
+        for (int i = 0; i < 6; i++) {
+            resolve(m, &bp[i]->w, &n, "block.%d.%s.w", l, pairs[i]);
+            resolve(m, &bp[i]->b, &n, "block.%d.%s.b", l, pairs[i]);
+        }
+    }
+    if (n != m->ps.ntensors)
+        return errmsg_fail(err, errlen, "ssna: %d of %d declared tensors have no typed field",
+                           m->ps.ntensors - n, m->ps.ntensors);
+    return 0;
 }
 
 int ssna_draw_mask(SsnaModel *m, uint8_t *keep, size_t n, float p) {
@@ -208,8 +232,14 @@ int ssna_create(SsnaModel *m, const SsnaConfig *cfg, uint64_t seed, char *err, s
         snprintf(err, errlen, "ssna: out of memory");
         return -1;
     }
+    m->p = calloc(1, sizeof *m->p);
+    if (!m->p) {
+        ssna_free(m);
+        snprintf(err, errlen, "ssna: out of memory");
+        return -1;
+    }
     if (ssna_item_declare(m, err, errlen) || ssna_user_declare(m, err, errlen) ||
-        params_alloc(&m->ps, err, errlen)) {
+        params_alloc(&m->ps, err, errlen) || resolve_params(m, err, errlen)) {
         ssna_free(m);
         return -1;
     }
@@ -229,7 +259,7 @@ void ssna_free(SsnaModel *m) {
         free(w);
     }
     params_free(&m->ps);
-    free(m->log_q);
+    free(m->log_q), free(m->p);
     memset(m, 0, sizeof *m);
 }
 

@@ -95,10 +95,12 @@ typedef struct {
 } SsnaNoise;
 
 typedef struct SsnaWork SsnaWork;
+typedef struct SsnaParams SsnaParams;
 
 typedef struct {
     SsnaConfig cfg;
-    ParamSet ps;
+    ParamSet ps;            /* every tensor in one blob (checkpoints, Adam), declared by name */
+    SsnaParams *p;          /* the same tensors as typed pointers, resolved once in ssna_create */
     uint64_t rng;           /* drives dropout and gate noise when no SsnaNoise is set */
     const SsnaNoise *noise; /* optional override of rng (tests) */
     SsnaWork *work;         /* activations of the last training forward, for backward */

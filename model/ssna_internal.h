@@ -10,6 +10,44 @@
 
 #define SSNA_MAX_LAYERS 32
 #define SSNA_MAX_BLOCKS 8
+#define SSNA_MAX_TMLP   64
+
+/* ---- parameters: typed pointers into the model's blobs (llm.c's ParameterTensors) ---- */
+
+/* One tensor's values and gradient. NULL for a tensor the model's variant does not have. */
+typedef struct {
+    float *val, *grad;
+} SsnaTensor;
+
+/* "prefix.w" + "prefix.b": a linear layer (w [out, in], b [out]) or a layer norm (w, b [d]). */
+typedef struct {
+    SsnaTensor w, b;
+} SsnaPair;
+
+/* Adapter a of the item tower: expert weights [nE * d, H], biases [nE, H], gate and noise
+ * projections [nE, H]. */
+typedef struct {
+    SsnaTensor w, b, gate, noise;
+} SsnaAdapterParams;
+
+/* One SASRec block: qkv [3d, d], attn_out [d, d], ln1 [d], ffn1 [inner, d], ffn2 [d, inner],
+ * ln2 [d]. */
+typedef struct {
+    SsnaPair qkv, attn_out, ln1, ffn1, ffn2, ln2;
+} SsnaBlockParams;
+
+struct SsnaParams {
+    /* item tower */
+    SsnaAdapterParams adapter[SSNA_MAX_LAYERS];
+    SsnaTensor gru_w_ih, gru_w_hh, gru_b_ih, gru_b_hh; /* [3d, d], [3d, d], [3d], [3d] */
+    SsnaTensor integrate_w;                            /* [layers] (weighted) */
+    SsnaPair tmlp[SSNA_MAX_TMLP];                      /* [d, H or d], [d] */
+    SsnaTensor item_emb;                               /* [n_items, d] (ID) */
+    /* user tower */
+    SsnaTensor pos_emb; /* [max_len, d] */
+    SsnaPair emb_ln;    /* [d] */
+    SsnaBlockParams block[SSNA_MAX_BLOCKS];
+};
 
 /* A growable scratch buffer: grows, never shrinks, freed with the model. */
 typedef struct {
@@ -66,10 +104,6 @@ void *ssna_buf(SsnaBuf *b, size_t n);
 #define SSNA_INTS(buf, n)   ((int *)ssna_buf(&(buf), (size_t)(n) * sizeof(int)))
 #define SSNA_BYTES(buf, n)  ((uint8_t *)ssna_buf(&(buf), (size_t)(n)))
 void ssna_buf_free(SsnaBuf *b);
-
-/* Parameter / gradient of the tensor with this printf-formatted name (must exist). */
-float *ssna_param(const SsnaModel *m, const char *fmt, ...);
-float *ssna_grad(const SsnaModel *m, const char *fmt, ...);
 
 /* Training randomness through m->noise or m->rng; 0 or -1. */
 int ssna_draw_mask(SsnaModel *m, uint8_t *keep, size_t n, float p);

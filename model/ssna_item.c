@@ -72,22 +72,22 @@ void ssna_item_init(SsnaModel *m, uint64_t *rng) {
     const SsnaConfig *c = &m->cfg;
     /* UniSRec: whitening W ~ N(0, 0.02), b = 0; gate and noise matrices 0 (uniform gates) */
     for (int a = 0; a < item_adapters(c); a++)
-        rng_fill_normal(ssna_param(m, "adapter.%d.w", a), (size_t)c->n_experts * c->d * c->hidden,
-                        0.0f, 0.02f, rng);
+        rng_fill_normal(m->p->adapter[a].w.val, (size_t)c->n_experts * c->d * c->hidden, 0.0f,
+                        0.02f, rng);
     if (c->variant == SSNA_VARIANT_GRU) {
         float bound = 1.0f / sqrtf((float)c->d);
         size_t n = (size_t)3 * c->d;
-        rng_fill_uniform(ssna_param(m, "gru.w_ih"), n * c->d, -bound, bound, rng);
-        rng_fill_uniform(ssna_param(m, "gru.w_hh"), n * c->d, -bound, bound, rng);
-        rng_fill_uniform(ssna_param(m, "gru.b_ih"), n, -bound, bound, rng);
-        rng_fill_uniform(ssna_param(m, "gru.b_hh"), n, -bound, bound, rng);
+        rng_fill_uniform(m->p->gru_w_ih.val, n * c->d, -bound, bound, rng);
+        rng_fill_uniform(m->p->gru_w_hh.val, n * c->d, -bound, bound, rng);
+        rng_fill_uniform(m->p->gru_b_ih.val, n, -bound, bound, rng);
+        rng_fill_uniform(m->p->gru_b_hh.val, n, -bound, bound, rng);
     }
     if (c->variant == SSNA_VARIANT_TMLP)
         for (int l = 0; l < c->tmlp_layers; l++)
-            rng_fill_normal(ssna_param(m, "tmlp.%d.w", l),
-                            (size_t)c->d * (l == 0 ? c->hidden : c->d), 0.0f, 0.02f, rng);
+            rng_fill_normal(m->p->tmlp[l].w.val, (size_t)c->d * (l == 0 ? c->hidden : c->d), 0.0f,
+                            0.02f, rng);
     if (c->variant == SSNA_VARIANT_ID)
-        rng_fill_normal(ssna_param(m, "item_emb"), (size_t)c->n_items * c->d, 0.0f, 0.02f, rng);
+        rng_fill_normal(m->p->item_emb.val, (size_t)c->n_items * c->d, 0.0f, 0.02f, rng);
 }
 
 /* ---- one MoE adapter ------------------------------------------------------------------------ */
@@ -139,7 +139,7 @@ static int moe_forward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, flo
                        float *z) {
     const SsnaConfig *c = &m->cfg;
     int U = w->U, H = c->hidden, nE = c->n_experts, d = c->d;
-    const float *W = ssna_param(m, "adapter.%d.w", a), *b = ssna_param(m, "adapter.%d.b", a);
+    const float *W = m->p->adapter[a].w.val, *b = m->p->adapter[a].b.val;
     if (w->train) {
         if (ssna_draw_mask(m, keep, (size_t)U * H, c->adapter_dropout)) return -1;
         ssna_apply_mask(xd, x, keep, (size_t)U * H, c->adapter_dropout);
@@ -155,10 +155,10 @@ static int moe_forward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, flo
     for (int u = 0; u < U; u++)
         for (int j = 0; j < nE * d; j++) e[(size_t)u * nE * d + j] -= shift[j];
 
-    linear_forward(g, x, ssna_param(m, "adapter.%d.gate", a), NULL, U, H, nE);
+    linear_forward(g, x, m->p->adapter[a].gate.val, NULL, U, H, nE);
     if (w->train) {
         /* reparameterised routing noise: g += N(0,1) * (softplus(x Wn^T) + 0.01) */
-        linear_forward(s, x, ssna_param(m, "adapter.%d.noise", a), NULL, U, H, nE);
+        linear_forward(s, x, m->p->adapter[a].noise.val, NULL, U, H, nE);
         if (ssna_draw_normal(m, eps, (size_t)U * nE)) return -1;
         softplus_forward(p, s, (size_t)U * nE);
         for (size_t i = 0; i < (size_t)U * nE; i++) g[i] += eps[i] * (p[i] + 0.01f);
@@ -184,16 +184,16 @@ static int moe_backward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, co
     pool_for((size_t)U, 64, mix_backward, &job);
     memset(dg, 0, (size_t)U * nE * 2 * sizeof(float));
     softmax_backward(dg, p, dp, U, nE);
-    linear_backward(NULL, ssna_grad(m, "adapter.%d.gate", a), NULL, dg, x,
-                    ssna_param(m, "adapter.%d.gate", a), U, H, nE);
+    linear_backward(NULL, m->p->adapter[a].gate.grad, NULL, dg, x, m->p->adapter[a].gate.val, U, H,
+                    nE);
     if (w->train) {
         for (size_t i = 0; i < (size_t)U * nE; i++) dp[i] = dg[i] * eps[i]; /* d std */
         softplus_backward(ds, s, dp, (size_t)U * nE);
-        linear_backward(NULL, ssna_grad(m, "adapter.%d.noise", a), NULL, ds, x,
-                        ssna_param(m, "adapter.%d.noise", a), U, H, nE);
+        linear_backward(NULL, m->p->adapter[a].noise.grad, NULL, ds, x, m->p->adapter[a].noise.val,
+                        U, H, nE);
     }
-    const float *W = ssna_param(m, "adapter.%d.w", a), *b = ssna_param(m, "adapter.%d.b", a);
-    float *dW = ssna_grad(m, "adapter.%d.w", a), *db = ssna_grad(m, "adapter.%d.b", a);
+    const float *W = m->p->adapter[a].w.val, *b = m->p->adapter[a].b.val;
+    float *dW = m->p->adapter[a].w.grad, *db = m->p->adapter[a].b.grad;
     linear_backward(NULL, dW, NULL, de, xd, W, U, H, nE * d);
     memset(dshift, 0, (size_t)nE * d * sizeof(float));
     for (int u = 0; u < U; u++)
@@ -207,7 +207,7 @@ static int moe_backward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, co
 /* ---- integration of the adapter outputs ----------------------------------------------------- */
 
 static void weighted_softmax(const SsnaModel *m, float *sw) {
-    softmax_forward(sw, ssna_param(m, "integrate.w"), 1, m->cfg.layers);
+    softmax_forward(sw, m->p->integrate_w.val, 1, m->cfg.layers);
 }
 
 // z: [A, U, d] adapter outputs; v: [U, d]
@@ -222,9 +222,8 @@ static int integrate_forward(SsnaModel *m, SsnaItemWork *w, int A, const float *
         if (!h || !cache || !scr) return -1;
         for (int t = 0; t < A; t++) /* top layer first, h0 = 0 */
             gru_cell_forward(h + t * ud, cache + t * ud * 4, z + t * ud,
-                             t ? h + (t - 1) * ud : NULL, ssna_param(m, "gru.w_ih"),
-                             ssna_param(m, "gru.w_hh"), ssna_param(m, "gru.b_ih"),
-                             ssna_param(m, "gru.b_hh"), U, d, d, scr);
+                             t ? h + (t - 1) * ud : NULL, m->p->gru_w_ih.val, m->p->gru_w_hh.val,
+                             m->p->gru_b_ih.val, m->p->gru_b_hh.val, U, d, d, scr);
         memcpy(v, h + (A - 1) * ud, ud * sizeof(float));
     } else if (c->variant == SSNA_VARIANT_MEAN || c->variant == SSNA_VARIANT_WEIGHTED) {
         float sw[SSNA_MAX_LAYERS];
@@ -256,11 +255,10 @@ static int integrate_backward(SsnaModel *m, SsnaItemWork *w, int A, const float 
         memcpy(dcur, dv, ud * sizeof(float));
         for (int t = A - 1; t >= 0; t--) {
             memset(dprev, 0, ud * sizeof(float));
-            gru_cell_backward(dz + t * ud, t ? dprev : NULL, ssna_grad(m, "gru.w_ih"),
-                              ssna_grad(m, "gru.w_hh"), ssna_grad(m, "gru.b_ih"),
-                              ssna_grad(m, "gru.b_hh"), dcur, cache + t * ud * 4, z + t * ud,
-                              t ? h + (t - 1) * ud : NULL, ssna_param(m, "gru.w_ih"),
-                              ssna_param(m, "gru.w_hh"), U, d, d, scr);
+            gru_cell_backward(dz + t * ud, t ? dprev : NULL, m->p->gru_w_ih.grad,
+                              m->p->gru_w_hh.grad, m->p->gru_b_ih.grad, m->p->gru_b_hh.grad, dcur,
+                              cache + t * ud * 4, z + t * ud, t ? h + (t - 1) * ud : NULL,
+                              m->p->gru_w_ih.val, m->p->gru_w_hh.val, U, d, d, scr);
             float *tmp = dcur;
             dcur = dprev;
             dprev = tmp;
@@ -280,7 +278,7 @@ static int integrate_backward(SsnaModel *m, SsnaItemWork *w, int A, const float 
             dsw[t] = (float)dot;
         }
         if (c->variant == SSNA_VARIANT_WEIGHTED)
-            softmax_backward(ssna_grad(m, "integrate.w"), sw, dsw, 1, A);
+            softmax_backward(m->p->integrate_w.grad, sw, dsw, 1, A);
     } else {
         memcpy(dz, dv, ud * sizeof(float));
     }
@@ -295,8 +293,8 @@ static void tmlp_forward(SsnaModel *m, int U, const float *xd, float *pre, float
     size_t ud = (size_t)U * c->d;
     for (int l = 0; l < c->tmlp_layers; l++) {
         const float *in = l ? act + (l - 1) * ud : xd;
-        linear_forward(pre + l * ud, in, ssna_param(m, "tmlp.%d.w", l),
-                       ssna_param(m, "tmlp.%d.b", l), U, l ? c->d : c->hidden, c->d);
+        linear_forward(pre + l * ud, in, m->p->tmlp[l].w.val, m->p->tmlp[l].b.val, U,
+                       l ? c->d : c->hidden, c->d);
         if (l + 1 < c->tmlp_layers) gelu_forward(act + l * ud, pre + l * ud, ud);
     }
     memcpy(v, pre + (c->tmlp_layers - 1) * ud, ud * sizeof(float));
@@ -314,8 +312,8 @@ static int tmlp_backward(SsnaModel *m, SsnaItemWork *w, const float *xd, const f
     for (int l = L - 1; l >= 0; l--) {
         const float *in = l ? act + (l - 1) * ud : xd;
         if (l) memset(dact, 0, ud * sizeof(float));
-        linear_backward(l ? dact : NULL, ssna_grad(m, "tmlp.%d.w", l), ssna_grad(m, "tmlp.%d.b", l),
-                        dpre, in, ssna_param(m, "tmlp.%d.w", l), U, l ? c->d : c->hidden, c->d);
+        linear_backward(l ? dact : NULL, m->p->tmlp[l].w.grad, m->p->tmlp[l].b.grad, dpre, in,
+                        m->p->tmlp[l].w.val, U, l ? c->d : c->hidden, c->d);
         if (l) {
             memset(dpre, 0, ud * sizeof(float));
             gelu_backward(dpre, pre + (l - 1) * ud, dact, ud);
@@ -337,7 +335,7 @@ int ssna_item_forward(SsnaModel *m, const float *states, const int *ids, int U, 
     if (!wid) goto oom;
     memcpy(wid, ids, (size_t)U * sizeof(int));
     if (c->variant == SSNA_VARIANT_ID) {
-        embedding_forward(v, ids, ssna_param(m, "item_emb"), U, d);
+        embedding_forward(v, ids, m->p->item_emb.val, U, d);
         return 0;
     }
     if (!states) {
@@ -393,7 +391,7 @@ int ssna_item_backward(SsnaModel *m, const float *dv) {
     SsnaItemWork *w = &m->work->item;
     int U = w->U, H = c->hidden, nE = c->n_experts, d = c->d, A = item_adapters(c);
     if (c->variant == SSNA_VARIANT_ID) {
-        embedding_backward(ssna_grad(m, "item_emb"), dv, (const int *)w->ids.p, U, d);
+        embedding_backward(m->p->item_emb.grad, dv, (const int *)w->ids.p, U, d);
         return 0;
     }
     size_t uh = (size_t)U * H, une = (size_t)U * nE;

@@ -80,17 +80,15 @@ void ssna_user_init(SsnaModel *m, uint64_t *rng) {
     const SsnaConfig *c = &m->cfg;
     int d = c->d;
     /* RecBole: N(0, 0.02) weights and positions, zero biases, layer norms (1, 0) */
-    rng_fill_normal(ssna_param(m, "pos_emb"), (size_t)c->max_len * d, 0.0f, 0.02f, rng);
-    fill_ones(ssna_param(m, "emb_ln.w"), d);
+    rng_fill_normal(m->p->pos_emb.val, (size_t)c->max_len * d, 0.0f, 0.02f, rng);
+    fill_ones(m->p->emb_ln.w.val, d);
     for (int l = 0; l < c->n_blocks; l++) {
-        rng_fill_normal(ssna_param(m, "block.%d.qkv.w", l), (size_t)3 * d * d, 0.0f, 0.02f, rng);
-        rng_fill_normal(ssna_param(m, "block.%d.attn_out.w", l), (size_t)d * d, 0.0f, 0.02f, rng);
-        rng_fill_normal(ssna_param(m, "block.%d.ffn1.w", l), (size_t)c->inner * d, 0.0f, 0.02f,
-                        rng);
-        rng_fill_normal(ssna_param(m, "block.%d.ffn2.w", l), (size_t)c->inner * d, 0.0f, 0.02f,
-                        rng);
-        fill_ones(ssna_param(m, "block.%d.ln1.w", l), d);
-        fill_ones(ssna_param(m, "block.%d.ln2.w", l), d);
+        rng_fill_normal(m->p->block[l].qkv.w.val, (size_t)3 * d * d, 0.0f, 0.02f, rng);
+        rng_fill_normal(m->p->block[l].attn_out.w.val, (size_t)d * d, 0.0f, 0.02f, rng);
+        rng_fill_normal(m->p->block[l].ffn1.w.val, (size_t)c->inner * d, 0.0f, 0.02f, rng);
+        rng_fill_normal(m->p->block[l].ffn2.w.val, (size_t)c->inner * d, 0.0f, 0.02f, rng);
+        fill_ones(m->p->block[l].ln1.w.val, d);
+        fill_ones(m->p->block[l].ln2.w.val, d);
     }
 }
 
@@ -172,21 +170,18 @@ static int block_tail(SsnaModel *m, SsnaBlockWork *k, int l, int R, const float 
     if (!ao || !r1 || !h1 || !m1 || !s1 || !f1 || !g1 || !f2 || !r2 || !h2 || !m2 || !s2 ||
         !keep_a || !keep_f)
         return -1;
-    linear_forward(ao, ctx, ssna_param(m, "block.%d.attn_out.w", l),
-                   ssna_param(m, "block.%d.attn_out.b", l), R, d, d);
+    linear_forward(ao, ctx, m->p->block[l].attn_out.w.val, m->p->block[l].attn_out.b.val, R, d, d);
     if (maybe_dropout(m, train, ao, keep_a, nd, p)) return -2;
     for (size_t i = 0; i < nd; i++) r1[i] = ao[i] + xin[i];
-    layernorm_forward(h1, m1, s1, r1, ssna_param(m, "block.%d.ln1.w", l),
-                      ssna_param(m, "block.%d.ln1.b", l), R, d, c->ln_eps);
-    linear_forward(f1, h1, ssna_param(m, "block.%d.ffn1.w", l), ssna_param(m, "block.%d.ffn1.b", l),
-                   R, d, I);
+    layernorm_forward(h1, m1, s1, r1, m->p->block[l].ln1.w.val, m->p->block[l].ln1.b.val, R, d,
+                      c->ln_eps);
+    linear_forward(f1, h1, m->p->block[l].ffn1.w.val, m->p->block[l].ffn1.b.val, R, d, I);
     gelu_forward(g1, f1, (size_t)R * I);
-    linear_forward(f2, g1, ssna_param(m, "block.%d.ffn2.w", l), ssna_param(m, "block.%d.ffn2.b", l),
-                   R, I, d);
+    linear_forward(f2, g1, m->p->block[l].ffn2.w.val, m->p->block[l].ffn2.b.val, R, I, d);
     if (maybe_dropout(m, train, f2, keep_f, nd, p)) return -2;
     for (size_t i = 0; i < nd; i++) r2[i] = f2[i] + h1[i];
-    layernorm_forward(h2, m2, s2, r2, ssna_param(m, "block.%d.ln2.w", l),
-                      ssna_param(m, "block.%d.ln2.b", l), R, d, c->ln_eps);
+    layernorm_forward(h2, m2, s2, r2, m->p->block[l].ln2.w.val, m->p->block[l].ln2.b.val, R, d,
+                      c->ln_eps);
     *out = h2;
     return 0;
 }
@@ -215,14 +210,14 @@ int ssna_user_forward(SsnaModel *m, int B, const int *offsets, const float *vin,
     memcpy(off, offsets, (size_t)(B + 1) * sizeof(int));
     for (int b = 0; b < B; b++) lens[b] = offsets[b + 1] - offsets[b];
 
-    const float *pos = ssna_param(m, "pos_emb");
+    const float *pos = m->p->pos_emb.val;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < lens[b]; t++) {
             size_t n = (size_t)offsets[b] + t;
             for (int j = 0; j < d; j++) x0[n * d + j] = vin[n * d + j] + pos[(size_t)t * d + j];
         }
-    layernorm_forward(ln0, mean0, rstd0, x0, ssna_param(m, "emb_ln.w"), ssna_param(m, "emb_ln.b"),
-                      N, d, c->ln_eps);
+    layernorm_forward(ln0, mean0, rstd0, x0, m->p->emb_ln.w.val, m->p->emb_ln.b.val, N, d,
+                      c->ln_eps);
     if (maybe_dropout(m, train, ln0, keep0, nd, p)) goto noise;
 
     const float *xin = ln0;
@@ -232,8 +227,7 @@ int ssna_user_forward(SsnaModel *m, int B, const int *offsets, const float *vin,
         float *qkv = SSNA_FLOATS(k->qkv, 3 * nd), *ctx = SSNA_FLOATS(k->ctx, nd);
         float *att = SSNA_FLOATS(k->att, (size_t)B * NH * T * T);
         if (!qkv || !ctx || !att) goto oom;
-        linear_forward(qkv, xin, ssna_param(m, "block.%d.qkv.w", l),
-                       ssna_param(m, "block.%d.qkv.b", l), N, d, 3 * d);
+        linear_forward(qkv, xin, m->p->block[l].qkv.w.val, m->p->block[l].qkv.b.val, N, d, 3 * d);
         if (last_only && l == c->n_blocks - 1) {
             // only the last position of each row is read: its query attends to every key, and
             // the rest of the block runs on B rows instead of N (pq holds their inputs)
@@ -303,27 +297,24 @@ int ssna_user_backward(SsnaModel *m, const float *dout, float *dvin) {
         SsnaBlockWork *k = &w->blk[l];
         const float *xin = l ? (const float *)w->blk[l - 1].h2.p : (const float *)w->ln0.p;
         memset(dr, 0, nd * sizeof(float));
-        layernorm_backward(dr, ssna_grad(m, "block.%d.ln2.w", l), ssna_grad(m, "block.%d.ln2.b", l),
-                           cur, k->r2.p, ssna_param(m, "block.%d.ln2.w", l), k->m2.p, k->s2.p, N,
-                           d);
+        layernorm_backward(dr, m->p->block[l].ln2.w.grad, m->p->block[l].ln2.b.grad, cur, k->r2.p,
+                           m->p->block[l].ln2.w.val, k->m2.p, k->s2.p, N, d);
         memcpy(dh1, dr, nd * sizeof(float));
         dropout_grad(tmp, dr, k->keep_f.p, nd, w->train, p);
         memset(dinner, 0, (size_t)2 * N * I * sizeof(float));
-        linear_backward(dg1, ssna_grad(m, "block.%d.ffn2.w", l), ssna_grad(m, "block.%d.ffn2.b", l),
-                        tmp, k->g1.p, ssna_param(m, "block.%d.ffn2.w", l), N, I, d);
+        linear_backward(dg1, m->p->block[l].ffn2.w.grad, m->p->block[l].ffn2.b.grad, tmp, k->g1.p,
+                        m->p->block[l].ffn2.w.val, N, I, d);
         gelu_backward(df1, k->f1.p, dg1, (size_t)N * I);
-        linear_backward(dh1, ssna_grad(m, "block.%d.ffn1.w", l), ssna_grad(m, "block.%d.ffn1.b", l),
-                        df1, k->h1.p, ssna_param(m, "block.%d.ffn1.w", l), N, d, I);
+        linear_backward(dh1, m->p->block[l].ffn1.w.grad, m->p->block[l].ffn1.b.grad, df1, k->h1.p,
+                        m->p->block[l].ffn1.w.val, N, d, I);
         memset(dr, 0, nd * sizeof(float));
-        layernorm_backward(dr, ssna_grad(m, "block.%d.ln1.w", l), ssna_grad(m, "block.%d.ln1.b", l),
-                           dh1, k->r1.p, ssna_param(m, "block.%d.ln1.w", l), k->m1.p, k->s1.p, N,
-                           d);
+        layernorm_backward(dr, m->p->block[l].ln1.w.grad, m->p->block[l].ln1.b.grad, dh1, k->r1.p,
+                           m->p->block[l].ln1.w.val, k->m1.p, k->s1.p, N, d);
         memcpy(dxin, dr, nd * sizeof(float));
         dropout_grad(tmp, dr, k->keep_a.p, nd, w->train, p);
         memset(dh1, 0, nd * sizeof(float)); /* reused as d ctx */
-        linear_backward(dh1, ssna_grad(m, "block.%d.attn_out.w", l),
-                        ssna_grad(m, "block.%d.attn_out.b", l), tmp, k->ctx.p,
-                        ssna_param(m, "block.%d.attn_out.w", l), N, d, d);
+        linear_backward(dh1, m->p->block[l].attn_out.w.grad, m->p->block[l].attn_out.b.grad, tmp,
+                        k->ctx.p, m->p->block[l].attn_out.w.val, N, d, d);
         pack_to_pad(dpo, dh1, d, 0, off, B, T, d);
         pack_to_pad(pq, k->qkv.p, 3 * d, 0, off, B, T, d);
         pack_to_pad(pk, k->qkv.p, 3 * d, d, off, B, T, d);
@@ -336,15 +327,15 @@ int ssna_user_backward(SsnaModel *m, const float *dout, float *dvin) {
         pad_to_pack(dqkv, 3 * d, 0, dpq, off, B, T, d);
         pad_to_pack(dqkv, 3 * d, d, dpk, off, B, T, d);
         pad_to_pack(dqkv, 3 * d, 2 * d, dpv, off, B, T, d);
-        linear_backward(dxin, ssna_grad(m, "block.%d.qkv.w", l), ssna_grad(m, "block.%d.qkv.b", l),
-                        dqkv, xin, ssna_param(m, "block.%d.qkv.w", l), N, d, 3 * d);
+        linear_backward(dxin, m->p->block[l].qkv.w.grad, m->p->block[l].qkv.b.grad, dqkv, xin,
+                        m->p->block[l].qkv.w.val, N, d, 3 * d);
         memcpy(cur, dxin, nd * sizeof(float));
     }
     dropout_grad(tmp, cur, w->keep0.p, nd, w->train, p);
     memset(dr, 0, nd * sizeof(float));
-    layernorm_backward(dr, ssna_grad(m, "emb_ln.w"), ssna_grad(m, "emb_ln.b"), tmp, w->x0.p,
-                       ssna_param(m, "emb_ln.w"), w->ln0_mean.p, w->ln0_rstd.p, N, d);
-    float *dpos = ssna_grad(m, "pos_emb");
+    layernorm_backward(dr, m->p->emb_ln.w.grad, m->p->emb_ln.b.grad, tmp, w->x0.p,
+                       m->p->emb_ln.w.val, w->ln0_mean.p, w->ln0_rstd.p, N, d);
+    float *dpos = m->p->pos_emb.grad;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < lens[b]; t++) {
             size_t n = (size_t)off[b] + t;
