@@ -134,7 +134,9 @@ typedef struct {
     int snap_in_txn;   // its reference is in the open checkpoint transaction
     int ref_slot;      // slot the committed checkpoint names, -1 none
     MetricCounter *m_steps, *m_published;
-    MetricCounter *m_bounded, *m_scored; // items bounded / scored exactly for lists
+    MetricCounter *m_seq_fresh, *m_seq_replay; // sequences trained on, by source
+    MetricHistogram *m_freshness;              // event applied -> trained on (fresh sequences)
+    MetricCounter *m_bounded, *m_scored;       // items bounded / scored exactly for lists
     MetricGauge *m_loss;
 } SsnadVariant;
 
@@ -179,6 +181,7 @@ typedef struct {
 typedef struct {
     uint32_t seq[SSNAD_SEQ_MAX];
     int len;
+    double offered_s; // monotonic seconds when the event that made it was applied
 } SsnadSeq;
 
 /* An encoded item for ssnad_state_set_items. */
@@ -281,6 +284,7 @@ typedef struct Ssnad {
     MetricGauge *m_apply_lag_max, *m_users_cached, *m_users_pending;
     MetricCounter *m_users_evicted, *m_lists_refilled;
     MetricGauge *m_heap; // glibc's heap in use (mallinfo2), refreshed once a second
+    MetricCounter *m_offered, *m_fresh_dropped; // sequences offered to / dropped by the trainer
     double heap_since;
     uint64_t users_evicted_seen; // users.evicted already added to m_users_evicted
     double apply_lag_max;

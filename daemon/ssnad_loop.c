@@ -24,6 +24,11 @@ static const char *const *labels_of(const char **buf, const char *name, const ch
     return buf;
 }
 
+/* Seconds from an event to the training step that learns from it: ~0.1 s when training keeps
+ * up, minutes when it does not. */
+static const double freshness_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,  2.5,
+                                           5,    10,    25,   50,  100,  250, 600};
+
 static int register_metrics(Ssnad *d, char *err, size_t errlen) {
     MetricsRegistry *r = d->reg;
     const char *l[3];
@@ -85,11 +90,29 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
     d->m_ckpt_seconds =
         metrics_histogram(r, "ssnad_checkpoint_duration_seconds", "time to commit one checkpoint",
                           NULL, metrics_latency_buckets, metrics_latency_bucket_count, err, errlen);
+    d->m_offered = metrics_counter(r, "ssnad_train_offered_total",
+                                   "sequences offered to the trainer (one per applied event of a "
+                                   "user with two or more items)",
+                                   NULL, err, errlen);
+    d->m_fresh_dropped = metrics_counter(r, "ssnad_train_fresh_dropped_total",
+                                         "offered sequences dropped before any training step "
+                                         "(training fell behind: the fresh ring of 1,024 was full)",
+                                         NULL, err, errlen);
     for (int i = 0; i < d->n_var; i++) {
         SsnadVariant *v = &d->var[i];
         labels_of(l, "variant", v->cv.label);
         v->m_steps =
             metrics_counter(r, "ssnad_train_steps_total", "training steps taken", l, err, errlen);
+        const char *lf[] = {"variant", v->cv.label, "source", "fresh", NULL};
+        const char *lr[] = {"variant", v->cv.label, "source", "replay", NULL};
+        const char *help = "sequences in this variant's training batches: fresh (just offered) "
+                           "or replay (sampled from the reservoir of older ones)";
+        v->m_seq_fresh = metrics_counter(r, "ssnad_train_sequences_total", help, lf, err, errlen);
+        v->m_seq_replay = metrics_counter(r, "ssnad_train_sequences_total", help, lr, err, errlen);
+        v->m_freshness = metrics_histogram(
+            r, "ssnad_train_freshness_seconds",
+            "from a fresh sequence's event applied to the end of the training step that used it", l,
+            freshness_buckets, sizeof freshness_buckets / sizeof freshness_buckets[0], err, errlen);
         v->m_loss =
             metrics_gauge(r, "ssnad_train_loss", "loss of the last training step", l, err, errlen);
         v->m_published = metrics_counter(r, "ssnad_recommendations_published_total",
@@ -100,7 +123,8 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
         v->m_scored =
             metrics_counter(r, "ssnad_list_items_scored_total",
                             "items scored exactly for a list (their bound passed)", l, err, errlen);
-        if (!v->m_steps || !v->m_loss || !v->m_published || !v->m_bounded || !v->m_scored)
+        if (!v->m_steps || !v->m_loss || !v->m_published || !v->m_bounded || !v->m_scored ||
+            !v->m_seq_fresh || !v->m_seq_replay || !v->m_freshness)
             return -1;
     }
     return d->m_events_applied && d->m_events_dup && d->m_events_rejected && d->m_items_new &&
@@ -108,7 +132,7 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
                    d->m_checkpoints && d->m_queue && d->m_ckpt_age && d->m_lag && d->m_eps &&
                    d->m_latency && d->m_ckpt_seconds && d->m_apply_lag && d->m_apply_lag_max &&
                    d->m_users_cached && d->m_users_pending && d->m_users_evicted &&
-                   d->m_lists_refilled && d->m_heap
+                   d->m_lists_refilled && d->m_heap && d->m_offered && d->m_fresh_dropped
                ? 0
                : -1;
 }

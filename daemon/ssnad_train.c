@@ -93,6 +93,7 @@ static void feed_locked(Ssnad *d, const SsnadSeq *s) {
     if (d->fresh_len == d->fresh_cap) { // drop the oldest fresh sequence
         d->fresh_head = (d->fresh_head + 1) % d->fresh_cap;
         d->fresh_len--;
+        metric_counter_inc(d->m_fresh_dropped);
     }
     d->fresh[(d->fresh_head + d->fresh_len++) % d->fresh_cap] = *s;
     d->res_seen++;
@@ -109,10 +110,13 @@ void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len) {
     if (d->offer_len == SSNAD_OFFER_STAGE) {  // the trainer held feed_mu that long: drop oldest
         d->offer_head = (d->offer_head + 1) % SSNAD_OFFER_STAGE;
         d->offer_len--;
+        metric_counter_inc(d->m_fresh_dropped);
     }
     SsnadSeq *s = &d->offer_stage[(d->offer_head + d->offer_len++) % SSNAD_OFFER_STAGE];
     memcpy(s->seq, seq, (size_t)len * sizeof *seq);
     s->len = len;
+    s->offered_s = ssnad_now();
+    metric_counter_inc(d->m_offered);
     ssnad_train_flush_offers(d);
 }
 
@@ -145,9 +149,9 @@ void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row) {
     pthread_mutex_unlock(&d->feed_mu);
 }
 
-/* Take a batch: up to B - replay fresh sequences, the rest from the reservoir. Caller holds
- * feed_mu. Returns the number of sequences. */
-static int take_batch(Ssnad *d, SsnadSeq *out, int B) {
+/* Take a batch: up to B - replay fresh sequences (first, *n_fresh of them), the rest from the
+ * reservoir. Caller holds feed_mu. Returns the number of sequences. */
+static int take_batch(Ssnad *d, SsnadSeq *out, int B, int *n_fresh) {
     int want_replay = d->fresh_len ? (int)((double)B * d->cfg->train_replay_fraction + 0.5) : B;
     if ((size_t)want_replay > d->res_len) want_replay = (int)d->res_len;
     int n = 0;
@@ -156,6 +160,7 @@ static int take_batch(Ssnad *d, SsnadSeq *out, int B) {
         d->fresh_head = (d->fresh_head + 1) % d->fresh_cap;
         d->fresh_len--;
     }
+    *n_fresh = n;
     for (int i = 0; i < want_replay; i++)
         out[n++] = d->reservoir[rng_next(&d->feed_rng) % d->res_len];
     return n;
@@ -388,7 +393,7 @@ static void *train_main(void *arg) {
             continue;
         }
         if (!d->fresh_len) idle_steps++;
-        int n = take_batch(d, batch, B);
+        int n_fresh = 0, n = take_batch(d, batch, B, &n_fresh);
         size_t n_items = d->train_n_items, n_rows = d->n_changed;
         uint32_t *rows = d->changed_rows;
         d->changed_rows = NULL, d->n_changed = d->changed_cap = 0;
@@ -411,6 +416,11 @@ static void *train_main(void *arg) {
         } else {
             metric_counter_inc(v->m_steps);
             metric_gauge_set(v->m_loss, loss);
+            metric_counter_add(v->m_seq_fresh, n_fresh);
+            metric_counter_add(v->m_seq_replay, n - n_fresh);
+            double done = ssnad_now();
+            for (int i = 0; i < n_fresh; i++)
+                metric_histogram_observe(v->m_freshness, done - batch[i].offered_s);
             // a refresh costs one item-tower pass over the catalogue: keep it under ~20% of
             // the trainer's time however large the catalogue grows
             double since = ssnad_now() - tv->last_refresh;

@@ -272,6 +272,37 @@ static int check_twin(Harness *h, int port, const Lists *l) {
     return sent;
 }
 
+/* Sum of the samples whose line starts with prefix (a name and its first labels). */
+static double metric_with(const char *text, const char *prefix) {
+    double sum = 0;
+    size_t n = strlen(prefix);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, prefix, n) && strchr(p, ' ')) sum += atof(strchr(p, ' ') + 1);
+    return sum;
+}
+
+/* What training got of the stream: every offered sequence was trained on as a fresh one by one
+ * variant, dropped (counted), or still waits in the fresh ring or the offer stage (at most 1,024
+ * + 512); each fresh one has its event-to-training time in the histogram. */
+static void check_training_share(const char *metrics, long n_events) {
+    if (!metrics) return;
+    double offered = harness_metric_sum(metrics, "ssnad_train_offered_total");
+    double dropped = harness_metric_sum(metrics, "ssnad_train_fresh_dropped_total");
+    double fresh = metric_with(metrics, "ssnad_train_sequences_total{source=\"fresh\"");
+    double replay = metric_with(metrics, "ssnad_train_sequences_total{source=\"replay\"");
+    double timed = harness_metric_sum(metrics, "ssnad_train_freshness_seconds_count");
+    double wait = harness_metric_sum(metrics, "ssnad_train_freshness_seconds_sum");
+    fprintf(stderr,
+            "training: %.0f sequences offered for %ld events, %.0f trained fresh, %.0f dropped, "
+            "%.0f replayed; mean event-to-training %.2f s\n",
+            offered, n_events, fresh, dropped, replay, timed > 0 ? wait / timed : -1);
+    CHECK_MSG(offered > n_events / 2 && offered <= n_events, "%.0f offered", offered);
+    CHECK_MSG(fresh + dropped <= offered && fresh + dropped >= offered - 1536,
+              "fresh %.0f + dropped %.0f vs offered %.0f", fresh, dropped, offered);
+    CHECK_MSG(timed <= fresh && fresh - timed <= 64, "%.0f timed of %.0f fresh", timed, fresh);
+    CHECK(replay > 0);
+}
+
 /* GET /abtest, read at the same moment as /metrics: both arms, their scored lists and hits
  * adding up to the Prometheus counters, intervals around each estimate, and the second arm
  * compared with the first (the control). */
@@ -494,6 +525,7 @@ int main(void) {
     double hits = metrics ? harness_metric_sum(metrics, "ssnad_online_hits_total") : 0;
     check_abtest(abtest, scored, hits);
     free(abtest);
+    check_training_share(metrics, n_events);
     Popular pop = {0};
     harness_read_topic(&h, "events", 5, 3, on_event, &pop);
     double hit_rate = scored > 0 ? hits / scored : 0;
