@@ -19,6 +19,7 @@
 #include "ingest/items.h"
 #include "model/encoder.h"
 #include "store/store.h"
+#include "model/clock.h"
 
 typedef struct {
     const char *model_dir, *items_path, *db_dir;
@@ -56,12 +57,6 @@ static volatile sig_atomic_t stop_requested;
 static void on_stop_signal(int sig) {
     (void)sig;
     stop_requested = 1;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static void usage(FILE *out) {
@@ -194,7 +189,7 @@ static void format_eta(double seconds, char *buf, size_t n) {
 }
 
 static void report_progress(EmbedRun *r, int force) {
-    double t = now_seconds();
+    double t = clock_monotonic_s();
     double every = r->tty ? 0.25 : (double)r->opt.progress_every;
     if (!force && t - r->t_last_report < every) return;
     r->t_last_report = t;
@@ -232,7 +227,7 @@ static int flush_batch(EmbedRun *r, char *err, size_t errlen) {
         r->texts[i] = r->batch[i].text;
         r->lens[i] = r->batch[i].text_len;
     }
-    double t0 = now_seconds();
+    double t0 = clock_monotonic_s();
     char eerr[512];
     /* states: [n_batch, layers, hidden], top layer first */
     if (encoder_embed(r->enc, r->texts, r->lens, r->n_batch, r->opt.pool, r->first_layer,
@@ -241,7 +236,7 @@ static int flush_batch(EmbedRun *r, char *err, size_t errlen) {
                  r->opt.items_path, r->batch[0].line, eerr);
         return -1;
     }
-    r->encode_seconds += now_seconds() - t0;
+    r->encode_seconds += clock_monotonic_s() - t0;
     StoreTxn *t;
     int rc = store_txn_begin(r->store, &t, err, errlen);
     size_t per_item = (size_t)r->opt.layers * (size_t)r->hidden;
@@ -406,7 +401,7 @@ int ssna_cmd_embed(int argc, char **argv) {
 
     r.tty = isatty(STDERR_FILENO);
     r.total = count_items(&r.opt);
-    r.t_start = r.t_last_report = now_seconds();
+    r.t_start = r.t_last_report = clock_monotonic_s();
     int rc = embed_items(&r, rd, err, sizeof err);
     items_close(rd);
     if (r.tty && r.progress_shown) fputc('\n', stderr);
@@ -418,7 +413,7 @@ int ssna_cmd_embed(int argc, char **argv) {
         fprintf(stderr, "ssna embed: %s\n", serr);
         rc = -1;
     }
-    double elapsed = now_seconds() - r.t_start;
+    double elapsed = clock_monotonic_s() - r.t_start;
     printf("ssna embed: %s: read %ld items, encoded %ld, unchanged %ld, malformed %ld; "
            "%.1f items/s encoding, %.1f s in all; %s holds %zu items%s\n",
            r.opt.items_path, r.seen, r.encoded, r.unchanged, r.malformed,

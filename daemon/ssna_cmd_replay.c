@@ -14,6 +14,7 @@
 #include "ingest/codec.h"
 #include "ingest/kafka.h"
 #include "ingest/replay_source.h"
+#include "model/clock.h"
 
 #define MAX_SETTINGS 32
 
@@ -181,12 +182,6 @@ static int parse_args(int argc, char **argv, ReplayOptions *o) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static int publish_item(KafkaProducer *p, const ReplayOptions *o, const ReplaySource *src,
                         uint32_t item, long long time_ms, char *err, size_t errlen) {
     Ssna__Item msg = SSNA__ITEM__INIT;
@@ -237,7 +232,7 @@ static int replay(const ReplayOptions *o, const ReplaySource *src, const ReplayE
     long long step_ms = o->rate > 0 && o->rate < 1000 ? (long long)(1000 / o->rate) : 1;
     size_t items_sent = 0, events_sent = 0;
     int rc = 0;
-    double start = now_s(), last_report = start; // items first count in the time taken
+    double start = clock_monotonic_s(), last_report = start; // items first count in the time taken
     if (o->items == ITEMS_FIRST) {
         for (int i = 0; i < n_items && !stop_requested; i++) {
             if (publish_item(p, o, src, (uint32_t)i, t0, err, sizeof err)) goto failed;
@@ -245,10 +240,10 @@ static int replay(const ReplayOptions *o, const ReplaySource *src, const ReplayE
             items_sent++;
         }
     }
-    double events_start = now_s();
+    double events_start = clock_monotonic_s();
     for (size_t k = 0; k < n_events && !stop_requested; k++) {
         if (o->rate > 0) { // pace against the schedule, not the previous send: no drift
-            double due = events_start + (double)k / o->rate, wait = due - now_s();
+            double due = events_start + (double)k / o->rate, wait = due - clock_monotonic_s();
             if (wait > 0) {
                 kafka_producer_poll(p, 0);
                 struct timespec ts = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
@@ -264,7 +259,7 @@ static int replay(const ReplayOptions *o, const ReplaySource *src, const ReplayE
         }
         if (publish_event(p, o, src, e, t, err, sizeof err)) goto failed;
         events_sent++;
-        double now = now_s();
+        double now = clock_monotonic_s();
         if (!o->quiet && now - last_report >= 1.0) {
             fprintf(stderr, "replay: %zu/%zu events, %zu items, %.0f events/s\n", events_sent,
                     n_events, items_sent, events_sent / (now - events_start));
@@ -281,7 +276,7 @@ flush:
         fprintf(stderr, "ssna replay: %s\n", err);
         rc = 1;
     }
-    double took = now_s() - start;
+    double took = clock_monotonic_s() - start;
     KafkaProducerStats st;
     kafka_producer_stats(p, &st);
     fprintf(stderr,

@@ -22,6 +22,7 @@
 #include "model/ssna.h"
 #include "model/ssna_train.h"
 #include "store/store.h"
+#include "model/clock.h"
 
 typedef struct {
     Interactions inter;
@@ -32,12 +33,6 @@ typedef struct {
 } Dataset;
 
 /* ---- small helpers -------------------------------------------------------------------------- */
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double peak_rss_mb(void) {
     struct rusage ru;
@@ -157,14 +152,14 @@ static int train_run(const SsnaTrainOptions *o, Dataset *ds, SsnaModel *m, SsnaT
     AdamConfig adam = adam_defaults();
     adam.lr = o->lr;
     while (st->epoch < o->epochs && (st->best_epoch == 0 || st->bad_epochs < o->patience)) {
-        double t0 = now_seconds(), loss;
+        double t0 = clock_monotonic_s(), loss;
         int steps;
         m->rng = st->model_rng;
         if (ssna_train_epoch(m, ds->states, &seq, o->batch, &adam, &st->shuffle_rng, &loss, &steps,
                              err, errlen))
             return -1;
         st->model_rng = m->rng;
-        double t1 = now_seconds();
+        double t1 = clock_monotonic_s();
         Metrics valid, test;
         if (ssna_evaluate(m, ds->states, &seq, SSNA_SPLIT_VALID, o->eval_batch, &valid, err,
                           errlen))
@@ -186,7 +181,7 @@ static int train_run(const SsnaTrainOptions *o, Dataset *ds, SsnaModel *m, SsnaT
         } else {
             st->bad_epochs++;
         }
-        double t2 = now_seconds();
+        double t2 = clock_monotonic_s();
         st->train_seconds += t1 - t0;
         *eval_total += t2 - t1;
         print_epoch(st->epoch, loss, v, t1 - t0, t2 - t1, improved);
@@ -239,7 +234,7 @@ static int pop_train(const SsnaTrainOptions *o) {
     Dataset ds = {0};
     long *counts = NULL, users;
     int rc = 1;
-    double v[4], t[4], t0 = now_seconds();
+    double v[4], t[4], t0 = clock_monotonic_s();
     if (load_interactions(o, &ds, err, sizeof err)) goto fail;
     counts = malloc((size_t)ds.inter.n_items * sizeof *counts);
     if (!counts) {
@@ -249,9 +244,9 @@ static int pop_train(const SsnaTrainOptions *o) {
     if (popularity_count(ds.inter.n_users, ds.inter.offsets, ds.inter.items, ds.inter.n_items,
                          counts, err, sizeof err))
         goto fail;
-    double t1 = now_seconds();
+    double t1 = clock_monotonic_s();
     if (pop_evaluate(o, &ds, counts, v, t, &users, err, sizeof err)) goto fail;
-    double t2 = now_seconds();
+    double t2 = clock_monotonic_s();
     json_quote(qd, sizeof qd, o->data);
     snprintf(meta, sizeof meta, "{\"data\":%s,\"k_core\":%d,\"max_len\":%d}", qd, o->k_core,
              o->max_len);
@@ -292,7 +287,7 @@ static int pop_eval(const SsnaTrainOptions *o) {
     char err[1024], meta[2048], vj[256], tj[256];
     Dataset ds = {0};
     long *counts = NULL, users = 0;
-    double v[4], t[4], t0 = now_seconds();
+    double v[4], t[4], t0 = clock_monotonic_s();
     int rc = 1;
     if (pop_load(o, &ds, &counts, meta, sizeof meta, err, sizeof err) ||
         pop_evaluate(o, &ds, counts, v, t, &users, err, sizeof err))
@@ -302,7 +297,7 @@ static int pop_eval(const SsnaTrainOptions *o) {
     printf("{\"command\":\"eval\",\"weights\":\"counts\",\"variant\":\"pop\",\"layers\":0,"
            "\"epoch\":1,\"best_epoch\":1,\"users\":%ld,\"valid\":%s,\"test\":%s,"
            "\"seconds\":%.2f,\"peak_rss_mb\":%.1f,\"run\":%s}\n",
-           users, vj, tj, now_seconds() - t0, peak_rss_mb(), meta);
+           users, vj, tj, clock_monotonic_s() - t0, peak_rss_mb(), meta);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "ssna eval: %s\n", err);
@@ -436,7 +431,7 @@ int ssna_cmd_eval(int argc, char **argv) {
     if (o.ckpt && popularity_is_file(o.ckpt)) return pop_eval(&o);
     rc = 1;
     int *rv = NULL, *rt = NULL;
-    double t0 = now_seconds();
+    double t0 = clock_monotonic_s();
     if (load_for_inference(&o, !o.latest, &m, &st, &ds, err, sizeof err)) goto fail;
     SsnaSequences seq = dataset_sequences(&ds);
     Metrics mv, mt;
@@ -464,7 +459,7 @@ int ssna_cmd_eval(int argc, char **argv) {
            "\"epoch\":%d,\"best_epoch\":%d,\"users\":%ld,\"valid\":%s,\"test\":%s,"
            "\"seconds\":%.2f,\"peak_rss_mb\":%.1f,\"run\":%s}\n",
            o.latest ? "latest" : "best", ssna_variant_name(m.cfg.variant), m.cfg.layers, st.epoch,
-           st.best_epoch, mt.count, vj, tj, now_seconds() - t0, peak_rss_mb(), st.meta);
+           st.best_epoch, mt.count, vj, tj, clock_monotonic_s() - t0, peak_rss_mb(), st.meta);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "ssna eval: %s\n", err);

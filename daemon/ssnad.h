@@ -24,6 +24,7 @@
 #include "daemon/http.h"
 #include "daemon/metrics.h"
 #include "ingest/kafka.h"
+#include "model/clock.h"
 #include "model/encoder.h"
 #include "model/panel.h"
 #include "model/ssna.h"
@@ -293,8 +294,6 @@ typedef struct Ssnad {
 } Ssnad;
 
 /* ---- ssnad_state.c ---- */
-double ssnad_now(void);      // monotonic seconds
-int64_t ssnad_wall_ms(void); // wall clock, ms since the epoch
 /* Open the store, the encoder, the models (from their checkpoints or fresh) and the item-state
  * matrices; begin the long-lived transaction. 0 or -1 with err. */
 int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen);

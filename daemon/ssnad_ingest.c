@@ -130,7 +130,7 @@ int ssnad_ingest_mark_pending(Ssnad *d, const char *user_id, char *err, size_t e
         rc = ssnad_userlist_push(&d->dirty, u) ? errmsg_fail(err, errlen, "out of memory") : 0;
         if (!rc) ssnad_users_set_dirty(&d->users, u, 1);
         u->src_partition = -1, u->src_offset = -1; // the event it answers is behind the store
-        u->src_seen_s = ssnad_now();
+        u->src_seen_s = clock_monotonic_s();
     }
     pthread_mutex_unlock(&d->serve_mu);
     return rc;
@@ -185,7 +185,7 @@ static int apply_event(Ssnad *d, const KafkaMessage *msg, char *err, size_t errl
         u->refill = 0; // the list answers this new event
         u->src_partition = msg->partition, u->src_offset = msg->offset;
         u->src_event_ms = ev->event_time_ms;
-        u->src_seen_s = ssnad_now();
+        u->src_seen_s = clock_monotonic_s();
     }
     pthread_mutex_unlock(&d->serve_mu);
     if (!u) goto done;
@@ -194,7 +194,7 @@ static int apply_event(Ssnad *d, const KafkaMessage *msg, char *err, size_t errl
     d->eps_count++;
     metric_counter_inc(d->m_events_applied);
     if (msg->timestamp_ms > 0) { // a catalogue load must not hold events back: this shows it
-        double lag = (double)(ssnad_wall_ms() - msg->timestamp_ms) * 1e-3;
+        double lag = (double)(clock_wall_ms() - msg->timestamp_ms) * 1e-3;
         metric_histogram_observe(d->m_apply_lag, lag);
         if (lag > d->apply_lag_max) metric_gauge_set(d->m_apply_lag_max, d->apply_lag_max = lag);
     }

@@ -288,7 +288,7 @@ static int apply_burst(Ssnad *d, KafkaConsumer *c, int items, int timeout_ms, in
 /* One turn: bursts of item and event messages, then embeddings, refreshes, lists and maybe a
  * checkpoint. */
 static int turn(Ssnad *d, char *err, size_t errlen) {
-    double t0 = ssnad_now();
+    double t0 = clock_monotonic_s();
     // when events come faster than lists can follow, a user with several events in one burst
     // gets one list for all of them: a longer burst is then more events per list, which is
     // what lets ingest run far ahead of the ~2,000 lists/s publishing rate
@@ -299,23 +299,23 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
     if (n_msg < 0) return -1;
     n_msg += n_items;
     if (d->fatal) return -1;
-    double t_polled = ssnad_now();
+    double t_polled = clock_monotonic_s();
     if (ssnad_embed_collect(d, err, errlen)) {
         d->fatal = 1, d->exit_code = SSNAD_EXIT_RESTART;
         return -1;
     }
-    double t_embed = ssnad_now();
+    double t_embed = clock_monotonic_s();
     ssnad_train_flush_offers(d);
     ssnad_train_take_refresh(d);
     if (ssnad_train_failed(d, err, errlen)) { // the models would stop learning unseen
         d->fatal = 1, d->exit_code = 1;
         return -1;
     }
-    double t_refresh = ssnad_now();
+    double t_refresh = clock_monotonic_s();
     size_t dirty = d->dirty.n;
     if (ssnad_publish_dirty(d, PUBLISH_BUDGET, err, errlen))
         log_error("publish failed", LOG_STR("error", err)); // lists are retried on the next event
-    double now = ssnad_now();
+    double now = clock_monotonic_s();
     if (now - t0 > SLOW_TURN)
         log_debug("slow turn", LOG_F64("seconds", now - t0), LOG_INT("messages", n_msg),
                   LOG_F64("apply_s", t_polled - t0), LOG_F64("embed_s", t_embed - t_polled),
@@ -385,12 +385,12 @@ int ssnad_run(const DaemonConfig *cfg) {
             log_error("loop stopped", LOG_STR("error", err));
             break;
         }
-        double now = ssnad_now();
+        double now = clock_monotonic_s();
         if (now - last_gauges >= GAUGE_PERIOD) update_gauges(d, now), last_gauges = now;
     }
     if (!d->fatal) { // answer every applied event before leaving
-        double t0 = ssnad_now();
-        while (d->dirty.n && ssnad_now() - t0 < 5.0 &&
+        double t0 = clock_monotonic_s();
+        while (d->dirty.n && clock_monotonic_s() - t0 < 5.0 &&
                !ssnad_publish_dirty(d, 1.0, err, sizeof err))
             ;
         kafka_producer_flush(d->producer, 5000, err, sizeof err);

@@ -4,15 +4,10 @@
 #include <string.h>
 
 #include "daemon/ssnad.h"
-
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull; // FNV-1a
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
+#include "model/hash.h"
 
 static SsnadUser **probe(SsnadUser **slots, size_t cap, const char *id) {
-    size_t i = hash_str(id) & (cap - 1);
+    size_t i = hash_fnv1a_str(id) & (cap - 1);
     while (slots[i] && strcmp(slots[i]->id, id)) i = (i + 1) & (cap - 1);
     return &slots[i];
 }
@@ -41,7 +36,7 @@ static void user_free(SsnadUser *u) {
 static void remove_slot(SsnadUserMap *m, size_t i) {
     m->slots[i] = NULL;
     for (size_t j = (i + 1) & (m->cap - 1); m->slots[j]; j = (j + 1) & (m->cap - 1)) {
-        size_t home = hash_str(m->slots[j]->id) & (m->cap - 1);
+        size_t home = hash_fnv1a_str(m->slots[j]->id) & (m->cap - 1);
         int in_between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!in_between) m->slots[i] = m->slots[j], m->slots[j] = NULL, i = j;
     }

@@ -320,7 +320,7 @@ static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *sc
     rec.n_items = (size_t)n, rec.items = sp;
     rec.model_version = version;
     rec.variant = v->cv.label;
-    rec.generated_at_ms = ssnad_wall_ms();
+    rec.generated_at_ms = clock_wall_ms();
     rec.source_topic = (char *)d->cfg->topic_events; // protobuf-c does not write through it
     rec.source_partition = u->src_partition;
     rec.source_offset = u->src_offset;
@@ -332,7 +332,7 @@ static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *sc
                                   buf, len, err, errlen))
         return -1;
     metric_counter_inc(v->m_published);
-    if (!u->refill) metric_histogram_observe(d->m_latency, ssnad_now() - u->src_seen_s);
+    if (!u->refill) metric_histogram_observe(d->m_latency, clock_monotonic_s() - u->src_seen_s);
     u->refill = 0;
     return 1;
 }
@@ -381,7 +381,7 @@ static int publish_batch(Ssnad *d, SsnadUser **us, int n, SsnadUser **failed, in
 }
 
 int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
-    double t0 = ssnad_now();
+    double t0 = clock_monotonic_s();
     if (d->deferred.n && !ssnad_embed_depth(d)) { // the texts they waited for are in
         for (size_t i = 0; i < d->deferred.n; i++)
             if (ssnad_userlist_push(&d->dirty, d->deferred.v[i])) {
@@ -415,7 +415,7 @@ int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
         pthread_mutex_unlock(&d->serve_mu);
         done += (size_t)n;
         for (int i = 0; i < n_failed; i++) d->dirty.v[kept++] = failed[i];
-        if (ssnad_now() - t0 > budget_s) break;
+        if (clock_monotonic_s() - t0 > budget_s) break;
     }
     if (done) { // (an empty list may have no array at all)
         memmove(d->dirty.v + kept, d->dirty.v + done, (d->dirty.n - done) * sizeof *d->dirty.v);

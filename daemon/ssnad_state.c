@@ -15,18 +15,6 @@
 #define PENDING_BLOB   "pending_lists"
 #define FLUSH_MS       10000 // a checkpoint waits this long for the outputs to be delivered
 
-double ssnad_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-int64_t ssnad_wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int load_pending(Ssnad *d, char *err, size_t errlen);
 
 /* ---- item matrices ---- */
@@ -318,7 +306,7 @@ int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen
         if (open_variant(d, i, err, errlen)) return -1;
     if (load_items(d, err, errlen) || load_counters(d, err, errlen) || load_pending(d, err, errlen))
         return -1;
-    d->last_checkpoint_s = ssnad_now();
+    d->last_checkpoint_s = clock_monotonic_s();
     log_info("state opened", LOG_STR("db", cfg->db_path), LOG_INT("items", d->n_items),
              LOG_INT("events_applied", d->events_applied), LOG_INT("variants", d->n_var));
     return 0;
@@ -451,7 +439,7 @@ static void commit_to_group(Ssnad *d, KafkaConsumer *c, const char *topic,
 }
 
 int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
-    double t0 = ssnad_now();
+    double t0 = clock_monotonic_s();
     if (!d->txn) {
         snprintf(err, errlen, "checkpoint: no open transaction");
         return -1;
@@ -462,7 +450,7 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     if (d->producer && kafka_producer_flush(d->producer, FLUSH_MS, perr, sizeof perr)) {
         if (kafka_producer_in_flight(d->producer) > 0) { // the broker is away: try again later
             log_warn("checkpoint postponed", LOG_STR("why", why), LOG_STR("error", perr));
-            d->last_checkpoint_s = ssnad_now();
+            d->last_checkpoint_s = clock_monotonic_s();
             return 0;
         }
         errmsg_fail(err, errlen, "checkpoint: outputs were lost: %s", perr);
@@ -479,12 +467,12 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     ssnad_embed_hold_back(d, offs, d->n_parts);
     size_t held = 0;
     for (size_t i = 0; i < d->n_parts; i++) held += offs[i].offset != d->parts[i].offset;
-    double t_embed = ssnad_now();
+    double t_embed = clock_monotonic_s();
     // the trainer writes snapshots between its steps; once it has stopped (a clean stop), the
     // models are written here, so no training is lost
     if (!rc && !d->train_started) rc = ssnad_snapshot_now(d, err, errlen);
     if (!rc) rc = ssnad_snapshot_put_refs(d, err, errlen);
-    double t_model = ssnad_now();
+    double t_model = clock_monotonic_s();
     if (!rc) rc = store_put_counter(d->txn, COUNTER_EVENTS, d->events_applied, err, errlen);
     size_t dlen;
     const void *dblob = ssnad_dedup_blob(&d->dedup, &dlen);
@@ -504,8 +492,8 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
         return -1;
     }
     ssnad_snapshot_committed(d);
-    double secs = ssnad_now() - t0;
-    d->last_checkpoint_s = ssnad_now();
+    double secs = clock_monotonic_s() - t0;
+    d->last_checkpoint_s = clock_monotonic_s();
     metric_counter_inc(d->m_checkpoints);
     metric_histogram_observe(d->m_ckpt_seconds, secs);
     log_info("checkpoint committed", LOG_STR("why", why), LOG_INT("events", d->events_applied),

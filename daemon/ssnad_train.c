@@ -115,7 +115,7 @@ void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len) {
     SsnadSeq *s = &d->offer_stage[(d->offer_head + d->offer_len++) % SSNAD_OFFER_STAGE];
     memcpy(s->seq, seq, (size_t)len * sizeof *seq);
     s->len = len;
-    s->offered_s = ssnad_now();
+    s->offered_s = clock_monotonic_s();
     metric_counter_inc(d->m_offered);
     ssnad_train_flush_offers(d);
 }
@@ -376,7 +376,7 @@ static void *train_main(void *arg) {
         return NULL;
     }
     TrainView views[CONFIG_VARIANTS_MAX] = {0};
-    for (int i = 0; i < d->n_var; i++) views[i].last_refresh = ssnad_now();
+    for (int i = 0; i < d->n_var; i++) views[i].last_refresh = clock_monotonic_s();
     pthread_mutex_lock(&d->feed_mu);
     while (!d->train_stop && !d->train_failed) {
         // without fresh sequences, replay-only steps continue until they add up to about two
@@ -418,18 +418,18 @@ static void *train_main(void *arg) {
             metric_gauge_set(v->m_loss, loss);
             metric_counter_add(v->m_seq_fresh, n_fresh);
             metric_counter_add(v->m_seq_replay, n - n_fresh);
-            double done = ssnad_now();
+            double done = clock_monotonic_s();
             for (int i = 0; i < n_fresh; i++)
                 metric_histogram_observe(v->m_freshness, done - batch[i].offered_s);
             // a refresh costs one item-tower pass over the catalogue: keep it under ~20% of
             // the trainer's time however large the catalogue grows
-            double since = ssnad_now() - tv->last_refresh;
+            double since = clock_monotonic_s() - tv->last_refresh;
             if ((++tv->refresh_steps >= REFRESH_STEPS || since >= REFRESH_SECONDS) &&
                 since >= 4 * tv->refresh_cost) {
-                double t0 = ssnad_now();
+                double t0 = clock_monotonic_s();
                 refresh(d, v, tv); // a failure ends the loop (train_failed)
-                tv->refresh_cost = ssnad_now() - t0;
-                tv->refresh_steps = 0, tv->last_refresh = ssnad_now();
+                tv->refresh_cost = clock_monotonic_s() - t0;
+                tv->refresh_steps = 0, tv->last_refresh = clock_monotonic_s();
             }
         }
         pthread_mutex_lock(&d->feed_mu);

@@ -1,6 +1,7 @@
 /* interactions.c - UniSRec .inter and generic CSV/TSV interaction readers with the paper's
  * preprocessing (iterative k-core, last-max_len truncation). */
 #include "ingest/interactions.h"
+#include "model/hash.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -35,12 +36,6 @@ typedef struct {
     char **by_index; /* [n] the keys in index order */
 } StrMap;
 
-static uint64_t str_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static int strmap_grow(StrMap *m) {
     size_t cap = m->cap ? 2 * m->cap : 1024;
     char **keys = calloc(cap, sizeof *keys);
@@ -54,7 +49,7 @@ static int strmap_grow(StrMap *m) {
     m->by_index = by;
     for (size_t i = 0; i < m->cap; i++)
         if (m->keys[i]) {
-            size_t j = str_hash(m->keys[i]) & (cap - 1);
+            size_t j = hash_fnv1a_str(m->keys[i]) & (cap - 1);
             while (keys[j]) j = (j + 1) & (cap - 1);
             keys[j] = m->keys[i], vals[j] = m->vals[i];
         }
@@ -66,7 +61,7 @@ static int strmap_grow(StrMap *m) {
 /* Index of key, adding it when absent; -1 on allocation failure. */
 static int strmap_index(StrMap *m, const char *key) {
     if (2 * (m->n + 1) > m->cap && strmap_grow(m)) return -1;
-    size_t j = str_hash(key) & (m->cap - 1);
+    size_t j = hash_fnv1a_str(key) & (m->cap - 1);
     while (m->keys[j]) {
         if (!strcmp(m->keys[j], key)) return m->vals[j];
         j = (j + 1) & (m->cap - 1);

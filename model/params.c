@@ -10,6 +10,7 @@
 #include "model/params.h"
 #include "model/errmsg.h"
 #include "model/pool.h"
+#include "model/hash.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -139,12 +140,6 @@ void adam_step(ParamSet *ps, const AdamConfig *cfg) {
 /* ---- serialisation -----------------------------------------------------------------------------
  */
 
-static uint64_t fnv1a(const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static size_t header_size(void) {
     return 8 + 4 + 4 + 8 + 8;
 }
@@ -187,7 +182,7 @@ size_t params_serialize(const ParamSet *ps, void **blob) {
     p = put(p, ps->params, ps->total * sizeof(float));
     p = put(p, ps->m, ps->total * sizeof(float));
     p = put(p, ps->v, ps->total * sizeof(float));
-    uint64_t sum = fnv1a(buf, (size_t)(p - buf));
+    uint64_t sum = hash_fnv1a(buf, (size_t)(p - buf));
     p = put(p, &sum, 8);
     *blob = buf;
     return len;
@@ -276,7 +271,7 @@ int params_deserialize(ParamSet *ps, const void *blob, size_t len, char *err, si
             "params blob: %zu bytes after the tensor table at offset %zu, expected %zu "
             "(truncated or padded)",
             len - r.pos, r.pos, data + 8);
-    uint64_t stored, sum = fnv1a(r.s, len - 8);
+    uint64_t stored, sum = hash_fnv1a(r.s, len - 8);
     memcpy(&stored, r.s + len - 8, 8);
     if (stored != sum)
         return errmsg_fail(err, errlen, "params blob: checksum mismatch at offset %zu (corrupted)",

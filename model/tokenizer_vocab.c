@@ -2,17 +2,12 @@
  * addressing over the id array, FNV-1a) and BPE merges (id pair -> rank, merged id). Both are
  * built once at load and only read afterwards, so concurrent look-ups need no locking. */
 #include "model/tokenizer_internal.h"
+#include "model/hash.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t hash_bytes(const char *s, size_t len) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
 
 /* Re-insert every id into a table of n_slots (a power of two, over twice the ids). */
 static int vocab_rehash(TokVocab *v, size_t n_slots) {
@@ -21,7 +16,7 @@ static int vocab_rehash(TokVocab *v, size_t n_slots) {
     memset(slots, 0xFF, n_slots * sizeof(*slots));
     for (int id = 0; id < v->n_ids; id++) {
         if (!v->tokens[id]) continue;
-        size_t i = hash_bytes(v->tokens[id], v->token_len[id]) & (n_slots - 1);
+        size_t i = hash_fnv1a(v->tokens[id], v->token_len[id]) & (n_slots - 1);
         while (slots[i] >= 0) i = (i + 1) & (n_slots - 1);
         slots[i] = id;
     }
@@ -33,7 +28,7 @@ static int vocab_rehash(TokVocab *v, size_t n_slots) {
 
 int tok_vocab_find(const TokVocab *v, const char *s, size_t len) {
     if (!v->n_slots) return -1;
-    size_t i = hash_bytes(s, len) & (v->n_slots - 1);
+    size_t i = hash_fnv1a(s, len) & (v->n_slots - 1);
     for (;;) {
         int id = v->slots[i];
         if (id < 0) return -1;
@@ -72,7 +67,7 @@ int tok_vocab_add(TokVocab *v, const char *s, size_t len, int id, char *err, siz
         if (vocab_rehash(v, 4 * (size_t)v->n_ids) != 0)
             return errmsg_fail(err, errlen, "out of memory");
     } else {
-        size_t i = hash_bytes(copy, len) & (v->n_slots - 1);
+        size_t i = hash_fnv1a(copy, len) & (v->n_slots - 1);
         while (v->slots[i] >= 0) i = (i + 1) & (v->n_slots - 1);
         v->slots[i] = id;
     }

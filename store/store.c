@@ -8,6 +8,7 @@
 #include "model/half.h"
 #include "model/json.h"
 #include "store/store_internal.h"
+#include "model/hash.h"
 
 #define ITEM_MAGIC   "SSIT"
 #define ITEM_VERSION 1
@@ -19,7 +20,7 @@
 #define CKPT_HEADER  24
 
 uint64_t store_text_hash(const char *text, size_t len) {
-    return store_fnv1a64(text, len);
+    return hash_fnv1a(text, len);
 }
 
 /* ---- identity ---- */
@@ -199,7 +200,7 @@ int store_put_item(StoreTxn *t, const char *item_id, uint64_t text_hash, const f
     put_u16(rec + 8, (uint16_t)layers);
     put_u32(rec + 12, (uint32_t)hidden);
     put_u64(rec + 16, text_hash);
-    put_u64(rec + 24, store_fnv1a64(payload, n * width));
+    put_u64(rec + 24, hash_fnv1a(payload, n * width));
     rc = store_txn_put(t, TABLE_ITEMS, item_id, klen, rec, size, err, errlen);
     free(rec);
     return rc;
@@ -238,7 +239,7 @@ static int read_item(Store *s, MDB_txn *txn, const char *item_id, size_t klen, S
     const unsigned char *payload = (const unsigned char *)v.mv_data + ITEM_HEADER;
     size_t n = (size_t)info->layers * (size_t)info->hidden;
     size_t width = info->dtype == STORE_F16 ? 2 : 4;
-    if (store_fnv1a64(payload, n * width) != get_u64((const unsigned char *)v.mv_data + 24))
+    if (hash_fnv1a(payload, n * width) != get_u64((const unsigned char *)v.mv_data + 24))
         return store_fail(s, err, errlen, STORE_ERR_CORRUPT,
                           "items['%s']: state checksum mismatch (damaged record)", item_id);
     if (states_cap < n)

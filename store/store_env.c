@@ -34,16 +34,6 @@ int store_fail(const Store *s, char *err, size_t errlen, int code, const char *f
     return code;
 }
 
-uint64_t store_fnv1a64(const void *data, size_t len) {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 /* Keys are ids as given; LMDB caps them at STORE_KEY_MAX bytes. */
 int store_check_key(const Store *s, const char *what, const char *key, size_t *len, char *err,
                     size_t errlen) {

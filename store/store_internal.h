@@ -79,8 +79,6 @@ int store_db_count(Store *s, StoreTxn *t, int table, size_t *count, char *err, s
 /* Parse an identity JSON object into its item shape; STORE_ERR naming the bad member. */
 int store_parse_shape(const Store *s, const char *json, size_t len, StoreItemShape *shape,
                       char *err, size_t errlen);
-/* 64-bit FNV-1a. */
-uint64_t store_fnv1a64(const void *data, size_t len);
 /* A non-empty id of at most STORE_KEY_MAX bytes: STORE_OK with *len, else STORE_ERR naming what. */
 int store_check_key(const Store *s, const char *what, const char *key, size_t *len, char *err,
                     size_t errlen);

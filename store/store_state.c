@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "store/store_internal.h"
+#include "model/hash.h"
 
 #define USER_MAGIC   "SSUS"
 #define USER_HEADER  16
@@ -171,7 +172,7 @@ int store_put_checkpoint(StoreTxn *t, const char *name, const void *blob, size_t
     memcpy(rec, CKPT_MAGIC, 4);
     put_u32(rec + 4, CKPT_VERSION);
     put_u64(rec + 8, len);
-    put_u64(rec + 16, store_fnv1a64(blob, len));
+    put_u64(rec + 16, hash_fnv1a(blob, len));
     if (len) memcpy(rec + CKPT_HEADER, blob, len);
     rc = store_txn_put(t, TABLE_CHECKPOINT, name, klen, rec, CKPT_HEADER + len, err, errlen);
     free(rec);
@@ -198,7 +199,7 @@ int store_get_checkpoint(Store *s, StoreTxn *t, const char *name, void **blob, s
             rc = store_fail(s, err, errlen, STORE_ERR_CORRUPT,
                             "checkpoint['%s']: %zu-byte record is truncated or damaged", name,
                             (size_t)v.mv_size);
-        } else if (store_fnv1a64(p + CKPT_HEADER, n) != get_u64(p + 16)) {
+        } else if (hash_fnv1a(p + CKPT_HEADER, n) != get_u64(p + 16)) {
             rc = store_fail(s, err, errlen, STORE_ERR_CORRUPT,
                             "checkpoint['%s']: checksum mismatch (damaged record)", name);
         } else if (!(*blob = malloc(n ? n : 1))) {
