@@ -3,6 +3,7 @@
  *
  * A list never holds an item of the user's own (last 50) sequence, nor an item whose states have
  * not arrived (catalogue placeholders). Scores are cos(u, v*) / tau, best first. */
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,43 +428,12 @@ int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
 
 /* ---- /recommend ---- */
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int oom;
-} Buf;
-
-static void put(Buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 1024) + n;
-        char *ns = realloc(b->s, cap);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns, b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-
-static void put_json_string(Buf *b, const char *s) {
-    put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c;
-            put(b, esc, 2);
-        } else if (c < 0x20) {
-            put(b, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", c));
-        } else {
-            put(b, (const char *)&c, 1);
-        }
-    }
-    put(b, "\"", 1);
+/* A JSON string of s (stored ids and texts were checked as UTF-8 on the way in, so jansson, which
+ * refuses invalid UTF-8, takes them; anything else shows as U+FFFD rather than breaking the
+ * document). */
+static json_t *json_text(const char *s) {
+    json_t *j = json_string(s);
+    return j ? j : json_string("\xef\xbf\xbd");
 }
 
 int ssnad_http_recommend(void *ctx, const char *user, char **body, size_t *body_len) {
@@ -486,32 +456,25 @@ int ssnad_http_recommend(void *ctx, const char *user, char **body, size_t *body_
     float scores[1000];
     int n =
         ssnad_top_k(d, variant, seq, (int)len, (int)d->cfg->top_k, ids, scores, err, sizeof err);
-    Buf b = {0};
-    char num[64];
-    put(&b, "{\"user\":", 8);
-    put_json_string(&b, user);
-    put(&b, ",\"variant\":", 11);
-    put_json_string(&b, d->var[variant].cv.label);
-    put(&b, num,
-        (size_t)snprintf(num, sizeof num, ",\"model_version\":%lld,\"items\":[",
-                         (long long)d->var[variant].serve_steps));
-    for (int i = 0; i < n; i++) {
+    json_t *items = n >= 0 ? json_array() : NULL;
+    for (int i = 0; i < n && items; i++) {
         const char *id = d->item_ids[ids[i]];
         char *text = NULL; // committed text; an item newer than the last checkpoint shows ""
         store_catalogue_get(d->store, NULL, id, NULL, &text, NULL, err, sizeof err);
-        put(&b, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6);
-        put_json_string(&b, id);
-        put(&b, num, (size_t)snprintf(num, sizeof num, ",\"score\":%.6g,\"text\":", scores[i]));
-        put_json_string(&b, text ? text : "");
-        put(&b, "}", 1);
+        if (json_array_append_new(items, json_pack("{s:o, s:f, s:o}", "id", json_text(id), "score",
+                                                   (double)scores[i], "text",
+                                                   json_text(text ? text : ""))))
+            json_decref(items), items = NULL;
         free(text);
     }
+    json_t *doc = items ? json_pack("{s:o, s:s, s:I, s:o}", "user", json_text(user), "variant",
+                                    d->var[variant].cv.label, "model_version",
+                                    (json_int_t)d->var[variant].serve_steps, "items", items)
+                        : NULL;
     pthread_mutex_unlock(&d->serve_mu);
-    put(&b, "]}\n", 3);
-    if (n < 0 || b.oom) {
-        free(b.s);
-        return 500;
-    }
-    *body = b.s, *body_len = b.len;
+    char *out = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(doc);
+    if (!out) return 500;
+    *body = out, *body_len = strlen(out);
     return 200;
 }

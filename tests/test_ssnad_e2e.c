@@ -521,6 +521,17 @@ int main(void) {
     CHECK(metrics && strstr(metrics, "ssnad_online_hit_rate"));
     CHECK(health && strstr(health, " 200 "));
     CHECK(rec && (strstr(rec, " 200 ") || strstr(rec, " 404 ")));
+    if (rec && strstr(rec, " 200 ")) { // a JSON document that names the user and holds items
+        json_error_t jerr;
+        const char *body = strstr(rec, "\r\n\r\n");
+        json_t *doc = body ? json_loads(body + 4, 0, &jerr) : NULL;
+        CHECK_MSG(doc != NULL, "/recommend is not JSON: %s", body ? jerr.text : rec);
+        CHECK(!strcmp(json_string_value(json_object_get(doc, "user")), "A1SWWHE1L3XR3V"));
+        json_t *items = json_object_get(doc, "items");
+        CHECK(json_array_size(items) > 0 &&
+              json_is_string(json_object_get(json_array_get(items, 0), "text")));
+        json_decref(doc);
+    }
     double scored = metrics ? harness_metric_sum(metrics, "ssnad_online_scored_total") : 0;
     double hits = metrics ? harness_metric_sum(metrics, "ssnad_online_hits_total") : 0;
     check_abtest(abtest, scored, hits);
