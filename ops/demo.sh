@@ -97,8 +97,22 @@ awk -v a="$applied" -v s="$start" -v e="$end" \
     'BEGIN { printf "events applied: %d in %.1f s (%.0f events/s end to end, embedding included)\n", a, e - s, a / (e - s) }'
 echo "recommendation lists published: $(metric ssnad_recommendations_published_total)"
 echo "training steps: $(metric ssnad_train_steps_total)"
-echo "online metrics per variant (prequential: was the next item in the list last published?):"
-curl -sf "http://$http/metrics" | grep -E '^ssnad_online_(hit_rate|ndcg)\{' | sed 's/^/  /'
+echo "training: $(metric ssnad_train_offered_total) sequences offered, $(metric ssnad_train_sequences_total 'source="fresh"') trained fresh, $(metric ssnad_train_fresh_dropped_total) dropped"
+echo "live A/B per arm (prequential: was the next item in the list last published? GET /abtest):"
+curl -sf "http://$http/abtest" | /usr/bin/python3 -c '
+import json, sys
+ab = json.load(sys.stdin)
+def iv(x):
+    return "-" if x["estimate"] is None else "%.4f [%.4f, %.4f]" % (x["estimate"], x["low"], x["high"])
+k = ab["k"]
+print("  | arm | lists scored | hit@%d [95%% CI] | NDCG@%d [95%% CI] | hit@%d vs %s: difference [95%% CI], p |" % (k, k, k, ab["control"]))
+print("  |---|---|---|---|---|")
+for a in ab["arms"]:
+    c = a["cumulative"]
+    vs = a.get("vs_control", {}).get("cumulative", {}).get("hit_rate")
+    d = "(control)" if vs is None else ("-" if vs["difference"] is None else "%+.4f [%+.4f, %+.4f], p %.3g" % (vs["difference"], vs["low"], vs["high"], vs["p_value"] if vs["p_value"] is not None else float("nan")))
+    print("  | %s | %d | %s | %s | %s |" % (a["variant"], c["scored"], iv(c["hit_rate"]), iv(c["ndcg"]), d))
+'
 user=$(awk -F'\t' 'NR == 2 { print $1 }' "$data"/*.test.inter)
 user_id=$(awk -F'\t' -v u="$user" '$2 == u { print $1; exit }' "$data"/*.user2index 2>/dev/null || true)
 user_id="${user_id:-$user}"
