@@ -1,5 +1,6 @@
 /* log.c - see log.h. */
 #include "daemon/log.h"
+#include "model/utf8.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -39,32 +40,6 @@ static void line_put(LogLine *l, const char *s, size_t n) {
 
 static void line_puts(LogLine *l, const char *s) {
     line_put(l, s, strlen(s));
-}
-
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one (overlongs, surrogates and
- * code points over U+10FFFF are invalid). */
-static size_t utf8_sequence_length(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len;
-    unsigned cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
 }
 
 /* Append s escaped for a JSON string (json != 0) or a quoted text value; invalid UTF-8 becomes

@@ -8,6 +8,7 @@
  */
 #include "ingest/codec.h"
 #include "model/errmsg.h"
+#include "model/utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -19,39 +20,6 @@ CodecLimits codec_limits_default(void) {
     return (CodecLimits){.max_id_bytes = CODEC_DEFAULT_MAX_ID_BYTES,
                          .max_text_bytes = CODEC_DEFAULT_MAX_TEXT_BYTES,
                          .max_message_bytes = CODEC_DEFAULT_MAX_MESSAGE_BYTES};
-}
-
-int codec_utf8_check(const uint8_t *s, size_t n, size_t *bad_at) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        size_t len;
-        uint32_t min, cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            len = 2, min = 0x80, cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3, min = 0x800, cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4, min = 0x10000, cp = c & 0x07;
-        } else {
-            goto bad;
-        }
-        if (len > n - i) goto bad;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) goto bad;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        // overlong forms, UTF-16 surrogates and code points past Unicode are not UTF-8
-        if (cp < min || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) goto bad;
-        i += len;
-    }
-    return 0;
-bad:
-    if (bad_at) *bad_at = i;
-    return -1;
 }
 
 /* Ids are short keys; every other string is text with its own, larger limit. */
@@ -76,7 +44,7 @@ static int check_string(const char *path, const ProtobufCFieldDescriptor *f, con
     if (nul)
         return errmsg_fail(err, errlen, "%s.%s (tag %u): NUL byte at byte %zu %s", path, f->name,
                            f->id, (size_t)(nul - s) + shift, of);
-    if (codec_utf8_check(s, n, &bad))
+    if ((bad = utf8_invalid_at(s, n)) < n)
         return errmsg_fail(err, errlen, "%s.%s (tag %u): invalid UTF-8 at byte %zu %s", path,
                            f->name, f->id, bad + shift, of);
     return 0;

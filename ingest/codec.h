@@ -32,10 +32,6 @@ typedef struct {
 /* The defaults: 256-byte ids, 64 KiB texts, 1 MiB messages. */
 CodecLimits codec_limits_default(void);
 
-/* Whether s[0..n) is valid UTF-8 (shortest form, no surrogates, at most U+10FFFF). Returns 0 if
- * valid, else -1 with *bad_at (may be NULL) set to the offset of the first bad byte. */
-int codec_utf8_check(const uint8_t *s, size_t n, size_t *bad_at);
-
 /* Validate and encode msg into a malloc'd buffer *out of *out_len bytes (the caller frees it,
  * or hands it to librdkafka with RD_KAFKA_MSG_F_FREE). */
 int codec_interaction_encode(const Ssna__Interaction *msg, const CodecLimits *limits, uint8_t **out,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "model/json.h"
+#include "model/utf8.h"
 
 #define READ_CHUNK  (64 << 10)
 #define MAX_COLUMNS 64
@@ -34,38 +35,6 @@ struct ItemsReader {
     JsonValue json;
     int have_json;
 };
-
-size_t items_utf8_invalid_at(const char *str, size_t len) {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            if (c == 0xe0) lo = 0xa0; /* overlong */
-            if (c == 0xed) hi = 0x9f; /* UTF-16 surrogates */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            if (c == 0xf0) lo = 0x90; /* overlong */
-            if (c == 0xf4) hi = 0x8f; /* past U+10FFFF */
-        } else {
-            return i;
-        }
-        if (i + n > len || s[i + 1] < lo || s[i + 1] > hi) return i;
-        for (size_t k = 2; k < n; k++)
-            if ((s[i + k] & 0xc0) != 0x80) return i;
-        i += n;
-    }
-    return len;
-}
 
 const char *items_format_name(ItemsFormat format) {
     switch (format) {
@@ -158,7 +127,7 @@ static int next_line(ItemsReader *r, char **line, size_t *len, char *err, size_t
 
 static int check_utf8(ItemsReader *r, const char *what, const char *s, size_t len,
                       long long file_offset, char *err, size_t errlen) {
-    size_t bad = items_utf8_invalid_at(s, len);
+    size_t bad = utf8_invalid_at(s, len);
     if (bad == len) return 0;
     return errmsg_fail(err, errlen,
                        "%s:%ld: invalid UTF-8 in %s at byte %lld of the file (byte 0x%02x)",

@@ -56,7 +56,4 @@ ItemsFormat items_format(const ItemsReader *r);
 /* Name of a format: "atomic", "jsonl" or "auto". */
 const char *items_format_name(ItemsFormat format);
 
-/* Offset of the first byte that is not valid UTF-8 in s[0..len), or len when all of it is. */
-size_t items_utf8_invalid_at(const char *s, size_t len);
-
 #endif

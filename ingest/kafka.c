@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "ingest/codec.h"
+#include "model/utf8.h"
 
 #define SETTING_PREFIX "kafka."
 
@@ -457,8 +458,7 @@ int kafka_dead_letter_publish(KafkaProducer *p, const char *topic, const KafkaMe
     char *why = malloc(n + 2);
     if (!why) return errmsg_fail(err, errlen, "dead letter: out of memory");
     memcpy(why, reason ? reason : "", n + 1);
-    size_t bad;
-    while (codec_utf8_check((const uint8_t *)why, n, &bad)) why[bad] = '?';
+    for (size_t bad; (bad = utf8_invalid_at(why, n)) < n;) why[bad] = '?';
     if (!n) strcpy(why, "?");
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);

@@ -1,6 +1,7 @@
 /* json.c - recursive-descent JSON parser. Depth is bounded so hostile input cannot exhaust the
  * stack; every read is bounds-checked against the input length, never a NUL terminator. */
 #include "model/json.h"
+#include "model/utf8.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -78,30 +79,6 @@ static size_t utf8_encode(uint32_t cp, char *out) {
     out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
     out[3] = (char)(0x80 | (cp & 0x3F));
     return 4;
-}
-
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid (overlongs, surrogates and
- * code points above U+10FFFF are invalid). */
-static size_t utf8_valid_len(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    size_t need;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0)
-        need = 2, cp = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0)
-        need = 3, cp = c & 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0)
-        need = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (need > n) return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return need;
 }
 
 static int parse_hex4(Parser *p, uint32_t *out) {
@@ -202,7 +179,8 @@ static int parse_string(Parser *p, char **out, size_t *outlen) {
             while (p->pos < p->len) {
                 unsigned char d = (unsigned char)p->s[p->pos];
                 if (d == '"' || d == '\\' || d < 0x20) break;
-                size_t k = utf8_valid_len((const unsigned char *)p->s + p->pos, p->len - p->pos);
+                size_t k =
+                    utf8_sequence_length((const unsigned char *)p->s + p->pos, p->len - p->pos);
                 if (!k) {
                     rc = fail(p, "invalid UTF-8 byte 0x%02x in string", d);
                     break;

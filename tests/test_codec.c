@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "ingest/codec.h"
+#include "model/utf8.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint32_t next_u32(void) {
@@ -15,33 +16,6 @@ static uint32_t next_u32(void) {
 
 static int contains(const char *s, const char *what) {
     return strstr(s, what) != NULL;
-}
-
-static void test_utf8(void) {
-    size_t at = 99;
-    CHECK(codec_utf8_check((const uint8_t *)"", 0, &at) == 0);
-    const char ok[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
-    CHECK(codec_utf8_check((const uint8_t *)ok, strlen(ok), &at) == 0);
-    struct {
-        const char *s;
-        size_t bad_at;
-    } bad[] = {
-        {"ab\x80", 2},             // lone continuation byte
-        {"a\xc3", 1},              // truncated 2-byte form
-        {"\xc0\xaf", 0},           // overlong '/'
-        {"xy\xe0\x80\xaf", 2},     // overlong 3-byte form
-        {"\xed\xa0\x80", 0},       // UTF-16 surrogate
-        {"ok\xf4\x90\x80\x80", 2}, // past U+10FFFF
-        {"\xff", 0},
-        {"abc\xe2\x82", 3}, // truncated at the end
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        at = 99;
-        CHECK_MSG(codec_utf8_check((const uint8_t *)bad[i].s, strlen(bad[i].s), &at) == -1,
-                  "case %zu", i);
-        CHECK_MSG(at == bad[i].bad_at, "case %zu: bad byte %zu, expected %zu", i, at,
-                  bad[i].bad_at);
-    }
 }
 
 /* Every shorter prefix of a valid encoding either fails cleanly or, where it ends on a field
@@ -306,8 +280,7 @@ static void test_garbage(void) {
         if (codec_interaction_decode(buf, len, NULL, &out, err, sizeof err) == 0) {
             accepted++;
             CHECK(out && out->user_id[0] && out->item_id[0]);
-            size_t at;
-            CHECK(codec_utf8_check((uint8_t *)out->user_id, strlen(out->user_id), &at) == 0);
+            CHECK(utf8_invalid_at(out->user_id, strlen(out->user_id)) == strlen(out->user_id));
             codec_interaction_free(out);
         } else {
             rejected++;
@@ -320,7 +293,6 @@ static void test_garbage(void) {
 }
 
 int main(void) {
-    test_utf8();
     test_interaction();
     test_item();
     test_recommendations();

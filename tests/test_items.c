@@ -336,19 +336,6 @@ static void test_malformed_jsonl(const char *tmp) {
     unlink(path);
 }
 
-static void test_utf8(void) {
-    CHECK(items_utf8_invalid_at("", 0) == 0);
-    CHECK(items_utf8_invalid_at("abc", 3) == 3);
-    CHECK(items_utf8_invalid_at("\xf4\x8f\xbf\xbf", 4) == 4);  /* U+10FFFF */
-    CHECK(items_utf8_invalid_at("a\xf4\x90\x80\x80", 5) == 1); /* past U+10FFFF */
-    CHECK(items_utf8_invalid_at("ab\xe2\x82", 4) == 2);        /* truncated */
-    CHECK(items_utf8_invalid_at("\xe0\x80\x80", 3) == 0);      /* overlong */
-    CHECK(items_utf8_invalid_at("\xc1\xbf", 2) == 0);          /* overlong */
-    CHECK(items_utf8_invalid_at("x\x80", 2) == 1);             /* stray continuation */
-    CHECK(items_utf8_invalid_at("\xed\x9f\xbf", 3) == 3);      /* U+D7FF is fine */
-    CHECK(items_utf8_invalid_at("\xee\x80\x80\xf8", 4) == 3);
-}
-
 int main(void) {
     const char *data = getenv("SSNA_DATA_DIR");
     CHECK_MSG(data && *data, "SSNA_DATA_DIR is not set: the shipped data sets are required");
@@ -357,7 +344,6 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
-    test_utf8();
     if (data && *data) {
         test_scientific(data, tmp);
         test_games(data);
