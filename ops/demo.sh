@@ -13,7 +13,8 @@
 # at most N events; default all), SSNA_DEMO_RATE (events/s; default 1000, 0 = as fast as the
 # broker takes them: ssnad then ingests far ahead of its lists and training), SSNA_KAFKA_PORT (default 19092), SSNA_DEMO_HTTP (default
 # 127.0.0.1:18080), SSNA_DEMO_TIMEOUT (seconds to wait for ssnad to apply the stream; 900),
-# SSNA_DEMO_VARIANTS (the A/B arms; default gru:a=3,mean:a=3; e.g. gru:a=3,gru:a=3:loss=inbatch).
+# SSNA_DEMO_VARIANTS (the A/B arms; default gru:a=3,mean:a=3; e.g. gru:a=3,gru:a=3:loss=inbatch),
+# SSNA_DEMO_SET (more ssnad settings, space-separated key=value, e.g. "train.lr=0.001 train.batch=32").
 # Re-running starts from a clean work/demo.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,10 +49,12 @@ say "starting Kafka on 127.0.0.1:$port"
 SSNA_KAFKA_PORT="$port" bash "$root/ops/kafka.sh" start "$work/kafka"
 
 say "starting ssnad (log: $work/ssnad.log, HTTP: http://$http)"
+extra_set=()
+for kv in ${SSNA_DEMO_SET:-}; do extra_set+=(--set "$kv"); done
 "$ssnad" --set brokers="127.0.0.1:$port" --set db.path="$work/db" \
     --set model.dir="$root/models/minilm-l6" --set variants="${SSNA_DEMO_VARIANTS:-gru:a=3,mean:a=3}" \
     --set http.listen="$http" --set log.format=text --set checkpoint.every_seconds=10 \
-    >"$work/ssnad.log" 2>&1 &
+    "${extra_set[@]}" >"$work/ssnad.log" 2>&1 &
 ssnad_pid=$!
 
 metric() { # metric NAME [LABEL-FILTER]: sum of the series of NAME whose labels match the filter
