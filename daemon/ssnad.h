@@ -6,10 +6,14 @@
  *   embed    runs the frozen encoder over queued item texts (bounded queue);
  *   train    trains each variant's training copy round-robin and hands refreshed parameters +
  *            item vectors to the main thread;
- *   http     (daemon/http.c) answers /recommend under Ssnad.serve_mu.
+ *   publish  (publish.threads = 2) scores the second half of each batch of lists;
+ *   http     libmicrohttpd's thread (daemon/http.c): /healthz, /metrics, /abtest, and /recommend
+ *            under Ssnad.serve_mu.
  * Modules: ssnad_state.c (store, models, item-state matrix, checkpoint, dump), ssnad_map.c
- * (user table, duplicate window), ssnad_embed.c, ssnad_train.c, ssnad_ingest.c,
- * ssnad_publish.c, ssnad_loop.c (the loop, metrics, hooks).
+ * (user table, duplicate window), ssnad_embed.c, ssnad_train.c (trainer, training feed),
+ * ssnad_snapshot.c (model snapshots), ssnad_warm.c (init=PATH), ssnad_ingest.c, ssnad_publish.c
+ * (lists, refills, /recommend), ssnad_loop.c (the loop, metrics, hooks); abtest.c and abstats.c
+ * (the live A/B and its statistics).
  */
 #ifndef SSNA_DAEMON_SSNAD_H
 #define SSNA_DAEMON_SSNAD_H
