@@ -215,11 +215,12 @@ static int read_config(Encoder *e, const JsonValue *cfg, const char *path, char 
     e->eps = (float)json_get_number(cfg, "layer_norm_eps", 1e-12);
     e->position_offset = 0;
     if (e->family == ENCODER_ROBERTA) {
-        e->position_offset = (int)json_get_number(cfg, "pad_token_id", 1) + 1;
-        if (e->position_offset < 0 || e->position_offset >= e->n_positions) {
+        int pad = 1;
+        if (json_get_int(cfg, "pad_token_id", 1, &pad) || pad < -1 || pad >= e->n_positions - 1) {
             snprintf(err, errlen, "%s: pad_token_id leaves no positions", path);
             return -1;
         }
+        e->position_offset = pad + 1;
     }
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "model/utf8.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,6 +414,23 @@ const JsonValue *json_get(const JsonValue *v, const char *key) {
 double json_get_number(const JsonValue *v, const char *key, double dflt) {
     const JsonValue *m = json_get(v, key);
     return m && m->type == JSON_NUMBER ? m->number : dflt;
+}
+
+int json_number_int(const JsonValue *v, int *out) {
+    if (!v || v->type != JSON_NUMBER || !(v->number >= INT_MIN && v->number <= INT_MAX) ||
+        v->number != (double)(int)v->number)
+        return -1;
+    *out = (int)v->number;
+    return 0;
+}
+
+int json_get_int(const JsonValue *v, const char *key, int dflt, int *out) {
+    const JsonValue *m = json_get(v, key);
+    if (!m || m->type != JSON_NUMBER) {
+        *out = dflt;
+        return 0;
+    }
+    return json_number_int(m, out);
 }
 
 const char *json_get_string(const JsonValue *v, const char *key, const char *dflt) {

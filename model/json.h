@@ -37,6 +37,11 @@ void json_free(JsonValue *v);
 const JsonValue *json_get(const JsonValue *v, const char *key);
 /* Typed look-ups with a default when the member is absent or of another type. */
 double json_get_number(const JsonValue *v, const char *key, double dflt);
+/* A number that is a whole int: *out = it and 0; -1 when it is not (a fraction, or outside
+ * INT_MIN .. INT_MAX, where a C cast would be undefined). */
+int json_number_int(const JsonValue *v, int *out);
+/* Member key as an int: dflt when absent or not a number, -1 when a number but not a whole int. */
+int json_get_int(const JsonValue *v, const char *key, int dflt, int *out);
 const char *json_get_string(const JsonValue *v, const char *key, const char *dflt);
 int json_get_bool(const JsonValue *v, const char *key, int dflt);
 

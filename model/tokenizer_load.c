@@ -151,13 +151,12 @@ static int vocab_from_object(Tokenizer *t, const JsonValue *vocab, const char *p
     if (!vocab || vocab->type != JSON_OBJECT || vocab->len == 0)
         return errmsg_fail(err, errlen, "%s: the vocabulary is missing or not an object", path);
     for (size_t i = 0; i < vocab->len; i++) {
-        const JsonValue *v = &vocab->items[i];
-        if (v->type != JSON_NUMBER || v->number != (double)(int)v->number)
+        int id;
+        if (json_number_int(&vocab->items[i], &id))
             return errmsg_fail(err, errlen, "%s: vocabulary entry \"%s\" has no integer id", path,
                                vocab->keys[i]);
         char msg[160];
-        if (tok_vocab_add(&t->vocab, vocab->keys[i], vocab->key_lens[i], (int)v->number, msg,
-                          sizeof(msg)) != 0)
+        if (tok_vocab_add(&t->vocab, vocab->keys[i], vocab->key_lens[i], id, msg, sizeof(msg)) != 0)
             return errmsg_fail(err, errlen, "%s: vocabulary: %s", path, msg);
     }
     return 0;
@@ -311,7 +310,8 @@ static int json_model(Tokenizer *t, const JsonValue *m, const char *path, char *
         t->model = TOK_MODEL_WORDPIECE;
         if (t->unk_id < 0)
             return errmsg_fail(err, errlen, "%s: WordPiece needs an unk_token", path);
-        t->max_chars_per_word = (int)json_get_number(m, "max_input_chars_per_word", 100);
+        if (json_get_int(m, "max_input_chars_per_word", 100, &t->max_chars_per_word))
+            return errmsg_fail(err, errlen, "%s: max_input_chars_per_word is not an integer", path);
         return set_string(t->subword_prefix, sizeof(t->subword_prefix), &t->subword_prefix_len,
                           prefix ? prefix : "##", path, "continuing_subword_prefix", err, errlen);
     }
@@ -339,12 +339,13 @@ static int json_added_tokens(Tokenizer *t, const JsonValue *list, const char *pa
     for (size_t i = 0; list && list->type == JSON_ARRAY && i < list->len; i++) {
         const JsonValue *a = &list->items[i], *content = json_get(a, "content");
         const JsonValue *id = json_get(a, "id");
-        if (!content || content->type != JSON_STRING || !id || id->type != JSON_NUMBER)
-            return errmsg_fail(err, errlen, "%s: added_tokens[%zu] needs content and id", path, i);
+        int tid;
+        if (!content || content->type != JSON_STRING || json_number_int(id, &tid))
+            return errmsg_fail(err, errlen, "%s: added_tokens[%zu] needs content and an integer id",
+                               path, i);
         if (json_get_bool(a, "single_word", 0))
             return errmsg_fail(err, errlen, "%s: added token \"%s\": single_word is not supported",
                                path, content->str);
-        int tid = (int)id->number;
         /* added tokens may extend the model's vocabulary */
         if (tok_vocab_find(&t->vocab, content->str, content->len) < 0 &&
             (tid >= t->vocab.n_ids || !t->vocab.tokens[tid])) {
@@ -379,10 +380,16 @@ int tok_load_tokenizer_json(Tokenizer *t, const char *path, char *err, size_t er
     if (t->byte_level && t->model == TOK_MODEL_BPE) byte_level_ids(t);
     const JsonValue *trunc = json_get(&root, "truncation");
     if (trunc && trunc->type == JSON_OBJECT)
-        t->max_len = (int)json_get_number(trunc, "max_length", TOK_DEFAULT_MAX_LEN);
+        if (json_get_int(trunc, "max_length", TOK_DEFAULT_MAX_LEN, &t->max_len)) {
+            errmsg_fail(err, errlen, "%s: truncation.max_length is not an integer", path);
+            goto done;
+        }
     const JsonValue *pad = json_get(&root, "padding");
     if (pad && pad->type == JSON_OBJECT) {
-        t->pad_id = (int)json_get_number(pad, "pad_id", 0);
+        if (json_get_int(pad, "pad_id", 0, &t->pad_id)) {
+            errmsg_fail(err, errlen, "%s: padding.pad_id is not an integer", path);
+            goto done;
+        }
     } else {
         int id = tok_vocab_find(&t->vocab, "[PAD]", 5);
         t->pad_id = id >= 0 ? id : (id = tok_vocab_find(&t->vocab, "<pad>", 5)) >= 0 ? id : 0;
@@ -431,7 +438,8 @@ int tok_load_vocab_txt(Tokenizer *t, const char *dir, char *err, size_t errlen) 
         t->lowercase = json_get_bool(&cfg, "do_lower_case", 1);
         t->cjk_chars = json_get_bool(&cfg, "tokenize_chinese_chars", 1);
         t->strip_accents = json_get_bool(&cfg, "strip_accents", t->lowercase);
-        int max_len = (int)json_get_number(&cfg, "model_max_length", 0);
+        int max_len = 0; // absent, or not a whole int (1e30 is common here): no limit from it
+        if (json_get_int(&cfg, "model_max_length", 0, &max_len)) max_len = 0;
         if (max_len > 0 && max_len < TOK_DEFAULT_MAX_LEN) t->max_len = max_len;
         json_free(&cfg);
     } else {
@@ -513,7 +521,8 @@ static void cap_by_config(Tokenizer *t, const char *dir) {
     JsonValue cfg;
     char msg[256];
     if (json_parse_file(&cfg, path, msg, sizeof(msg)) != 0) return; /* the encoder reports it */
-    int mpe = (int)json_get_number(&cfg, "max_position_embeddings", 0);
+    int mpe = 0;
+    if (json_get_int(&cfg, "max_position_embeddings", 0, &mpe)) mpe = 0;
     if (mpe > 0 && mpe < t->max_len) t->max_len = mpe;
     json_free(&cfg);
 }

@@ -75,5 +75,19 @@ int main(void) {
         if (json_parse(&v, doc, k, err, sizeof err) == 0) clean = 0, json_free(&v);
     }
     CHECK(clean);
+    /* whole ints only, within int: a C cast of 3.3e114 or 2^31 would be undefined behaviour
+     * (fuzz_tokfiles found it in a tokenizer.json vocabulary id) */
+    const char *nums = "{\"big\": 3.3e114, \"max\": 2147483647, \"over\": 2147483648, "
+                       "\"min\": -2147483648, \"half\": 1.5, \"s\": \"7\"}";
+    CHECK(json_parse(&v, nums, strlen(nums), err, sizeof err) == 0);
+    int x = 0;
+    CHECK(json_get_int(&v, "big", 5, &x) == -1 && json_get_int(&v, "over", 5, &x) == -1);
+    CHECK(json_get_int(&v, "half", 5, &x) == -1);
+    CHECK(json_get_int(&v, "max", 5, &x) == 0 && x == 2147483647);
+    CHECK(json_get_int(&v, "min", 5, &x) == 0 && x == -2147483647 - 1);
+    CHECK(json_get_int(&v, "absent", 5, &x) == 0 && x == 5);
+    CHECK(json_get_int(&v, "s", 5, &x) == 0 && x == 5); /* not a number: the default */
+    CHECK(json_number_int(json_get(&v, "big"), &x) == -1 && json_number_int(NULL, &x) == -1);
+    json_free(&v);
     return check_done();
 }
