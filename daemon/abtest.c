@@ -12,7 +12,6 @@ typedef struct {
     char *name;
     double weight;
     double upper; /* cumulative share: users with u in [previous upper, upper) get this variant */
-    AbTestStats stats;
     AbSums all, win; /* since start; over the ring */
     float *ring;     /* [window] NDCG of the last scored lists (0: a miss); the oldest at head */
     size_t ring_head, ring_n, since_resum;
@@ -248,20 +247,14 @@ int abtest_observe(AbTest *ab, int variant, const int64_t *published, size_t n, 
 
     AbVariant *v = &ab->variants[variant];
     pthread_mutex_lock(&ab->mutex);
-    AbTestStats *s = &v->stats;
-    s->scored++;
-    s->hits += rank >= 0;
-    s->ndcg_sum += gain;
-    s->hit_rate = (double)s->hits / (double)s->scored;
-    s->ndcg = s->ndcg_sum / (double)s->scored;
     add_sums(&v->all, gain, 1);
     if (ab->window) window_push(ab, v, (float)gain);
     if (v->scored) {
         metric_counter_inc(v->scored);
         if (rank >= 0) metric_counter_inc(v->hits);
         metric_counter_add(v->ndcg_sum, gain);
-        metric_gauge_set(v->hit_rate, s->hit_rate);
-        metric_gauge_set(v->ndcg, s->ndcg);
+        metric_gauge_set(v->hit_rate, (double)v->all.hits / (double)v->all.n);
+        metric_gauge_set(v->ndcg, v->all.ndcg_sum / (double)v->all.n);
     }
     if (v->win_hit_rate) update_window_gauges(ab, variant);
     pthread_mutex_unlock(&ab->mutex);
@@ -272,8 +265,10 @@ AbTestStats abtest_stats(const AbTest *ab, int variant) {
     AbTestStats s = {0};
     if (variant < 0 || variant >= ab->n) return s;
     pthread_mutex_lock((pthread_mutex_t *)&ab->mutex);
-    s = ab->variants[variant].stats;
+    AbSums all = ab->variants[variant].all;
     pthread_mutex_unlock((pthread_mutex_t *)&ab->mutex);
+    s.scored = all.n, s.hits = all.hits, s.ndcg_sum = all.ndcg_sum;
+    if (all.n) s.hit_rate = (double)all.hits / (double)all.n, s.ndcg = all.ndcg_sum / (double)all.n;
     return s;
 }
 
