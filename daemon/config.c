@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/http.h"
+#include "model/errmsg.h"
 #include "model/ssna.h"
 
 #define KAFKA_PREFIX     "kafka."
@@ -69,13 +70,23 @@ static int apply_train_cgroup(DaemonConfig *cfg, const char *value, char *err, s
     return -1;
 }
 
+static int parse_on_off(const char *value, int *out, char *err, size_t errlen) {
+    if (strcmp(value, "on") && strcmp(value, "off"))
+        return errmsg_fail(err, errlen, "'%s' is not on or off", value);
+    *out = !strcmp(value, "on");
+    return 0;
+}
+
 static int apply_debug_verify(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
-    if (!strcmp(value, "on") || !strcmp(value, "off")) {
-        cfg->debug_verify = !strcmp(value, "on");
-        return 0;
-    }
-    snprintf(err, errlen, "'%s' is not on or off", value);
-    return -1;
+    return parse_on_off(value, &cfg->debug_verify, err, errlen);
+}
+
+static int apply_pop_exclude_seen(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
+    return parse_on_off(value, &cfg->pop_exclude_seen, err, errlen);
+}
+
+static const char *show_pop_exclude_seen(const DaemonConfig *cfg) {
+    return cfg->pop_exclude_seen ? "on" : "off";
 }
 
 static const char *show_debug_verify(const DaemonConfig *cfg) {
@@ -140,11 +151,16 @@ static const ConfigKey config_keys[] = {
             "tokenizer.json)"),
     STR_KEY("variants", variants_spec, "gru:a=3,mean:a=3", apply_variants,
             "A/B arms, comma list of kind:a=N[:weight=W][:loss=L][:init=PATH]; kind is gru, mean, "
-            "weighted, tmoe, tmlp or id"),
+            "weighted, tmoe, tmlp or id; or pop[:weight=W], the most chosen items of the last "
+            "pop.window events (the control: list it first to compare every arm with it)"),
     NUM_KEY("ab.seed", CONFIG_INT, ab_seed, "1", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of the user -> variant hash; changing it reshuffles users"),
     NUM_KEY("ab.window", CONFIG_INT, ab_window, "10000", 100, 1e7, "100 .. 1e7",
             "scored lists per variant in the A/B's sliding window (/abtest, *_window gauges)"),
+    NUM_KEY("pop.window", CONFIG_INT, pop_window, "10000", 1, 1e8, "1 .. 1e8",
+            "events the pop arm counts (the most recent ones; saved in each checkpoint)"),
+    CHOICE_KEY("pop.exclude_seen", "on", "on | off", apply_pop_exclude_seen, show_pop_exclude_seen,
+               "on: the pop arm leaves a user's own items out of the list, as the model arms do"),
     NUM_KEY("top_k", CONFIG_INT, top_k, "10", 1, 1000, "1 .. 1000",
             "length of each published list and the k of online hit rate / NDCG"),
     NUM_KEY("checkpoint.every_events", CONFIG_INT, checkpoint_every_events, "10000", 1, 1e9,
@@ -182,7 +198,7 @@ static const ConfigKey config_keys[] = {
             "without a pending list is evicted and read from the store on its next event (its "
             "last list is forgotten: that event is not scored in the online metrics)"),
     STR_KEY("http.listen", http_listen, "127.0.0.1:8080", apply_listen,
-            "address of /healthz, /metrics, /recommend: host:port, [v6]:port, or off"),
+            "address of /healthz, /metrics, /abtest, /recommend: host:port, [v6]:port, or off"),
     NUM_KEY("http.timeout_ms", CONFIG_INT, http_timeout_ms, "5000", 10, 600000, "10 .. 600000",
             "a client must send its whole request within this time"),
     CHOICE_KEY("debug.verify", "off", "on | off", apply_debug_verify, show_debug_verify,
@@ -603,11 +619,19 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
     snprintf(original, sizeof original, "%s", item);
     char *colon = strchr(item, ':');
     if (colon) *colon = 0;
+    if (!strcmp(item, "pop")) { // the control arm: no model, so only a weight
+        *v = (ConfigVariant){.kind = CONFIG_VARIANT_POP, .layers = 1, .weight = 1, .loss = -1};
+        snprintf(v->label, sizeof v->label, "pop");
+        if (colon && parse_variant_options(colon + 1, v, original, err, errlen) < 0) return -1;
+        if (v->layers != 1 || v->loss >= 0 || v->init[0])
+            return errmsg_fail(err, errlen, "variant '%s': pop takes only weight=W", original);
+        return 0;
+    }
     int kind = ssna_variant_parse(item);
     if (kind < 0) {
         snprintf(err, errlen,
-                 "variant '%s': unknown kind '%s' (gru, mean, weighted, tmoe, tmlp, id)", original,
-                 item);
+                 "variant '%s': unknown kind '%s' (gru, mean, weighted, tmoe, tmlp, id, pop)",
+                 original, item);
         return -1;
     }
     v->kind = kind;
@@ -661,6 +685,10 @@ int config_parse_variants(const char *spec, ConfigVariant *out, int max, int *n,
         snprintf(err, errlen, "no variant in '%s'", spec);
         rc = -1;
     }
+    int models = 0;
+    for (int j = 0; j < count; j++) models += out[j].kind != CONFIG_VARIANT_POP;
+    if (rc == 0 && !models) // the daemon exists to serve a model; pop is its baseline
+        rc = errmsg_fail(err, errlen, "variants '%s': pop needs a model arm beside it", spec);
     if (rc == 0) *n = count;
     return rc;
 }

@@ -23,12 +23,15 @@
 #define CONFIG_STRING_MAX   1024
 #define CONFIG_VARIANTS_MAX 8
 
+#define CONFIG_VARIANT_POP (-1) /* ConfigVariant.kind of the `pop` control arm (no model) */
+
 /* One A/B arm of `variants`: "kind:a=N[:weight=W][:loss=L][:init=PATH]", e.g. "gru:a=3",
  * "mean:a=2:weight=0.5", "gru:a=3:loss=inbatch" (an arm that trains with another objective than
- * train.loss) or "gru:a=3:init=/srv/ssna/gru3.ckpt" (an arm that starts from an offline model). */
+ * train.loss) or "gru:a=3:init=/srv/ssna/gru3.ckpt" (an arm that starts from an offline model);
+ * or "pop[:weight=W]", the control arm: the most chosen items of the last pop.window events. */
 typedef struct {
-    char label[64]; /* canonical "kind:a=N[:loss=L]", published with each list and in metrics */
-    int kind;       /* SsnaVariant (model/ssna.h) */
+    char label[64]; /* canonical "kind:a=N[:loss=L]" or "pop", sent with each list and in metrics */
+    int kind;       /* SsnaVariant (model/ssna.h), or CONFIG_VARIANT_POP */
     int layers;     /* a: encoder layers kept, 1..64 */
     double weight;  /* relative share of users, > 0 (default 1) */
     int loss;       /* SsnaLoss of "loss=L", or -1: train.loss */
@@ -51,6 +54,8 @@ typedef struct {
     int n_variants;
     long long ab_seed;
     long long ab_window;
+    long long pop_window; /* pop.window: events the pop arm counts */
+    int pop_exclude_seen; /* pop.exclude_seen: 1 leaves the user's own items out of pop lists */
     long long top_k;
     long long checkpoint_every_events;
     double checkpoint_every_seconds;

@@ -27,6 +27,7 @@
 #include "daemon/config.h"
 #include "daemon/http.h"
 #include "daemon/metrics.h"
+#include "daemon/popwindow.h"
 #include "ingest/kafka.h"
 #include "model/clock.h"
 #include "model/encoder.h"
@@ -44,7 +45,7 @@
 /* ---- user table (ssnad_map.c): the users the loop holds in memory ---- */
 typedef struct {
     char *id;
-    int variant;
+    int variant;                 // A/B arm (Ssnad.arm_var maps it to a model arm)
     int dirty;                   // sequence changed since the last published list
     int recent;                  // used since the eviction clock last passed (second chance)
     uint32_t seq[SSNAD_SEQ_MAX]; // latest sequence (dense item indexes, oldest first)
@@ -211,8 +212,13 @@ typedef struct Ssnad {
     char **item_ids;        // [item_cap] external id of each dense index (under serve_mu)
     size_t n_items, item_cap;
 
-    SsnadVariant var[CONFIG_VARIANTS_MAX];
+    SsnadVariant var[CONFIG_VARIANTS_MAX]; // the model arms, in the order of `variants`
     int n_var;
+    // the A/B arms (SsnadUser.variant and the AbTest index them): arm_var[a] is the arm's model
+    // in var[], or -1 for the pop arm, whose window (daemon/popwindow.h) pop is (under serve_mu)
+    int arm_var[CONFIG_VARIANTS_MAX], n_arms;
+    PopWindow *pop;
+    MetricCounter *m_pop_published;
 
     pthread_mutex_t serve_mu; // serving models/vectors, user table, item matrix growth
     SsnadUserMap users;

@@ -178,7 +178,9 @@ static int apply_event(Ssnad *d, const KafkaMessage *msg, char *err, size_t errl
         u->seq_len--;
     }
     u->seq[u->seq_len++] = idx;
-    if (!u->dirty && ssnad_userlist_push(&d->dirty, u)) {
+    if (popwindow_add(d->pop, idx)) {
+        u = NULL, snprintf(err, errlen, "out of memory (pop window)");
+    } else if (!u->dirty && ssnad_userlist_push(&d->dirty, u)) {
         u = NULL, snprintf(err, errlen, "out of memory");
     } else {
         ssnad_users_set_dirty(&d->users, u, 1);

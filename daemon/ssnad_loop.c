@@ -127,6 +127,13 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
             !v->m_seq_fresh || !v->m_seq_replay || !v->m_freshness)
             return -1;
     }
+    for (int a = 0; a < d->n_arms; a++) {
+        if (d->arm_var[a] >= 0) continue;
+        labels_of(l, "variant", d->cfg->variants[a].label);
+        if (!(d->m_pop_published = metrics_counter(r, "ssnad_recommendations_published_total",
+                                                   "lists published", l, err, errlen)))
+            return -1;
+    }
     return d->m_events_applied && d->m_events_dup && d->m_events_rejected && d->m_items_new &&
                    d->m_items_changed && d->m_items_unchanged && d->m_items_rejected &&
                    d->m_checkpoints && d->m_queue && d->m_ckpt_age && d->m_lag && d->m_eps &&

@@ -11,6 +11,7 @@
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
 #include "ingest/codec.h"
+#include "model/errmsg.h"
 
 #define SCORE_BLOCK   4096 // items per bound pass: scratch [B, 4096] whatever the catalogue
 #define PUBLISH_BATCH 128  // dirty users whose lists are computed together
@@ -293,6 +294,36 @@ int ssnad_top_k(Ssnad *d, int vi, const uint32_t *seq, int len, int k, int32_t *
     return ssnad_top_k_batch(d, vi, &seq, &len, 1, k, ids, scores, &n, err, errlen) ? -1 : n;
 }
 
+/* The model version an arm's lists carry: the training steps behind its serving parameters, or
+ * for the pop arm the events in its window. */
+static int64_t arm_version(const Ssnad *d, int arm) {
+    int vi = d->arm_var[arm];
+    return vi >= 0 ? d->var[vi].serve_steps : (int64_t)popwindow_size(d->pop);
+}
+
+/* The pop arm's lists of B users (caller holds serve_mu): the window's most chosen items among
+ * those with states (what the model arms can rank), less each user's own items unless
+ * pop.exclude_seen is off. 0 or -1. */
+static int pop_top_k(Ssnad *d, const uint32_t *const *seqs, const int *lens, int B, int k,
+                     int32_t *ids, float *scores, int *counts, char *err, size_t errlen) {
+    int excl = d->cfg->pop_exclude_seen;
+    for (int r = 0; r < B; r++) {
+        counts[r] =
+            popwindow_top_k(d->pop, d->present, d->n_items, excl ? seqs[r] : NULL,
+                            excl ? lens[r] : 0, k, ids + (size_t)r * k, scores + (size_t)r * k);
+        if (counts[r] < 0) return errmsg_fail(err, errlen, "publish: out of memory (pop)");
+    }
+    return 0;
+}
+
+/* Top-k of B sequences for arm a (caller holds serve_mu). 0 or -1. */
+static int arm_top_k(Ssnad *d, int a, const uint32_t *const *seqs, const int *lens, int B, int k,
+                     int32_t *ids, float *scores, int *counts, char *err, size_t errlen) {
+    int vi = d->arm_var[a];
+    return vi >= 0 ? ssnad_top_k_batch(d, vi, seqs, lens, B, k, ids, scores, counts, err, errlen)
+                   : pop_top_k(d, seqs, lens, B, k, ids, scores, counts, err, errlen);
+}
+
 /* Send one user's list; caller holds serve_mu. 1 sent, 0 deferred (a short list while item
  * texts are still queued for the encoder), -1 error. */
 static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *scores, int n,
@@ -305,7 +336,7 @@ static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *sc
     }
     memcpy(u->last_list, ids, (size_t)n * sizeof *ids);
     u->last_len = n;
-    SsnadVariant *v = &d->var[u->variant];
+    int vi = d->arm_var[u->variant];
     Ssna__ScoredItem si[1000], *sp[1000];
     for (int i = 0; i < n; i++) {
         ssna__scored_item__init(&si[i]);
@@ -314,13 +345,13 @@ static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *sc
         sp[i] = &si[i];
     }
     char version[32];
-    snprintf(version, sizeof version, "%lld", (long long)v->serve_steps);
+    snprintf(version, sizeof version, "%lld", (long long)arm_version(d, u->variant));
     Ssna__Recommendations rec;
     ssna__recommendations__init(&rec);
     rec.user_id = u->id;
     rec.n_items = (size_t)n, rec.items = sp;
     rec.model_version = version;
-    rec.variant = v->cv.label;
+    rec.variant = (char *)d->cfg->variants[u->variant].label;
     rec.generated_at_ms = clock_wall_ms();
     rec.source_topic = (char *)d->cfg->topic_events; // protobuf-c does not write through it
     rec.source_partition = u->src_partition;
@@ -332,7 +363,7 @@ static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *sc
         kafka_producer_send_owned(d->producer, d->cfg->topic_recommendations, u->id, strlen(u->id),
                                   buf, len, err, errlen))
         return -1;
-    metric_counter_inc(v->m_published);
+    metric_counter_inc(vi >= 0 ? d->var[vi].m_published : d->m_pop_published);
     if (!u->refill) metric_histogram_observe(d->m_latency, clock_monotonic_s() - u->src_seen_s);
     u->refill = 0;
     return 1;
@@ -354,12 +385,12 @@ static int publish_batch(Ssnad *d, SsnadUser **us, int n, SsnadUser **failed, in
         snprintf(err, errlen, "publish: out of memory (%d users)", n);
         rc = -1;
     }
-    for (int vi = 0; vi < d->n_var && !rc; vi++) {
-        int m = 0; // sel[0..m): indexes in us of this variant's users
+    for (int a = 0; a < d->n_arms && !rc; a++) {
+        int m = 0; // sel[0..m): indexes in us of this arm's users
         for (int i = 0; i < n; i++)
-            if (us[i]->variant == vi) sel[m] = i, seqs[m] = us[i]->seq, lens[m++] = us[i]->seq_len;
+            if (us[i]->variant == a) sel[m] = i, seqs[m] = us[i]->seq, lens[m++] = us[i]->seq_len;
         if (!m) continue;
-        rc = ssnad_top_k_batch(d, vi, seqs, lens, m, k, ids, scores, counts, err, errlen);
+        rc = arm_top_k(d, a, seqs, lens, m, k, ids, scores, counts, err, errlen);
         for (int j = 0; j < m && !rc; j++) {
             SsnadUser *u = us[sel[j]];
             int sent = send_list(d, u, ids + (size_t)j * k, scores + (size_t)j * k, counts[j], err,
@@ -454,8 +485,12 @@ int ssnad_http_recommend(void *ctx, const char *user, char **body, size_t *body_
     }
     int32_t ids[1000];
     float scores[1000];
-    int n =
-        ssnad_top_k(d, variant, seq, (int)len, (int)d->cfg->top_k, ids, scores, err, sizeof err);
+    int n = 0;
+    const uint32_t *seqp = seq;
+    int lenv = (int)len;
+    if (arm_top_k(d, variant, &seqp, &lenv, 1, (int)d->cfg->top_k, ids, scores, &n, err,
+                  sizeof err))
+        n = -1;
     json_t *items = n >= 0 ? json_array() : NULL;
     for (int i = 0; i < n && items; i++) {
         const char *id = d->item_ids[ids[i]];
@@ -468,8 +503,8 @@ int ssnad_http_recommend(void *ctx, const char *user, char **body, size_t *body_
         free(text);
     }
     json_t *doc = items ? json_pack("{s:o, s:s, s:I, s:o}", "user", json_text(user), "variant",
-                                    d->var[variant].cv.label, "model_version",
-                                    (json_int_t)d->var[variant].serve_steps, "items", items)
+                                    d->cfg->variants[variant].label, "model_version",
+                                    (json_int_t)arm_version(d, variant), "items", items)
                         : NULL;
     pthread_mutex_unlock(&d->serve_mu);
     char *out = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;

@@ -12,6 +12,7 @@
 
 #define COUNTER_EVENTS "events_applied"
 #define DEDUP_BLOB     "dedup"
+#define POP_BLOB       "pop_window"
 #define PENDING_BLOB   "pending_lists"
 #define FLUSH_MS       10000 // a checkpoint waits this long for the outputs to be delivered
 
@@ -187,9 +188,10 @@ int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char 
 
 /* ---- models ---- */
 
-static int open_variant(Ssnad *d, int i, char *err, size_t errlen) {
+/* Model arm i from the configured arm a. */
+static int open_variant(Ssnad *d, int i, int a, char *err, size_t errlen) {
     SsnadVariant *v = &d->var[i];
-    v->cv = d->cfg->variants[i];
+    v->cv = d->cfg->variants[a];
     if (v->cv.kind == SSNA_VARIANT_ID) {
         snprintf(err, errlen,
                  "variant %s: the id baseline has a fixed item table and cannot "
@@ -278,13 +280,28 @@ static int load_counters(Ssnad *d, char *err, size_t errlen) {
     } else {
         rc = 0;
     }
+    free(blob), blob = NULL;
+    // the pop window (kept whether or not an arm serves it, so one can be added at any time)
+    if (!rc) rc = store_get_checkpoint(d->store, d->txn, POP_BLOB, &blob, &len, err, errlen);
+    if (rc == STORE_OK) {
+        char perr[256];
+        rc = popwindow_load(d->pop, blob, len, d->n_items, perr, sizeof perr)
+                 ? errmsg_fail(err, errlen, "checkpoint %s: %s", POP_BLOB, perr)
+                 : 0;
+    } else if (rc == STORE_NOTFOUND) {
+        rc = 0; // a store from before the pop arm: its window starts empty
+    }
     free(blob);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen) {
     d->cfg = cfg;
-    d->n_var = cfg->n_variants;
+    d->n_arms = cfg->n_variants;
+    for (int a = 0; a < d->n_arms; a++)
+        d->arm_var[a] = cfg->variants[a].kind == CONFIG_VARIANT_POP ? -1 : d->n_var++;
+    d->pop = popwindow_create((size_t)cfg->pop_window, (int)cfg->top_k, SSNAD_SEQ_MAX);
+    if (!d->pop) return errmsg_fail(err, errlen, "ssnad: out of memory (pop.window)");
     d->users.max = (size_t)cfg->users_cache_max;
     pthread_mutex_init(&d->serve_mu, NULL);
     if (store_open(&d->store, cfg->db_path, NULL, err, errlen)) return -1;
@@ -293,8 +310,8 @@ int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen
     d->hidden = encoder_hidden(d->enc);
     d->first_layer = encoder_num_layers(d->enc);
     d->layers = 1;
-    for (int i = 0; i < d->n_var; i++)
-        if (cfg->variants[i].layers > d->layers) d->layers = cfg->variants[i].layers;
+    for (int a = 0; a < d->n_arms; a++)
+        if (cfg->variants[a].layers > d->layers) d->layers = cfg->variants[a].layers;
     if (d->layers > d->first_layer + 1) {
         snprintf(err, errlen, "variants keep %d layers but %s has %d", d->layers, cfg->model_dir,
                  d->first_layer + 1);
@@ -302,8 +319,8 @@ int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen
     }
     if (store_txn_begin(d->store, &d->txn, err, errlen)) return -1;
     if (ssnad_snapshot_open(d, err, errlen) || open_identity(d, err, errlen)) return -1;
-    for (int i = 0; i < d->n_var; i++)
-        if (open_variant(d, i, err, errlen)) return -1;
+    for (int a = 0; a < d->n_arms; a++)
+        if (d->arm_var[a] >= 0 && open_variant(d, d->arm_var[a], a, err, errlen)) return -1;
     if (load_items(d, err, errlen) || load_counters(d, err, errlen) || load_pending(d, err, errlen))
         return -1;
     d->last_checkpoint_s = clock_monotonic_s();
@@ -327,6 +344,8 @@ void ssnad_state_close(Ssnad *d) {
     free(d->item_ids), free(d->dirty.v), free(d->deferred.v);
     free(d->states), free(d->present), free(d->identity);
     ssnad_users_free(&d->users);
+    popwindow_free(d->pop);
+    d->pop = NULL;
     encoder_free(d->enc);
     ssnad_snapshot_close(d);
     store_close(d->store);
@@ -357,6 +376,17 @@ static int verify_users(Ssnad *d, char *err, size_t errlen) {
 /* PENDING_BLOB: the users whose lists are not out yet (dirty, or deferred for queued texts),
  * each as a u32 length and its id bytes. Their events are committed with this checkpoint, so
  * after a crash nothing would publish their lists: the next start marks them dirty again. */
+static int put_pop(Ssnad *d, char *err, size_t errlen) {
+    size_t len;
+    pthread_mutex_lock(&d->serve_mu); // /recommend reads the window
+    void *blob = popwindow_save(d->pop, &len);
+    pthread_mutex_unlock(&d->serve_mu);
+    if (!blob) return errmsg_fail(err, errlen, "checkpoint: out of memory (pop window)");
+    int rc = store_put_checkpoint(d->txn, POP_BLOB, blob, len, err, errlen);
+    free(blob);
+    return rc;
+}
+
 static int put_pending(Ssnad *d, char *err, size_t errlen) {
     size_t len = 0, cap = 4096;
     unsigned char *blob = malloc(cap);
@@ -477,6 +507,7 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     size_t dlen;
     const void *dblob = ssnad_dedup_blob(&d->dedup, &dlen);
     if (!rc) rc = store_put_checkpoint(d->txn, DEDUP_BLOB, dblob, dlen, err, errlen);
+    if (!rc) rc = put_pop(d, err, errlen);
     if (!rc) rc = put_pending(d, err, errlen);
     for (size_t i = 0; i < d->n_parts && !rc; i++)
         rc =

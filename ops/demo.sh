@@ -3,7 +3,8 @@
 #
 #   1. ops/setup.sh: Debian packages, the real all-MiniLM-L6-v2 encoder, the Kafka jars, build
 #   2. a local single-node Apache Kafka (ops/kafka.sh) with its data in work/demo/kafka
-#   3. ssnad learning online (A/B: gru:a=3 vs mean:a=3) with its LMDB state in work/demo/db
+#   3. ssnad learning online (A/B: gru:a=3 and mean:a=3 against the most-popular control arm
+#      pop) with its LMDB state in work/demo/db
 #   4. ssna replay: the Amazon Scientific data (4,385 item texts, 59,427 interactions) as a live
 #      stream at 1,000 events/s (the daemon keeps up, trains meanwhile and answers every event)
 #   5. a summary: events/s, online hit rate per variant, one user's recommendations with texts
@@ -13,7 +14,8 @@
 # at most N events; default all), SSNA_DEMO_RATE (events/s; default 1000, 0 = as fast as the
 # broker takes them: ssnad then ingests far ahead of its lists and training), SSNA_KAFKA_PORT (default 19092), SSNA_DEMO_HTTP (default
 # 127.0.0.1:18080), SSNA_DEMO_TIMEOUT (seconds to wait for ssnad to apply the stream; 900),
-# SSNA_DEMO_VARIANTS (the A/B arms; default gru:a=3,mean:a=3; e.g. gru:a=3,gru:a=3:loss=inbatch),
+# SSNA_DEMO_VARIANTS (the A/B arms, the first the control; default pop,gru:a=3,mean:a=3; e.g.
+# pop,gru:a=3,gru:a=3:loss=inbatch),
 # SSNA_DEMO_SET (more ssnad settings, space-separated key=value, e.g. "train.lr=0.001 train.batch=32").
 # Re-running starts from a clean work/demo.
 set -euo pipefail
@@ -52,7 +54,7 @@ say "starting ssnad (log: $work/ssnad.log, HTTP: http://$http)"
 extra_set=()
 for kv in ${SSNA_DEMO_SET:-}; do extra_set+=(--set "$kv"); done
 "$ssnad" --set brokers="127.0.0.1:$port" --set db.path="$work/db" \
-    --set model.dir="$root/models/minilm-l6" --set variants="${SSNA_DEMO_VARIANTS:-gru:a=3,mean:a=3}" \
+    --set model.dir="$root/models/minilm-l6" --set variants="${SSNA_DEMO_VARIANTS:-pop,gru:a=3,mean:a=3}" \
     --set http.listen="$http" --set log.format=text --set checkpoint.every_seconds=10 \
     "${extra_set[@]}" >"$work/ssnad.log" 2>&1 &
 ssnad_pid=$!

@@ -4,19 +4,118 @@
  * item is recommendable yet. Once the texts arrive and are encoded, every such user must get a
  * full list (top_k items) without any new event of theirs, and the refill must be counted
  * (ssnad_lists_refilled_total). This was the cause of a CI failure in test_ssnad_members: a
- * member whose items consumer joined late published only empty lists, for good. */
+ * member whose items consumer joined late published only empty lists, for good.
+ *
+ * One arm is `pop` (the control: the most chosen items of the last pop.window events). Its
+ * refilled lists come after every event was applied, so they must be the whole stream's most
+ * chosen items (pop.window exceeds the stream) less each user's own, with the counts as scores;
+ * after a restart /recommend must give the same list (the window is in the checkpoint). */
+#include <jansson.h>
+
 #include "check.h"
 #include "ssnad_harness.h"
 
 #define N_USERS 60
 #define TOP_K   10
+#define SEQ_MAX 50 // items of a user's sequence (STORE_USER_SEQ_MAX): what pop leaves out
 
 typedef struct {
     char (*users)[64];
-    int *len; // items in the user's latest list
+    int *len;                 // items in the user's latest list
+    char (*items)[TOP_K][32]; // its item ids
+    float (*scores)[TOP_K];   // and scores
+    char (*variant)[64];
     int n;
     long messages;
 } Latest;
+
+/* The stream as the daemon applied it: how often each item was chosen, each user's items. */
+typedef struct {
+    char (*ids)[32];
+    long *count;
+    int n_items;
+    char (*users)[64];
+    int (*seq)[SEQ_MAX]; // a user's last SEQ_MAX items (local indexes), a ring
+    int *n_seq, n_users;
+} Stream;
+
+static int stream_item(Stream *s, const char *id) {
+    for (int i = 0; i < s->n_items; i++)
+        if (!strcmp(s->ids[i], id)) return i;
+    s->ids = realloc(s->ids, (size_t)(s->n_items + 1) * sizeof *s->ids);
+    s->count = realloc(s->count, (size_t)(s->n_items + 1) * sizeof *s->count);
+    snprintf(s->ids[s->n_items], sizeof s->ids[0], "%s", id);
+    s->count[s->n_items] = 0;
+    return s->n_items++;
+}
+
+static int stream_user(Stream *s, const char *id) {
+    for (int i = 0; i < s->n_users; i++)
+        if (!strcmp(s->users[i], id)) return i;
+    s->users = realloc(s->users, (size_t)(s->n_users + 1) * sizeof *s->users);
+    s->seq = realloc(s->seq, (size_t)(s->n_users + 1) * sizeof *s->seq);
+    s->n_seq = realloc(s->n_seq, (size_t)(s->n_users + 1) * sizeof *s->n_seq);
+    snprintf(s->users[s->n_users], sizeof s->users[0], "%s", id);
+    s->n_seq[s->n_users] = 0;
+    return s->n_users++;
+}
+
+static void on_event(void *ctx, const KafkaMessage *m) {
+    Stream *s = ctx;
+    Ssna__Interaction *ev = NULL;
+    char err[256];
+    if (codec_interaction_decode(m->payload, m->payload_len, NULL, &ev, err, sizeof err))
+        harness_die("events: %s", err);
+    int u = stream_user(s, ev->user_id), it = stream_item(s, ev->item_id);
+    s->count[it]++;
+    s->seq[u][s->n_seq[u]++ % SEQ_MAX] = it; // a partition is in order: so is each user
+    codec_interaction_free(ev);
+}
+
+static int in_user_seq(const Stream *s, int u, int item) {
+    int n = s->n_seq[u] < SEQ_MAX ? s->n_seq[u] : SEQ_MAX;
+    for (int i = 0; i < n; i++)
+        if (s->seq[u][i] == item) return 1;
+    return 0;
+}
+
+/* A pop list of user u against the stream: the counts as scores, best first, and no item left
+ * out that was chosen more often than the last one, unless it is the user's own. Returns the
+ * number of problems (printed). */
+static int pop_list_wrong(const Stream *s, const char *user, const char (*items)[32],
+                          const float *scores, int n) {
+    int u = -1, bad = 0;
+    for (int i = 0; i < s->n_users && u < 0; i++)
+        if (!strcmp(s->users[i], user)) u = i;
+    if (u < 0 || n != TOP_K) {
+        fprintf(stderr, "pop list of %s: %d items, user %s\n", user, n,
+                u < 0 ? "unknown" : "known");
+        return 1;
+    }
+    unsigned char *listed = calloc((size_t)s->n_items, 1);
+    for (int i = 0; i < n; i++) {
+        int it = -1;
+        for (int j = 0; j < s->n_items && it < 0; j++)
+            if (!strcmp(s->ids[j], items[i])) it = j;
+        long c = it >= 0 ? s->count[it] : 0;
+        if (it < 0 || (float)c != scores[i] || (i && scores[i] > scores[i - 1]) ||
+            in_user_seq(s, u, it)) {
+            fprintf(stderr, "pop list of %s, #%d %s: score %g, chosen %ld times%s\n", user, i,
+                    items[i], scores[i], c,
+                    it >= 0 && in_user_seq(s, u, it) ? ", the user's own" : "");
+            bad++;
+        }
+        if (it >= 0) listed[it] = 1;
+    }
+    for (int j = 0; j < s->n_items; j++)
+        if (!listed[j] && !in_user_seq(s, u, j) && (float)s->count[j] > scores[n - 1]) {
+            fprintf(stderr, "pop list of %s leaves out %s (chosen %ld times > %g)\n", user,
+                    s->ids[j], s->count[j], scores[n - 1]);
+            bad++;
+        }
+    free(listed);
+    return bad;
+}
 
 static void on_list(void *ctx, const KafkaMessage *m) {
     Latest *l = ctx;
@@ -29,9 +128,17 @@ static void on_list(void *ctx, const KafkaMessage *m) {
     if (i == l->n) {
         l->users = realloc(l->users, (size_t)(l->n + 1) * sizeof *l->users);
         l->len = realloc(l->len, (size_t)(l->n + 1) * sizeof *l->len);
+        l->items = realloc(l->items, (size_t)(l->n + 1) * sizeof *l->items);
+        l->scores = realloc(l->scores, (size_t)(l->n + 1) * sizeof *l->scores);
+        l->variant = realloc(l->variant, (size_t)(l->n + 1) * sizeof *l->variant);
         snprintf(l->users[l->n++], 64, "%s", r->user_id);
     }
     l->len[i] = (int)r->n_items; // a partition is in offset order: the last one read is latest
+    for (size_t j = 0; j < r->n_items && j < TOP_K; j++) {
+        snprintf(l->items[i][j], sizeof l->items[i][j], "%s", r->items[j]->item_id);
+        l->scores[i][j] = r->items[j]->score;
+    }
+    snprintf(l->variant[i], sizeof l->variant[i], "%s", r->variant);
     l->messages++;
     codec_recommendations_free(r);
 }
@@ -44,8 +151,19 @@ static int short_lists(const Latest *l) {
 }
 
 static void latest_free(Latest *l) {
-    free(l->users), free(l->len);
+    free(l->users), free(l->len), free(l->items), free(l->scores), free(l->variant);
     memset(l, 0, sizeof *l);
+}
+
+/* How many runs of instance "cs" have opened their HTTP port (its log's "http listening" lines). */
+static int http_runs(Harness *h) {
+    char path[512], line[4096];
+    snprintf(path, sizeof path, "%s/cs.log", h->work);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) n += strstr(line, "\"http listening\"") != NULL;
+    if (f) fclose(f);
+    return n;
 }
 
 int main(void) {
@@ -53,7 +171,7 @@ int main(void) {
     harness_init(&h, "coldstart");
     harness_slice(&h, N_USERS);
     harness_broker_start(&h);
-    harness_config(&h, "cs", "top_k = 10\nvariants = mean:a=1");
+    harness_config(&h, "cs", "top_k = 10\nvariants = pop,mean:a=1\npop.window = 100000");
     pid_t pid = harness_ssnad_start(&h, "cs");
 
     // the events alone: every item they name is a placeholder without states
@@ -91,7 +209,52 @@ int main(void) {
     double refilled = metrics ? harness_metric_sum(metrics, "ssnad_lists_refilled_total") : -1;
     CHECK_MSG(refilled >= before.n, "ssnad_lists_refilled_total %g, %d users", refilled, before.n);
     free(metrics);
+
+    // the pop arm's refilled lists: the whole stream's most chosen items less the user's own
+    Stream st = {0};
+    harness_read_topic(&h, "events", 2, 2, on_event, &st);
+    int pop_users = 0, pop_wrong = 0;
+    for (int i = 0; i < after.n; i++)
+        if (!strcmp(after.variant[i], "pop"))
+            pop_users++,
+                pop_wrong += pop_list_wrong(&st, after.users[i], (const char(*)[32])after.items[i],
+                                            after.scores[i], after.len[i]);
+    fprintf(stderr, "coldstart: %d users on the pop arm, %d problems in their lists\n", pop_users,
+            pop_wrong);
+    CHECK(pop_users > 0 && pop_users < after.n);
+    CHECK(pop_wrong == 0);
+
+    // a restart keeps the window: /recommend gives the same pop lists
     CHECK(harness_ssnad_stop(pid, SIGTERM, 120) == 0);
+    int runs = http_runs(&h);
+    pid = harness_ssnad_start(&h, "cs");
+    for (double t0 = harness_now(); http_runs(&h) == runs && harness_now() - t0 < 120;)
+        usleep(200000);
+    port = http_runs(&h) > runs ? harness_http_port(&h, "cs") : 0;
+    CHECK_MSG(port > 0, "the restarted ssnad opened no HTTP port");
+    int same = 0, asked = 0;
+    for (int i = 0; i < after.n && port; i++) {
+        if (strcmp(after.variant[i], "pop")) continue;
+        char path[128], *resp;
+        snprintf(path, sizeof path, "/recommend?user=%s", after.users[i]);
+        const char *body = (resp = harness_http_get(port, path)) ? strstr(resp, "\r\n\r\n") : NULL;
+        json_t *doc = body ? json_loads(body + 4, 0, NULL) : NULL;
+        json_t *items = json_object_get(doc, "items");
+        int match = json_array_size(items) == (size_t)after.len[i] &&
+                    !strcmp(json_string_value(json_object_get(doc, "variant")), "pop");
+        for (size_t j = 0; match && j < json_array_size(items); j++)
+            match = !strcmp(json_string_value(json_object_get(json_array_get(items, j), "id")),
+                            after.items[i][j]);
+        if (!match)
+            fprintf(stderr, "after the restart, /recommend for %s: %.300s\n", after.users[i],
+                    body ? body : "(none)");
+        same += match, asked++;
+        json_decref(doc), free(resp);
+    }
+    fprintf(stderr, "coldstart: after a restart %d of %d pop lists are the same\n", same, asked);
+    CHECK(asked == pop_users && same == asked);
+    CHECK(harness_ssnad_stop(pid, SIGTERM, 120) == 0);
+    free(st.ids), free(st.count), free(st.users), free(st.seq), free(st.n_seq);
     latest_free(&before), latest_free(&after);
     harness_cleanup(&h, check_failed_count > 0);
     return check_done();
