@@ -33,5 +33,5 @@ set_tests_properties(bert_reference PROPERTIES ENVIRONMENT "${SSNA_TEST_ENV}" TI
 set_tests_properties(test_bert_ref PROPERTIES FIXTURES_REQUIRED bert_ref TIMEOUT 1800)
 set_property(TEST test_bert_ref test_bert_fill_mask APPEND PROPERTY ENVIRONMENT ${SSNA_BERT_ENV})
 # the longest tests start first (ctest -j runs them beside the broker tests' lock queue)
-set_tests_properties(bert_reference PROPERTIES COST 130)
-set_tests_properties(test_bert_ref PROPERTIES COST 65)
+set_tests_properties(bert_reference PROPERTIES COST 130 RESOURCE_LOCK cpu_heavy)
+set_tests_properties(test_bert_ref PROPERTIES COST 65 RESOURCE_LOCK cpu_heavy) # not beside the soak

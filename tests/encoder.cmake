@@ -6,7 +6,8 @@ add_test(NAME encoder_cli
                  --ssna $<TARGET_FILE:ssna> --model ${SSNA_MODEL_DIR})
 set_tests_properties(encoder_cli PROPERTIES ENVIRONMENT "${SSNA_TEST_ENV}" TIMEOUT 300)
 if(TEST test_encoder_ref)
-  set_tests_properties(test_encoder_ref PROPERTIES COST 140) # the longest: started first
+  # the longest: started first; not beside the soak (tests/ssnad.cmake)
+  set_tests_properties(test_encoder_ref PROPERTIES COST 140 RESOURCE_LOCK cpu_heavy)
   if(SSNA_SANITIZE) # every 8th text: ASan's coverage is the code paths, not the 4,385 texts
     set_property(TEST test_encoder_ref APPEND PROPERTY ENVIRONMENT SSNA_ENCODER_REF_STRIDE=8)
   endif()

@@ -19,6 +19,15 @@ foreach(tc test_ssnad_soak:160 test_ssnad_outage:80 test_ssnad_bounds:75 test_ss
   endif()
 endforeach()
 
+# The soak runs two daemons that encode the whole Scientific catalogue at once. Beside a CPU-bound
+# reference test it took 254 s instead of ~150 s, and as the longest test in the broker lock's
+# queue it set the suite's length. The reference tests that keep a core busy for minutes
+# (bert_reference, test_bert_ref, test_encoder_ref: lock cpu_heavy, tests/bert.cmake and
+# tests/encoder.cmake) therefore run beside the other broker tests, which mostly wait.
+if(TEST test_ssnad_soak)
+  set_property(TEST test_ssnad_soak APPEND PROPERTY RESOURCE_LOCK cpu_heavy)
+endif()
+
 # ThreadSanitizer pass (ops/test.sh --tsan runs ctest -L tsan): the tests in which threads of ours
 # share memory in one process. Not the broker tests: under ThreadSanitizer (GCC 12's libtsan,
 # Debian bookworm) every process of ours that runs librdkafka (ssna replay, the tests' producers)

@@ -8,7 +8,7 @@
 #define N_ITEMS  8
 #define N_BEFORE 400
 #define N_AFTER  400
-#define DOWN_S   40 // > session.timeout.ms (set to 20 s below) and socket timeouts
+#define DOWN_S   15 // > 2 x session.timeout.ms (6 s below: the broker's minimum)
 
 static void send_events(Harness *h, int from, int to) {
     char err[256];
@@ -53,8 +53,8 @@ int main(void) {
     harness_init(&h, "outage");
     harness_broker_start(&h);
     harness_config(&h, "out",
-                   "checkpoint.every_seconds = 1\nkafka.session.timeout.ms = 20000\n"
-                   "kafka.heartbeat.interval.ms = 2000");
+                   "checkpoint.every_seconds = 1\nkafka.session.timeout.ms = 6000\n"
+                   "kafka.heartbeat.interval.ms = 1000");
     pid_t pid = harness_ssnad_start(&h, "out");
     send_events(&h, 0, N_BEFORE);
     CHECK(harness_wait_events(&h, "out", N_BEFORE, 180) == 0);
