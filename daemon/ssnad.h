@@ -54,6 +54,7 @@ typedef struct {
     int refill;         // the next list re-answers the same event (more items are recommendable)
     int32_t *last_list; // [top_k] dense indexes of the last published list (-1 padded)
     int last_len;
+    uint32_t last_catalogue; // items recommendable (Ssnad.n_present) when it was computed
     // the event the next list answers (always of topics.events)
     int32_t src_partition;
     int64_t src_offset, src_event_ms;
@@ -86,9 +87,11 @@ void ssnad_users_free(SsnadUserMap *m);
 /* Mark a user as waiting for a list (dirty) or not; the table counts them. */
 void ssnad_users_set_dirty(SsnadUserMap *m, SsnadUser *u, int dirty);
 /* Mark dirty (with refill set), and push to out, every clean user held whose last published
- * list had fewer than k items: it went out while the catalogue was short of recommendable
- * items. Returns how many, or -1 when out of memory. */
-long ssnad_users_mark_short(SsnadUserMap *m, int k, SsnadUserList *out);
+ * list was drawn from too small a catalogue: it had fewer than k items, or the catalogue has at
+ * least doubled since (n_present items now; lists that went out while a catalogue was still being
+ * encoded). Each user is refilled at most log2(catalogue) times. Returns how many, or -1 when out
+ * of memory. */
+long ssnad_users_mark_stale(SsnadUserMap *m, int k, size_t n_present, SsnadUserList *out);
 /* Append u to a list; -1 when out of memory. */
 int ssnad_userlist_push(SsnadUserList *l, SsnadUser *u);
 
@@ -209,6 +212,7 @@ typedef struct Ssnad {
     // item states: [item_cap, layers, hidden]; rows appended by the main thread only
     float *states;
     unsigned char *present; // [item_cap] 1 when the item's states are known
+    size_t n_present;       // items with present set: the catalogue lists are drawn from
     char **item_ids;        // [item_cap] external id of each dense index (under serve_mu)
     size_t n_items, item_cap;
 

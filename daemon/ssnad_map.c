@@ -98,11 +98,13 @@ void ssnad_users_set_dirty(SsnadUserMap *m, SsnadUser *u, int dirty) {
     u->dirty = dirty;
 }
 
-long ssnad_users_mark_short(SsnadUserMap *m, int k, SsnadUserList *out) {
+long ssnad_users_mark_stale(SsnadUserMap *m, int k, size_t n_present, SsnadUserList *out) {
     long n = 0;
     for (size_t i = 0; i < m->cap; i++) {
         SsnadUser *u = m->slots[i];
-        if (!u || u->dirty || !u->last_list || u->last_len >= k) continue;
+        if (!u || u->dirty || !u->last_list ||
+            (u->last_len >= k && 2 * (size_t)u->last_catalogue > n_present))
+            continue;
         if (ssnad_userlist_push(out, u)) return -1;
         ssnad_users_set_dirty(m, u, 1);
         u->refill = 1, n++;

@@ -336,6 +336,7 @@ static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *sc
     }
     memcpy(u->last_list, ids, (size_t)n * sizeof *ids);
     u->last_len = n;
+    u->last_catalogue = (uint32_t)d->n_present;
     int vi = d->arm_var[u->variant];
     Ssna__ScoredItem si[1000], *sp[1000];
     for (int i = 0; i < n; i++) {
@@ -422,11 +423,12 @@ int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
             }
         d->deferred.n = 0;
     }
-    // new items became recommendable and none is queued: lists sent short (while the catalogue
-    // was still arriving, or smaller than top_k) go out again, fuller, answering the same event
+    // new items became recommendable and none is queued: lists drawn from too small a catalogue
+    // (short, or from under half of today's: sent while the catalogue was still being encoded)
+    // go out again, answering the same event
     if (d->items_ready != d->items_ready_swept && !ssnad_embed_depth(d)) {
         pthread_mutex_lock(&d->serve_mu);
-        long n = ssnad_users_mark_short(&d->users, (int)d->cfg->top_k, &d->dirty);
+        long n = ssnad_users_mark_stale(&d->users, (int)d->cfg->top_k, d->n_present, &d->dirty);
         pthread_mutex_unlock(&d->serve_mu);
         if (n < 0) {
             snprintf(err, errlen, "publish: out of memory");

@@ -171,6 +171,7 @@ int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char 
         if (!rc) {
             memcpy(d->states + (size_t)idx * row_floats(d, d->layers), items[i].states,
                    row_floats(d, d->layers) * sizeof(float));
+            d->n_present += !d->present[idx];
             d->present[idx] = 1;
         }
     }
@@ -252,6 +253,7 @@ static int load_items(Ssnad *d, char *err, size_t errlen) {
                                     d->hidden, err, errlen))
         return -1;
     d->n_items = n;
+    for (size_t r = 0; r < n; r++) d->n_present += d->present[r];
     char id[STORE_KEY_MAX + 1];
     for (size_t r = 0; r < n; r++) {
         if (store_catalogue_id(d->store, d->txn, (uint32_t)r, id, sizeof id, err, errlen))

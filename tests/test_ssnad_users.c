@@ -60,29 +60,39 @@ int main(void) {
     CHECK(check_table(&m) == m.count);
     ssnad_users_free(&m);
 
-    // lists that went out short (fewer than k items: the catalogue was still arriving) are marked
-    // for a refill, once, and only those of clean users; full lists and pending users are left
+    // lists drawn from too small a catalogue - short (fewer than k items), or computed when the
+    // catalogue was under half of today's 1,000 items (it was still being encoded) - are marked
+    // for a refill, once, and only those of clean users; pending users and full lists from at
+    // least half the catalogue (501 .. 1,000 items: 500 is exactly half, stale) are left
     SsnadUserMap sh = {.max = 64};
     SsnadUserList out = {0};
     int want = 0;
+    const size_t catalogue = 1000;
     for (int i = 0; i < 200; i++) { // past max: evicted users are simply not refilled
         SsnadUser *u = ssnad_users_get(&sh, name(i));
         u->last_list = calloc(10, sizeof *u->last_list);
-        u->last_len = i % 3 == 0 ? 10 : i % 11; // full, or 0..10 items
+        u->last_len = i % 3 == 0 ? 10 : i % 11;                              // full, or 0..10 items
+        u->last_catalogue = (uint32_t)(i % 7 == 0 ? 499 + i % 3 : 1000 - i); // 499, 500, 501, ...
         ssnad_users_set_dirty(&sh, u, i % 5 == 0);
     }
     for (size_t i = 0; i < sh.cap; i++) {
         SsnadUser *u = sh.slots[i];
-        want += u && !u->dirty && u->last_len < 10;
+        want += u && !u->dirty && (u->last_len < 10 || u->last_catalogue <= catalogue / 2);
     }
     size_t dirty_before = sh.n_dirty;
-    CHECK(ssnad_users_mark_short(&sh, 10, &out) == want && want > 0 && out.n == (size_t)want);
-    int wrong = 0;
-    for (size_t i = 0; i < out.n; i++)
-        wrong += !out.v[i]->dirty || !out.v[i]->refill || out.v[i]->last_len >= 10;
+    CHECK(ssnad_users_mark_stale(&sh, 10, catalogue, &out) == want && want > 0 &&
+          out.n == (size_t)want);
+    int wrong = 0, by_catalogue = 0;
+    for (size_t i = 0; i < out.n; i++) {
+        const SsnadUser *u = out.v[i];
+        wrong += !u->dirty || !u->refill || (u->last_len >= 10 && u->last_catalogue > 500);
+        by_catalogue += u->last_len >= 10;
+    }
     CHECK_MSG(wrong == 0, "%d users marked for a refill that should not be", wrong);
+    CHECK_MSG(by_catalogue > 0, "no full list from half the catalogue was marked");
     CHECK(sh.n_dirty == dirty_before + (size_t)want);
-    CHECK(ssnad_users_mark_short(&sh, 10, &out) == 0 && out.n == (size_t)want); // all dirty now
+    CHECK(ssnad_users_mark_stale(&sh, 10, catalogue, &out) == 0 &&
+          out.n == (size_t)want); // all dirty now
     free(out.v);
     ssnad_users_free(&sh);
 
