@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,7 +308,28 @@ static int check_digest(const char *path, const char *buf, size_t *len, char *er
     return 0;
 }
 
-/* One "key value" header line into the config or state; 0, or -1 for an unknown key. */
+/* val as a whole number in [INT_MIN, INT_MAX] / a finite float / double: 0, or -1 when it is not
+ * one (atoi read "x" as 0 and "1e9999" as whatever it liked). */
+static int parse_header_int(const char *val, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (end == val || *end || errno || v < INT_MIN || v > INT_MAX) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_header_double(const char *val, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (end == val || *end || errno || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* One "key value" header line into the config or state; 0, or -1 for an unknown key or a value
+ * that is not a number of its type. */
 static int read_header_line(const char *key, const char *val, SsnaConfig *c, SsnaTrainState *st) {
     struct {
         const char *key;
@@ -336,9 +359,11 @@ static int read_header_line(const char *key, const char *val, SsnaConfig *c, Ssn
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (strcmp(key, fields[i].key)) continue;
-        if (fields[i].i) *fields[i].i = atoi(val);
-        if (fields[i].f) *fields[i].f = strtof(val, NULL);
-        if (fields[i].d) *fields[i].d = strtod(val, NULL);
+        double v;
+        if (fields[i].i) return parse_header_int(val, fields[i].i);
+        if (parse_header_double(val, &v)) return -1;
+        if (fields[i].f) *fields[i].f = (float)v;
+        if (fields[i].d) *fields[i].d = v;
         return 0;
     }
     if (!strcmp(key, "variant")) {
@@ -352,11 +377,13 @@ static int read_header_line(const char *key, const char *val, SsnaConfig *c, Ssn
     } else if (!strncmp(key, "best_valid", 10) || !strncmp(key, "best_test", 9)) {
         int idx = key[strlen(key) - 1] - '0';
         if (idx < 0 || idx > 3) return -1;
-        (key[5] == 'v' ? st->best_valid : st->best_test)[idx] = strtod(val, NULL);
-    } else if (!strcmp(key, "shuffle_rng")) {
-        st->shuffle_rng = strtoull(val, NULL, 10);
-    } else if (!strcmp(key, "model_rng")) {
-        st->model_rng = strtoull(val, NULL, 10);
+        return parse_header_double(val, &(key[5] == 'v' ? st->best_valid : st->best_test)[idx]);
+    } else if (!strcmp(key, "shuffle_rng") || !strcmp(key, "model_rng")) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(val, &end, 10);
+        if (end == val || *end || errno || val[0] == '-') return -1;
+        *(key[0] == 's' ? &st->shuffle_rng : &st->model_rng) = v;
     } else if (!strcmp(key, "meta")) {
         snprintf(st->meta, sizeof st->meta, "%s", val);
     } else {

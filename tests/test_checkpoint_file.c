@@ -104,6 +104,17 @@ int main(void) {
             CHECK(load(cut, &back, err, sizeof err) == -1);
             CHECK_MSG(strstr(err, cut) && strstr(err, "truncated parameter blobs"), "%s", err);
         }
+        // header numbers are checked, not read with atoi ("inner x" was 0, "8x" was 8)
+        const char *bad[] = {"inner x\n", "inner 8x\n", "inner 99999999999\n", "inner \n"};
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+            memcpy(big, buf, head);
+            size_t kb = head + (size_t)sprintf(big + head, "%s", bad[b]);
+            memcpy(big + kb, at + 8, body - head - 8);
+            write_bytes(cut, big, kb + body - head - 8);
+            CHECK(load(cut, &back, err, sizeof err) == -1);
+            CHECK_MSG(strstr(err, cut) && strstr(err, "bad header field 'inner'"), "%s: %s", bad[b],
+                      err);
+        }
     }
     free(big);
     free(buf);
