@@ -620,11 +620,12 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
     char *colon = strchr(item, ':');
     if (colon) *colon = 0;
     if (!strcmp(item, "pop")) { // the control arm: no model, so only a weight
-        *v = (ConfigVariant){.kind = CONFIG_VARIANT_POP, .layers = 1, .weight = 1, .loss = -1};
+        *v = (ConfigVariant){.kind = CONFIG_VARIANT_POP, .layers = 0, .weight = 1, .loss = -1};
         snprintf(v->label, sizeof v->label, "pop");
         if (colon && parse_variant_options(colon + 1, v, original, err, errlen) < 0) return -1;
-        if (v->layers != 1 || v->loss >= 0 || v->init[0])
+        if (v->layers || v->loss >= 0 || v->init[0])
             return errmsg_fail(err, errlen, "variant '%s': pop takes only weight=W", original);
+        v->layers = 1; // no encoder layers of its own; 1 keeps the max over arms meaningful
         return 0;
     }
     int kind = ssna_variant_parse(item);

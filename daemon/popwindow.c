@@ -100,10 +100,11 @@ static int excluded(uint32_t item, const uint32_t *exclude, int n_exclude) {
     return 0;
 }
 
-/* Append the usable items of order[0..n) to ids while fewer than k; returns the new count. */
+/* The first k usable items of order[0..n) into ids/scores; returns how many. */
 static int take(const PopWindow *p, const int32_t *order, int n, const unsigned char *eligible,
-                size_t n_items, const uint32_t *exclude, int n_exclude, int k, int got,
-                int32_t *ids, float *scores) {
+                size_t n_items, const uint32_t *exclude, int n_exclude, int k, int32_t *ids,
+                float *scores) {
+    int got = 0;
     for (int i = 0; i < n && got < k; i++) {
         uint32_t it = (uint32_t)order[i];
         if (it >= n_items || (eligible && !eligible[it]) || excluded(it, exclude, n_exclude))
@@ -118,12 +119,12 @@ int popwindow_top_k(PopWindow *p, const unsigned char *eligible, size_t n_items,
     if (k > p->k) k = p->k;
     if (n_exclude > p->max_exclude) n_exclude = p->max_exclude;
     if (p->stale) p->rank_n = rank_top(p, p->rank, p->rank_cap), p->stale = 0;
-    int got = take(p, p->rank, p->rank_n, eligible, n_items, exclude, n_exclude, k, 0, ids, scores);
+    int got = take(p, p->rank, p->rank_n, eligible, n_items, exclude, n_exclude, k, ids, scores);
     if (got < k && (size_t)p->rank_n < p->n_positive) { // ineligible items filled the cache
         int32_t *all = malloc(p->n_positive * sizeof *all);
         if (!all) return -1;
         int n = rank_top(p, all, (int)p->n_positive);
-        got = take(p, all, n, eligible, n_items, exclude, n_exclude, k, 0, ids, scores);
+        got = take(p, all, n, eligible, n_items, exclude, n_exclude, k, ids, scores);
         free(all);
     }
     // pad with the eligible items chosen by no event in the window, lower index first

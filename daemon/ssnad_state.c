@@ -375,9 +375,7 @@ static int verify_users(Ssnad *d, char *err, size_t errlen) {
     return 0;
 }
 
-/* PENDING_BLOB: the users whose lists are not out yet (dirty, or deferred for queued texts),
- * each as a u32 length and its id bytes. Their events are committed with this checkpoint, so
- * after a crash nothing would publish their lists: the next start marks them dirty again. */
+/* POP_BLOB: the pop window (daemon/popwindow.h), saved whether or not an arm serves it. */
 static int put_pop(Ssnad *d, char *err, size_t errlen) {
     size_t len;
     pthread_mutex_lock(&d->serve_mu); // /recommend reads the window
@@ -389,6 +387,9 @@ static int put_pop(Ssnad *d, char *err, size_t errlen) {
     return rc;
 }
 
+/* PENDING_BLOB: the users whose lists are not out yet (dirty, or deferred for queued texts),
+ * each as a u32 length and its id bytes. Their events are committed with this checkpoint, so
+ * after a crash nothing would publish their lists: the next start marks them dirty again. */
 static int put_pending(Ssnad *d, char *err, size_t errlen) {
     size_t len = 0, cap = 4096;
     unsigned char *blob = malloc(cap);

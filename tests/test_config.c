@@ -151,6 +151,9 @@ static void test_file_errors(void) {
     expect_error("variants = gru:a=3:init=\n", ":1:", "init needs a path");
     expect_error("variants = gru,gru:a=3\n", ":1:", "listed twice");
     expect_error("variants = ,\n", ":1:", "no variant");
+    expect_error("variants = pop:a=1,gru\n", ":1:", "pop takes only weight=W");
+    expect_error("variants = gru,pop:loss=logq\n", ":1:", "pop takes only weight=W");
+    expect_error("variants = pop:weight=2\n", ":1:", "pop needs a model arm beside it");
 
     DaemonConfig cfg;
     char err[512] = "";
@@ -160,6 +163,10 @@ static void test_file_errors(void) {
     /* a rejected value leaves the earlier one whole */
     CHECK(config_set(&cfg, "variants", "gru:a=2,bogus", "t", err, sizeof err) == -1);
     CHECK(cfg.n_variants == 2 && !strcmp(cfg.variants[0].label, "gru:a=3"));
+    CHECK(config_set(&cfg, "variants", "pop:weight=2,gru:a=3", "t", err, sizeof err) == 0);
+    CHECK(cfg.n_variants == 2 && cfg.variants[0].kind == CONFIG_VARIANT_POP &&
+          !strcmp(cfg.variants[0].label, "pop") && cfg.variants[0].weight == 2 &&
+          cfg.variants[0].layers == 1 && cfg.variants[1].kind == SSNA_VARIANT_GRU);
     CHECK(config_set(&cfg, "top_k", "-3", "t", err, sizeof err) == -1 && cfg.top_k == 10);
     CHECK(config_set(&cfg, "train.sched", "normal", "t", err, sizeof err) == 0);
     CHECK(cfg.train_sched_idle == 0);
