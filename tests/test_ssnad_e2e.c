@@ -303,6 +303,36 @@ static void check_training_share(const char *metrics, long n_events) {
     CHECK(replay > 0);
 }
 
+/* The trainer runs under SCHED_IDLE: on a machine busy with other work (a CI runner beside
+ * CPU-bound tests) it may not have taken a step by the time the stream is applied. Wait, bounded,
+ * until every variant has trained on fresh and on replayed sequences, so that what is checked after
+ * (training share, models saved at the stop) is about the daemon, not the runner's load. */
+static void wait_for_training(int port, const char *const *variants, int n, double timeout_s) {
+    double t0 = harness_now();
+    for (;; usleep(500000)) {
+        char *metrics = harness_http_get(port, "/metrics");
+        int ready = metrics != NULL;
+        for (int i = 0; ready && i < n; i++) {
+            char fresh[200], replay[200]; // labels in name order (daemon/metrics.c)
+            snprintf(fresh, sizeof fresh,
+                     "ssnad_train_sequences_total{source=\"fresh\",variant=\"%s\"}", variants[i]);
+            snprintf(replay, sizeof replay,
+                     "ssnad_train_sequences_total{source=\"replay\",variant=\"%s\"}", variants[i]);
+            ready = metric_with(metrics, fresh) > 0 && metric_with(metrics, replay) > 0;
+        }
+        free(metrics);
+        if (ready) {
+            fprintf(stderr, "training: every variant trained after %.1f s of waiting\n",
+                    harness_now() - t0);
+            return;
+        }
+        if (harness_now() - t0 > timeout_s) {
+            CHECK_MSG(0, "a variant took no fresh and replayed training step in %.0f s", timeout_s);
+            return;
+        }
+    }
+}
+
 /* GET /abtest, read at the same moment as /metrics: both arms, their scored lists and hits
  * adding up to the Prometheus counters, intervals around each estimate, and the second arm
  * compared with the first (the control). */
@@ -483,6 +513,8 @@ int main(void) {
     check_thread_policies(pid, tasks);
     int port = harness_http_port(&h, "e2e");
     CHECK(port > 0);
+    const char *names[2] = {"gru:a=3", "mean:a=3"};
+    if (port) wait_for_training(port, names, 2, 300);
     // online metrics of the stream itself, before the twin's events (hits by construction)
     char *metrics = port ? harness_http_get(port, "/metrics") : NULL;
     char *abtest = port ? harness_http_get(port, "/abtest") : NULL;
@@ -492,7 +524,6 @@ int main(void) {
     harness_read_topic(&h, "recommendations", 5, 3, on_list, &lists);
     CHECK(lists.bad == 0);
     CHECK_MSG(lists.n == N_USERS, "%zu of %d users got a list", lists.n, N_USERS);
-    const char *names[2] = {"gru:a=3", "mean:a=3"};
     double weights[2] = {1, 1};
     AbTest *ab;
     char err[256];
