@@ -247,18 +247,18 @@ static int parse_jsonl(ItemsReader *r, const char *line, size_t len, ItemText *i
     if (json_parse(&r->json, line, len, jerr, sizeof jerr))
         return errmsg_fail(err, errlen, "%s:%ld: %s", r->path, r->line, jerr);
     r->have_json = 1;
-    if (r->json.type != JSON_OBJECT)
+    if (r->json.type != JSON_VALUE_OBJECT)
         return errmsg_fail(err, errlen,
                            "%s:%ld: expected a JSON object {\"item_id\":..,\"text\":..}", r->path,
                            r->line);
     const JsonValue *id = json_get(&r->json, "item_id");
     const JsonValue *text = json_get(&r->json, "text");
-    if (!id || !(id->type == JSON_STRING || id->type == JSON_NUMBER))
+    if (!id || !(id->type == JSON_VALUE_STRING || id->type == JSON_VALUE_NUMBER))
         return errmsg_fail(err, errlen, "%s:%ld: missing \"item_id\" (a string or an integer)",
                            r->path, r->line);
-    if (!text || text->type != JSON_STRING)
+    if (!text || text->type != JSON_VALUE_STRING)
         return errmsg_fail(err, errlen, "%s:%ld: missing \"text\" (a string)", r->path, r->line);
-    if (id->type == JSON_NUMBER) {
+    if (id->type == JSON_VALUE_NUMBER) {
         double v = id->number;
         if (v != (double)(long long)v || v < -9e15 || v > 9e15)
             return errmsg_fail(err, errlen, "%s:%ld: \"item_id\" %g is not an integer", r->path,

@@ -152,7 +152,7 @@ static int load_weights(EncoderLoader *ld) {
 static int config_int(const JsonValue *cfg, const char *path, const char *key, int *out, char *err,
                       size_t errlen) {
     const JsonValue *v = json_get(cfg, key);
-    if (!v || v->type != JSON_NUMBER || v->number < 1 || v->number > 1e7 ||
+    if (!v || v->type != JSON_VALUE_NUMBER || v->number < 1 || v->number > 1e7 ||
         v->number != floor(v->number)) {
         snprintf(err, errlen, "%s: field '%s' missing or not a positive integer", path, key);
         return -1;
@@ -166,10 +166,10 @@ static int read_config(Encoder *e, const JsonValue *cfg, const char *path, char 
                        size_t errlen) {
     const char *type = json_get_string(cfg, "model_type", "");
     const JsonValue *archs = json_get(cfg, "architectures");
-    const char *arch =
-        archs && archs->type == JSON_ARRAY && archs->len && archs->items[0].type == JSON_STRING
-            ? archs->items[0].str
-            : "";
+    const char *arch = archs && archs->type == JSON_VALUE_ARRAY && archs->len &&
+                               archs->items[0].type == JSON_VALUE_STRING
+                           ? archs->items[0].str
+                           : "";
     if (!strcmp(type, "bert") || (!*type && !strncmp(arch, "Bert", 4)))
         e->family = ENCODER_BERT;
     else if (!strcmp(type, "distilbert") || (!*type && !strncmp(arch, "DistilBert", 10)))

@@ -1,9 +1,10 @@
-/* json.h - a small strict JSON reader (RFC 8259) for config.json, tokenizer.json, safetensors
- * headers and JSON-lines inputs.
+/* json.h - JSON documents (RFC 8259, read by jansson) as a plain tree, for config.json,
+ * tokenizer.json, safetensors headers and JSON-lines inputs.
  *
  * The whole document becomes a tree of JsonValue; strings are decoded (escapes, surrogate pairs)
- * to NUL-terminated UTF-8 with an explicit length. Invalid UTF-8, trailing garbage, nesting over
- * JSON_MAX_DEPTH and unterminated input are errors naming the byte offset and line.
+ * to NUL-terminated UTF-8 with an explicit length, object members keep document order. Invalid
+ * UTF-8, trailing garbage, a key given twice, nesting over JSON_MAX_DEPTH and unterminated input
+ * are errors naming the byte offset, line and column.
  */
 #ifndef SSNA_MODEL_JSON_H
 #define SSNA_MODEL_JSON_H
@@ -13,21 +14,28 @@
 
 #define JSON_MAX_DEPTH 128
 
-typedef enum { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } JsonType;
+typedef enum {
+    JSON_VALUE_NULL,
+    JSON_VALUE_BOOL,
+    JSON_VALUE_NUMBER,
+    JSON_VALUE_STRING,
+    JSON_VALUE_ARRAY,
+    JSON_VALUE_OBJECT
+} JsonType;
 
 typedef struct JsonValue {
     JsonType type;
-    int boolean;             /* JSON_BOOL */
-    double number;           /* JSON_NUMBER */
-    char *str;               /* JSON_STRING: decoded UTF-8, NUL-terminated */
-    size_t len;              /* JSON_STRING: bytes in str; ARRAY/OBJECT: element count */
+    int boolean;             /* JSON_VALUE_BOOL */
+    double number;           /* JSON_VALUE_NUMBER */
+    char *str;               /* JSON_VALUE_STRING: decoded UTF-8, NUL-terminated */
+    size_t len;              /* JSON_VALUE_STRING: bytes in str; ARRAY/OBJECT: element count */
     struct JsonValue *items; /* ARRAY elements / OBJECT values, [len] */
     char **keys;             /* OBJECT keys, [len], decoded and NUL-terminated */
     size_t *key_lens;        /* OBJECT key byte lengths, [len] */
 } JsonValue;
 
-/* Parse text[0..len) into *out. 0 on success; -1 with err ("offset N (line L): ...") otherwise,
- * in which case *out holds nothing to free. */
+/* Parse text[0..len) into *out. 0 on success; -1 with err ("offset N (line L, column C): ...")
+ * otherwise, in which case *out holds nothing to free. */
 int json_parse(JsonValue *out, const char *text, size_t len, char *err, size_t errlen);
 /* Read a whole file and parse it; errors name the path. */
 int json_parse_file(JsonValue *out, const char *path, char *err, size_t errlen);

@@ -31,7 +31,7 @@ static int dtype_size(const char *name) {
 
 /* A JSON number that is a non-negative integer below 2^53, or -1. */
 static int64_t json_index(const JsonValue *v) {
-    if (!v || v->type != JSON_NUMBER || v->number < 0 || v->number > 9007199254740992.0 ||
+    if (!v || v->type != JSON_VALUE_NUMBER || v->number < 0 || v->number > 9007199254740992.0 ||
         v->number != (double)(int64_t)v->number)
         return -1;
     return (int64_t)v->number;
@@ -41,15 +41,15 @@ static int64_t json_index(const JsonValue *v) {
 static int parse_tensor(SafetensorsTensor *t, const char *path, const char *name,
                         const JsonValue *v, const uint8_t *data, size_t data_size, char *err,
                         size_t errlen) {
-    if (v->type != JSON_OBJECT) {
+    if (v->type != JSON_VALUE_OBJECT) {
         snprintf(err, errlen, "%s: corrupt header: tensor '%s' is not an object", path, name);
         return -1;
     }
     const char *dtype = json_get_string(v, "dtype", NULL);
     const JsonValue *shape = json_get(v, "shape");
     const JsonValue *offs = json_get(v, "data_offsets");
-    if (!dtype || !shape || shape->type != JSON_ARRAY || !offs || offs->type != JSON_ARRAY ||
-        offs->len != 2) {
+    if (!dtype || !shape || shape->type != JSON_VALUE_ARRAY || !offs ||
+        offs->type != JSON_VALUE_ARRAY || offs->len != 2) {
         snprintf(err, errlen,
                  "%s: corrupt header: tensor '%s' needs dtype, shape and data_offsets [begin, end]",
                  path, name);
@@ -131,7 +131,7 @@ static int parse_header(Safetensors *st, const char *path, char *err, size_t err
         return -1;
     }
     int rc = -1;
-    if (root.type != JSON_OBJECT) {
+    if (root.type != JSON_VALUE_OBJECT) {
         snprintf(err, errlen, "%s: corrupt header: not a JSON object", path);
         goto done;
     }

@@ -148,7 +148,7 @@ static int add_merge(Tokenizer *t, const char *a, size_t alen, const char *b, si
 /* Vocabulary from a JSON object token -> id. */
 static int vocab_from_object(Tokenizer *t, const JsonValue *vocab, const char *path, char *err,
                              size_t errlen) {
-    if (!vocab || vocab->type != JSON_OBJECT || vocab->len == 0)
+    if (!vocab || vocab->type != JSON_VALUE_OBJECT || vocab->len == 0)
         return errmsg_fail(err, errlen, "%s: the vocabulary is missing or not an object", path);
     for (size_t i = 0; i < vocab->len; i++) {
         int id;
@@ -166,7 +166,7 @@ static int vocab_from_object(Tokenizer *t, const JsonValue *vocab, const char *p
 
 static int json_normalizer(Tokenizer *t, const JsonValue *n, const char *path, char *err,
                            size_t errlen) {
-    if (!n || n->type == JSON_NULL) return 0;
+    if (!n || n->type == JSON_VALUE_NULL) return 0;
     const char *type = json_get_string(n, "type", "");
     if (strcmp(type, "BertNormalizer") == 0) {
         t->clean_text = json_get_bool(n, "clean_text", 1);
@@ -186,7 +186,7 @@ static int json_normalizer(Tokenizer *t, const JsonValue *n, const char *path, c
 
 static int json_pre_tokenizer(Tokenizer *t, const JsonValue *p, const char *path, char *err,
                               size_t errlen) {
-    if (!p || p->type == JSON_NULL) return 0;
+    if (!p || p->type == JSON_VALUE_NULL) return 0;
     const char *type = json_get_string(p, "type", "");
     if (strcmp(type, "BertPreTokenizer") == 0) {
         t->pre = TOK_PRE_BERT;
@@ -211,7 +211,7 @@ static int json_pre_tokenizer(Tokenizer *t, const JsonValue *p, const char *path
 static int template_special(const JsonValue *specials, const char *name, int *ids, int *n,
                             const char *path, char *err, size_t errlen) {
     const JsonValue *ids_v = json_get(json_get(specials, name), "ids");
-    if (!ids_v || ids_v->type != JSON_ARRAY)
+    if (!ids_v || ids_v->type != JSON_VALUE_ARRAY)
         return errmsg_fail(err, errlen, "%s: post_processor: special token \"%s\" has no ids", path,
                            name);
     for (size_t i = 0; i < ids_v->len; i++) {
@@ -225,18 +225,19 @@ static int template_special(const JsonValue *specials, const char *name, int *id
 /* ["[CLS]", 101] of BertProcessing / RobertaProcessing. */
 static int pair_id(const JsonValue *pair, const char *path, const char *what, char *err,
                    size_t errlen) {
-    if (!pair || pair->type != JSON_ARRAY || pair->len != 2 || pair->items[1].type != JSON_NUMBER)
+    if (!pair || pair->type != JSON_VALUE_ARRAY || pair->len != 2 ||
+        pair->items[1].type != JSON_VALUE_NUMBER)
         return errmsg_fail(err, errlen, "%s: post_processor: bad \"%s\"", path, what);
     return (int)pair->items[1].number;
 }
 
 static int json_post_processor(Tokenizer *t, const JsonValue *p, const char *path, char *err,
                                size_t errlen) {
-    if (!p || p->type == JSON_NULL) return 0;
+    if (!p || p->type == JSON_VALUE_NULL) return 0;
     const char *type = json_get_string(p, "type", "");
     if (strcmp(type, "TemplateProcessing") == 0) {
         const JsonValue *single = json_get(p, "single"), *specials = json_get(p, "special_tokens");
-        if (!single || single->type != JSON_ARRAY)
+        if (!single || single->type != JSON_VALUE_ARRAY)
             return errmsg_fail(err, errlen, "%s: post_processor: no \"single\" template", path);
         int seen_sequence = 0;
         t->n_prefix = t->n_suffix = 0;
@@ -266,7 +267,7 @@ static int json_post_processor(Tokenizer *t, const JsonValue *p, const char *pat
     if (strcmp(type, "ByteLevel") == 0) return 0; /* offsets only; ids unchanged */
     if (strcmp(type, "Sequence") == 0) {
         const JsonValue *list = json_get(p, "processors");
-        for (size_t i = 0; list && list->type == JSON_ARRAY && i < list->len; i++)
+        for (size_t i = 0; list && list->type == JSON_VALUE_ARRAY && i < list->len; i++)
             if (json_post_processor(t, &list->items[i], path, err, errlen) != 0) return -1;
         return 0;
     }
@@ -275,18 +276,19 @@ static int json_post_processor(Tokenizer *t, const JsonValue *p, const char *pat
 
 static int json_bpe_merges(Tokenizer *t, const JsonValue *merges, const char *path, char *err,
                            size_t errlen) {
-    if (!merges || merges->type != JSON_ARRAY)
+    if (!merges || merges->type != JSON_VALUE_ARRAY)
         return errmsg_fail(err, errlen, "%s: model.merges is missing", path);
     for (size_t i = 0; i < merges->len; i++) {
         const JsonValue *m = &merges->items[i];
         int rc;
-        if (m->type == JSON_STRING) { /* "a b" (tokenizers < 0.20) */
+        if (m->type == JSON_VALUE_STRING) { /* "a b" (tokenizers < 0.20) */
             const char *space = memchr(m->str, ' ', m->len);
             if (!space) return errmsg_fail(err, errlen, "%s: merge %zu has no space", path, i + 1);
             rc = add_merge(t, m->str, (size_t)(space - m->str), space + 1,
                            m->len - (size_t)(space - m->str) - 1, (int)i, path, err, errlen);
-        } else if (m->type == JSON_ARRAY && m->len == 2 && m->items[0].type == JSON_STRING &&
-                   m->items[1].type == JSON_STRING) { /* ["a", "b"] */
+        } else if (m->type == JSON_VALUE_ARRAY && m->len == 2 &&
+                   m->items[0].type == JSON_VALUE_STRING &&
+                   m->items[1].type == JSON_VALUE_STRING) { /* ["a", "b"] */
             rc = add_merge(t, m->items[0].str, m->items[0].len, m->items[1].str, m->items[1].len,
                            (int)i, path, err, errlen);
         } else {
@@ -336,11 +338,11 @@ static int json_model(Tokenizer *t, const JsonValue *m, const char *path, char *
 
 static int json_added_tokens(Tokenizer *t, const JsonValue *list, const char *path, char *err,
                              size_t errlen) {
-    for (size_t i = 0; list && list->type == JSON_ARRAY && i < list->len; i++) {
+    for (size_t i = 0; list && list->type == JSON_VALUE_ARRAY && i < list->len; i++) {
         const JsonValue *a = &list->items[i], *content = json_get(a, "content");
         const JsonValue *id = json_get(a, "id");
         int tid;
-        if (!content || content->type != JSON_STRING || json_number_int(id, &tid))
+        if (!content || content->type != JSON_VALUE_STRING || json_number_int(id, &tid))
             return errmsg_fail(err, errlen, "%s: added_tokens[%zu] needs content and an integer id",
                                path, i);
         if (json_get_bool(a, "single_word", 0))
@@ -367,7 +369,7 @@ int tok_load_tokenizer_json(Tokenizer *t, const char *path, char *err, size_t er
         return errmsg_fail(err, errlen, "%s", msg);
     int rc = -1;
     const JsonValue *model = json_get(&root, "model");
-    if (!model || model->type != JSON_OBJECT) {
+    if (!model || model->type != JSON_VALUE_OBJECT) {
         errmsg_fail(err, errlen, "%s: no \"model\" object", path);
         goto done;
     }
@@ -379,13 +381,13 @@ int tok_load_tokenizer_json(Tokenizer *t, const char *path, char *err, size_t er
         goto done;
     if (t->byte_level && t->model == TOK_MODEL_BPE) byte_level_ids(t);
     const JsonValue *trunc = json_get(&root, "truncation");
-    if (trunc && trunc->type == JSON_OBJECT)
+    if (trunc && trunc->type == JSON_VALUE_OBJECT)
         if (json_get_int(trunc, "max_length", TOK_DEFAULT_MAX_LEN, &t->max_len)) {
             errmsg_fail(err, errlen, "%s: truncation.max_length is not an integer", path);
             goto done;
         }
     const JsonValue *pad = json_get(&root, "padding");
-    if (pad && pad->type == JSON_OBJECT) {
+    if (pad && pad->type == JSON_VALUE_OBJECT) {
         if (json_get_int(pad, "pad_id", 0, &t->pad_id)) {
             errmsg_fail(err, errlen, "%s: padding.pad_id is not an integer", path);
             goto done;

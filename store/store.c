@@ -28,20 +28,20 @@ uint64_t store_text_hash(const char *text, size_t len) {
 static int json_equal(const JsonValue *a, const JsonValue *b) {
     if (a->type != b->type) return 0;
     switch (a->type) {
-    case JSON_NULL:
+    case JSON_VALUE_NULL:
         return 1;
-    case JSON_BOOL:
+    case JSON_VALUE_BOOL:
         return a->boolean == b->boolean;
-    case JSON_NUMBER:
+    case JSON_VALUE_NUMBER:
         return a->number == b->number;
-    case JSON_STRING:
+    case JSON_VALUE_STRING:
         return a->len == b->len && !memcmp(a->str, b->str, a->len);
-    case JSON_ARRAY:
+    case JSON_VALUE_ARRAY:
         if (a->len != b->len) return 0;
         for (size_t i = 0; i < a->len; i++)
             if (!json_equal(&a->items[i], &b->items[i])) return 0;
         return 1;
-    case JSON_OBJECT:
+    case JSON_VALUE_OBJECT:
         if (a->len != b->len) return 0;
         for (size_t i = 0; i < a->len; i++) {
             const JsonValue *bv = json_get(b, a->keys[i]);
@@ -63,7 +63,7 @@ int store_parse_shape(const Store *s, const char *json, size_t len, StoreItemSha
     double layers = json_get_number(&v, "layers_kept", -1);
     double hidden = json_get_number(&v, "hidden_size", -1);
     const char *dtype = json_get_string(&v, "dtype", "");
-    if (v.type != JSON_OBJECT) {
+    if (v.type != JSON_VALUE_OBJECT) {
         rc = store_fail(s, err, errlen, STORE_ERR, "encoder identity is not a JSON object");
     } else if (layers < 1 || layers > 65535 || layers != (int)layers) {
         rc = store_fail(s, err, errlen, STORE_ERR,
@@ -99,14 +99,14 @@ static int compare_identity(const Store *s, const char *stored, const char *give
     /* name the top-level members that differ, so the cause is visible in a long identity */
     char diff[256] = "";
     size_t at = 0;
-    for (size_t i = 0; !same && a.type == JSON_OBJECT && i < a.len; i++) {
+    for (size_t i = 0; !same && a.type == JSON_VALUE_OBJECT && i < a.len; i++) {
         const JsonValue *bv = json_get(&b, a.keys[i]);
         if (bv && json_equal(&a.items[i], bv)) continue;
         int n = snprintf(diff + at, sizeof diff - at, "%s%s", at ? ", " : "", a.keys[i]);
         if (n < 0 || (size_t)n >= sizeof diff - at) break;
         at += (size_t)n;
     }
-    for (size_t i = 0; !same && b.type == JSON_OBJECT && i < b.len; i++) {
+    for (size_t i = 0; !same && b.type == JSON_VALUE_OBJECT && i < b.len; i++) {
         if (json_get(&a, b.keys[i])) continue;
         int n = snprintf(diff + at, sizeof diff - at, "%s%s", at ? ", " : "", b.keys[i]);
         if (n < 0 || (size_t)n >= sizeof diff - at) break;

@@ -20,11 +20,11 @@ int main(void) {
         " \"o\": {\"k\": \"v\"}}";
     CHECK(json_parse(&v, doc, strlen(doc), err, sizeof err) == 0);
     const JsonValue *a = json_get(&v, "a");
-    CHECK(a && a->type == JSON_ARRAY && a->len == 5);
+    CHECK(a && a->type == JSON_VALUE_ARRAY && a->len == 5);
     if (a && a->len == 5) {
         CHECK(a->items[0].number == 1 && a->items[1].number == -250);
-        CHECK(a->items[2].type == JSON_BOOL && a->items[2].boolean == 1);
-        CHECK(a->items[4].type == JSON_NULL);
+        CHECK(a->items[2].type == JSON_VALUE_BOOL && a->items[2].boolean == 1);
+        CHECK(a->items[4].type == JSON_VALUE_NULL);
     }
     const char *s = json_get_string(&v, "s", NULL);
     CHECK(s && !strcmp(s, "x\xc3\xa9\xf0\x9f\x98\x80\n"));
@@ -63,10 +63,27 @@ int main(void) {
     CHECK(json_parse(&v, "{\n\"a\": ]}", 9, err, sizeof err) == -1);
     CHECK_MSG(strstr(err, "line 2") != NULL, "%s", err);
 
+    CHECK_MSG(strstr(err, "column") != NULL, "%s", err);
+
+    /* a key given twice is an error, not a silent pick of one value */
+    CHECK(!parses("{\"a\": 1, \"a\": 2}"));
+    /* members keep document order; a 20-digit integer is a number, not an error */
+    const char *order = "{\"z\": 99999999999999999999, \"a\": 2, \"m\": 3}";
+    CHECK(json_parse(&v, order, strlen(order), err, sizeof err) == 0);
+    CHECK(v.len == 3 && !strcmp(v.keys[0], "z") && !strcmp(v.keys[1], "a") &&
+          !strcmp(v.keys[2], "m") && v.items[0].number == 1e20);
+    json_free(&v);
+
     /* nesting is bounded, not a stack overflow */
     char deep[1000];
     memset(deep, '[', sizeof deep);
     CHECK(json_parse(&v, deep, sizeof deep, err, sizeof err) == -1);
+    /* and a complete document nested deeper than JSON_MAX_DEPTH is refused too */
+    char nested[2 * (JSON_MAX_DEPTH + 2) + 1];
+    memset(nested, '[', JSON_MAX_DEPTH + 2);
+    memset(nested + JSON_MAX_DEPTH + 2, ']', JSON_MAX_DEPTH + 2);
+    CHECK(json_parse(&v, nested, 2 * (JSON_MAX_DEPTH + 2), err, sizeof err) == -1);
+    CHECK_MSG(strstr(err, "deeper") != NULL, "%s", err);
 
     /* every truncation of a valid document fails cleanly */
     size_t n = strlen(doc);

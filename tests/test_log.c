@@ -63,8 +63,8 @@ static void test_json(void) {
     /* invalid sequences (lone 0xff, truncated 0xc3, a UTF-16 surrogate) become U+FFFD */
     CHECK(!strcmp(json_get_string(&v, "bad", ""),
                   "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"));
-    CHECK(json_get(&v, "nan") && json_get(&v, "nan")->type == JSON_NULL);
-    CHECK(json_get(&v, "none") && json_get(&v, "none")->type == JSON_NULL);
+    CHECK(json_get(&v, "nan") && json_get(&v, "nan")->type == JSON_VALUE_NULL);
+    CHECK(json_get(&v, "none") && json_get(&v, "none")->type == JSON_VALUE_NULL);
     const char *ts = json_get_string(&v, "ts", "");
     CHECK_MSG(strlen(ts) == 24 && ts[4] == '-' && ts[10] == 'T' && ts[19] == '.' && ts[23] == 'Z',
               "timestamp '%s'", ts);
