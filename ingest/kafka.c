@@ -110,7 +110,9 @@ static void consumer_failed(KafkaConsumer *c, const char *what, const char *deta
 /* Both rebalance protocols: eager (assign replaces the whole assignment) and cooperative
  * (incremental changes), whichever the partition.assignment.strategy setting picks. */
 static void apply_assignment(KafkaConsumer *c, rd_kafka_topic_partition_list_t *list, int add) {
-    int cooperative = !strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE");
+    // NULL while the consumer is in no group (a session lost in a broker outage, then closed)
+    const char *protocol = rd_kafka_rebalance_protocol(c->rk);
+    int cooperative = protocol && !strcmp(protocol, "COOPERATIVE");
     if (cooperative) {
         rd_kafka_error_t *e = add ? rd_kafka_incremental_assign(c->rk, list)
                                   : rd_kafka_incremental_unassign(c->rk, list);

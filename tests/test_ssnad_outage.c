@@ -71,6 +71,13 @@ int main(void) {
     char db[512];
     snprintf(db, sizeof db, "%s/out.db", h.work);
     CHECK(harness_events_applied(db) == N_BEFORE + N_AFTER); // none twice
+    // the path this test is for: the session expired, the partitions were lost, and the daemon
+    // reloaded itself (closing a consumer that is in no group any more: kafka.c must not assume
+    // a rebalance protocol then)
+    CHECK_MSG(harness_sh("grep -q '\"partitions lost\"' %s/out.log && "
+                         "grep -q 'reloading from the last checkpoint' %s/out.log",
+                         h.work, h.work) == 0,
+              "no session expiry and reload in %s/out.log", h.work);
     harness_cleanup(&h, check_failed_count > 0);
     return check_done();
 }

@@ -200,8 +200,19 @@ static long read_number(Harness *h, const char *fmt, ...) {
     return v;
 }
 
-/* Both daemons' memory, and whether the catalogue is in. */
+/* Both daemons' memory, and whether the catalogue is in. Every wait of this test samples, so
+ * this is also where a daemon that exited on its own (a crash, an exit the test did not ask
+ * for) stops the test at once instead of leaving it to wait out its timeouts. */
 static void sample_both(Harness *h, pid_t soak, pid_t ref, Samples *ms, Samples *mr, double t0) {
+    int st;
+    pid_t pids[2] = {soak, ref};
+    for (int i = 0; i < 2; i++)
+        if (waitpid(pids[i], &st, WNOHANG) == pids[i]) {
+            kill(pids[1 - i], SIGKILL); // no daemon left behind
+            harness_die("the %s daemon exited on its own (status %d, signal %d; %s/%s.log)",
+                        i ? "ref" : "soak", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                        WIFSIGNALED(st) ? WTERMSIG(st) : 0, h->work, i ? "ref" : "soak");
+        }
     sample(ms, h, "soak", soak, t0);
     sample(mr, h, "ref", ref, t0);
     if (mr->n) mr->v[mr->n - 1].items = items_stored(h, "ref");
@@ -366,8 +377,6 @@ int main(void) {
             items_stored(&h, "soak") >= (size_t)n_items &&
             items_stored(&h, "ref") >= (size_t)n_items)
             break;
-        if (waitpid(pid, NULL, WNOHANG) == pid || waitpid(ref, NULL, WNOHANG) == ref)
-            harness_die("a daemon exited on its own (%s/*.log)", h.work);
     }
     sleep(5); // the last lists
     CHECK(harness_ssnad_stop(pid, SIGTERM, 120) == 0);
