@@ -35,4 +35,8 @@ int ssna_opt_int(const char *cmd, const char *opt, const char *s, int lo, int hi
 int ssna_opt_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                     double *out);
 
+/* s as a JSON string literal, quotes included (jansson's escaping; bytes that are not UTF-8
+ * become U+FFFD so the line stays JSON), to free(); NULL when out of memory. */
+char *ssna_json_string(const char *s);
+
 #endif

@@ -34,22 +34,11 @@ static void encode_usage(FILE *out) {
         "exit status: 0 success, 1 error (model or encoding), 2 bad usage\n");
 }
 
-/* s as a JSON string literal. */
+/* s as a JSON string literal on stdout. */
 static void print_json_string(const char *s) {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", stdout);
-        else if (*p == '\t')
-            fputs("\\t", stdout);
-        else if (*p < 0x20 || *p == 0x7f)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    putchar('"');
+    char *q = ssna_json_string(s);
+    fputs(q ? q : "\"\"", stdout);
+    free(q);
 }
 
 /* The JSON of one text: ids, tokens, and its vectors v: [n_layers, C], top layer first. */

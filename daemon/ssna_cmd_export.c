@@ -128,10 +128,16 @@ int ssna_cmd_export(int argc, char **argv) {
     }
     for (int s = 0; s < 3; s++)
         if (write_split(out, name, splits[s], &in, &rows[s], err, sizeof err)) goto fail;
-    printf("{\"command\":\"export\",\"dir\":\"%s\",\"name\":\"%s\",\"users\":%d,\"items\":%d,"
-           "\"train_rows\":%ld,\"valid_rows\":%ld,\"test_rows\":%ld}\n",
-           out, name, in.n_users, in.n_items, rows[0], rows[1], rows[2]);
-    rc = 0;
+    char *qo = ssna_json_string(out), *qn = ssna_json_string(name);
+    if (qo && qn) {
+        printf("{\"command\":\"export\",\"dir\":%s,\"name\":%s,\"users\":%d,\"items\":%d,"
+               "\"train_rows\":%ld,\"valid_rows\":%ld,\"test_rows\":%ld}\n",
+               qo, qn, in.n_users, in.n_items, rows[0], rows[1], rows[2]);
+        rc = 0;
+    } else {
+        snprintf(err, sizeof err, "out of memory");
+    }
+    free(qo), free(qn);
 fail:
     if (rc) fprintf(stderr, "ssna export: %s\n", err);
     interactions_free(&in);

@@ -40,24 +40,6 @@ static double peak_rss_mb(void) {
     return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
-/* s as a JSON string literal into buf. */
-static void json_quote(char *buf, size_t len, const char *s) {
-    size_t o = 0;
-    if (len < 3) return;
-    buf[o++] = '"';
-    for (; s && *s && o + 8 < len; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            o += (size_t)snprintf(buf + o, len - o, "\\%c", c);
-        else if (c < 0x20)
-            o += (size_t)snprintf(buf + o, len - o, "\\u%04x", c);
-        else
-            buf[o++] = (char)c;
-    }
-    buf[o++] = '"';
-    buf[o] = 0;
-}
-
 static void metrics_json(char *buf, size_t len, const double v[4]) {
     snprintf(buf, len, "{\"recall@10\":%.6f,\"recall@50\":%.6f,\"ndcg@10\":%.6f,\"ndcg@50\":%.6f}",
              v[0], v[1], v[2], v[3]);
@@ -230,7 +212,7 @@ done:
 /* ssna train --variant pop: count, evaluate, write the counts; the same progress line and final
  * JSON as a model (one "epoch": the count). */
 static int pop_train(const SsnaTrainOptions *o) {
-    char err[1024], meta[2048], qd[600], vj[256], tj[256];
+    char err[1024], meta[2048], vj[256], tj[256], *qd = NULL;
     Dataset ds = {0};
     long *counts = NULL, users;
     int rc = 1;
@@ -247,7 +229,10 @@ static int pop_train(const SsnaTrainOptions *o) {
     double t1 = clock_monotonic_s();
     if (pop_evaluate(o, &ds, counts, v, t, &users, err, sizeof err)) goto fail;
     double t2 = clock_monotonic_s();
-    json_quote(qd, sizeof qd, o->data);
+    if (!(qd = ssna_json_string(o->data))) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
     snprintf(meta, sizeof meta, "{\"data\":%s,\"k_core\":%d,\"max_len\":%d}", qd, o->k_core,
              o->max_len);
     if (popularity_save(o->out, counts, ds.inter.n_items, meta, err, sizeof err)) goto fail;
@@ -264,7 +249,7 @@ static int pop_train(const SsnaTrainOptions *o) {
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "ssna train: %s\n", err);
-    free(counts);
+    free(counts), free(qd);
     dataset_free(&ds);
     return rc;
 }
@@ -362,13 +347,17 @@ int ssna_cmd_train(int argc, char **argv) {
         if (ssna_create(&m, &cfg, o.seed, err, sizeof err)) goto fail;
         st.shuffle_rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
         st.model_rng = m.rng;
-        char qd[600], qb[600];
-        json_quote(qd, sizeof qd, o.data);
-        json_quote(qb, sizeof qb, o.db ? o.db : "");
+        char *qd = ssna_json_string(o.data), *qb = ssna_json_string(o.db ? o.db : "");
+        if (!qd || !qb) {
+            free(qd), free(qb);
+            snprintf(err, sizeof err, "out of memory");
+            goto fail;
+        }
         snprintf(st.meta, sizeof st.meta,
                  "{\"data\":%s,\"db\":%s,\"encoder\":%s,\"seed\":%" PRIu64
                  ",\"batch\":%d,\"lr\":%g,\"patience\":%d}",
                  qd, qb, ds.identity, o.seed, o.batch, o.lr, o.patience);
+        free(qd), free(qb);
         for (char *p = st.meta; *p; p++) /* the checkpoint header is line based */
             if (*p == '\n' || *p == '\r') *p = ' ';
     }

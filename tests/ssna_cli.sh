@@ -84,4 +84,11 @@ done
 
 "$ssna" export --data "$data" --out "$tmp/exp" --k-core 5q 2> "$tmp/num.err"
 check "export --k-core 5q is a usage error (2)" test $? -eq 2
+# the summary line stays JSON whatever the folder is called: a quote, a backslash, a tab and a
+# byte that is not UTF-8 (shown as U+FFFD)
+odd="$tmp/a\"b\\c"$'\t'$'\xff'
+"$ssna" export --data "$data" --out "$odd" --k-core 5 > "$tmp/exp.json" 2> "$tmp/exp.err"
+check "export into an oddly named folder exits 0" test $? -eq 0
+check "its summary line is JSON naming the folder" test \
+    "$(json "$tmp/exp.json" 'j["dir"].endswith("a\"b\\c\t\ufffd") and j["users"] == 610')" = True
 exit $fail
