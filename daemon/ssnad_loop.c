@@ -82,6 +82,10 @@ static int register_metrics(Ssnad *d, char *err, size_t errlen) {
                               "bytes the process has allocated and not freed (glibc's mallinfo2: "
                               "arenas and mmapped blocks), whether or not yet resident",
                               NULL, err, errlen);
+    if (d->m_heap) { // measured from the first scrape on, never a 0 that was not measured
+        struct mallinfo2 mi = mallinfo2();
+        metric_gauge_set(d->m_heap, (double)(mi.uordblks + mi.hblkhd));
+    }
     d->m_lists_refilled = metrics_counter(
         r, "ssnad_lists_refilled_total",
         "lists published again, unchanged sequence, because they were short of top_k and new "

@@ -296,10 +296,13 @@ static inline int harness_wait_items(Harness *h, const char *name, size_t n, dou
 
 typedef void (*HarnessMessageFn)(void *ctx, const KafkaMessage *m);
 
-/* Read topic from the beginning in a fresh group until idle_s passes without a message (at least
- * min_s in all). Returns the number of messages. */
-static inline long harness_read_topic(Harness *h, const char *topic, double min_s, double idle_s,
-                                      HarnessMessageFn fn, void *ctx) {
+/* Read topic from the beginning in a fresh group to its end: until every assigned partition's
+ * position has reached its high watermark (as of the consumer's last fetch) on two polls in a row
+ * with nothing new. What a daemon is still producing is not waited for: harness_wait_lists first
+ * where lists are read from a running daemon. Returns the number of messages; a topic that cannot
+ * be read to its end in 120 s fails the test. */
+static inline long harness_read_topic(Harness *h, const char *topic, HarnessMessageFn fn,
+                                      void *ctx) {
     char group[64], err[512];
     snprintf(group, sizeof group, "reader-%d-%d", getpid(), rand());
     const char *topics[1] = {topic};
@@ -313,20 +316,23 @@ static inline long harness_read_topic(Harness *h, const char *topic, double min_
     KafkaConsumer *c;
     if (kafka_consumer_open(&o, &c, err, sizeof err)) harness_die("reader: %s", err);
     long n = 0;
-    double t0 = harness_now(), last = t0;
-    for (;;) {
+    int at_end = 0;
+    for (double t0 = harness_now(); at_end < 2;) {
         KafkaMessage m = {0};
         int rc = kafka_consumer_poll(c, 100, &m, err, sizeof err);
-        double now = harness_now();
         if (rc == 1) {
             fn(ctx, &m);
             kafka_message_release(&m);
             n++;
-            last = now;
+            at_end = 0;
         } else if (rc == KAFKA_POLL_FATAL) {
             harness_die("reader: %s", err);
+        } else {
+            int end = kafka_consumer_assignment_size(c) > 0 && kafka_consumer_lag(c) == 0;
+            at_end = end ? at_end + 1 : 0;
         }
-        if (now - t0 >= min_s && now - last >= idle_s) break;
+        if (harness_now() - t0 > 120)
+            harness_die("reader: %s not read to its end in 120 s (%ld messages)", topic, n);
     }
     kafka_consumer_close(c);
     return n;
@@ -400,6 +406,26 @@ static inline double harness_metric_sum(const char *text, const char *name) {
             if (sp) sum += atof(sp + 1);
         }
     return sum;
+}
+
+/* Wait until instance name has published a list for every user with news (its gauge
+ * ssnad_users_pending_lists is 0), then a moment for the producer to deliver them. 0, or -1
+ * after timeout_s (users may legitimately wait, e.g. for a catalogue: callers decide). */
+static inline int harness_wait_lists(Harness *h, const char *name, double timeout_s) {
+    for (double t0 = harness_now(); harness_now() - t0 < timeout_s; usleep(200000)) {
+        int port = harness_http_port(h, name);
+        char *m = port ? harness_http_get(port, "/metrics") : NULL;
+        int done = m && strstr(m, "\nssnad_users_pending_lists ") &&
+                   harness_metric_sum(m, "ssnad_users_pending_lists") == 0;
+        free(m);
+        if (done) {
+            usleep(500000);
+            return 0;
+        }
+    }
+    fprintf(stderr, "harness: %s still has users waiting for a list after %.0f s\n", name,
+            timeout_s);
+    return -1;
 }
 
 /* Remove the work folder (after stopping the broker). */

@@ -137,7 +137,7 @@ int main(void) {
     sleep(2);
     CHECK_MSG(kill(pid, 0) == 0, "ssnad is not running after the bad input");
     DeadLetters dl = {0};
-    harness_read_topic(&h, "dead-letter", 5, 3, on_dead_letter, &dl);
+    harness_read_topic(&h, "dead-letter", on_dead_letter, &dl);
     fprintf(stderr, "dead letters: %ld (items %ld, events %ld, duplicates %ld, bad %ld)\n",
             dl.total, dl.malformed_item, dl.malformed_event, dl.duplicate, dl.bad);
     CHECK(dl.total == 8);
@@ -148,7 +148,8 @@ int main(void) {
     CHECK(log_has(&h, "bad", "\"input rejected\""));
     CHECK(log_has(&h, "bad", "duplicate_event"));
     Lists lists = {0};
-    harness_read_topic(&h, "recommendations", 5, 3, on_list, &lists);
+    CHECK(harness_wait_lists(&h, "bad", 60) == 0);
+    harness_read_topic(&h, "recommendations", on_list, &lists);
     CHECK_MSG(lists.lists >= 3, "%ld lists", lists.lists);
     CHECK(lists.with_placeholder == 0); // an item without a text is never recommended
     CHECK(harness_ssnad_stop(pid, SIGTERM, 120) == 0);

@@ -225,7 +225,7 @@ int main(void) {
     CHECK_MSG(events == WINDOW_N + 1 && n == STORE_USER_SEQ_MAX && seq[n - 1] == 7,
               "w: %llu events (want %d, \"w:0\" again), last item %d", (unsigned long long)events,
               WINDOW_N + 1, seq[n ? n - 1 : 0]);
-    harness_read_topic(&h, "dead-letter", 3, 2, on_dead, NULL);
+    harness_read_topic(&h, "dead-letter", on_dead, NULL);
     CHECK_MSG(dead_letters == 2, "%ld dead letters, want the 2 duplicates", dead_letters);
     // every item encoded; debug.verify found nothing; the model slots were flipped
     CHECK(!harness_sh("%s/daemon/ssnad --dump-state %s | grep -q '^catalogue %d$'", h.build, db,

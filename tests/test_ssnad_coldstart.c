@@ -182,7 +182,8 @@ int main(void) {
               n_events);
     CHECK(harness_wait_events(&h, "cs", (uint64_t)n_events, 300) == 0);
     Latest before = {0};
-    harness_read_topic(&h, "recommendations", 4, 3, on_list, &before);
+    CHECK(harness_wait_lists(&h, "cs", 60) == 0);
+    harness_read_topic(&h, "recommendations", on_list, &before);
     fprintf(stderr, "coldstart: %ld events, %d users with a list, %d of them short\n", n_events,
             before.n, short_lists(&before));
     CHECK_MSG(before.n > N_USERS / 2, "%d users got a list", before.n);
@@ -197,7 +198,8 @@ int main(void) {
     Latest after = {0};
     for (double t0 = harness_now(); harness_now() - t0 < 60;) {
         latest_free(&after);
-        harness_read_topic(&h, "recommendations", 2, 2, on_list, &after);
+        harness_wait_lists(&h, "cs", 10);
+        harness_read_topic(&h, "recommendations", on_list, &after);
         if (after.n >= before.n && !short_lists(&after)) break;
     }
     fprintf(stderr, "coldstart: %ld items; %d users with a list, %d short (%ld lists in all)\n",
@@ -212,7 +214,7 @@ int main(void) {
 
     // the pop arm's refilled lists: the whole stream's most chosen items less the user's own
     Stream st = {0};
-    harness_read_topic(&h, "events", 2, 2, on_event, &st);
+    harness_read_topic(&h, "events", on_event, &st);
     int pop_users = 0, pop_wrong = 0;
     for (int i = 0; i < after.n; i++)
         if (!strcmp(after.variant[i], "pop"))

@@ -521,7 +521,8 @@ int main(void) {
 
     // the lists so far, and the item they hold most often
     Lists lists = {0};
-    harness_read_topic(&h, "recommendations", 5, 3, on_list, &lists);
+    CHECK(harness_wait_lists(&h, "e2e", 60) == 0);
+    harness_read_topic(&h, "recommendations", on_list, &lists);
     CHECK(lists.bad == 0);
     CHECK_MSG(lists.n == N_USERS, "%zu of %d users got a list", lists.n, N_USERS);
     double weights[2] = {1, 1};
@@ -542,7 +543,8 @@ int main(void) {
     int sent = port ? check_twin(&h, port, &lists) : 0;
     CHECK(harness_wait_events(&h, "e2e", (uint64_t)(n_events + sent), 120) == 0);
     Lists after = {0};
-    harness_read_topic(&h, "recommendations", 5, 3, on_list, &after);
+    CHECK(harness_wait_lists(&h, "e2e", 60) == 0);
+    harness_read_topic(&h, "recommendations", on_list, &after);
     fprintf(stderr, "lists published after the twin's users consumed %s's original: %ld hold it\n",
             TWIN_ID, after.twin_lists);
 
@@ -569,7 +571,7 @@ int main(void) {
     free(abtest);
     check_training_share(metrics, n_events);
     Popular pop = {0};
-    harness_read_topic(&h, "events", 5, 3, on_event, &pop);
+    harness_read_topic(&h, "events", on_event, &pop);
     double hit_rate = scored > 0 ? hits / scored : 0;
     double pop_rate = pop.scored ? (double)pop.hits / (double)pop.scored : 0;
     double random_rate = (double)TOP_K / (double)(n_items > TOP_K ? n_items : TOP_K);
