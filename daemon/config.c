@@ -167,6 +167,9 @@ static const ConfigKey config_keys[] = {
             "1 .. 1e9", "commit a checkpoint after this many applied events"),
     NUM_KEY("checkpoint.every_seconds", CONFIG_DOUBLE, checkpoint_every_seconds, "30", 0.1, 86400,
             "0.1 .. 86400", "... or after this many seconds, whichever comes first"),
+    NUM_KEY("stop.timeout_seconds", CONFIG_INT, stop_timeout_seconds, "60", 1, 3600, "1 .. 3600",
+            "after a stop signal, the longest shutdown may take; then ssnad exits 5 naming the "
+            "step it was stuck in (the last checkpoint stands)"),
     NUM_KEY("train.batch", CONFIG_INT, train_batch, "64", 1, 4096, "1 .. 4096",
             "sequences per training step"),
     NUM_KEY("train.replay_fraction", CONFIG_DOUBLE, train_replay_fraction, "0.5", 0, 0.95,

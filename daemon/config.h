@@ -59,6 +59,7 @@ typedef struct {
     long long top_k;
     long long checkpoint_every_events;
     double checkpoint_every_seconds;
+    long long stop_timeout_seconds; /* stop.timeout_seconds: bound on the shutdown (signals.h) */
     long long train_batch;
     double train_replay_fraction;
     double train_lr;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_count;
 static volatile sig_atomic_t stop_signal;
@@ -13,6 +14,46 @@ static volatile sig_atomic_t reload_pending;
 static void on_stop(int sig) {
     stop_signal = sig;
     if (stop_count < 1000) stop_count = stop_count + 1;
+}
+
+static const char *volatile const *deadline_phase;
+static volatile sig_atomic_t deadline_code;
+static volatile sig_atomic_t deadline_seconds;
+
+static void put(const char *s) { // write(2) and strlen are async-signal-safe
+    ssize_t rc = write(STDERR_FILENO, s, strlen(s));
+    (void)rc;
+}
+
+static void on_deadline(int sig) {
+    (void)sig;
+    char n[24];
+    int i = (int)sizeof n - 1;
+    n[i] = 0;
+    unsigned v = (unsigned)deadline_seconds;
+    do n[--i] = (char)('0' + v % 10), v /= 10;
+    while (v && i > 0);
+    const char *phase = deadline_phase && *deadline_phase ? *deadline_phase : "?";
+    put("ssnad: shutdown stuck in ");
+    put(phase);
+    put(" after ");
+    put(n + i);
+    put(" s; exiting\n");
+    _exit(deadline_code);
+}
+
+void signals_stop_deadline(unsigned seconds, const char *volatile const *phase, int exit_code) {
+    if (!seconds) {
+        alarm(0);
+        return;
+    }
+    deadline_phase = phase, deadline_code = exit_code, deadline_seconds = (sig_atomic_t)seconds;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_deadline;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(seconds);
 }
 
 static void on_reload(int sig) {
@@ -62,7 +103,8 @@ int signals_take_reload(void) {
 
 void signals_restore(void) {
     char err[64];
-    int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGPIPE};
+    alarm(0);
+    int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGALRM};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         (void)set_handler(sigs[i], SIG_DFL, err, sizeof err);
 }

@@ -23,6 +23,11 @@ int signals_stop_signal(void);
 /* Whether SIGHUP has arrived since the last call (the flag is cleared by reading it); the daemon
  * reopens its log or re-reads its configuration. */
 int signals_take_reload(void);
+/* Bound the shutdown: after seconds, SIGALRM writes "ssnad: shutdown stuck in PHASE after N s;
+ * exiting" to stderr (PHASE: *phase at that moment, kept current by the caller) and ends the
+ * process with exit_code through _exit, since whatever hangs could hang an orderly exit too.
+ * seconds 0 disarms it (before an exec: a pending alarm survives execve). */
+void signals_stop_deadline(unsigned seconds, const char *volatile const *phase, int exit_code);
 /* Restore the default dispositions (for tests and a child process). */
 void signals_restore(void);
 

@@ -39,6 +39,7 @@
 #define SSNAD_MAX_PARTS    256   // assigned partitions tracked at once
 #define SSNAD_EXIT_RESTART 3     // state no longer matches the store: restart from checkpoint
 #define SSNAD_EXIT_RELOAD  4     // partitions lost: ssnad_main re-executes itself in place
+#define SSNAD_EXIT_STUCK   5     // the shutdown outlasted stop.timeout_seconds (signals.h)
 #define SSNAD_SEQ_MAX      STORE_USER_SEQ_MAX
 #define SSNAD_OFFER_STAGE  512 // offers the main thread keeps while feed_mu is busy
 

@@ -340,24 +340,44 @@ static int turn(Ssnad *d, char *err, size_t errlen) {
     return 0;
 }
 
+/* The step shutdown_all is in, for the stop deadline's message (signals_stop_deadline). */
+static const char *volatile shutdown_phase;
+
 static void shutdown_all(Ssnad *d, KafkaSetting *set, char **keys, size_t n_set) {
     char err[512];
+    // a stop must end: whatever step hangs (a thread that does not join, a client library that
+    // does not return), the process exits by the deadline; the last checkpoint stands
+    shutdown_phase = "stopping the trainer";
+    signals_stop_deadline((unsigned)d->cfg->stop_timeout_seconds, &shutdown_phase,
+                          SSNAD_EXIT_STUCK);
+    const char *fault = getenv("SSNAD_FAULT"); // the tests' hook: a step that never returns
+    if (fault && strstr(fault, "stop_hang"))
+        for (;;) pause();
     // training stops first: the checkpoints below then write the models themselves, with every
     // step taken (ssnad_snapshot_now)
     ssnad_train_stop(d);
     // the revoke hooks commit a checkpoint with the offsets
+    shutdown_phase = "closing the events consumer";
     kafka_consumer_close(d->consumer);
+    shutdown_phase = "closing the items consumer";
     kafka_consumer_close(d->items_consumer);
     d->consumer = d->items_consumer = NULL;
+    shutdown_phase = "the final checkpoint";
     if (!d->fatal && d->txn &&
         (d->since_checkpoint || d->collected_since_ckpt || d->warm_unsaved) &&
         ssnad_checkpoint(d, "stop", err, sizeof err))
         log_error("final checkpoint failed", LOG_STR("error", err));
+    shutdown_phase = "stopping the HTTP server";
     http_server_stop(d->http);
+    shutdown_phase = "stopping the publisher";
     ssnad_publish_stop(d);
+    shutdown_phase = "stopping the encoder";
     ssnad_embed_stop(d);
+    shutdown_phase = "flushing the producer";
     kafka_producer_close(d->producer, 5000);
+    shutdown_phase = "closing the store";
     ssnad_state_close(d);
+    signals_stop_deadline(0, NULL, 0); // done (and no alarm may outlive a reload's exec)
     abtest_destroy(d->ab);
     metrics_destroy(d->reg);
     for (size_t i = 0; i < n_set; i++) free(keys[i]);

@@ -27,7 +27,9 @@ static void usage(FILE *out) {
             "                       each user id listed one per line) and exit\n"
             "  --help               this text\n\n"
             "exit status: 0 clean stop, 1 startup or Kafka failure, 2 usage, 3 the state could\n"
-            "not be committed (e.g. disk full): restart to resume from the last checkpoint.\n"
+            "not be committed (e.g. disk full): restart to resume from the last checkpoint,\n"
+            "5 the shutdown outlasted stop.timeout_seconds (the step it was stuck in is on\n"
+            "stderr; the last checkpoint stands).\n"
             "When the group takes partitions away without a revoke (session expired, e.g. in a\n"
             "long broker outage) ssnad re-executes itself and resumes from its last checkpoint.\n");
 }

@@ -23,6 +23,20 @@ int main(void) {
     sleep(5);
     CHECK(waitpid(pid, NULL, WNOHANG) == 0);
     CHECK(harness_ssnad_stop(pid, SIGTERM, 60) == 0);
+
+    // a shutdown step that never returns (SSNAD_FAULT=stop_hang) ends by stop.timeout_seconds:
+    // exit status 5, the step named on stderr
+    harness_config(&h, "s", "stop.timeout_seconds = 2");
+    setenv("SSNAD_FAULT", "stop_hang", 1);
+    pid = harness_ssnad_start(&h, "s");
+    unsetenv("SSNAD_FAULT");
+    double t0 = harness_now();
+    st = harness_ssnad_stop(pid, SIGTERM, 60);
+    double took = harness_now() - t0;
+    CHECK_MSG(st == 5, "a hung shutdown: exit status %d, not 5", st);
+    CHECK_MSG(took < 30, "a hung shutdown took %.0f s with stop.timeout_seconds = 2", took);
+    CHECK(
+        !harness_sh("grep -q 'shutdown stuck in stopping the trainer after 2 s' %s/s.log", h.work));
     harness_cleanup(&h, check_failed_count > 0);
     return check_done();
 }
