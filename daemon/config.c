@@ -174,8 +174,11 @@ static const ConfigKey config_keys[] = {
             "sequences per training step"),
     NUM_KEY("train.replay_fraction", CONFIG_DOUBLE, train_replay_fraction, "0.5", 0, 0.95,
             "0 .. 0.95", "share of each batch sampled from older sequences (against forgetting)"),
-    NUM_KEY("train.lr", CONFIG_DOUBLE, train_lr, "0.0003", 1e-7, 1, "1e-7 .. 1",
-            "Adam learning rate"),
+    NUM_KEY("train.lr", CONFIG_DOUBLE, train_lr, "0.001", 1e-7, 1, "1e-7 .. 1",
+            "Adam learning rate of arms that start from random weights"),
+    NUM_KEY("train.lr_init", CONFIG_DOUBLE, train_lr_init, "0.0003", 1e-7, 1, "1e-7 .. 1",
+            "Adam learning rate of arms started from an offline model (init=): a smaller step "
+            "keeps what it learnt"),
     NUM_KEY("train.seed", CONFIG_INT, train_seed, "42", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of parameter initialisation, dropout and replay sampling"),
     CHOICE_KEY("train.loss", "logq", "logq | inbatch", apply_train_loss, show_train_loss,

@@ -62,7 +62,8 @@ typedef struct {
     long long stop_timeout_seconds; /* stop.timeout_seconds: bound on the shutdown (signals.h) */
     long long train_batch;
     double train_replay_fraction;
-    double train_lr;
+    double train_lr;      /* train.lr: arms from random weights */
+    double train_lr_init; /* train.lr_init: arms started from init=PATH */
     long long train_seed;
     long long train_nice;
     int train_sched_idle;                 /* train.sched: 1 idle, 0 normal */

@@ -369,7 +369,6 @@ static void *train_main(void *arg) {
     int B = (int)d->cfg->train_batch, turn = 0;
     long idle_steps = 0;
     AdamConfig adam = adam_defaults();
-    adam.lr = (float)d->cfg->train_lr;
     SsnadSeq *batch = fault_injected("train_batch") ? NULL : malloc((size_t)B * sizeof *batch);
     if (!batch) {
         train_fail(d, "out of memory for a batch of %d sequences (train.batch)", B);
@@ -402,6 +401,8 @@ static void *train_main(void *arg) {
         int vi = turn++ % d->n_var;
         SsnadVariant *v = &d->var[vi];
         TrainView *tv = &views[vi];
+        // an arm started from an offline model takes smaller steps (train.lr_init)
+        adam.lr = (float)(v->cv.init[0] ? d->cfg->train_lr_init : d->cfg->train_lr);
         char err[512] = "";
         float loss = 0;
         int synced = sync_views(d, views, n_items, rows, n_rows);
