@@ -232,6 +232,14 @@ int main(void) {
     unsigned seed = (unsigned)env_long("SSNA_SOAK_SEED", (long)time(NULL));
     srand(seed);
     snprintf(h.slice, sizeof h.slice, "%s/%s", h.data, data);
+    // SSNA_SOAK_SLICE=N: Scientific's first N users only (the sanitizer pass: its coverage is the
+    // code paths, and a slice of 3,500 users still streams ~25,000 events, past the duplicate
+    // window's 16,384, through the same kills and restarts)
+    long slice = env_long("SSNA_SOAK_SLICE", 0);
+    if (slice > 0) {
+        harness_slice(&h, (int)slice);
+        data = "amazon-scientific (slice)";
+    }
     if (harness_sh("ls %s/*.test.inter >/dev/null", h.slice)) harness_die("no data in %s", h.slice);
     // the users with events, from the data itself (a folder without NAME.user2index names
     // users by their index, as ssna's reader does)
@@ -484,14 +492,16 @@ int main(void) {
     }
     if (mf) fclose(mf);
     long growth = floor_2 - floor_1;
-    CHECK_MSG(events_in_window >= (uint64_t)(n_events - half) * 2 / 3,
-              "only %llu events in the memory window", (unsigned long long)events_in_window);
 #if defined(__SANITIZE_ADDRESS__)
     // AddressSanitizer has its own allocator (glibc's heap figures are not its) and holds freed
     // memory back in a quarantine by design, so neither measure says anything about leaks here:
     // LeakSanitizer does, when the daemons stop. Said, not counted as a pass.
     printf("memory growth: NOT CHECKED under AddressSanitizer (samples in %s)\n", mpath);
 #else
+    // (only where memory is checked: under ASan the daemons are slow enough for a backlog of the
+    // second half to be applied before the window opens, and nothing is measured there anyway)
+    CHECK_MSG(events_in_window >= (uint64_t)(n_events - half) * 2 / 3,
+              "only %llu events in the memory window", (unsigned long long)events_in_window);
     CHECK_MSG(heap_samples[0] >= 3 && heap_samples[1] >= 3, "heap samples in the window: %d + %d",
               heap_samples[0], heap_samples[1]);
     // What this can catch is growth that scales with the stream; LeakSanitizer (the ASan run)
