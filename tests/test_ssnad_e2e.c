@@ -237,6 +237,23 @@ static int check_twin(Harness *h, int port, const Lists *l) {
     }
     CHECK_MSG(stored, "the new item %s was not stored within 120 s", TWIN_ID);
 
+    // stored is not yet served: each arm takes the new item's states into its serving vectors on
+    // its own turn (under a loaded runner, seconds later). Ask, without sending anything, until
+    // every answer that ranks x above last also holds the twin, for at most 60 s; the check
+    // below then asks once more and says what differs.
+    for (double t0 = harness_now(); harness_now() - t0 < 60; sleep(1)) {
+        int ranked = 0, twinned = 0;
+        for (size_t i = 0; i < l->n; i++) {
+            Served now;
+            if (rank_of(&before[i], x) < 0 || served_list(port, l->lists[i].user, &now)) continue;
+            int rx = rank_of(&now, x);
+            if (rx < 0 || rx + 1 >= now.n) continue;
+            ranked++;
+            twinned += rank_of(&now, TWIN_ID) >= 0;
+        }
+        if (ranked > 0 && twinned == ranked) break;
+    }
+
     int with_x = 0, with_twin = 0, sent = 0;
     for (size_t i = 0; i < l->n; i++) {
         Served now;
