@@ -412,6 +412,7 @@ static inline double harness_metric_sum(const char *text, const char *name) {
  * ssnad_users_pending_lists is 0), then a moment for the producer to deliver them. 0, or -1
  * after timeout_s (users may legitimately wait, e.g. for a catalogue: callers decide). */
 static inline int harness_wait_lists(Harness *h, const char *name, double timeout_s) {
+    sleep(1); // the gauge is refreshed every 0.5 s: a reading must include what was just committed
     for (double t0 = harness_now(); harness_now() - t0 < timeout_s; usleep(200000)) {
         int port = harness_http_port(h, name);
         char *m = port ? harness_http_get(port, "/metrics") : NULL;

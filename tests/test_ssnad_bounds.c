@@ -94,22 +94,6 @@ static void on_dead(void *ctx, const KafkaMessage *m) {
     dead_letters++;
 }
 
-/* Wait until no user of instance b waits for a list (the gauge is refreshed every 0.5 s, so a
- * reading is only trusted a second after the events it must include were committed). */
-static int wait_lists_out(Harness *h, double timeout_s) {
-    sleep(1);
-    for (double t0 = harness_now(); harness_now() - t0 < timeout_s; usleep(200000)) {
-        int port = harness_http_port(h, "b");
-        char *metrics = port ? harness_http_get(port, "/metrics") : NULL;
-        double pending = metrics ? harness_metric_sum(metrics, "ssnad_users_pending_lists") : -1;
-        int found = metrics && strstr(metrics, "ssnad_users_pending_lists ") != NULL;
-        free(metrics);
-        if (found && pending == 0) return 0;
-    }
-    fprintf(stderr, "users still wait for lists after %.0f s\n", timeout_s);
-    return -1;
-}
-
 static pid_t restart(Harness *h, pid_t pid, int sig, uint64_t wait_events) {
     if (wait_events) CHECK(harness_wait_events(h, "b", wait_events, 300) == 0);
     int st = harness_ssnad_stop(pid, sig, 120);
@@ -160,7 +144,7 @@ int main(void) {
         }
         flush();
         CHECK(harness_wait_events(&h, "b", (uint64_t)sent - 1, 300) == 0);
-        CHECK(wait_lists_out(&h, 300) == 0);
+        CHECK(harness_wait_lists(&h, "b", 300) == 0);
         for (int u = 0; r < 2 && u < 16; u++) {
             snprintf(user, sizeof user, "filler-%d-%d", r, u);
             snprintf(eid, sizeof eid, "filler-%d-%d", r, u);
@@ -168,7 +152,7 @@ int main(void) {
         }
         flush();
         CHECK(harness_wait_events(&h, "b", (uint64_t)sent - 1, 300) == 0);
-        CHECK(wait_lists_out(&h, 300) == 0);
+        CHECK(harness_wait_lists(&h, "b", 300) == 0);
     }
     CHECK(harness_wait_events(&h, "b", (uint64_t)sent - 1, 300) == 0);
     int port = harness_http_port(&h, "b");
