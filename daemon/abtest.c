@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     char *name;
@@ -20,6 +21,14 @@ typedef struct {
     MetricGauge *win_hit_rate, *win_ndcg, *diff_rate, *p_rate; /* diff / p: not the control's */
 } AbVariant;
 
+/* One point of the history: every arm's hit rate and NDCG at a moment (NaN: nothing scored). */
+typedef struct {
+    uint64_t scored; /* lists scored by all arms together */
+    double time;     /* unix seconds */
+    float hit_rate[ABTEST_MAX_VARIANTS], hit_rate_window[ABTEST_MAX_VARIANTS];
+    float ndcg_window[ABTEST_MAX_VARIANTS];
+} AbPoint;
+
 struct AbTest {
     pthread_mutex_t mutex; /* guards every stats */
     uint64_t seed;
@@ -27,8 +36,19 @@ struct AbTest {
     int n;
     size_t window; /* lists in the sliding window; 0 until abtest_set_window */
     MetricsRegistry *reg;
+    double started;  /* unix seconds at abtest_create */
+    uint64_t scored; /* lists scored by all arms together */
+    uint64_t step;   /* a history point every `step` scored lists; doubles when the history fills */
+    size_t history_n; /* points in history, oldest first */
+    AbPoint history[ABTEST_HISTORY];
     AbVariant variants[ABTEST_MAX_VARIANTS];
 };
+
+static double unix_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 uint64_t abtest_hash(const void *key, size_t len, uint64_t seed) {
     const uint64_t m = 0xc6a4a7935bd1e995ULL;
@@ -135,6 +155,8 @@ int abtest_create(const char *const *names, const double *weights, int n_variant
     ab->k = k;
     ab->n = n_variants;
     ab->reg = reg;
+    ab->started = unix_now();
+    ab->step = ABTEST_HISTORY_FIRST_STEP;
     double cumulative = 0;
     for (int i = 0; i < n_variants; i++) {
         AbVariant *v = &ab->variants[i];
@@ -237,6 +259,32 @@ int abtest_set_window(AbTest *ab, size_t window, char *err, size_t errlen) {
     return 0;
 }
 
+static float ratio(double num, uint64_t den) {
+    return den ? (float)(num / (double)den) : NAN;
+}
+
+/* A history point every `step` lists; a full history keeps every other point (those on the
+ * doubled step), so it always spans the whole run at the same memory. */
+static void history_push(AbTest *ab) {
+    if (++ab->scored % ab->step) return;
+    if (ab->history_n == ABTEST_HISTORY) {
+        for (size_t i = 1; i < ABTEST_HISTORY; i += 2) ab->history[i / 2] = ab->history[i];
+        ab->history_n = ABTEST_HISTORY / 2;
+        ab->step *= 2;
+        if (ab->scored % ab->step) return;
+    }
+    AbPoint *p = &ab->history[ab->history_n++];
+    p->scored = ab->scored;
+    p->time = unix_now();
+    for (int i = 0; i < ab->n; i++) {
+        const AbVariant *v = &ab->variants[i];
+        const AbSums *w = ab->window ? &v->win : &v->all;
+        p->hit_rate[i] = ratio((double)v->all.hits, v->all.n);
+        p->hit_rate_window[i] = ratio((double)w->hits, w->n);
+        p->ndcg_window[i] = ratio(w->ndcg_sum, w->n);
+    }
+}
+
 int abtest_observe(AbTest *ab, int variant, const int64_t *published, size_t n, int64_t next_item) {
     if (variant < 0 || variant >= ab->n) return -1;
     size_t top = n < (size_t)ab->k ? n : (size_t)ab->k;
@@ -257,6 +305,7 @@ int abtest_observe(AbTest *ab, int variant, const int64_t *published, size_t n, 
         metric_gauge_set(v->ndcg, v->all.ndcg_sum / (double)v->all.n);
     }
     if (v->win_hit_rate) update_window_gauges(ab, variant);
+    history_push(ab);
     pthread_mutex_unlock(&ab->mutex);
     return rank;
 }
@@ -300,6 +349,28 @@ static json_t *versus(const AbSums *a, const AbSums *c) {
                      diff(abstats_mean_diff(a, c)));
 }
 
+/* {"step", "points": [{"scored", "time", "hit_rate": [arm...], "hit_rate_window", "ndcg_window"}]}
+ */
+static json_t *history(const AbTest *ab) {
+    json_t *points = json_array();
+    for (size_t j = 0; j < ab->history_n && points; j++) {
+        const AbPoint *p = &ab->history[j];
+        json_t *hit = json_array(), *hit_w = json_array(), *ndcg_w = json_array();
+        for (int i = 0; i < ab->n && hit && hit_w && ndcg_w; i++)
+            if (json_array_append_new(hit, number(p->hit_rate[i])) ||
+                json_array_append_new(hit_w, number(p->hit_rate_window[i])) ||
+                json_array_append_new(ndcg_w, number(p->ndcg_window[i])))
+                break;
+        json_t *point = hit && hit_w && ndcg_w
+                            ? json_pack("{s:I, s:f, s:o, s:o, s:o}", "scored",
+                                        (json_int_t)p->scored, "time", p->time, "hit_rate", hit,
+                                        "hit_rate_window", hit_w, "ndcg_window", ndcg_w)
+                            : (json_decref(hit), json_decref(hit_w), json_decref(ndcg_w), NULL);
+        if (!point || json_array_append_new(points, point)) json_decref(points), points = NULL;
+    }
+    return json_pack("{s:I, s:o}", "step", (json_int_t)ab->step, "points", points);
+}
+
 char *abtest_report_json(AbTest *ab, size_t *len) {
     pthread_mutex_lock(&ab->mutex);
     const AbVariant *c = &ab->variants[0];
@@ -314,8 +385,10 @@ char *abtest_report_json(AbTest *ab, size_t *len) {
                                           "window", versus(&v->win, &c->win)));
         if (!arm || json_array_append_new(arms, arm)) json_decref(arms), arms = NULL;
     }
-    json_t *doc = arms ? json_pack("{s:i, s:I, s:s, s:s, s:o}", "k", ab->k, "window",
-                                   (json_int_t)ab->window, "control", c->name, "method",
+    json_t *doc = arms ? json_pack("{s:i, s:I, s:s, s:f, s:f, s:I, s:o, s:s, s:o}", "k", ab->k,
+                                   "window", (json_int_t)ab->window, "control", c->name, "started",
+                                   ab->started, "now", unix_now(), "scored", (json_int_t)ab->scored,
+                                   "history", history(ab), "method",
                                    "95% intervals: Wilson (hit rate), normal (NDCG); differences "
                                    "arm - control: Wald intervals, pooled z-test (hit rate), "
                                    "Welch z (NDCG)",

@@ -22,6 +22,11 @@
 #include "daemon/metrics.h"
 
 #define ABTEST_MAX_VARIANTS 16
+/* The report's history (the dashboard's curves): a point every ABTEST_HISTORY_FIRST_STEP scored
+ * lists (all arms together); when ABTEST_HISTORY points are kept, every other one is dropped and
+ * the step doubles, so the history spans the whole run in bounded memory. */
+#define ABTEST_HISTORY            256
+#define ABTEST_HISTORY_FIRST_STEP 16
 
 typedef struct AbTest AbTest;
 
@@ -64,8 +69,11 @@ AbTestStats abtest_stats(const AbTest *ab, int variant);
 int abtest_set_window(AbTest *ab, size_t window, char *err, size_t errlen);
 /* The whole A/B as JSON (malloc'ed, *len bytes): per variant since start and over the window,
  * scored lists, hits, hit rate and NDCG with 95% intervals, and every variant but the first
- * against the first (difference, interval, p-value; daemon/abstats.h says which methods). Numbers
- * without enough data are null. NULL when out of memory. */
+ * against the first (difference, interval, p-value; daemon/abstats.h says which methods); the
+ * start and current unix time, lists scored in all, and the history: {"step", "points": [{"scored",
+ * "time", "hit_rate": [per arm], "hit_rate_window": [...], "ndcg_window": [...]}]} (the window's
+ * figures are the cumulative ones when no window is set). Numbers without enough data are null.
+ * NULL when out of memory. */
 char *abtest_report_json(AbTest *ab, size_t *len);
 
 #endif

@@ -204,7 +204,8 @@ static const ConfigKey config_keys[] = {
             "without a pending list is evicted and read from the store on its next event (its "
             "last list is forgotten: that event is not scored in the online metrics)"),
     STR_KEY("http.listen", http_listen, "127.0.0.1:8080", apply_listen,
-            "address of /healthz, /metrics, /abtest, /recommend: host:port, [v6]:port, or off"),
+            "address of / (dashboard), /healthz, /metrics, /abtest, /recommend: host:port, "
+            "[v6]:port, or off"),
     NUM_KEY("http.timeout_ms", CONFIG_INT, http_timeout_ms, "5000", 10, 600000, "10 .. 600000",
             "a client must send its whole request within this time"),
     CHOICE_KEY("debug.verify", "off", "on | off", apply_debug_verify, show_debug_verify,

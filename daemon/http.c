@@ -1,6 +1,6 @@
 /* http.c - see http.h. The HTTP protocol itself (request line, headers, bodies, timeouts,
- * connection limits) is libmicrohttpd's; this file binds the listener, routes the three paths
- * and writes the answers. */
+ * connection limits) is libmicrohttpd's; this file binds the listener, routes the paths and
+ * writes the answers. */
 #include "daemon/http.h"
 
 #include <errno.h>
@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "dashboard_html.h" /* dashboard_html[]: daemon/dashboard.html, generated at build time */
 
 #define HTTP_DEFAULT_MAX_REQUEST     8192
 #define HTTP_DEFAULT_MAX_CONNECTIONS 64
@@ -100,19 +102,31 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
     return 1;
 }
 
-/* Queue a response with body[0..len) (copied) and the headers every answer carries. */
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
-                             const char *body, size_t len) {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+/* Queue a response with body[0..len) (copied, or kept when `persistent`) and the headers every
+ * answer carries. */
+static enum MHD_Result reply_mode(struct MHD_Connection *c, unsigned status, const char *type,
+                                  const char *body, size_t len, int persistent) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, (void *)body, persistent ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (!strncmp(type, "text/html", 9)) // the page's own script and style only; it reads /abtest
+        MHD_add_response_header(r, "Content-Security-Policy",
+                                "default-src 'none'; script-src 'unsafe-inline'; style-src "
+                                "'unsafe-inline'; connect-src 'self'; base-uri 'none'; "
+                                "form-action 'none'; frame-ancestors 'none'");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, "Allow", "GET, HEAD");
     enum MHD_Result ok = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ok;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
+                             const char *body, size_t len) {
+    return reply_mode(c, status, type, body, len, 0);
 }
 
 /* An error answer: {"error":"message"}. */
@@ -166,6 +180,11 @@ static enum MHD_Result route_abtest(HttpServer *srv, struct MHD_Connection *c) {
     return reply_owned(c, 200, "application/json", body, len);
 }
 
+static enum MHD_Result route_dashboard(struct MHD_Connection *c) {
+    return reply_mode(c, 200, "text/html; charset=utf-8", (const char *)dashboard_html,
+                      sizeof dashboard_html, 1);
+}
+
 static enum MHD_Result route_metrics(HttpServer *srv, struct MHD_Connection *c) {
     size_t len = 0;
     char *body = metrics_render(srv->opt.metrics, &len);
@@ -193,15 +212,17 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     if (url[0] != '/') return reply_error(c, 400, "request target must be a path");
     int is_health = !strcmp(url, "/healthz"), is_metrics = !strcmp(url, "/metrics");
     int is_recommend = !strcmp(url, "/recommend"), is_abtest = !strcmp(url, "/abtest");
+    int is_dashboard = !strcmp(url, "/");
     if ((is_metrics && !srv->opt.metrics) || (is_recommend && !srv->opt.recommend) ||
-        (is_abtest && !srv->opt.abtest) ||
-        (!is_health && !is_metrics && !is_recommend && !is_abtest))
+        ((is_abtest || is_dashboard) && !srv->opt.abtest) ||
+        (!is_health && !is_metrics && !is_recommend && !is_abtest && !is_dashboard))
         return reply_error(c, 404, "no such path");
     if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
         return reply_error(c, 405, "only GET and HEAD");
     if (is_health) return route_health(srv, c);
     if (is_metrics) return route_metrics(srv, c);
     if (is_abtest) return route_abtest(srv, c);
+    if (is_dashboard) return route_dashboard(c);
     return route_recommend(srv, c);
 }
 

@@ -4,6 +4,10 @@
  *   GET /metrics             200, Prometheus text format 0.0.4 of a MetricsRegistry
  *   GET /recommend?user=ID   200 JSON from the recommend callback; 400 without user, 404 unknown
  *   GET /abtest              200 JSON from the abtest callback (the live A/B and its statistics)
+ *   GET /                    200 HTML: the live A/B dashboard (daemon/dashboard.html, compiled
+ *                            in), a page that reads /abtest every 2 s and draws it; 404 without
+ *                            an abtest callback. Sent with a Content-Security-Policy that lets
+ *                            it run its own script and reach nothing but this server.
  * HEAD works wherever GET does; other methods get 405 with Allow. Unknown paths 404; a request
  * line or headers that do not fit in 2 x max_request bytes 414 / 431; a declared body over 1 KiB
  * 413 (no endpoint takes one); Transfer-Encoding 501; HTTP/1.1 without Host 400 (libmicrohttpd's

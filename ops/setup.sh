@@ -21,7 +21,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 packages=(build-essential cmake pkg-config librdkafka-dev libopenblas-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev libjansson-dev python3-torch
           python3-numpy python3-venv python3-pip python3-crcmod clang-format lmdb-utils ca-certificates curl
-          python3-scipy python3-pandas python3-sklearn clang libclang-rt-14-dev)
+          python3-scipy python3-pandas python3-sklearn clang libclang-rt-14-dev
+          chromium chromium-driver python3-selenium)
 # node/npm, java and maven may come from elsewhere on the machine; install Debian's only if absent.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)

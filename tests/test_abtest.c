@@ -1,7 +1,8 @@
 /* test_abtest.c - daemon/abtest: assignment is stable across processes and instances, follows
  * the weights on 100k ids, mixes its input well, and the prequential hit-rate / NDCG arithmetic
  * matches hand-computed cases; the A/B statistics match scipy, the sliding window holds exactly
- * the last `window` lists past its bound, and the /abtest report parses back to the same figures.
+ * the last `window` lists past its bound, the report's history spans the run past its bound, and
+ * the /abtest report parses back to the same figures.
  */
 #include <jansson.h>
 #include <math.h>
@@ -288,6 +289,86 @@ static void test_window_and_report(void) {
     metrics_destroy(reg);
 }
 
+/* Hits among lists j in [from, to) of an arm that hits when j % every == 0. */
+static uint64_t hits_between(uint64_t from, uint64_t to, uint64_t every) {
+    uint64_t h = 0;
+    for (uint64_t j = from; j < to; j++) h += j % every == 0;
+    return h;
+}
+
+/* The history past its bound: lists alternate between two arms (arm 0 hits every 4th of its
+ * lists, arm 1 every 2nd) for 9 fillings of the history; every point kept lies on the current
+ * step, the points span the whole run, and each point's figures are what the arms had then. */
+static void test_history(void) {
+    double w[] = {1, 1};
+    AbTest *ab = make(w, 2, 10, 1, NULL);
+    char err[256];
+    CHECK(abtest_set_window(ab, 64, err, sizeof err) == 0);
+    int64_t list[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const uint64_t total = (uint64_t)ABTEST_HISTORY * ABTEST_HISTORY_FIRST_STEP * 9 + 37;
+    for (uint64_t i = 0; i < total; i++) {
+        uint64_t j = i / 2; /* the arm's own list index */
+        int hit = i % 2 ? j % 2 == 0 : j % 4 == 0;
+        abtest_observe(ab, (int)(i % 2), list, 10, hit ? 0 : 99);
+    }
+    size_t len;
+    char *text = abtest_report_json(ab, &len);
+    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+    CHECK(doc != NULL);
+    CHECK(json_integer_value(json_object_get(doc, "scored")) == (json_int_t)total);
+    json_t *hist = json_object_get(doc, "history"), *points = json_object_get(hist, "points");
+    uint64_t step = (uint64_t)json_integer_value(json_object_get(hist, "step"));
+    /* 9 fillings: the step doubled 4 times (16 -> 256 lists), the points cover 0 .. total */
+    CHECK(step == ABTEST_HISTORY_FIRST_STEP * 16);
+    CHECK(json_array_size(points) == total / step);
+    CHECK(json_array_size(points) > ABTEST_HISTORY / 2 &&
+          json_array_size(points) <= ABTEST_HISTORY);
+    double started = json_real_value(json_object_get(doc, "started")), last_time = started;
+    for (size_t p = 0; p < json_array_size(points); p++) {
+        json_t *pt = json_array_get(points, p);
+        uint64_t s = (uint64_t)json_integer_value(json_object_get(pt, "scored"));
+        CHECK_MSG(s == (p + 1) * step, "point %zu at %llu lists, step %llu", p,
+                  (unsigned long long)s, (unsigned long long)step);
+        double t = json_real_value(json_object_get(pt, "time"));
+        CHECK(t >= last_time && t <= json_real_value(json_object_get(doc, "now")));
+        last_time = t;
+        uint64_t n[2] = {(s + 1) / 2, s / 2}, every[2] = {4, 2};
+        for (int a = 0; a < 2; a++) {
+            double want = (double)hits_between(0, n[a], every[a]) / (double)n[a];
+            uint64_t from = n[a] > 64 ? n[a] - 64 : 0;
+            double want_w = (double)hits_between(from, n[a], every[a]) / (double)(n[a] - from);
+            json_t *hr = json_array_get(json_object_get(pt, "hit_rate"), (size_t)a);
+            json_t *hw = json_array_get(json_object_get(pt, "hit_rate_window"), (size_t)a);
+            json_t *nw = json_array_get(json_object_get(pt, "ndcg_window"), (size_t)a);
+            CHECK_CLOSE(json_real_value(hr), want, 1e-6, 1e-6);
+            CHECK_CLOSE(json_real_value(hw), want_w, 1e-6, 1e-6);
+            CHECK_CLOSE(json_real_value(nw), want_w, 1e-6, 1e-6); /* hits at rank 0: NDCG 1 */
+        }
+    }
+    json_decref(doc);
+    free(text);
+    abtest_destroy(ab);
+
+    /* before the first step there is no point; an arm that scored nothing is null in every point */
+    ab = make(w, 2, 10, 1, NULL);
+    for (int i = 0; i < ABTEST_HISTORY_FIRST_STEP - 1; i++) abtest_observe(ab, 0, list, 10, 0);
+    text = abtest_report_json(ab, &len);
+    doc = text ? json_loads(text, 0, NULL) : NULL;
+    CHECK(json_array_size(json_object_get(json_object_get(doc, "history"), "points")) == 0);
+    json_decref(doc);
+    free(text);
+    abtest_observe(ab, 0, list, 10, 0);
+    text = abtest_report_json(ab, &len);
+    doc = text ? json_loads(text, 0, NULL) : NULL;
+    json_t *pt = json_array_get(json_object_get(json_object_get(doc, "history"), "points"), 0);
+    CHECK(json_real_value(json_array_get(json_object_get(pt, "hit_rate_window"), 0)) == 1.0);
+    CHECK(json_is_null(json_array_get(json_object_get(pt, "hit_rate"), 1)));
+    CHECK(json_is_null(json_array_get(json_object_get(pt, "ndcg_window"), 1)));
+    json_decref(doc);
+    free(text);
+    abtest_destroy(ab);
+}
+
 static void *observe_many(void *arg) {
     AbTest *ab = arg;
     int64_t list[] = {1, 2, 3};
@@ -328,6 +409,7 @@ int main(int argc, char **argv) {
     test_online_metrics();
     test_statistics();
     test_window_and_report();
+    test_history();
     test_concurrent_observe();
     test_bad_arguments();
     return check_done();

@@ -1,7 +1,7 @@
 /* test_http.c - daemon/http (libmicrohttpd underneath) over real loopback sockets: the three
- * endpoints, status codes, strict percent-decoding, oversize and malformed requests, stalled
- * clients that must not block others, the connection limit, concurrent clients, and a clean
- * shutdown. */
+ * endpoints and the dashboard page, status codes, strict percent-decoding, oversize and malformed
+ * requests, stalled clients that must not block others, the connection limit, concurrent clients,
+ * and a clean shutdown. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -212,7 +212,18 @@ static void test_endpoints(int port) {
 
     CHECK(get(port, "GET", "/abtest", &r) == 200);
     CHECK(!strcmp(r.body, "{\"arms\":[]}") && strstr(r.headers, "application/json") != NULL);
-    CHECK(get(port, "GET", "/", &r) == 404);
+    /* the dashboard: the compiled-in page, whole, with a policy that keeps it to this server */
+    CHECK(get(port, "GET", "/", &r) == 200);
+    CHECK(strstr(r.headers, "Content-Type: text/html; charset=utf-8") != NULL);
+    CHECK(strstr(r.headers, "Content-Security-Policy: default-src 'none';") != NULL);
+    CHECK(strstr(r.headers, "connect-src 'self'") != NULL);
+    CHECK(strstr(r.headers, "X-Content-Type-Options: nosniff") != NULL);
+    CHECK(r.body_len == (size_t)content_length(&r) && r.body_len > 1000);
+    CHECK(!strncmp(r.body, "<!doctype html>", 15) && strstr(r.body, "</html>\n") != NULL);
+    CHECK(strstr(r.body, "fetch(\"abtest\"") != NULL &&
+          strstr(r.body, "http://") == strstr(r.body, "http://www.w3.org"));
+    CHECK(get(port, "HEAD", "/", &r) == 200 && r.body_len == 0);
+    CHECK(get(port, "GET", "/index.html", &r) == 404);
     CHECK(get(port, "GET", "/healthz/x", &r) == 404);
     CHECK(get(port, "POST", "/healthz", &r) == 405);
     CHECK(strstr(r.headers, "Allow: GET, HEAD") != NULL);
@@ -335,6 +346,7 @@ static void test_connection_limit(void) {
     CHECK(get(port, "GET", "/metrics", &r) == 404);          /* no registry given */
     CHECK(get(port, "GET", "/recommend?user=x", &r) == 404); /* no callback given */
     CHECK(get(port, "GET", "/abtest", &r) == 404);
+    CHECK(get(port, "GET", "/", &r) == 404); /* the dashboard needs /abtest */
     for (int i = 0; i < 2; i++) {
         CHECK(read_reply(stalled[i], &r) == -1 && r.status == 0);
         close(stalled[i]);

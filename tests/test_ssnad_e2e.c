@@ -375,6 +375,15 @@ static void check_abtest(const char *response, double scored, double hits) {
     }
     CHECK_MSG(n == scored && h == hits, "/abtest: %g scored, %g hits; /metrics: %g, %g", n, h,
               scored, hits);
+    // the history the dashboard draws: on its step, and at most what was scored by then
+    json_t *hist = json_object_get(doc, "history"), *pts = json_object_get(hist, "points");
+    json_int_t step = json_integer_value(json_object_get(hist, "step"));
+    json_t *last = json_array_get(pts, json_array_size(pts) - 1);
+    CHECK_MSG(json_integer_value(json_object_get(doc, "scored")) == (json_int_t)n &&
+                  json_array_size(pts) == (size_t)(n / (double)(step ? step : 1)) && last &&
+                  json_array_size(json_object_get(last, "hit_rate")) == 2,
+              "/abtest history: %zu points of step %lld for %g lists", json_array_size(pts),
+              (long long)step, n);
     json_t *vs =
         json_object_get(json_object_get(json_array_get(arms, 1), "vs_control"), "cumulative");
     double p = json_real_value(json_object_get(json_object_get(vs, "hit_rate"), "p_value"));
@@ -568,6 +577,9 @@ int main(void) {
     // online metrics of the daemon against the two baselines on the same stream
     char *rec = port ? harness_http_get(port, "/recommend?user=A1SWWHE1L3XR3V") : NULL;
     char *health = port ? harness_http_get(port, "/healthz") : NULL;
+    char *page = port ? harness_http_get(port, "/") : NULL; // the dashboard (test_dashboard.py)
+    CHECK(page && strstr(page, " 200 ") && strstr(page, "text/html") && strstr(page, "/abtest"));
+    free(page);
     CHECK(metrics && strstr(metrics, "ssnad_online_hit_rate"));
     CHECK(health && strstr(health, " 200 "));
     CHECK(rec && (strstr(rec, " 200 ") || strstr(rec, " 404 ")));
