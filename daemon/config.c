@@ -9,6 +9,7 @@
 
 #include "daemon/http.h"
 #include "model/errmsg.h"
+#include "model/numparse.h"
 #include "model/ssna.h"
 
 #define KAFKA_PREFIX     "kafka."
@@ -296,31 +297,19 @@ oom:
 
 static int set_number(DaemonConfig *cfg, const ConfigKey *k, const char *value, const char *origin,
                       char *err, size_t errlen) {
-    char *end;
-    double v;
-    errno = 0;
+    int rc;
     if (k->info.type == CONFIG_INT) {
-        long long iv = strtoll(value, &end, 10);
-        v = (double)iv;
-        if (end != value && !*end && !errno && v >= k->min && v <= k->max) {
-            *(long long *)((char *)cfg + k->offset) = iv;
-            return 0;
-        }
-        if (end == value || *end) {
-            snprintf(err, errlen, "%s: %s: '%s' is not an integer", origin, k->info.key, value);
-            return -1;
-        }
+        long v; // 64-bit here (Linux LP64): every integer key's range fits
+        rc = numparse_long(value, (long)k->min, (long)k->max, &v);
+        if (!rc) *(long long *)((char *)cfg + k->offset) = v;
     } else {
-        v = strtod(value, &end);
-        if (end != value && !*end && !errno && isfinite(v) && v >= k->min && v <= k->max) {
-            *(double *)((char *)cfg + k->offset) = v;
-            return 0;
-        }
-        if (end == value || *end || !isfinite(v)) {
-            snprintf(err, errlen, "%s: %s: '%s' is not a finite number", origin, k->info.key,
-                     value);
-            return -1;
-        }
+        rc = numparse_double(value, k->min, k->max, (double *)((char *)cfg + k->offset));
+    }
+    if (!rc) return 0;
+    if (rc == NUMPARSE_SYNTAX) {
+        snprintf(err, errlen, "%s: %s: '%s' is not %s", origin, k->info.key, value,
+                 k->info.type == CONFIG_INT ? "an integer" : "a finite number");
+        return -1;
     }
     snprintf(err, errlen, "%s: %s: %s is out of range (%s)", origin, k->info.key, value,
              k->info.range);
@@ -582,22 +571,16 @@ static int parse_variant_options(char *opts, ConfigVariant *v, const char *item,
                                  size_t errlen) {
     for (char *save = NULL, *opt = strtok_r(opts, ":", &save); opt;
          opt = strtok_r(NULL, ":", &save)) {
-        char *end;
-        errno = 0;
         if (!strncmp(opt, "a=", 2)) {
-            long a = strtol(opt + 2, &end, 10);
-            if (end == opt + 2 || *end || errno || a < 1 || a > 64) {
+            if (numparse_int(opt + 2, 1, 64, &v->layers)) {
                 snprintf(err, errlen, "variant '%s': a must be an integer 1 .. 64", item);
                 return -1;
             }
-            v->layers = (int)a;
         } else if (!strncmp(opt, "weight=", 7)) {
-            double w = strtod(opt + 7, &end);
-            if (end == opt + 7 || *end || errno || !isfinite(w) || w <= 0 || w > 1e6) {
+            if (numparse_double(opt + 7, 0x1p-1022, 1e6, &v->weight)) {
                 snprintf(err, errlen, "variant '%s': weight must be a number in (0, 1e6]", item);
                 return -1;
             }
-            v->weight = w;
         } else if (!strncmp(opt, "init=", 5)) {
             if (!opt[5] || strlen(opt + 5) >= sizeof v->init) {
                 snprintf(err, errlen, "variant '%s': init needs a path (shorter than %zu bytes)",

@@ -24,12 +24,10 @@ int ssna_cmd_replay(int argc, char **argv);
 
 /* ---- checked option values (ssna_cmd_args.c) ---- */
 
-/* A whole decimal integer of s in [lo, hi] into *out: 0, or -1 (empty, trailing characters, out
- * of range), *out untouched. */
-int ssna_parse_long(const char *s, long lo, long hi, long *out);
-int ssna_parse_int(const char *s, int lo, int hi, int *out);
-/* The same for option opt of subcommand cmd, printing `ssna CMD: OPT: "S" is not an integer in
- * LO .. HI` to stderr on failure (the caller then exits 2). */
+/* Option opt of subcommand cmd as a whole decimal integer in [lo, hi] (model/numparse.h): 0, or
+ * -1 after printing `ssna CMD: OPT: "S" is not an integer in LO .. HI` to stderr (the caller then
+ * exits 2). */
+int ssna_opt_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int ssna_opt_int(const char *cmd, const char *opt, const char *s, int lo, int hi, int *out);
 /* A finite number in [lo, hi], with the same message on failure. */
 int ssna_opt_double(const char *cmd, const char *opt, const char *s, double lo, double hi,

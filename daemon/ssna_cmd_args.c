@@ -1,6 +1,5 @@
-/* ssna_cmd_args.c - checked numbers for the subcommands' options (atoi made "--epochs x" 0 and
- * "--batch 12abc" 12 without a word, so every numeric option goes through here), and the one
- * JSON string writer of their summary lines. */
+/* ssna_cmd_args.c - checked numbers for the subcommands' options (model/numparse.h, with the
+ * message a user sees), and the one JSON string writer of their summary lines. */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -9,39 +8,24 @@
 #include <string.h>
 
 #include "daemon/ssna_cmd.h"
+#include "model/numparse.h"
 #include "model/utf8.h"
 
-int ssna_parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
-int ssna_parse_int(const char *s, int lo, int hi, int *out) {
-    long v;
-    if (ssna_parse_long(s, lo, hi, &v)) return -1;
-    *out = (int)v;
-    return 0;
+int ssna_opt_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
+    if (!numparse_long(s, lo, hi, out)) return 0;
+    fprintf(stderr, "ssna %s: %s: \"%s\" is not an integer in %ld .. %ld\n", cmd, opt, s, lo, hi);
+    return -1;
 }
 
 int ssna_opt_int(const char *cmd, const char *opt, const char *s, int lo, int hi, int *out) {
-    if (!ssna_parse_int(s, lo, hi, out)) return 0;
+    if (!numparse_int(s, lo, hi, out)) return 0;
     fprintf(stderr, "ssna %s: %s: \"%s\" is not an integer in %d .. %d\n", cmd, opt, s, lo, hi);
     return -1;
 }
 
 int ssna_opt_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                     double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!errno && end != s && !*end && isfinite(v) && v >= lo && v <= hi) {
-        *out = v;
-        return 0;
-    }
+    if (!numparse_double(s, lo, hi, out)) return 0;
     fprintf(stderr, "ssna %s: %s: \"%s\" is not a number in %g .. %g\n", cmd, opt, s, lo, hi);
     return -1;
 }

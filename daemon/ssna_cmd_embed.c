@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon/ssna_cmd.h"
+#include "model/numparse.h"
 #include "ingest/items.h"
 #include "model/encoder.h"
 #include "store/store.h"
@@ -124,15 +125,15 @@ static int parse_args(int argc, char **argv, EmbedOptions *o, char *model_buf, s
         else if (!strcmp(a, "--model"))
             o->model_dir = v;
         else if (!strcmp(a, "--layers"))
-            bad = ssna_parse_int(v, 1, 1000, &o->layers);
+            bad = numparse_int(v, 1, 1000, &o->layers);
         else if (!strcmp(a, "--batch"))
-            bad = ssna_parse_int(v, 1, 1 << 16, &o->batch);
+            bad = numparse_int(v, 1, 1 << 16, &o->batch);
         else if (!strcmp(a, "--threads"))
-            bad = ssna_parse_int(v, 1, 256, &o->threads);
+            bad = numparse_int(v, 1, 256, &o->threads);
         else if (!strcmp(a, "--limit"))
-            bad = ssna_parse_long(v, 1, LONG_MAX, &o->limit);
+            bad = numparse_long(v, 1, LONG_MAX, &o->limit);
         else if (!strcmp(a, "--progress-every"))
-            bad = ssna_parse_int(v, 1, 86400, &o->progress_every);
+            bad = numparse_int(v, 1, 86400, &o->progress_every);
         else if (!strcmp(a, "--pool")) {
             bad = strcmp(v, "cls") && strcmp(v, "mean");
             o->pool = strcmp(v, "mean") ? ENCODER_POOL_CLS : ENCODER_POOL_MEAN;

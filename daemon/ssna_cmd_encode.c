@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/ssna_cmd.h"
+#include "model/numparse.h"
 #include "model/encoder.h"
 
 static void encode_usage(FILE *out) {
@@ -104,13 +105,13 @@ int ssna_cmd_encode(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--layers") && has_value) {
             const char *v = argv[++i];
-            if (strcmp(v, "all") && ssna_parse_int(v, 1, 1000, &layers)) {
+            if (strcmp(v, "all") && numparse_int(v, 1, 1000, &layers)) {
                 fprintf(stderr, "ssna encode: --layers must be 'all' or a count >= 1, not '%s'\n",
                         v);
                 return 2;
             }
         } else if (!strcmp(a, "--max-len") && has_value) {
-            if (ssna_parse_int(argv[++i], 3, 1 << 20, &max_len)) {
+            if (numparse_int(argv[++i], 3, 1 << 20, &max_len)) {
                 fprintf(stderr, "ssna encode: --max-len must be an integer >= 3\n");
                 return 2;
             }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -64,18 +65,6 @@ static void usage(FILE *out) {
             "  --quiet                 no progress lines\n");
 }
 
-static int parse_number(const char *flag, const char *s, double min, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || v < min) {
-        fprintf(stderr, "ssna replay: %s: expected a number >= %g, got '%s'\n", flag, min, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, ReplayOptions *o) {
     enum { OPT_EVENTS = 256, OPT_ITEMS_TOPIC, OPT_START, OPT_SET };
     static const struct option longopts[] = {
@@ -100,7 +89,7 @@ static int parse_args(int argc, char **argv, ReplayOptions *o) {
                          .limit = -1,
                          .seed = 1,
                          .start_ms = -1};
-    double v;
+    long n;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -112,7 +101,7 @@ static int parse_args(int argc, char **argv, ReplayOptions *o) {
             o->brokers = optarg;
             break;
         case 'r':
-            if (parse_number("--rate", optarg, 0, &o->rate)) return 2;
+            if (ssna_opt_double("replay", "--rate", optarg, 0, 1e9, &o->rate)) return 2;
             break;
         case 'i':
             if (!strcmp(optarg, "first")) {
@@ -129,20 +118,20 @@ static int parse_args(int argc, char **argv, ReplayOptions *o) {
             }
             break;
         case 'k':
-            if (parse_number("--skip", optarg, 0, &v)) return 2;
-            o->skip = (long long)v;
+            if (ssna_opt_long("replay", "--skip", optarg, 0, LONG_MAX, &n)) return 2;
+            o->skip = (long long)n;
             break;
         case 'l':
-            if (parse_number("--limit", optarg, 0, &v)) return 2;
-            o->limit = (long long)v;
+            if (ssna_opt_long("replay", "--limit", optarg, 0, LONG_MAX, &n)) return 2;
+            o->limit = (long long)n;
             break;
         case 's':
-            if (parse_number("--seed", optarg, 0, &v)) return 2;
-            o->seed = (uint64_t)v;
+            if (ssna_opt_long("replay", "--seed", optarg, 0, LONG_MAX, &n)) return 2;
+            o->seed = (uint64_t)n;
             break;
         case OPT_START:
-            if (parse_number("--start-time-ms", optarg, 0, &v)) return 2;
-            o->start_ms = (long long)v;
+            if (ssna_opt_long("replay", "--start-time-ms", optarg, 0, LONG_MAX, &n)) return 2;
+            o->start_ms = (long long)n;
             break;
         case OPT_EVENTS:
             o->events_topic = optarg;

@@ -166,11 +166,7 @@ int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOp
             break;
         case 's': {
             long seed;
-            if (ssna_parse_long(optarg, 0, LONG_MAX, &seed)) {
-                fprintf(stderr, "ssna %s: --seed: \"%s\" is not an integer in 0 .. %ld\n", cmd,
-                        optarg, LONG_MAX);
-                return 2;
-            }
+            if (ssna_opt_long(cmd, "--seed", optarg, 0, LONG_MAX, &seed)) return 2;
             o->seed = (uint64_t)seed;
         } break;
         case 'o':

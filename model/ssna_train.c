@@ -12,6 +12,7 @@
 #include "model/errmsg.h"
 #include "model/fileio.h"
 #include "model/kernels.h"
+#include "model/numparse.h"
 #include "model/rng.h"
 #include "model/sha256.h"
 
@@ -308,24 +309,13 @@ static int check_digest(const char *path, const char *buf, size_t *len, char *er
     return 0;
 }
 
-/* val as a whole number in [INT_MIN, INT_MAX] / a finite float / double: 0, or -1 when it is not
- * one (atoi read "x" as 0 and "1e9999" as whatever it liked). */
+/* A header value as an int / a finite double: 0, or -1 when it is not one (model/numparse.h). */
 static int parse_header_int(const char *val, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(val, &end, 10);
-    if (end == val || *end || errno || v < INT_MIN || v > INT_MAX) return -1;
-    *out = (int)v;
-    return 0;
+    return numparse_int(val, INT_MIN, INT_MAX, out) ? -1 : 0;
 }
 
 static int parse_header_double(const char *val, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(val, &end);
-    if (end == val || *end || errno || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
+    return numparse_double(val, -HUGE_VAL, HUGE_VAL, out) ? -1 : 0;
 }
 
 /* One "key value" header line into the config or state; 0, or -1 for an unknown key or a value

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_args.h"
 #include "daemon/abtest.h"
 #include "daemon/http.h"
 #include "daemon/log.h"
@@ -96,8 +97,10 @@ static void bench_http(MetricsRegistry *reg, int requests, const char *target, c
 }
 
 int main(int argc, char **argv) {
-    long events = argc > 1 ? atol(argv[1]) : 2000000;
-    int requests = argc > 2 ? atoi(argv[2]) : 2000;
+    long events =
+        argc > 1 ? bench_arg_long("bench_daemon_ops", "events", argv[1], 1, 1L << 40) : 2000000;
+    int requests =
+        argc > 2 ? (int)bench_arg_long("bench_daemon_ops", "requests", argv[2], 1, 1 << 24) : 2000;
     char err[256];
     MetricsRegistry *reg = metrics_create();
     const char *names[] = {"gru:a=3", "mean:a=3"};

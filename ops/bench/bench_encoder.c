@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "model/encoder.h"
 
 static double now_s(void) {
@@ -79,11 +80,11 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--ids-out"))
             ids_out = argv[i + 1];
         else if (!strcmp(argv[i], "--repeat"))
-            repeat = atoi(argv[i + 1]);
+            repeat = (int)bench_arg_long(argv[0], "--repeat", argv[i + 1], 1, 1000000);
         else if (!strcmp(argv[i], "--layers"))
-            keep = atoi(argv[i + 1]);
+            keep = (int)bench_arg_long(argv[0], "--layers", argv[i + 1], 1, 1000);
         else if (!strcmp(argv[i], "--limit"))
-            limit = atoi(argv[i + 1]);
+            limit = (int)bench_arg_long(argv[0], "--limit", argv[i + 1], 0, 1 << 30);
         else {
             fprintf(stderr, "%s: unknown option '%s'\n", argv[0], argv[i]);
             return 2;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "model/kernels.h"
 #include "model/panel.h"
 #include "model/rng.h"
@@ -194,11 +195,9 @@ static void bench_scoring(int B, double peak, double min_seconds, uint64_t *rng)
 }
 
 int main(int argc, char **argv) {
-    double min_seconds = argc > 1 ? atof(argv[1]) : 0.5;
-    if (min_seconds <= 0.0) {
-        fprintf(stderr, "usage: bench_kernels [seconds per measurement > 0]\n");
-        return 2;
-    }
+    double min_seconds =
+        argc > 1 ? bench_arg_double("bench_kernels", "seconds per measurement", argv[1], 1e-3, 3600)
+                 : 0.5;
     uint64_t rng = 42;
     const char *env = getenv("OPENBLAS_NUM_THREADS");
     printf("bench_kernels: OpenBLAS %s, %d thread(s) (OPENBLAS_NUM_THREADS=%s)\n",

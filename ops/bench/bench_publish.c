@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "daemon/ssnad.h"
 #include "model/rng.h"
 
@@ -103,11 +104,9 @@ static double time_handover(Ssnad *d, size_t cap, size_t late, double min_second
 }
 
 int main(int argc, char **argv) {
-    double min_seconds = argc > 1 ? atof(argv[1]) : 0.5;
-    if (min_seconds <= 0.0) {
-        fprintf(stderr, "usage: bench_publish [seconds per measurement > 0]\n");
-        return 2;
-    }
+    double min_seconds =
+        argc > 1 ? bench_arg_double("bench_publish", "seconds per measurement", argv[1], 1e-3, 3600)
+                 : 0.5;
     openblas_set_num_threads(1); // as ssnad: one BLAS thread per caller
     char err[512];
     uint64_t rng = 42;

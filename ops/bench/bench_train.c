@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "ingest/interactions.h"
 #include "model/pool.h"
 #include "model/rng.h"
@@ -55,13 +56,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--variant"))
             variant = ssna_variant_parse(argv[i + 1]);
         else if (!strcmp(argv[i], "--layers"))
-            layers = atoi(argv[i + 1]);
+            layers = (int)bench_arg_long("bench_train", "--layers", argv[i + 1], 1, 64);
         else if (!strcmp(argv[i], "--hidden"))
-            hidden = atoi(argv[i + 1]);
+            hidden = (int)bench_arg_long("bench_train", "--hidden", argv[i + 1], 8, 8192);
         else if (!strcmp(argv[i], "--batch"))
-            batch = atoi(argv[i + 1]);
+            batch = (int)bench_arg_long("bench_train", "--batch", argv[i + 1], 1, 1 << 20);
         else if (!strcmp(argv[i], "--epochs"))
-            epochs = atoi(argv[i + 1]);
+            epochs = (int)bench_arg_long("bench_train", "--epochs", argv[i + 1], 1, 10000);
         else if (!strcmp(argv[i], "--dump"))
             dump_path = argv[i + 1];
         else {
