@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -28,6 +29,8 @@ extern char **environ;
 #include "daemon/ssnad.h"
 #include "ingest/codec.h"
 #include "ingest/kafka.h"
+#include "model/clock.h"
+#include "model/fileio.h"
 
 typedef struct {
     const char *src, *build, *model, *data;
@@ -59,9 +62,7 @@ static inline void harness_on_signal(int sig) {
 }
 
 static inline double harness_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return clock_monotonic_s();
 }
 
 static inline int harness_sh(const char *fmt, ...) {
@@ -436,6 +437,56 @@ static inline void harness_cleanup(Harness *h, int keep) {
         harness_sh("rm -rf %s", h->work);
     else
         fprintf(stderr, "harness: kept %s\n", h->work);
+}
+
+/* A whole file, NUL-terminated (to free()), or die naming it. */
+static inline char *harness_read_file(const char *path) {
+    char *data, err[512];
+    size_t len;
+    if (file_read_all(path, &data, &len, err, sizeof err)) harness_die("%s", err);
+    return data;
+}
+
+/* The committed state of instance name's store as text (ssnad --dump-state, the users listed in
+ * work/users.txt), to free(); dies when the dump fails. */
+static inline char *harness_dump_state(Harness *h, const char *name) {
+    char out[512];
+    snprintf(out, sizeof out, "%s/%s.dump", h->work, name);
+    if (harness_sh("%s/daemon/ssnad --dump-state %s/%s.db --users %s/users.txt > %s", h->build,
+                   h->work, name, h->work, out))
+        harness_die("dump of %s failed", name);
+    return harness_read_file(out);
+}
+
+/* The lines in which two dumps differ (the first 10 printed, as label_a / label_b): the two state
+ * digests of an item line are compared within float tolerance (the encoder's batches differ
+ * between runs); with skip_offsets, offset lines are not compared (two consumer groups' positions
+ * are their own). */
+static inline long harness_compare_dumps(const char *a, const char *b, int skip_offsets,
+                                         const char *label_a, const char *label_b) {
+    long diffs = 0;
+    while (*a || *b) {
+        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+        char x[8192], y[8192];
+        snprintf(x, sizeof x, "%.*s", (int)la, a);
+        snprintf(y, sizeof y, "%.*s", (int)lb, b);
+        int same = !strcmp(x, y);
+        if (!same && skip_offsets && !strncmp(x, "offset ", 7) && !strncmp(y, "offset ", 7))
+            same = 1;
+        if (!same && !strncmp(x, "item ", 5) && !strncmp(y, "item ", 5)) {
+            char *px = strstr(x, " states "), *py = strstr(y, " states ");
+            double sx, qx, sy, qy;
+            char hx[8], hy[8];
+            if (px && py && px - x == py - y && !strncmp(x, y, (size_t)(px - x)) &&
+                sscanf(px, " states %7s %lf %lf", hx, &sx, &qx) == 3 &&
+                sscanf(py, " states %7s %lf %lf", hy, &sy, &qy) == 3 && !strcmp(hx, hy))
+                same = fabs(sx - sy) <= 1e-2 * (1 + fabs(sx)) && fabs(qx - qy) <= 1e-3 * (1 + qx);
+        }
+        if (!same && diffs++ < 10)
+            fprintf(stderr, "dumps differ:\n  %-10s %s\n  %-10s %s\n", label_a, x, label_b, y);
+        a += la + (a[la] == '\n'), b += lb + (b[lb] == '\n');
+    }
+    return diffs;
 }
 
 #endif

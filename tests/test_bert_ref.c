@@ -6,19 +6,20 @@
  *   - the first-token states of all 13 layers (embeddings + 12 blocks) of every one, and the mean
  *     states of every 8th, within max |diff| 1e-4 and cosine >= 0.99999 of the reference.
  * Fails when the model folder, the data or the fixture's output is missing. */
+#include "model/fileio.h"
 #include "test_encoder_util.h"
 
 /* The reference's ids (encoder_ref.py's format) into a new buffer; NULL when absent or short. */
 static int *read_ref_ids(const char *path, size_t *count) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    int *buf = bytes >= 4 ? malloc((size_t)bytes) : NULL;
-    *count = buf ? fread(buf, 4, (size_t)bytes / 4, f) : 0;
-    fclose(f);
-    return buf;
+    char *buf, err[512];
+    size_t bytes;
+    if (file_read_all(path, &buf, &bytes, err, sizeof err)) return NULL;
+    if (bytes < 4) {
+        free(buf);
+        return NULL;
+    }
+    *count = bytes / 4;
+    return (int *)(void *)buf;
 }
 
 int main(void) {

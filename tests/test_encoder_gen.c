@@ -8,24 +8,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model/fileio.h"
 #include "model/rng.h"
 #include "test_encoder_util.h"
 
 #define N_SEQS  40
 #define MAX_SEQ 64
 
-/* Whole file into a new buffer; *len its size. */
+/* Whole file into a new buffer (model/fileio.h); *len its size; NULL when unreadable. */
 static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc(*len + 1);
-    if (fread(buf, 1, *len, f) != *len) *len = 0;
-    buf[*len] = 0;
-    fclose(f);
-    return buf;
+    char *buf, err[512];
+    return file_read_all(path, &buf, len, err, sizeof err) ? NULL : buf;
 }
 
 static void spit(const char *path, const char *buf, size_t len) {

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "model/clock.h"
 #include "check.h"
 #include "ingest/codec.h"
 #include "ingest/kafka.h"
@@ -35,12 +36,6 @@ static int free_port(void) {
         port = ntohs(a.sin_port);
     if (fd >= 0) close(fd);
     return port;
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
 /* Run a shell command line; returns its exit status (or -1). */
@@ -182,9 +177,10 @@ static KafkaConsumer *open_reader(const char *group, Consumed *c) {
  * for at least min_s seconds (an outage: nothing may be fatal meanwhile). */
 static void drain(KafkaConsumer *k, int want, double min_s, Consumed *c) {
     char err[512];
-    double start = now_s(), deadline = start + 120;
+    double start = clock_monotonic_s(), deadline = start + 120;
     int idle = 0;
-    while (now_s() < deadline && (c->events < want || idle < 10 || now_s() < start + min_s)) {
+    while (clock_monotonic_s() < deadline &&
+           (c->events < want || idle < 10 || clock_monotonic_s() < start + min_s)) {
         KafkaMessage m;
         int rc = kafka_consumer_poll(k, 100, &m, err, sizeof err);
         CHECK_MSG(rc != KAFKA_POLL_FATAL, "%s", err);

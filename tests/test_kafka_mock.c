@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "model/clock.h"
 #include "check.h"
 #include "ingest/codec.h"
 #include "ingest/kafka.h"
@@ -46,12 +47,6 @@ static void on_revoke(void *ctx, const KafkaPartition *parts, size_t n, int lost
     m->revokes++;
     m->assigned -= n;
     CHECK(!lost);
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
 static KafkaConsumer *open_member(const char *brokers, const char *group, const char *topic,
@@ -105,8 +100,8 @@ static void consume_events(KafkaConsumer *c, Member *m) {
     int64_t last_time[N_USERS] = {0}, first_offset[PARTITIONS] = {-1, -1};
     int user_partition[N_USERS] = {-1, -1, -1, -1, -1, -1, -1};
     char err[512];
-    double deadline = now_s() + 90;
-    while (seen < want && now_s() < deadline) {
+    double deadline = clock_monotonic_s() + 90;
+    while (seen < want && clock_monotonic_s() < deadline) {
         KafkaMessage msg;
         int rc = kafka_consumer_poll(c, 100, &msg, err, sizeof err);
         CHECK_MSG(rc >= KAFKA_POLL_ERROR, "%s", err);
@@ -148,8 +143,8 @@ static void rebalance(const char *brokers, KafkaConsumer *a, Member *ma) {
     KafkaConsumer *b = open_member(brokers, "ssna-test", "events", &mb);
     char err[512];
     KafkaMessage msg;
-    double deadline = now_s() + 90;
-    while (now_s() < deadline && !(ma->assigned == 1 && mb.assigned == 1)) {
+    double deadline = clock_monotonic_s() + 90;
+    while (clock_monotonic_s() < deadline && !(ma->assigned == 1 && mb.assigned == 1)) {
         if (kafka_consumer_poll(a, 50, &msg, err, sizeof err) == 1) kafka_message_release(&msg);
         if (kafka_consumer_poll(b, 50, &msg, err, sizeof err) == 1) kafka_message_release(&msg);
     }
@@ -159,8 +154,8 @@ static void rebalance(const char *brokers, KafkaConsumer *a, Member *ma) {
     kafka_consumer_close(b);
     CHECK_MSG(mb.revokes == revokes_before + 1 && mb.assigned == 0, "b: %d revokes, %zu held",
               mb.revokes, mb.assigned);
-    deadline = now_s() + 90;
-    while (now_s() < deadline && ma->assigned != PARTITIONS)
+    deadline = clock_monotonic_s() + 90;
+    while (clock_monotonic_s() < deadline && ma->assigned != PARTITIONS)
         if (kafka_consumer_poll(a, 100, &msg, err, sizeof err) == 1) kafka_message_release(&msg);
     CHECK_MSG(ma->assigned == PARTITIONS, "a holds %zu after b left", ma->assigned);
 }
@@ -183,8 +178,8 @@ static void dead_letter(const char *brokers, KafkaProducer *p) {
     if (!c) return;
     KafkaMessage msg;
     int got = 0;
-    double deadline = now_s() + 90;
-    while (!got && now_s() < deadline) {
+    double deadline = clock_monotonic_s() + 90;
+    while (!got && clock_monotonic_s() < deadline) {
         if (kafka_consumer_poll(c, 100, &msg, err, sizeof err) != 1) continue;
         got = 1;
         CHECK(msg.key_len == 6 && !memcmp(msg.key, "user-3", 6));
@@ -295,9 +290,9 @@ static void full_queue(rd_kafka_mock_cluster_t *mock, const char *brokers) {
         if (!p) continue;
         for (int i = 0; i < 2; i++)
             CHECK(kafka_producer_send(p, "events", "k", 1, "x", 1, err, sizeof err) == 0);
-        double t0 = now_s();
+        double t0 = clock_monotonic_s();
         int rc = kafka_producer_send(p, "events", "k", 1, "x", 1, err, sizeof err);
-        double waited = now_s() - t0;
+        double waited = clock_monotonic_s() - t0;
         KafkaProducerStats st;
         kafka_producer_stats(p, &st);
         if (!wait) {

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "model/fileio.h"
 #include "model/params.h"
 #include "model/ssna.h"
 
@@ -38,20 +39,13 @@ typedef struct {
 
 static int ref_load(RefFile *rf, const char *path) {
     memset(rf, 0, sizeof *rf);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "%s: cannot open (did the ssna_reference fixture run?)\n", path);
+    char *file, err[512];
+    size_t len;
+    if (file_read_all(path, &file, &len, err, sizeof err)) {
+        fprintf(stderr, "%s (did the ssna_reference fixture run?)\n", err);
         return -1;
     }
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    rf->bytes = malloc((size_t)len);
-    if (!rf->bytes || fread(rf->bytes, 1, (size_t)len, f) != (size_t)len) {
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
+    rf->bytes = (unsigned char *)file;
     if (len < 8 || memcmp(rf->bytes, "SSNAREF1", 8)) {
         fprintf(stderr, "%s: not a reference file\n", path);
         return -1;

@@ -10,52 +10,6 @@
 #define N_USERS 30
 #define KILLS   5
 
-/* Dump a store (ssnad --dump-state) into a malloc'd text. */
-static char *dump(Harness *h, const char *name) {
-    char db[512], users[512], out[512];
-    snprintf(db, sizeof db, "%s/%s.db", h->work, name);
-    snprintf(users, sizeof users, "%s/users.txt", h->work);
-    snprintf(out, sizeof out, "%s/%s.dump", h->work, name);
-    if (harness_sh("%s/daemon/ssnad --dump-state %s --users %s > %s", h->build, db, users, out))
-        harness_die("dump of %s failed", db);
-    FILE *f = fopen(out, "r");
-    if (!f) harness_die("cannot read %s", out);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc((size_t)n + 1, 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) harness_die("short read of %s", out);
-    fclose(f);
-    return s;
-}
-
-/* Lines equal, except the two state digests of an item line, which may differ in the last bits
- * (the encoder's batches differ between runs). Returns the number of differing lines. */
-static int compare_dumps(const char *a, const char *b) {
-    int diffs = 0;
-    while (*a || *b) {
-        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
-        char x[8192], y[8192];
-        snprintf(x, sizeof x, "%.*s", (int)la, a);
-        snprintf(y, sizeof y, "%.*s", (int)lb, b);
-        int same = !strcmp(x, y);
-        if (!same && !strncmp(x, "item ", 5) && !strncmp(y, "item ", 5)) {
-            char *px = strstr(x, " states "), *py = strstr(y, " states ");
-            double sx, qx, sy, qy;
-            char hx[8], hy[8];
-            if (px && py && (size_t)(px - x) == (size_t)(py - y) &&
-                !strncmp(x, y, (size_t)(px - x)) &&
-                sscanf(px, " states %7s %lf %lf", hx, &sx, &qx) == 3 &&
-                sscanf(py, " states %7s %lf %lf", hy, &sy, &qy) == 3 && !strcmp(hx, hy))
-                same = fabs(sx - sy) <= 1e-2 * (1 + fabs(sx)) && fabs(qx - qy) <= 1e-3 * (1 + qx);
-        }
-        if (!same && diffs++ < 10)
-            fprintf(stderr, "dump differs:\n  ref:   %s\n  crash: %s\n", x, y);
-        a += la + (a[la] == '\n'), b += lb + (b[lb] == '\n');
-    }
-    return diffs;
-}
-
 int main(void) {
     Harness h;
     harness_init(&h, "crash");
@@ -102,7 +56,7 @@ int main(void) {
     int final_status = harness_ssnad_stop(pid, SIGTERM, 120);
     CHECK_MSG(final_status == 0, "final SIGTERM stop: exit status %d", final_status);
 
-    char *a = dump(&h, "ref"), *b = dump(&h, "crash");
+    char *a = harness_dump_state(&h, "ref"), *b = harness_dump_state(&h, "crash");
     char expect[64];
     snprintf(expect, sizeof expect, "events_applied %ld\n", n);
     CHECK_MSG(!strncmp(a, expect, strlen(expect)), "reference: %.40s", a);
@@ -116,7 +70,7 @@ int main(void) {
     }
     CHECK_MSG(sum == n, "user event counters add up to %ld, stream has %ld", sum, n);
     CHECK(strstr(b, "states no") == NULL); // every item of the stream was encoded
-    CHECK(compare_dumps(a, b) == 0);
+    CHECK(harness_compare_dumps(a, b, 0, "ref:", "crash:") == 0);
     free(a), free(b);
     harness_cleanup(&h, check_failed_count > 0);
     return check_done();

@@ -413,36 +413,23 @@ static long long last_steps(const char *text, const char *msg, const char *varia
     return steps;
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) harness_die("cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) harness_die("cannot read %s", path);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* A clean stop saves every variant's model with all its training steps; a restart restores
  * exactly those (the checkpoint names the snapshot in db/models, ssnad_snapshot.c). */
 static void check_models_survive_restart(Harness *h) {
     char log[512];
     snprintf(log, sizeof log, "%s/e2e.log", h->work);
-    char *before = read_file(log);
+    char *before = harness_read_file(log);
     size_t at = strlen(before);
     pid_t pid = harness_ssnad_start(h, "e2e");
     char *after = NULL;
     for (double t0 = harness_now(); harness_now() - t0 < 120; usleep(200000)) {
         free(after);
-        after = read_file(log);
+        after = harness_read_file(log);
         if (strstr(after + at, "\"msg\":\"ssnad running\"")) break;
     }
     CHECK_MSG(harness_ssnad_stop(pid, SIGTERM, 120) == 0, "restarted ssnad did not stop cleanly");
     free(after);
-    after = read_file(log);
+    after = harness_read_file(log);
     const char *variants[] = {"gru:a=3", "mean:a=3"};
     for (int i = 0; i < 2; i++) {
         long long saved = last_steps(before, "model saved", variants[i]);
@@ -503,7 +490,7 @@ static void check_bad_cgroup(Harness *h) {
     int code = harness_ssnad_stop(harness_ssnad_start(h, "badcg"), 0, 120);
     CHECK_MSG(code == 1, "ssnad with a missing train.cgroup: exit status %d, not 1", code);
     snprintf(log, sizeof log, "%s/badcg.log", h->work);
-    char *text = read_file(log);
+    char *text = harness_read_file(log);
     CHECK_MSG(strstr(text, "train.cgroup") && strstr(text, "no-such-cgroup") &&
                   strstr(text, "not a cgroup directory"),
               "startup error does not name train.cgroup and the directory:\n%s", text);

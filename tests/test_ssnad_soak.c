@@ -125,51 +125,6 @@ static void count_message(void *ctx, const KafkaMessage *m) {
     ++*(long *)ctx;
 }
 
-/* Dump a store's users and items (ssnad --dump-state) into work/name.dump; malloc'd text. */
-static char *dump(Harness *h, const char *name) {
-    char out[512];
-    snprintf(out, sizeof out, "%s/%s.dump", h->work, name);
-    if (harness_sh("%s/daemon/ssnad --dump-state %s/%s.db --users %s/users.txt > %s", h->build,
-                   h->work, name, h->work, out))
-        harness_die("dump of %s failed", name);
-    FILE *f = fopen(out, "r");
-    if (!f) harness_die("cannot read %s", out);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc((size_t)n + 1, 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) harness_die("short read of %s", out);
-    fclose(f);
-    return s;
-}
-
-/* Lines that differ, the item states' digests compared within float tolerance (the encoder's
- * batches differ between runs), offsets skipped (the two groups' positions are their own). */
-static long compare_dumps(const char *a, const char *b) {
-    long diffs = 0;
-    while (*a || *b) {
-        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
-        char x[8192], y[8192];
-        snprintf(x, sizeof x, "%.*s", (int)la, a);
-        snprintf(y, sizeof y, "%.*s", (int)lb, b);
-        int same = !strcmp(x, y);
-        if (!same && !strncmp(x, "offset ", 7) && !strncmp(y, "offset ", 7)) same = 1;
-        if (!same && !strncmp(x, "item ", 5) && !strncmp(y, "item ", 5)) {
-            char *px = strstr(x, " states "), *py = strstr(y, " states ");
-            double sx, qx, sy, qy;
-            char hx[8], hy[8];
-            if (px && py && px - x == py - y && !strncmp(x, y, (size_t)(px - x)) &&
-                sscanf(px, " states %7s %lf %lf", hx, &sx, &qx) == 3 &&
-                sscanf(py, " states %7s %lf %lf", hy, &sy, &qy) == 3 && !strcmp(hx, hy))
-                same = fabs(sx - sy) <= 1e-2 * (1 + fabs(sx)) && fabs(qx - qy) <= 1e-3 * (1 + qx);
-        }
-        if (!same && diffs++ < 10)
-            fprintf(stderr, "dumps differ:\n  reference: %s\n  soak:      %s\n", x, y);
-        a += la + (a[la] == '\n'), b += lb + (b[lb] == '\n');
-    }
-    return diffs;
-}
-
 static size_t items_stored(Harness *h, const char *name) {
     char db[512], err[256];
     snprintf(db, sizeof db, "%s/%s.db", h->work, name);
@@ -422,7 +377,7 @@ int main(void) {
     CHECK_MSG(dead == 0 && dead_ref == 0, "%ld / %ld messages in the dead-letter topics", dead,
               dead_ref);
 
-    char *a = dump(&h, "ref"), *b = dump(&h, "soak");
+    char *a = harness_dump_state(&h, "ref"), *b = harness_dump_state(&h, "soak");
     char expect[64];
     snprintf(expect, sizeof expect, "events_applied %ld\n", n_events);
     CHECK_MSG(!strncmp(a, expect, strlen(expect)), "reference: %.40s", a);
@@ -436,7 +391,7 @@ int main(void) {
     CHECK_MSG(sum == n_events, "user event counters add up to %ld, the stream has %ld", sum,
               n_events);
     CHECK(strstr(b, "states no") == NULL);
-    long diffs = compare_dumps(a, b);
+    long diffs = harness_compare_dumps(a, b, 1, "reference:", "soak:");
     CHECK_MSG(diffs == 0, "%ld lines of the two dumps differ", diffs);
     CHECK(harness_sh("grep -q 'debug.verify: user' %s/soak.log %s/ref.log", h.work, h.work) != 0);
 

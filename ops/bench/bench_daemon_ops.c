@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "model/clock.h"
 #include "bench_args.h"
 #include "daemon/abtest.h"
 #include "daemon/http.h"
@@ -24,12 +25,6 @@
 #include "daemon/metrics.h"
 
 #define EVENT_BUDGET_NS 50000.0 /* 1 s / 20,000 events/s, one core */
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int recommend(void *ctx, const char *user, char **body, size_t *len) {
     (void)ctx;
@@ -82,13 +77,13 @@ static void bench_http(MetricsRegistry *reg, int requests, const char *target, c
     MetricsRegistry *own = metrics_create();
     MetricHistogram *lat = metrics_histogram(own, "lat", "", NULL, bounds, 9, err, sizeof err);
     int failed = 0;
-    double t0 = now_s();
+    double t0 = clock_monotonic_s();
     for (int i = 0; i < requests; i++) {
-        double t = now_s();
+        double t = clock_monotonic_s();
         failed += http_get(http_server_port(srv), target) != 0;
-        metric_histogram_observe(lat, now_s() - t);
+        metric_histogram_observe(lat, clock_monotonic_s() - t);
     }
-    double elapsed = now_s() - t0;
+    double elapsed = clock_monotonic_s() - t0;
     printf("%-34s %8.0f req/s  p50 %6.0f us  p99 %6.0f us  (%d failed; new connection each)\n",
            what, requests / elapsed, metric_histogram_quantile(lat, 0.5) * 1e6,
            metric_histogram_quantile(lat, 0.99) * 1e6, failed);
@@ -130,7 +125,7 @@ int main(int argc, char **argv) {
     int64_t list[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
     char user[32];
     long sink = 0;
-    double t0 = now_s();
+    double t0 = clock_monotonic_s();
     for (long e = 0; e < events; e++) {
         int len = snprintf(user, sizeof user, "user-%ld", e % 50000);
         int variant = abtest_assign(ab, user, (size_t)len);
@@ -140,7 +135,7 @@ int main(int argc, char **argv) {
         metric_histogram_observe(latency, (double)(e % 1000) * 1e-5);
         log_debug("event applied", LOG_STR("user", user), LOG_INT("item", e));
     }
-    double per_event_ns = (now_s() - t0) / (double)events * 1e9;
+    double per_event_ns = (clock_monotonic_s() - t0) / (double)events * 1e9;
     printf("events: %ld (%ld hits)\n", events, sink);
     printf("%-34s %8.1f ns/event  = %5.2f%% of the 50 us/event budget (20k events/s, 1 core)\n",
            "shell cost per event", per_event_ns, 100.0 * per_event_ns / EVENT_BUDGET_NS);
@@ -149,21 +144,21 @@ int main(int argc, char **argv) {
     FILE *devnull = fopen("/dev/null", "w");
     log_configure(devnull, LOG_FORMAT_JSON, LOG_INFO);
     long lines = events / 10;
-    t0 = now_s();
+    t0 = clock_monotonic_s();
     for (long i = 0; i < lines; i++)
         log_info("recommendations published", LOG_STR("user", "user-12345"),
                  LOG_STR("variant", "gru:a=3"), LOG_INT("items", 10), LOG_F64("loss", 7.25));
-    double per_line_ns = (now_s() - t0) / (double)lines * 1e9;
+    double per_line_ns = (clock_monotonic_s() - t0) / (double)lines * 1e9;
     log_configure(stderr, LOG_FORMAT_TEXT, LOG_INFO);
     fclose(devnull);
     printf("%-34s %8.1f ns/line   = %5.2f%% of the per-event budget\n", "JSON log line written",
            per_line_ns, 100.0 * per_line_ns / EVENT_BUDGET_NS);
 
     size_t len;
-    t0 = now_s();
+    t0 = clock_monotonic_s();
     for (int i = 0; i < 1000; i++) free(metrics_render(reg, &len));
     printf("%-34s %8.1f us/render (%zu bytes)\n", "metrics render (in process)",
-           (now_s() - t0) / 1000 * 1e6, len);
+           (clock_monotonic_s() - t0) / 1000 * 1e6, len);
 
     bench_http(reg, requests, "/metrics", "GET /metrics over loopback");
     bench_http(reg, requests, "/recommend?user=user-42", "GET /recommend over loopback");

@@ -17,14 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "model/clock.h"
 #include "bench_args.h"
 #include "model/encoder.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Best-of-3 GFLOP/s of one [M, K] x [K, N] sgemm with OpenBLAS on `threads` threads. */
 static double sgemm_gflops(int M, int N, int K, int threads) {
@@ -35,9 +30,9 @@ static double sgemm_gflops(int M, int N, int K, int threads) {
     openblas_set_num_threads(threads);
     double best = 0;
     for (int r = 0; r < 3; r++) {
-        double t0 = now_s();
+        double t0 = clock_monotonic_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-        double g = 2.0 * M * N * K / (now_s() - t0) / 1e9;
+        double g = 2.0 * M * N * K / (clock_monotonic_s() - t0) / 1e9;
         if (g > best) best = g;
     }
     free(a);
@@ -153,13 +148,13 @@ int main(int argc, char **argv) {
         encoder_set_batch_tokens(e, layouts[k].batch_tokens);
         double best = 1e30;
         for (int r = 0; r < repeat; r++) {
-            double t0 = now_s();
+            double t0 = clock_monotonic_s();
             if (encoder_forward_ids(e, ids, n_ids, n, ENCODER_POOL_CLS, L, keep, out, err,
                                     sizeof err)) {
                 fprintf(stderr, "%s\n", err);
                 return 1;
             }
-            double t = now_s() - t0;
+            double t = clock_monotonic_s() - t0;
             if (t < best) best = t;
         }
         double gf = flops / best / 1e9;

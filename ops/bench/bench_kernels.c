@@ -12,16 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "model/clock.h"
 #include "bench_args.h"
 #include "model/kernels.h"
 #include "model/panel.h"
 #include "model/rng.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef void (*BenchFn)(void *ctx);
 
@@ -29,11 +24,11 @@ typedef void (*BenchFn)(void *ctx);
 static double time_per_call(BenchFn fn, void *ctx, double min_seconds) {
     fn(ctx);
     int reps = 0;
-    double t0 = now(), t;
+    double t0 = clock_monotonic_s(), t;
     do {
         fn(ctx);
         reps++;
-        t = now() - t0;
+        t = clock_monotonic_s() - t0;
     } while (t < min_seconds || reps < 3);
     return t / reps;
 }

@@ -14,13 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "model/clock.h"
 #include "model/tokenizer.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     const Tokenizer *tok;
@@ -52,10 +47,10 @@ static double ours_texts_per_s(const Tokenizer *tok, char **texts, int n_texts, 
     for (int rep = 0; rep < 3; rep++) {
         Pass p[2] = {{tok, texts, n_texts, 0}, {tok, texts, n_texts, 0}};
         pthread_t th[2];
-        double t0 = now();
+        double t0 = clock_monotonic_s();
         for (int k = 0; k < n_threads; k++) pthread_create(&th[k], NULL, encode_pass, &p[k]);
         for (int k = 0; k < n_threads; k++) pthread_join(th[k], NULL);
-        double rate = (double)n_texts * n_threads / (now() - t0);
+        double rate = (double)n_texts * n_threads / (clock_monotonic_s() - t0);
         if (rate > best) best = rate;
         *tokens = p[0].tokens;
     }

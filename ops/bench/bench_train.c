@@ -17,18 +17,13 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "model/clock.h"
 #include "bench_args.h"
 #include "ingest/interactions.h"
 #include "model/pool.h"
 #include "model/rng.h"
 #include "model/ssna.h"
 #include "model/ssna_train.h"
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double peak_rss_mb(void) {
     struct rusage ru;
@@ -111,14 +106,14 @@ int main(int argc, char **argv) {
     uint64_t shuffle = 7;
     double best = 1e30, total = 0;
     for (int e = 1; e <= epochs; e++) {
-        double t0 = now_seconds(), loss;
+        double t0 = clock_monotonic_s(), loss;
         int steps;
         if (ssna_train_epoch(&m, states, &seq, batch, &adam, &shuffle, &loss, &steps, err,
                              sizeof err)) {
             fprintf(stderr, "bench_train: %s\n", err);
             return 1;
         }
-        double s = now_seconds() - t0;
+        double s = clock_monotonic_s() - t0;
         total += s;
         if (s < best) best = s;
         printf("c epoch %d: %.2f s, %d Adam steps, mean loss %.4f, peak RSS %.0f MB\n", e, s, steps,
