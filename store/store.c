@@ -288,59 +288,51 @@ int store_item_count(Store *s, StoreTxn *t, size_t *count, char *err, size_t err
     return store_db_count(s, t, TABLE_ITEMS, count, err, errlen);
 }
 
+typedef struct {
+    Store *s;
+    float *out;
+    unsigned char *present;
+    size_t n_items, seen;
+    int layers, hidden;
+    char *err;
+    size_t errlen;
+} StateScan;
+
+/* key: a catalogue index (u32 big-endian); value: the item id, whose states go to that row. */
+static int scan_item_state(MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *ctx) {
+    StateScan *c = ctx;
+    uint32_t index = k->mv_size == 4 ? get_u32_be(k->mv_data) : UINT32_MAX;
+    if (index >= c->n_items || v->mv_size == 0 || v->mv_size > STORE_KEY_MAX)
+        return store_fail(
+            c->s, c->err, c->errlen, index == UINT32_MAX ? STORE_ERR_CORRUPT : STORE_ERR,
+            "catalogue_index: entry %u does not fit %zu items (or is damaged)", index, c->n_items);
+    char id[STORE_KEY_MAX + 1];
+    memcpy(id, v->mv_data, v->mv_size);
+    id[v->mv_size] = 0;
+    size_t per_item = (size_t)c->layers * (size_t)c->hidden;
+    float *row = c->out + (size_t)index * per_item; /* [layers, hidden] */
+    StoreItemInfo info;
+    c->seen++;
+    int rc = read_item(c->s, txn, id, v->mv_size, &info, NULL, 0, c->err, c->errlen);
+    if (rc == STORE_NOTFOUND) return STORE_OK; /* in the catalogue, not encoded yet */
+    if (!rc && (info.layers != c->layers || info.hidden != c->hidden))
+        return store_fail(c->s, c->err, c->errlen, STORE_ERR_IDENTITY,
+                          "items['%s'] has %d layers x %d, caller expects %d x %d", id, info.layers,
+                          info.hidden, c->layers, c->hidden);
+    if (!rc) rc = read_item(c->s, txn, id, v->mv_size, &info, row, per_item, c->err, c->errlen);
+    c->present[index] = !rc;
+    return rc;
+}
+
 int store_load_item_states(Store *s, StoreTxn *t, float *out, unsigned char *present,
                            size_t n_items, int layers, int hidden, char *err, size_t errlen) {
-    MDB_txn *txn;
-    int rc = store_read_begin(s, t, &txn, err, errlen);
-    if (rc) return rc;
-    MDB_cursor *cur;
-    int mrc = mdb_cursor_open(txn, s->dbi[TABLE_CATALOGUE_INDEX], &cur);
-    if (mrc) {
-        store_read_end(s, t, txn);
-        return store_fail(s, err, errlen, STORE_ERR, "cannot read table 'catalogue_index': %s",
-                          mdb_strerror(mrc));
-    }
-    size_t per_item = (size_t)layers * (size_t)hidden;
     memset(present, 0, n_items);
-    memset(out, 0, n_items * per_item * sizeof *out);
-    size_t seen = 0;
-    MDB_val k, v;
-    char id[STORE_KEY_MAX + 1];
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !mrc && !rc;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const unsigned char *kp = k.mv_data;
-        uint32_t index = k.mv_size == 4 ? get_u32_be(kp) : UINT32_MAX;
-        if (index >= n_items || v.mv_size == 0 || v.mv_size > STORE_KEY_MAX) {
-            rc = store_fail(s, err, errlen, index == UINT32_MAX ? STORE_ERR_CORRUPT : STORE_ERR,
-                            "catalogue_index: entry %u does not fit %zu items (or is damaged)",
-                            index, n_items);
-            break;
-        }
-        memcpy(id, v.mv_data, v.mv_size);
-        id[v.mv_size] = 0;
-        StoreItemInfo info;
-        float *row = out + (size_t)index * per_item; /* [layers, hidden] */
-        rc = read_item(s, txn, id, v.mv_size, &info, NULL, 0, err, errlen);
-        if (rc == STORE_NOTFOUND) { /* in the catalogue, not encoded yet */
-            rc = STORE_OK;
-        } else if (!rc && (info.layers != layers || info.hidden != hidden)) {
-            rc = store_fail(s, err, errlen, STORE_ERR_IDENTITY,
-                            "items['%s'] has %d layers x %d, caller expects %d x %d", id,
-                            info.layers, info.hidden, layers, hidden);
-        } else if (!rc) {
-            rc = read_item(s, txn, id, v.mv_size, &info, row, per_item, err, errlen);
-            present[index] = !rc;
-        }
-        seen++;
-    }
-    if (!rc && mrc != MDB_NOTFOUND)
-        rc = store_fail(s, err, errlen, STORE_ERR, "cannot read table 'catalogue_index': %s",
-                        mdb_strerror(mrc));
-    if (!rc && seen != n_items)
+    memset(out, 0, n_items * (size_t)layers * (size_t)hidden * sizeof *out);
+    StateScan c = {s, out, present, n_items, 0, layers, hidden, err, errlen};
+    int rc = store_db_scan(s, t, TABLE_CATALOGUE_INDEX, scan_item_state, &c, err, errlen);
+    if (!rc && c.seen != n_items)
         rc = store_fail(s, err, errlen, STORE_ERR, "catalogue has %zu items, caller expects %zu",
-                        seen, n_items);
-    mdb_cursor_close(cur);
-    store_read_end(s, t, txn);
+                        c.seen, n_items);
     return rc;
 }
 

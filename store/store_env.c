@@ -252,6 +252,27 @@ int store_db_get(Store *s, MDB_txn *txn, int table, const void *key, size_t key_
     return STORE_OK;
 }
 
+int store_db_scan(Store *s, StoreTxn *t, int table, StoreScanFn visit, void *ctx, char *err,
+                  size_t errlen) {
+    MDB_txn *txn;
+    int rc = store_read_begin(s, t, &txn, err, errlen);
+    if (rc) return rc;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, s->dbi[table], &cur);
+    if (!mrc) {
+        MDB_val k, v;
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !mrc && !rc;
+             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+            rc = visit(txn, &k, &v, ctx);
+        mdb_cursor_close(cur);
+    }
+    store_read_end(s, t, txn);
+    if (!rc && mrc && mrc != MDB_NOTFOUND)
+        rc = store_fail(s, err, errlen, STORE_ERR, "cannot read table '%s': %s",
+                        store_table_names[table], mdb_strerror(mrc));
+    return rc;
+}
+
 int store_db_count(Store *s, StoreTxn *t, int table, size_t *count, char *err, size_t errlen) {
     MDB_txn *txn;
     int rc = store_read_begin(s, t, &txn, err, errlen);

@@ -66,37 +66,31 @@ int store_get_user_seq(Store *s, StoreTxn *t, const char *user_id, uint32_t *ite
     return rc;
 }
 
-int store_foreach_user(Store *s, StoreTxn *t, StoreUserVisitor visit, void *ctx, char *err,
-                       size_t errlen) {
-    MDB_txn *txn;
-    int rc = store_read_begin(s, t, &txn, err, errlen);
-    if (rc) return rc;
-    MDB_cursor *cur;
-    int mrc = mdb_cursor_open(txn, s->dbi[TABLE_USERS], &cur);
-    if (mrc) {
-        store_read_end(s, t, txn);
-        return store_fail(s, err, errlen, STORE_ERR, "cannot read table 'users': %s",
-                          mdb_strerror(mrc));
-    }
-    MDB_val k, v;
+typedef struct {
+    Store *s;
+    StoreUserVisitor visit;
+    void *ctx;
+    char *err;
+    size_t errlen;
+} UserScan;
+
+static int scan_user(MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *ctx) {
+    UserScan *u = ctx;
+    (void)txn;
     char id[STORE_KEY_MAX + 1];
     uint32_t seq[STORE_USER_SEQ_MAX];
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !mrc && !rc;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        size_t n = 0;
-        uint64_t events = 0;
-        size_t klen = k.mv_size > STORE_KEY_MAX ? STORE_KEY_MAX : k.mv_size;
-        memcpy(id, k.mv_data, klen);
-        id[klen] = 0;
-        rc = decode_user(s, id, &v, seq, STORE_USER_SEQ_MAX, &n, &events, err, errlen);
-        if (!rc) rc = visit(id, seq, n, events, ctx);
-    }
-    if (!rc && mrc != MDB_NOTFOUND)
-        rc = store_fail(s, err, errlen, STORE_ERR, "cannot read table 'users': %s",
-                        mdb_strerror(mrc));
-    mdb_cursor_close(cur);
-    store_read_end(s, t, txn);
-    return rc;
+    size_t n = 0, klen = k->mv_size > STORE_KEY_MAX ? STORE_KEY_MAX : k->mv_size;
+    uint64_t events = 0;
+    memcpy(id, k->mv_data, klen);
+    id[klen] = 0;
+    int rc = decode_user(u->s, id, v, seq, STORE_USER_SEQ_MAX, &n, &events, u->err, u->errlen);
+    return rc ? rc : u->visit(id, seq, n, events, u->ctx);
+}
+
+int store_foreach_user(Store *s, StoreTxn *t, StoreUserVisitor visit, void *ctx, char *err,
+                       size_t errlen) {
+    UserScan u = {s, visit, ctx, err, errlen};
+    return store_db_scan(s, t, TABLE_USERS, scan_user, &u, err, errlen);
 }
 
 int store_append_user_event(StoreTxn *t, const char *user_id, uint32_t item, char *err,
@@ -233,58 +227,46 @@ int store_put_offset(StoreTxn *t, const char *topic, int32_t partition, int64_t 
     return store_txn_put(t, TABLE_OFFSETS, key, tlen + 5, val, 8, err, errlen);
 }
 
+typedef struct {
+    Store *s;
+    StoreOffset *offsets;
+    size_t n, cap;
+    char *err;
+    size_t errlen;
+} OffsetScan;
+
+/* key: topic, NUL, partition (u32 big-endian); value: the offset (u64). */
+static int scan_offset(MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *ctx) {
+    OffsetScan *o = ctx;
+    (void)txn;
+    const unsigned char *kp = k->mv_data;
+    size_t tlen = k->mv_size >= 5 ? k->mv_size - 5 : 0;
+    if (k->mv_size < 6 || tlen > STORE_TOPIC_MAX || kp[tlen] || v->mv_size != 8)
+        return store_fail(o->s, o->err, o->errlen, STORE_ERR_CORRUPT,
+                          "offsets: damaged record (key %zu bytes, value %zu bytes)",
+                          (size_t)k->mv_size, (size_t)v->mv_size);
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 16;
+        StoreOffset *grown = realloc(o->offsets, cap * sizeof *grown);
+        if (!grown) return store_fail(o->s, o->err, o->errlen, STORE_ERR, "out of memory");
+        o->offsets = grown, o->cap = cap;
+    }
+    StoreOffset *r = &o->offsets[o->n++];
+    memcpy(r->topic, kp, tlen);
+    r->topic[tlen] = 0;
+    r->partition = (int32_t)get_u32_be(kp + tlen + 1);
+    r->offset = (int64_t)get_u64(v->mv_data);
+    return STORE_OK;
+}
+
 int store_get_offsets(Store *s, StoreTxn *t, StoreOffset **offsets, size_t *n, char *err,
                       size_t errlen) {
-    *offsets = NULL;
-    *n = 0;
-    MDB_txn *txn;
-    int rc = store_read_begin(s, t, &txn, err, errlen);
-    if (rc) return rc;
-    MDB_cursor *cur;
-    int mrc = mdb_cursor_open(txn, s->dbi[TABLE_OFFSETS], &cur);
-    if (mrc) {
-        store_read_end(s, t, txn);
-        return store_fail(s, err, errlen, STORE_ERR, "cannot read table 'offsets': %s",
-                          mdb_strerror(mrc));
-    }
-    MDB_val k, v;
-    size_t cap = 0;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !mrc && !rc;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const unsigned char *kp = k.mv_data;
-        size_t tlen = k.mv_size >= 5 ? k.mv_size - 5 : 0;
-        if (k.mv_size < 6 || tlen > STORE_TOPIC_MAX || kp[tlen] || v.mv_size != 8) {
-            rc = store_fail(s, err, errlen, STORE_ERR_CORRUPT,
-                            "offsets: damaged record (key %zu bytes, value %zu bytes)",
-                            (size_t)k.mv_size, (size_t)v.mv_size);
-            break;
-        }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            StoreOffset *grown = realloc(*offsets, cap * sizeof *grown);
-            if (!grown) {
-                rc = store_fail(s, err, errlen, STORE_ERR, "out of memory");
-                break;
-            }
-            *offsets = grown;
-        }
-        StoreOffset *o = &(*offsets)[(*n)++];
-        memcpy(o->topic, kp, tlen);
-        o->topic[tlen] = 0;
-        const unsigned char *pp = kp + tlen + 1;
-        o->partition =
-            (int32_t)((uint32_t)pp[0] << 24 | (uint32_t)pp[1] << 16 | (uint32_t)pp[2] << 8 | pp[3]);
-        o->offset = (int64_t)get_u64(v.mv_data);
-    }
-    if (!rc && mrc != MDB_NOTFOUND)
-        rc = store_fail(s, err, errlen, STORE_ERR, "cannot read table 'offsets': %s",
-                        mdb_strerror(mrc));
-    mdb_cursor_close(cur);
-    store_read_end(s, t, txn);
+    OffsetScan o = {.s = s, .err = err, .errlen = errlen};
+    int rc = store_db_scan(s, t, TABLE_OFFSETS, scan_offset, &o, err, errlen);
     if (rc) {
-        free(*offsets);
-        *offsets = NULL;
-        *n = 0;
+        free(o.offsets);
+        o.offsets = NULL, o.n = 0;
     }
+    *offsets = o.offsets, *n = o.n;
     return rc;
 }

@@ -463,6 +463,7 @@ static void test_corrupt_records(const char *dir) {
     damage(dir, "users", "user2", 3, -1);     /* truncated */
     damage(dir, "checkpoint", "main", 0, 30); /* bit flip in the blob */
     raw_put(dir, "catalogue", "B00C", "ab", 2);
+    raw_put(dir, "offsets", "events", "xyz", 3); /* no partition, a 3-byte offset */
     Store *s;
     CHECK(store_open(&s, dir, NULL, err, sizeof err) == STORE_OK);
     float got[LAYERS * HIDDEN];
@@ -487,7 +488,42 @@ static void test_corrupt_records(const char *dir) {
     uint32_t index;
     CHECK(store_catalogue_get(s, NULL, "B00C", &index, NULL, NULL, err, sizeof err) ==
           STORE_ERR_CORRUPT);
+    StoreOffset *offsets = (StoreOffset *)&index; /* must be reset, not freed, on failure */
+    rc = store_get_offsets(s, NULL, &offsets, &n, err, sizeof err);
+    CHECK_MSG(rc == STORE_ERR_CORRUPT && strstr(err, "offsets: damaged record") && !offsets &&
+                  n == 0,
+              "%d %s", rc, err);
     store_close(s);
+}
+
+/* A damaged catalogue_index entry (a 3-byte index) after a sound one: loading the states stops
+ * there, corrupt, naming the table. */
+static void test_corrupt_index(void) {
+    char dir[64];
+    make_dir(dir, sizeof dir, "index");
+    Store *s;
+    StoreTxn *t;
+    uint32_t index;
+    CHECK(store_open(&s, dir, NULL, err, sizeof err) == STORE_OK);
+    if (!s) return;
+    CHECK(store_txn_begin(s, &t, err, sizeof err) == STORE_OK);
+    CHECK(store_catalogue_put(t, "A", "a text", 6, &index, err, sizeof err) == STORE_OK);
+    CHECK(store_txn_commit(t, 0, err, sizeof err) == STORE_OK);
+    float states[LAYERS * HIDDEN];
+    unsigned char present[1];
+    CHECK(store_load_item_states(s, NULL, states, present, 1, LAYERS, HIDDEN, err, sizeof err) ==
+          STORE_OK);
+    CHECK(present[0] == 0); /* in the catalogue, not encoded */
+    store_close(s);
+    raw_put(dir, "catalogue_index", "abc", "A", 1);
+    CHECK(store_open(&s, dir, NULL, err, sizeof err) == STORE_OK);
+    if (s) {
+        int rc =
+            store_load_item_states(s, NULL, states, present, 1, LAYERS, HIDDEN, err, sizeof err);
+        CHECK_MSG(rc == STORE_ERR_CORRUPT && strstr(err, "catalogue_index"), "%d %s", rc, err);
+        store_close(s);
+    }
+    remove_dir(dir);
 }
 
 int main(void) {
@@ -522,6 +558,7 @@ int main(void) {
 
     test_corrupt_records(dir);
     remove_dir(dir);
+    test_corrupt_index();
     test_f32_items();
     test_map_full();
     test_disk_full();
