@@ -151,7 +151,8 @@ static const ConfigKey config_keys[] = {
             "frozen encoder folder (Hugging Face layout: config.json, model.safetensors, "
             "tokenizer.json)"),
     STR_KEY("variants", variants_spec, "gru:a=3,mean:a=3", apply_variants,
-            "A/B arms, comma list of kind:a=N[:weight=W][:loss=L][:init=PATH]; kind is gru, mean, "
+            "A/B arms, comma list of kind:a=N[:weight=W][:loss=L][:lr=X][:init=PATH]; kind is gru, "
+            "mean, "
             "weighted, tmoe, tmlp or id; or pop[:weight=W], the most chosen items of the last "
             "pop.window events (the control: list it first to compare every arm with it)"),
     NUM_KEY("ab.seed", CONFIG_INT, ab_seed, "1", 0, 9.007199254740992e15, "0 .. 2^53",
@@ -581,6 +582,11 @@ static int parse_variant_options(char *opts, ConfigVariant *v, const char *item,
                 snprintf(err, errlen, "variant '%s': weight must be a number in (0, 1e6]", item);
                 return -1;
             }
+        } else if (!strncmp(opt, "lr=", 3)) {
+            if (numparse_double(opt + 3, 1e-7, 1, &v->lr)) {
+                snprintf(err, errlen, "variant '%s': lr must be a number in 1e-7 .. 1", item);
+                return -1;
+            }
         } else if (!strncmp(opt, "init=", 5)) {
             if (!opt[5] || strlen(opt + 5) >= sizeof v->init) {
                 snprintf(err, errlen, "variant '%s': init needs a path (shorter than %zu bytes)",
@@ -596,8 +602,8 @@ static int parse_variant_options(char *opts, ConfigVariant *v, const char *item,
             v->loss = ssna_loss_parse(opt + 5);
         } else {
             snprintf(err, errlen,
-                     "variant '%s': unknown option '%s' (a=N, weight=W, loss=L, init=PATH)", item,
-                     opt);
+                     "variant '%s': unknown option '%s' (a=N, weight=W, loss=L, lr=X, init=PATH)",
+                     item, opt);
             return -1;
         }
     }
@@ -613,7 +619,7 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
         *v = (ConfigVariant){.kind = CONFIG_VARIANT_POP, .layers = 0, .weight = 1, .loss = -1};
         snprintf(v->label, sizeof v->label, "pop");
         if (colon && parse_variant_options(colon + 1, v, original, err, errlen) < 0) return -1;
-        if (v->layers || v->loss >= 0 || v->init[0])
+        if (v->layers || v->loss >= 0 || v->init[0] || v->lr > 0)
             return errmsg_fail(err, errlen, "variant '%s': pop takes only weight=W", original);
         v->layers = 1; // no encoder layers of its own; 1 keeps the max over arms meaningful
         return 0;
@@ -631,6 +637,7 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
         kind == SSNA_VARIANT_TMOE || kind == SSNA_VARIANT_TMLP || kind == SSNA_VARIANT_ID ? 1 : 3;
     v->weight = 1;
     v->loss = -1;
+    v->lr = 0;
     v->init[0] = 0;
     if (colon && parse_variant_options(colon + 1, v, original, err, errlen) < 0) return -1;
     if (kind == SSNA_VARIANT_ID)
@@ -640,6 +647,10 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
     if (v->loss >= 0) { // two arms may differ only by their objective: the label tells them apart
         size_t n = strlen(v->label);
         snprintf(v->label + n, sizeof v->label - n, ":loss=%s", ssna_loss_name(v->loss));
+    }
+    if (v->lr > 0) { // and by their learning rate
+        size_t n = strlen(v->label);
+        snprintf(v->label + n, sizeof v->label - n, ":lr=%g", v->lr);
     }
     return 0;
 }

@@ -30,12 +30,13 @@
  * train.loss) or "gru:a=3:init=/srv/ssna/gru3.ckpt" (an arm that starts from an offline model);
  * or "pop[:weight=W]", the control arm: the most chosen items of the last pop.window events. */
 typedef struct {
-    char label[64]; /* canonical "kind:a=N[:loss=L]" or "pop", sent with each list and in metrics */
+    char label[64]; /* canonical "kind:a=N[:loss=L][:lr=X]" or "pop": with each list, in metrics */
     int kind;       /* SsnaVariant (model/ssna.h), or CONFIG_VARIANT_POP */
     int layers;     /* a: encoder layers kept, 1..64 */
     double weight;  /* relative share of users, > 0 (default 1) */
     int loss;       /* SsnaLoss of "loss=L", or -1: train.loss */
     char init[512]; /* "init=PATH": an `ssna train` checkpoint to start from, or "" */
+    double lr;      /* "lr=X": this arm's Adam learning rate, or 0: train.lr / train.lr_init */
 } ConfigVariant;
 
 /* A parsed configuration; every field holds its default until set. */

@@ -401,8 +401,11 @@ static void *train_main(void *arg) {
         int vi = turn++ % d->n_var;
         SsnadVariant *v = &d->var[vi];
         TrainView *tv = &views[vi];
-        // an arm started from an offline model takes smaller steps (train.lr_init)
-        adam.lr = (float)(v->cv.init[0] ? d->cfg->train_lr_init : d->cfg->train_lr);
+        // an arm started from an offline model takes smaller steps (train.lr_init); an arm
+        // may name its own (lr=X)
+        adam.lr = (float)(v->cv.lr > 0    ? v->cv.lr
+                          : v->cv.init[0] ? d->cfg->train_lr_init
+                                          : d->cfg->train_lr);
         char err[512] = "";
         float loss = 0;
         int synced = sync_views(d, views, n_items, rows, n_rows);

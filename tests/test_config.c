@@ -148,6 +148,11 @@ static void test_file_errors(void) {
     expect_error("variants = gru:a=3,gru:a=3:loss=logq:loss=logq,gru:loss=logq\n",
                  ":1:", "listed twice");
     expect_error("train.loss = full\n", ":1:", "logq or inbatch");
+    expect_error("variants = gru:lr=0\n", ":1:", "lr must be a number in 1e-7 .. 1");
+    expect_error("variants = gru:lr=2\n", ":1:", "lr must be");
+    expect_error("variants = gru:lr=x\n", ":1:", "lr must be");
+    expect_error("variants = gru,pop:lr=0.1\n", ":1:", "pop takes only weight=W");
+    expect_error("variants = gru:lr=1e-3,gru:a=3:lr=0.001\n", ":1:", "listed twice");
     expect_error("variants = gru:a=3:init=\n", ":1:", "init needs a path");
     expect_error("variants = gru,gru:a=3\n", ":1:", "listed twice");
     expect_error("variants = ,\n", ":1:", "no variant");
@@ -363,6 +368,16 @@ static void test_variant_loss(void) {
     CHECK(!strcmp(cfg.variants[0].init, "/srv/g.ckpt") && !cfg.variants[1].init[0]);
     CHECK(!strcmp(cfg.variants[1].label, "gru:a=3:loss=logq") &&
           cfg.variants[1].loss == SSNA_LOSS_LOGQ);
+    CHECK(cfg.variants[0].lr == 0 && cfg.variants[1].lr == 0);
+    config_free(&cfg);
+    // and its own learning rate: part of the label, as the loss is
+    rc = load_text(&cfg, "variants = gru:a=3, gru:a=3:lr=0.003, mean:loss=inbatch:lr=2e-4\n", err,
+                   sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    CHECK(cfg.n_variants == 3 && cfg.variants[1].lr == 0.003 && cfg.variants[2].lr == 2e-4);
+    CHECK_MSG(!strcmp(cfg.variants[1].label, "gru:a=3:lr=0.003") &&
+                  !strcmp(cfg.variants[2].label, "mean:a=3:loss=inbatch:lr=0.0002"),
+              "%s, %s", cfg.variants[1].label, cfg.variants[2].label);
     config_free(&cfg);
 }
 
