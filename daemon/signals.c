@@ -61,14 +61,33 @@ static void on_reload(int sig) {
     reload_pending = 1;
 }
 
-static int set_handler(int sig, void (*handler)(int), char *err, size_t errlen) {
+static int set_handler_flags(int sig, void (*handler)(int), int flags, char *err, size_t errlen) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = handler;
+    sa.sa_flags = flags;
     sigemptyset(&sa.sa_mask);
     if (sigaction(sig, &sa, NULL) == 0) return 0;
     snprintf(err, errlen, "sigaction(%d): %s", sig, strerror(errno));
     return -1;
+}
+
+static int set_handler(int sig, void (*handler)(int), char *err, size_t errlen) {
+    return set_handler_flags(sig, handler, 0, err, errlen);
+}
+
+int signals_install_stop(int restart, char *err, size_t errlen) {
+    stop_count = 0;
+    stop_signal = 0;
+    int flags = restart ? SA_RESTART : 0;
+    return set_handler_flags(SIGTERM, on_stop, flags, err, errlen) ||
+                   set_handler_flags(SIGINT, on_stop, flags, err, errlen)
+               ? -1
+               : 0;
+}
+
+const volatile sig_atomic_t *signals_stop_flag(void) {
+    return &stop_count;
 }
 
 int signals_install(char *err, size_t errlen) {

@@ -9,12 +9,20 @@
 #ifndef SSNA_DAEMON_SIGNALS_H
 #define SSNA_DAEMON_SIGNALS_H
 
+#include <signal.h>
 #include <stddef.h>
 
 /* Install the handlers (SA_RESTART off, so a blocking poll returns EINTR at once) and clear the
  * flags. 0, or -1 with err. */
 int signals_install(char *err, size_t errlen);
-/* Whether SIGTERM or SIGINT has arrived since signals_install. */
+/* For a command-line tool (ssna embed, ssna replay): SIGTERM / SIGINT only, into the same flags;
+ * restart: SA_RESTART (interrupted reads resume; the tool polls signals_stop_requested between
+ * units of work), else a blocking call returns EINTR. 0, or -1 with err. */
+int signals_install_stop(int restart, char *err, size_t errlen);
+/* The stop counter itself (non-zero once asked to stop), for code that polls a flag: ingest's
+ * KafkaProducerOptions.stop. */
+const volatile sig_atomic_t *signals_stop_flag(void);
+/* Whether SIGTERM or SIGINT has arrived since signals_install(_stop). */
 int signals_stop_requested(void);
 /* How many SIGTERM / SIGINT have arrived. */
 int signals_stop_count(void);

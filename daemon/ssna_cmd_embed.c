@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/signals.h"
 #include "daemon/ssna_cmd.h"
 #include "model/numparse.h"
 #include "ingest/items.h"
@@ -52,13 +53,6 @@ typedef struct {
     double t_start, t_last_report, encode_seconds;
     int tty, progress_shown;
 } EmbedRun;
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
 
 static void usage(FILE *out) {
     fprintf(
@@ -293,7 +287,7 @@ static int embed_items(EmbedRun *r, ItemsReader *rd, char *err, size_t errlen) {
     ItemText it;
     int rc;
     char lerr[1024];
-    while (!stop_requested && (rc = items_next(rd, &it, lerr, sizeof lerr)) != 0) {
+    while (!signals_stop_requested() && (rc = items_next(rd, &it, lerr, sizeof lerr)) != 0) {
         if (rc < 0) {
             r->malformed++;
             if (r->opt.strict) {
@@ -326,7 +320,7 @@ static int embed_items(EmbedRun *r, ItemsReader *rd, char *err, size_t errlen) {
         report_progress(r, 0);
     }
     if (flush_batch(r, err, errlen)) return -1;
-    return stop_requested ? 1 : 0;
+    return signals_stop_requested() ? 1 : 0;
 }
 
 static int setup_run(EmbedRun *r, char *err, size_t errlen) {
@@ -393,12 +387,7 @@ int ssna_cmd_embed(int argc, char **argv) {
         free_run(&r);
         return 1;
     }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESTART; /* reads continue; the loop polls the flag between items */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    signals_install_stop(1, err, sizeof err); /* reads continue; the loop polls between items */
 
     r.tty = isatty(STDERR_FILENO);
     r.total = count_items(&r.opt);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/signals.h"
 #include "daemon/ssna_cmd.h"
 #include "ingest/codec.h"
 #include "ingest/kafka.h"
@@ -33,11 +34,6 @@ typedef struct {
     KafkaSetting settings[MAX_SETTINGS];
     size_t n_settings;
 } ReplayOptions;
-
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) {
-    stop_requested = 1;
-}
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -223,14 +219,14 @@ static int replay(const ReplayOptions *o, const ReplaySource *src, const ReplayE
     int rc = 0;
     double start = clock_monotonic_s(), last_report = start; // items first count in the time taken
     if (o->items == ITEMS_FIRST) {
-        for (int i = 0; i < n_items && !stop_requested; i++) {
+        for (int i = 0; i < n_items && !signals_stop_requested(); i++) {
             if (publish_item(p, o, src, (uint32_t)i, t0, err, sizeof err)) goto failed;
             published[i] = 1;
             items_sent++;
         }
     }
     double events_start = clock_monotonic_s();
-    for (size_t k = 0; k < n_events && !stop_requested; k++) {
+    for (size_t k = 0; k < n_events && !signals_stop_requested(); k++) {
         if (o->rate > 0) { // pace against the schedule, not the previous send: no drift
             double due = events_start + (double)k / o->rate, wait = due - clock_monotonic_s();
             if (wait > 0) {
@@ -273,7 +269,7 @@ flush:
             "delivered %llu, failed %llu%s\n",
             src->name, items_sent, events_sent, took, took > 0 ? events_sent / took : 0.0,
             (unsigned long long)st.delivered, (unsigned long long)st.failed,
-            stop_requested ? " (interrupted)" : "");
+            signals_stop_requested() ? " (interrupted)" : "");
     return rc;
 }
 
@@ -303,15 +299,12 @@ int ssna_cmd_replay(int argc, char **argv) {
                                .settings = o.settings,
                                .n_settings = o.n_settings,
                                .wait_when_full = 1,
-                               .stop = &stop_requested};
+                               .stop = signals_stop_flag()};
     rc = 1;
     if (kafka_producer_open(&po, &p, err, sizeof err)) {
         fprintf(stderr, "ssna replay: %s\n", err);
     } else {
-        struct sigaction sa = {.sa_handler = on_signal};
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        signals_install_stop(0, err, sizeof err);
         if (!o.quiet)
             fprintf(stderr,
                     "replay: %s: %d users, %d items, %zu of %ld events (from event %zu) to %s\n",

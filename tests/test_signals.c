@@ -57,5 +57,23 @@ int main(void) {
     struct sigaction sa;
     sigaction(SIGTERM, NULL, &sa);
     CHECK(sa.sa_handler == SIG_DFL);
+
+    /* a command-line tool's stop: SIGTERM / SIGINT only (SIGHUP keeps its default), SA_RESTART
+     * as asked, and the flag a polling loop reads goes up with them */
+    CHECK(signals_install_stop(1, err, sizeof err) == 0);
+    const volatile sig_atomic_t *flag = signals_stop_flag();
+    CHECK(!*flag && !signals_stop_requested());
+    sigaction(SIGINT, NULL, &sa);
+    CHECK(sa.sa_handler != SIG_DFL && (sa.sa_flags & SA_RESTART));
+    sigaction(SIGHUP, NULL, &sa);
+    CHECK(sa.sa_handler == SIG_DFL);
+    raise(SIGINT);
+    CHECK(*flag && signals_stop_requested() && signals_stop_signal() == SIGINT);
+    CHECK(signals_install_stop(0, err, sizeof err) == 0 && !*flag);
+    sigaction(SIGTERM, NULL, &sa);
+    CHECK(!(sa.sa_flags & SA_RESTART));
+    raise(SIGTERM);
+    CHECK(*flag && signals_stop_signal() == SIGTERM);
+    signals_restore();
     return check_done();
 }
