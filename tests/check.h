@@ -6,9 +6,12 @@
 #ifndef SSNA_TESTS_CHECK_H
 #define SSNA_TESTS_CHECK_H
 
+#include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int check_failed_count;
 static int check_passed_count;
@@ -47,6 +50,28 @@ static int check_passed_count;
 static inline int check_done(void) {
     printf("%d passed, %d failed\n", check_passed_count, check_failed_count);
     return check_failed_count ? 1 : 0;
+}
+
+/* A fresh directory /tmp/ssna-TAG-XXXXXX (cap >= 64 bytes), or exit 1 saying why: a test without
+ * its scratch space cannot run. Remove it with check_remove_tree. */
+static inline void check_temp_dir(char *buf, size_t cap, const char *tag) {
+    snprintf(buf, cap, "/tmp/ssna-%s-XXXXXX", tag);
+    if (!mkdtemp(buf)) {
+        fprintf(stderr, "mkdtemp %s: %s\n", buf, strerror(errno));
+        exit(1);
+    }
+}
+
+static inline int check_remove_entry(const char *path, const struct stat *st, int flag,
+                                     struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0; // go on: remove what can be removed
+}
+
+/* Remove dir and everything below it, depth first, links not followed. */
+static inline void check_remove_tree(const char *dir) {
+    nftw(dir, check_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 #endif

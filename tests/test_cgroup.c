@@ -54,8 +54,8 @@ static long read_id(const char *dir, const char *name) { // -1: empty or unreada
 }
 
 int main(void) {
-    char root[] = "/tmp/ssna-cgroup-XXXXXX", dir[600];
-    CHECK(mkdtemp(root) != NULL);
+    char root[64], dir[600];
+    check_temp_dir(root, sizeof root, "cgroup");
 
     // v1: tasks gets the thread's id
     snprintf(dir, sizeof dir, "%s/v1", root);
@@ -99,8 +99,6 @@ int main(void) {
     CHECK_MSG(j.rc == -1 && strstr(j.err, "cannot add thread") && strstr(j.err, "No space"), "%s",
               j.err);
 
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0);
+    check_remove_tree(root);
     return check_done();
 }

@@ -16,7 +16,7 @@
 #include "model/ssna.h"
 #include "model/ssna_train.h"
 
-static char dir[] = "/tmp/ssna-ckpt-XXXXXX";
+static char dir[64];
 
 static int load(const char *path, SsnaModel *m, char *err, size_t errlen) {
     SsnaTrainState st;
@@ -31,7 +31,7 @@ static void write_bytes(const char *path, const char *buf, size_t n) {
 }
 
 int main(void) {
-    CHECK(mkdtemp(dir) != NULL);
+    check_temp_dir(dir, sizeof dir, "ckpt");
     char path[256], cut[256], err[512];
     snprintf(path, sizeof path, "%s/model.ckpt", dir);
     snprintf(cut, sizeof cut, "%s/cut.ckpt", dir);
@@ -151,7 +151,6 @@ int main(void) {
     CHECK(file_read_all(nodir, &before, &before_n, err, sizeof err) == -1 && strstr(err, nodir));
 
     ssna_free(&m);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0);
+    check_remove_tree(dir);
     return check_done();
 }

@@ -232,8 +232,7 @@ int main(void) {
     if (!build || !data || !model) return check_done();
     snprintf(ssna, sizeof ssna, "%s/daemon/ssna", build);
     CHECK_MSG(access(ssna, X_OK) == 0, "%s is missing: build the ssna target first", ssna);
-    snprintf(tmp, sizeof tmp, "/tmp/ssna_test_embed_XXXXXX");
-    if (!mkdtemp(tmp)) return 1;
+    check_temp_dir(tmp, sizeof tmp, "embed");
     char slice[128], db_a[128], db_b[128], db_k[128], args[1024], out[16384];
     snprintf(slice, sizeof slice, "%s/slice.text", tmp);
     snprintf(db_a, sizeof db_a, "%s/resumed", tmp);
@@ -242,7 +241,7 @@ int main(void) {
     int have_slice = write_slice(data, slice) == 0;
     CHECK_MSG(have_slice, "cannot read %s/amazon-scientific/Scientific.text", data);
     if (!have_slice) { // failed: every check after this needs the items
-        unlink(slice), rmdir(tmp);
+        check_remove_tree(tmp);
         return check_done();
     }
 
@@ -302,8 +301,6 @@ int main(void) {
         free(ids[i]);
         free(texts[i]);
     }
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
+    check_remove_tree(tmp);
     return check_done();
 }

@@ -339,11 +339,8 @@ static void test_malformed_jsonl(const char *tmp) {
 int main(void) {
     const char *data = getenv("SSNA_DATA_DIR");
     CHECK_MSG(data && *data, "SSNA_DATA_DIR is not set: the shipped data sets are required");
-    char tmp[] = "/tmp/ssna_test_items_XXXXXX";
-    if (!mkdtemp(tmp)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    char tmp[64];
+    check_temp_dir(tmp, sizeof tmp, "items");
     if (data && *data) {
         test_scientific(data, tmp);
         test_games(data);
@@ -351,6 +348,6 @@ int main(void) {
     test_malformed_atomic(tmp);
     test_huge_lines(tmp);
     test_malformed_jsonl(tmp);
-    rmdir(tmp);
+    check_remove_tree(tmp);
     return check_done();
 }

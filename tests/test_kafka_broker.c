@@ -271,8 +271,7 @@ int main(void) {
                                     "(run through ctest)");
     if (!src || !build || !data) return check_done();
     snprintf(kafka_sh_path, sizeof kafka_sh_path, "%s/ops/kafka.sh", src);
-    snprintf(work, sizeof work, "/tmp/ssna-kafka-test-XXXXXX");
-    CHECK(mkdtemp(work) != NULL);
+    check_temp_dir(work, sizeof work, "kafka-test");
     int port = free_port(), cport = free_port();
     while (cport == port) cport = free_port();
     CHECK(port > 0 && cport > 0);
@@ -327,8 +326,6 @@ int main(void) {
     }
     stop_broker();
     CHECK(kafka_sh("status") == 1);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
-    run(cmd);
+    check_remove_tree(work);
     return check_done();
 }

@@ -80,8 +80,8 @@ static void write_file(const char *path, const char *text) {
 }
 
 static void test_small_and_errors(void) {
-    char dir[] = "/tmp/ssna_inter_XXXXXX", path[256], err[512];
-    CHECK(mkdtemp(dir) != NULL);
+    char dir[64], path[256], err[512];
+    check_temp_dir(dir, sizeof dir, "inter");
     Interactions d;
     /* TSV, no header, ties in time keep file order, 2-core drops user c and item z */
     snprintf(path, sizeof path, "%s/log.tsv", dir);
@@ -125,8 +125,7 @@ static void test_small_and_errors(void) {
     rc = interactions_load_unisrec(&d, dir, "X", 50, err, sizeof err);
     snprintf(want, sizeof want, "%s/X.test.inter:3:", dir);
     CHECK_MSG(rc != 0 && strstr(err, want), "got '%s'", err);
-    snprintf(path, sizeof path, "rm -rf '%s'", dir);
-    CHECK(system(path) == 0);
+    check_remove_tree(dir);
 }
 
 int main(void) {

@@ -57,8 +57,8 @@ static int load(const char *dir, SsnadVariant *v, int *found, char *err, size_t 
 }
 
 int main(void) {
-    char root[] = "/tmp/ssna-legacy-XXXXXX", dir[600], err[512] = "";
-    CHECK(mkdtemp(root) != NULL);
+    char root[64], dir[600], err[512] = "";
+    check_temp_dir(root, sizeof root, "legacy");
     Store *s = NULL;
     SsnaModel saved;
     SsnadVariant v;
@@ -98,8 +98,6 @@ int main(void) {
     CHECK(found == 0 && v.train.ps.step == 0);
     ssna_free(&v.train), ssna_free(&v.serve);
 
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0);
+    check_remove_tree(root);
     return check_done();
 }

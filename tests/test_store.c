@@ -23,23 +23,6 @@
 
 static char err[4096];
 
-static void make_dir(char *buf, size_t n, const char *tag) {
-    snprintf(buf, n, "/tmp/ssna_test_store_%s_XXXXXX", tag);
-    if (!mkdtemp(buf)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-}
-
-static void remove_dir(const char *dir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
 static void fill_states(float *x, uint64_t seed) {
     rng_fill_normal(x, LAYERS * HIDDEN, 0, 1, &seed);
 }
@@ -138,7 +121,7 @@ static void test_items_and_identity(Store *s) {
 
 static void test_f32_items(void) {
     char dir[64];
-    make_dir(dir, sizeof dir, "f32");
+    check_temp_dir(dir, sizeof dir, "f32");
     Store *s;
     CHECK(store_open(&s, dir, NULL, err, sizeof err) == STORE_OK);
     StoreTxn *t;
@@ -154,7 +137,7 @@ static void test_f32_items(void) {
     CHECK(store_get_item(s, NULL, "x", &info, got, 10, err, sizeof err) == STORE_OK);
     CHECK(info.dtype == STORE_F32 && memcmp(got, x, sizeof x) == 0);
     store_close(s);
-    remove_dir(dir);
+    check_remove_tree(dir);
 }
 
 typedef struct {
@@ -350,7 +333,7 @@ static void test_atomicity(Store *s) {
  * transaction (spanning several resizes) commits whole. */
 static void test_map_full(void) {
     char dir[64];
-    make_dir(dir, sizeof dir, "full");
+    check_temp_dir(dir, sizeof dir, "full");
     Store *s;
     StoreOptions small = {.map_size = 256 << 10, .max_map_size = 256 << 10};
     CHECK(store_open(&s, dir, &small, err, sizeof err) == STORE_OK);
@@ -374,14 +357,14 @@ static void test_map_full(void) {
     for (int i = 0; i < 420; i++) bad += !item_ok(s, i);
     CHECK_MSG(bad == 0, "%d items wrong after growth", bad);
     store_close(s);
-    remove_dir(dir);
+    check_remove_tree(dir);
 }
 
 /* A full disk, simulated with the file-size limit: the commit fails with STORE_ERR_FULL and the
  * committed data survives, readable after re-open. */
 static void test_disk_full(void) {
     char dir[64], path[128];
-    make_dir(dir, sizeof dir, "disk");
+    check_temp_dir(dir, sizeof dir, "disk");
     Store *s;
     CHECK(store_open(&s, dir, NULL, err, sizeof err) == STORE_OK);
     CHECK(put_items(s, 0, 50, ID_F16) == STORE_OK);
@@ -408,7 +391,7 @@ static void test_disk_full(void) {
     CHECK(bad == 0);
     CHECK(put_items(s, 50, 300, ID_F16) == STORE_OK); /* space is back: it works again */
     store_close(s);
-    remove_dir(dir);
+    check_remove_tree(dir);
 }
 
 /* Overwrite a record behind the store's back with raw LMDB. */
@@ -500,7 +483,7 @@ static void test_corrupt_records(const char *dir) {
  * there, corrupt, naming the table. */
 static void test_corrupt_index(void) {
     char dir[64];
-    make_dir(dir, sizeof dir, "index");
+    check_temp_dir(dir, sizeof dir, "index");
     Store *s;
     StoreTxn *t;
     uint32_t index;
@@ -523,12 +506,12 @@ static void test_corrupt_index(void) {
         CHECK_MSG(rc == STORE_ERR_CORRUPT && strstr(err, "catalogue_index"), "%d %s", rc, err);
         store_close(s);
     }
-    remove_dir(dir);
+    check_remove_tree(dir);
 }
 
 int main(void) {
     char dir[64];
-    make_dir(dir, sizeof dir, "main");
+    check_temp_dir(dir, sizeof dir, "main");
     Store *s;
     CHECK(store_open(&s, dir, NULL, err, sizeof err) == STORE_OK);
     if (!s) return check_done();
@@ -557,7 +540,7 @@ int main(void) {
     CHECK_MSG(strstr(err, "/proc/ssna-no-such-dir"), "%s", err);
 
     test_corrupt_records(dir);
-    remove_dir(dir);
+    check_remove_tree(dir);
     test_corrupt_index();
     test_f32_items();
     test_map_full();
