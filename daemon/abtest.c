@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "model/errmsg.h"
 
 typedef struct {
     char *name;
@@ -133,22 +134,20 @@ static int register_window_metrics(AbTest *ab, int i, char *err, size_t errlen) 
 int abtest_create(const char *const *names, const double *weights, int n_variants, int k,
                   uint64_t seed, MetricsRegistry *reg, AbTest **out, char *err, size_t errlen) {
     if (n_variants < 1 || n_variants > ABTEST_MAX_VARIANTS || k < 1) {
-        snprintf(err, errlen, "abtest: need 1 .. %d variants and k >= 1 (got %d, k %d)",
-                 ABTEST_MAX_VARIANTS, n_variants, k);
-        return -1;
+        return errmsg_fail(err, errlen, "abtest: need 1 .. %d variants and k >= 1 (got %d, k %d)",
+                           ABTEST_MAX_VARIANTS, n_variants, k);
     }
     double total = 0;
     for (int i = 0; i < n_variants; i++) {
         if (!(weights[i] > 0) || !isfinite(weights[i]) || !names[i] || !*names[i]) {
-            snprintf(err, errlen, "abtest: variant %d needs a name and a finite weight > 0", i);
-            return -1;
+            return errmsg_fail(err, errlen,
+                               "abtest: variant %d needs a name and a finite weight > 0", i);
         }
         total += weights[i];
     }
     AbTest *ab = calloc(1, sizeof *ab);
     if (!ab) {
-        snprintf(err, errlen, "abtest: out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "abtest: out of memory");
     }
     pthread_mutex_init(&ab->mutex, NULL);
     ab->seed = seed;
@@ -244,14 +243,13 @@ static void update_window_gauges(AbTest *ab, int variant) {
 
 int abtest_set_window(AbTest *ab, size_t window, char *err, size_t errlen) {
     if (window < 1 || ab->window) {
-        snprintf(err, errlen, "abtest: the window is set once, to 1 or more lists (got %zu)",
-                 window);
-        return -1;
+        return errmsg_fail(err, errlen,
+                           "abtest: the window is set once, to 1 or more lists (got %zu)", window);
     }
     for (int i = 0; i < ab->n; i++)
         if (!(ab->variants[i].ring = calloc(window, sizeof(float)))) {
-            snprintf(err, errlen, "abtest: out of memory for a window of %zu lists", window);
-            return -1;
+            return errmsg_fail(err, errlen, "abtest: out of memory for a window of %zu lists",
+                               window);
         }
     ab->window = window;
     for (int i = 0; i < ab->n && ab->reg; i++)

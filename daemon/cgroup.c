@@ -7,14 +7,14 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "model/errmsg.h"
 
 int cgroup_join_thread(const char *dir, char *err, size_t errlen) {
     char path[4096];
     // v2 first: a v1 hierarchy has no cgroup.threads, a v2 one no tasks
     const char *file = "cgroup.threads";
     if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) {
-        snprintf(err, errlen, "cgroup %.200s...: path too long", dir);
-        return -1;
+        return errmsg_fail(err, errlen, "cgroup %.200s...: path too long", dir);
     }
     if (access(path, F_OK)) {
         file = "tasks";
@@ -29,8 +29,8 @@ int cgroup_join_thread(const char *dir, char *err, size_t errlen) {
     }
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "cgroup %s: cannot open %s: %s", dir, file, strerror(errno));
-        return -1;
+        return errmsg_fail(err, errlen, "cgroup %s: cannot open %s: %s", dir, file,
+                           strerror(errno));
     }
     char tid[32];
     int n = snprintf(tid, sizeof tid, "%ld\n", (long)syscall(SYS_gettid));
@@ -39,12 +39,12 @@ int cgroup_join_thread(const char *dir, char *err, size_t errlen) {
     int werr = errno;
     close(fd);
     if (w != n) {
-        snprintf(err, errlen, "cgroup %s: cannot add thread %.*s to %s: %s%s", dir, n - 1, tid,
-                 file, w < 0 ? strerror(werr) : "short write",
-                 w < 0 && werr == EOPNOTSUPP ? " (cgroup v2: the cgroup must be threaded, "
-                                               "cgroup.type = threaded)"
-                                             : "");
-        return -1;
+        return errmsg_fail(err, errlen, "cgroup %s: cannot add thread %.*s to %s: %s%s", dir, n - 1,
+                           tid, file, w < 0 ? strerror(werr) : "short write",
+                           w < 0 && werr == EOPNOTSUPP
+                               ? " (cgroup v2: the cgroup must be threaded, "
+                                 "cgroup.type = threaded)"
+                               : "");
     }
     return 0;
 }

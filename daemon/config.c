@@ -45,14 +45,12 @@ static int apply_listen(DaemonConfig *cfg, const char *value, char *err, size_t 
 
 static int apply_log_format(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
     if (log_format_parse(value, &cfg->log_format) == 0) return 0;
-    snprintf(err, errlen, "'%s' is not json or text", value);
-    return -1;
+    return errmsg_fail(err, errlen, "'%s' is not json or text", value);
 }
 
 static int apply_log_level(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
     if (log_level_parse(value, &cfg->log_level) == 0) return 0;
-    snprintf(err, errlen, "'%s' is not debug, info, warn or error", value);
-    return -1;
+    return errmsg_fail(err, errlen, "'%s' is not debug, info, warn or error", value);
 }
 
 static int apply_train_sched(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
@@ -60,15 +58,14 @@ static int apply_train_sched(DaemonConfig *cfg, const char *value, char *err, si
         cfg->train_sched_idle = !strcmp(value, "idle");
         return 0;
     }
-    snprintf(err, errlen, "'%s' is not idle or normal", value);
-    return -1;
+    return errmsg_fail(err, errlen, "'%s' is not idle or normal", value);
 }
 
 static int apply_train_cgroup(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
     (void)cfg;
     if (!strcmp(value, "off") || value[0] == '/') return 0;
-    snprintf(err, errlen, "'%s' is not off or an absolute path (a cgroup directory)", value);
-    return -1;
+    return errmsg_fail(err, errlen, "'%s' is not off or an absolute path (a cgroup directory)",
+                       value);
 }
 
 static int parse_on_off(const char *value, int *out, char *err, size_t errlen) {
@@ -99,8 +96,7 @@ static int apply_train_loss(DaemonConfig *cfg, const char *value, char *err, siz
         cfg->train_loss_logq = !strcmp(value, "logq");
         return 0;
     }
-    snprintf(err, errlen, "'%s' is not logq or inbatch", value);
-    return -1;
+    return errmsg_fail(err, errlen, "'%s' is not logq or inbatch", value);
 }
 
 static const char *show_train_loss(const DaemonConfig *cfg) {
@@ -260,13 +256,11 @@ static int set_kafka(DaemonConfig *cfg, const char *key, const char *value, cons
                      char *err, size_t errlen) {
     const char *sub = key + KAFKA_PREFIX_LEN;
     if (!*sub) {
-        snprintf(err, errlen, "%s: empty key after 'kafka.'", origin);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: empty key after 'kafka.'", origin);
     }
     if (!strcmp(sub, "bootstrap.servers") || !strcmp(sub, "group.id")) {
-        snprintf(err, errlen, "%s: set '%s' with the key '%s' instead", origin, key,
-                 !strcmp(sub, "group.id") ? "group.id" : "brokers");
-        return -1;
+        return errmsg_fail(err, errlen, "%s: set '%s' with the key '%s' instead", origin, key,
+                           !strcmp(sub, "group.id") ? "group.id" : "brokers");
     }
     char *copy = strdup(value);
     if (!copy) goto oom;
@@ -292,8 +286,7 @@ static int set_kafka(DaemonConfig *cfg, const char *key, const char *value, cons
     cfg->kafka_count++;
     return 0;
 oom:
-    snprintf(err, errlen, "%s: out of memory", origin);
-    return -1;
+    return errmsg_fail(err, errlen, "%s: out of memory", origin);
 }
 
 static int set_number(DaemonConfig *cfg, const ConfigKey *k, const char *value, const char *origin,
@@ -308,13 +301,11 @@ static int set_number(DaemonConfig *cfg, const ConfigKey *k, const char *value, 
     }
     if (!rc) return 0;
     if (rc == NUMPARSE_SYNTAX) {
-        snprintf(err, errlen, "%s: %s: '%s' is not %s", origin, k->info.key, value,
-                 k->info.type == CONFIG_INT ? "an integer" : "a finite number");
-        return -1;
+        return errmsg_fail(err, errlen, "%s: %s: '%s' is not %s", origin, k->info.key, value,
+                           k->info.type == CONFIG_INT ? "an integer" : "a finite number");
     }
-    snprintf(err, errlen, "%s: %s: %s is out of range (%s)", origin, k->info.key, value,
-             k->info.range);
-    return -1;
+    return errmsg_fail(err, errlen, "%s: %s: %s is out of range (%s)", origin, k->info.key, value,
+                       k->info.range);
 }
 
 int config_set(DaemonConfig *cfg, const char *key, const char *value, const char *origin, char *err,
@@ -324,8 +315,7 @@ int config_set(DaemonConfig *cfg, const char *key, const char *value, const char
         return set_kafka(cfg, key, value, origin, err, errlen);
     const ConfigKey *k = find_key(key);
     if (!k) {
-        snprintf(err, errlen, "%s: unknown key '%s'", origin, key);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: unknown key '%s'", origin, key);
     }
     switch (k->info.type) {
     case CONFIG_INT:
@@ -334,9 +324,8 @@ int config_set(DaemonConfig *cfg, const char *key, const char *value, const char
     case CONFIG_STRING: {
         size_t len = strlen(value);
         if (len == 0 || len >= CONFIG_STRING_MAX) {
-            snprintf(err, errlen, "%s: %s: value must be 1 to %d bytes", origin, key,
-                     CONFIG_STRING_MAX - 1);
-            return -1;
+            return errmsg_fail(err, errlen, "%s: %s: value must be 1 to %d bytes", origin, key,
+                               CONFIG_STRING_MAX - 1);
         }
         if (k->apply && k->apply(cfg, value, why, sizeof why) < 0) break;
         memcpy((char *)cfg + k->offset, value, len + 1);
@@ -346,8 +335,7 @@ int config_set(DaemonConfig *cfg, const char *key, const char *value, const char
         if (k->apply(cfg, value, why, sizeof why) < 0) break;
         return 0;
     }
-    snprintf(err, errlen, "%s: %s: %s", origin, key, why);
-    return -1;
+    return errmsg_fail(err, errlen, "%s: %s: %s", origin, key, why);
 }
 
 static char *trim(char *s) {
@@ -406,24 +394,21 @@ static int load_line(DaemonConfig *cfg, SeenKeys *seen, char *text, const char *
                      char *err, size_t errlen) {
     char *eq = strchr(text, '=');
     if (!eq) {
-        snprintf(err, errlen, "%s: expected 'key = value'", origin);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: expected 'key = value'", origin);
     }
     *eq = 0;
     char *key = trim(text), *value = trim(eq + 1);
     if (!valid_key(key)) {
-        snprintf(err, errlen, "%s: bad key '%.64s' (letters, digits, '.', '_', '-')", origin, key);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: bad key '%.64s' (letters, digits, '.', '_', '-')",
+                           origin, key);
     }
     long first = seen_line(seen, key);
     if (first) {
-        snprintf(err, errlen, "%s: '%s' already set on line %ld", origin, key, first);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: '%s' already set on line %ld", origin, key, first);
     }
     if (config_set(cfg, key, value, origin, err, errlen) < 0) return -1;
     if (seen_add(seen, key, line) < 0) {
-        snprintf(err, errlen, "%s: out of memory", origin);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: out of memory", origin);
     }
     return 0;
 }
@@ -431,8 +416,7 @@ static int load_line(DaemonConfig *cfg, SeenKeys *seen, char *text, const char *
 int config_load_file(DaemonConfig *cfg, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
+        return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
     }
     SeenKeys seen = {0};
     char *buf = NULL, origin[CONFIG_STRING_MAX + 32];
@@ -488,19 +472,17 @@ int config_load_args(DaemonConfig *cfg, int argc, char **argv, char *err, size_t
         const char *v;
         if ((v = option_value(argc, argv, &i, "--config", &missing))) {
             if (path) {
-                snprintf(err, errlen, "argument %d: --config given twice", i);
-                return -1;
+                return errmsg_fail(err, errlen, "argument %d: --config given twice", i);
             }
             path = v;
         } else if ((v = option_value(argc, argv, &i, "--set", &missing))) {
             if (!strchr(v, '=')) {
-                snprintf(err, errlen, "argument %d: --set needs key=value, got '%s'", i, v);
-                return -1;
+                return errmsg_fail(err, errlen, "argument %d: --set needs key=value, got '%s'", i,
+                                   v);
             }
         } else {
-            snprintf(err, errlen, "argument %d: %s '%s'", i,
-                     missing ? "missing value after" : "unknown option", argv[i]);
-            return -1;
+            return errmsg_fail(err, errlen, "argument %d: %s '%s'", i,
+                               missing ? "missing value after" : "unknown option", argv[i]);
         }
     }
     if (path && config_load_file(cfg, path, err, errlen) < 0) return -1;
@@ -520,8 +502,7 @@ int config_load_args(DaemonConfig *cfg, int argc, char **argv, char *err, size_t
         snprintf(origin, sizeof origin, "argument %d (--set)", i);
         char *value = strdup(strchr(v, '=') + 1);
         if (!value) {
-            snprintf(err, errlen, "%s: out of memory", origin);
-            return -1;
+            return errmsg_fail(err, errlen, "%s: out of memory", origin);
         }
         rc = config_set(cfg, k, trim(value), origin, err, errlen);
         free(value);
@@ -574,30 +555,28 @@ static int parse_variant_options(char *opts, ConfigVariant *v, const char *item,
          opt = strtok_r(NULL, ":", &save)) {
         if (!strncmp(opt, "a=", 2)) {
             if (numparse_int(opt + 2, 1, 64, &v->layers)) {
-                snprintf(err, errlen, "variant '%s': a must be an integer 1 .. 64", item);
-                return -1;
+                return errmsg_fail(err, errlen, "variant '%s': a must be an integer 1 .. 64", item);
             }
         } else if (!strncmp(opt, "weight=", 7)) {
             if (numparse_double(opt + 7, 0x1p-1022, 1e6, &v->weight)) {
-                snprintf(err, errlen, "variant '%s': weight must be a number in (0, 1e6]", item);
-                return -1;
+                return errmsg_fail(err, errlen, "variant '%s': weight must be a number in (0, 1e6]",
+                                   item);
             }
         } else if (!strncmp(opt, "lr=", 3)) {
             if (numparse_double(opt + 3, 1e-7, 1, &v->lr)) {
-                snprintf(err, errlen, "variant '%s': lr must be a number in 1e-7 .. 1", item);
-                return -1;
+                return errmsg_fail(err, errlen, "variant '%s': lr must be a number in 1e-7 .. 1",
+                                   item);
             }
         } else if (!strncmp(opt, "init=", 5)) {
             if (!opt[5] || strlen(opt + 5) >= sizeof v->init) {
-                snprintf(err, errlen, "variant '%s': init needs a path (shorter than %zu bytes)",
-                         item, sizeof v->init);
-                return -1;
+                return errmsg_fail(err, errlen,
+                                   "variant '%s': init needs a path (shorter than %zu bytes)", item,
+                                   sizeof v->init);
             }
             snprintf(v->init, sizeof v->init, "%s", opt + 5);
         } else if (!strncmp(opt, "loss=", 5)) {
             if (strcmp(opt + 5, "logq") && strcmp(opt + 5, "inbatch")) {
-                snprintf(err, errlen, "variant '%s': loss must be logq or inbatch", item);
-                return -1;
+                return errmsg_fail(err, errlen, "variant '%s': loss must be logq or inbatch", item);
             }
             v->loss = ssna_loss_parse(opt + 5);
         } else {
@@ -660,8 +639,7 @@ int config_parse_variants(const char *spec, ConfigVariant *out, int max, int *n,
     char *copy = strdup(spec);
     int count = 0, rc = 0;
     if (!copy) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "out of memory");
     }
     char *save = NULL;
     for (char *item = strtok_r(copy, ",", &save); item && rc == 0;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dashboard_html.h" /* dashboard_html[]: daemon/dashboard.html, generated at build time */
+#include "model/errmsg.h"
 
 #define HTTP_DEFAULT_MAX_REQUEST     8192
 #define HTTP_DEFAULT_MAX_CONNECTIONS 64
@@ -56,8 +57,8 @@ int http_parse_listen(const char *listen, char *host, size_t host_cap, int *port
     *port = (int)p;
     return 0;
 bad:
-    snprintf(err, errlen, "'%s' is not host:port or [v6]:port with port 0 .. 65535", listen);
-    return -1;
+    return errmsg_fail(err, errlen, "'%s' is not host:port or [v6]:port with port 0 .. 65535",
+                       listen);
 }
 
 static int hex_value(char c) {
@@ -237,8 +238,7 @@ static int bind_listener(HttpServer *srv, char *err, size_t errlen) {
     struct addrinfo *res;
     int gai = getaddrinfo(host, port_text, &hints, &res);
     if (gai) {
-        snprintf(err, errlen, "http.listen %s: %s", srv->opt.listen, gai_strerror(gai));
-        return -1;
+        return errmsg_fail(err, errlen, "http.listen %s: %s", srv->opt.listen, gai_strerror(gai));
     }
     int last_errno = 0;
     srv->listen_fd = -1;
@@ -255,8 +255,8 @@ static int bind_listener(HttpServer *srv, char *err, size_t errlen) {
     }
     freeaddrinfo(res);
     if (srv->listen_fd < 0) {
-        snprintf(err, errlen, "http.listen %s: %s", srv->opt.listen, strerror(last_errno));
-        return -1;
+        return errmsg_fail(err, errlen, "http.listen %s: %s", srv->opt.listen,
+                           strerror(last_errno));
     }
     struct sockaddr_storage addr;
     socklen_t len = sizeof addr;
@@ -270,8 +270,7 @@ int http_server_start(const HttpServerOptions *options, HttpServer **out, char *
                       size_t errlen) {
     HttpServer *srv = calloc(1, sizeof *srv);
     if (!srv) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "out of memory");
     }
     srv->opt = *options;
     if (!srv->opt.max_request) srv->opt.max_request = HTTP_DEFAULT_MAX_REQUEST;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "model/errmsg.h"
 
 static volatile sig_atomic_t stop_count;
 static volatile sig_atomic_t stop_signal;
@@ -68,8 +69,7 @@ static int set_handler_flags(int sig, void (*handler)(int), int flags, char *err
     sa.sa_flags = flags;
     sigemptyset(&sa.sa_mask);
     if (sigaction(sig, &sa, NULL) == 0) return 0;
-    snprintf(err, errlen, "sigaction(%d): %s", sig, strerror(errno));
-    return -1;
+    return errmsg_fail(err, errlen, "sigaction(%d): %s", sig, strerror(errno));
 }
 
 static int set_handler(int sig, void (*handler)(int), char *err, size_t errlen) {

@@ -17,6 +17,7 @@
 
 #include "daemon/signals.h"
 #include "daemon/ssna_cmd.h"
+#include "model/errmsg.h"
 #include "model/numparse.h"
 #include "ingest/items.h"
 #include "model/encoder.h"
@@ -227,9 +228,8 @@ static int flush_batch(EmbedRun *r, char *err, size_t errlen) {
     /* states: [n_batch, layers, hidden], top layer first */
     if (encoder_embed(r->enc, r->texts, r->lens, r->n_batch, r->opt.pool, r->first_layer,
                       r->opt.layers, r->states, eerr, sizeof eerr)) {
-        snprintf(err, errlen, "%s: encoder failed on the batch starting at line %ld: %s",
-                 r->opt.items_path, r->batch[0].line, eerr);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: encoder failed on the batch starting at line %ld: %s",
+                           r->opt.items_path, r->batch[0].line, eerr);
     }
     r->encode_seconds += clock_monotonic_s() - t0;
     StoreTxn *t;
@@ -258,8 +258,7 @@ static int add_item(EmbedRun *r, const ItemText *it, uint64_t hash, char *err, s
     if (!p->id || !p->text) {
         free(p->id);
         free(p->text);
-        snprintf(err, errlen, "out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "out of memory");
     }
     memcpy(p->text, it->text, it->text_len);
     p->text[it->text_len] = 0;
@@ -291,8 +290,7 @@ static int embed_items(EmbedRun *r, ItemsReader *rd, char *err, size_t errlen) {
         if (rc < 0) {
             r->malformed++;
             if (r->opt.strict) {
-                snprintf(err, errlen, "%s", lerr);
-                return -1;
+                return errmsg_fail(err, errlen, "%s", lerr);
             }
             if (r->tty && r->progress_shown) fputc('\n', stderr);
             fprintf(stderr, "ssna embed: skipping malformed line: %s\n", lerr);
@@ -306,8 +304,7 @@ static int embed_items(EmbedRun *r, ItemsReader *rd, char *err, size_t errlen) {
             same = 0;
         }
         if (same < 0) {
-            snprintf(err, errlen, "%s", lerr);
-            return -1;
+            return errmsg_fail(err, errlen, "%s", lerr);
         }
         if (same) {
             r->unchanged++;
@@ -328,9 +325,8 @@ static int setup_run(EmbedRun *r, char *err, size_t errlen) {
     encoder_set_threads(r->enc, r->opt.threads);
     int n = encoder_num_layers(r->enc);
     if (r->opt.layers > n + 1) {
-        snprintf(err, errlen, "--layers %d: %s has states of layers 0..%d only", r->opt.layers,
-                 r->opt.model_dir, n);
-        return -1;
+        return errmsg_fail(err, errlen, "--layers %d: %s has states of layers 0..%d only",
+                           r->opt.layers, r->opt.model_dir, n);
     }
     r->first_layer = n;
     r->hidden = encoder_hidden(r->enc);
@@ -340,14 +336,12 @@ static int setup_run(EmbedRun *r, char *err, size_t errlen) {
     r->states = malloc((size_t)r->opt.batch * (size_t)r->opt.layers * (size_t)r->hidden *
                        sizeof *r->states);
     if (!r->batch || !r->texts || !r->lens || !r->states) {
-        snprintf(err, errlen, "out of memory for a batch of %d", r->opt.batch);
-        return -1;
+        return errmsg_fail(err, errlen, "out of memory for a batch of %d", r->opt.batch);
     }
     if (store_open(&r->store, r->opt.db_dir, NULL, err, errlen)) return -1;
     char *identity = make_identity(r);
     if (!identity) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "out of memory");
     }
     /* refuse a foreign cache before encoding anything; record ours in a fresh one */
     StoreTxn *t;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "daemon/ssna_cmd.h"
+#include "model/errmsg.h"
 #include "model/fileio.h"
 #include "daemon/ssna_data.h"
 
@@ -32,9 +33,8 @@ static void usage(FILE *f) {
 /* ids must not contain the separators of the atomic format (tab, space, newline). */
 static int check_token(const char *kind, const char *id, char *err, size_t errlen) {
     if (!*id || strpbrk(id, " \t\r\n")) {
-        snprintf(err, errlen, "%s id '%s' is empty or has whitespace: not an atomic token", kind,
-                 id);
-        return -1;
+        return errmsg_fail(err, errlen,
+                           "%s id '%s' is empty or has whitespace: not an atomic token", kind, id);
     }
     return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "daemon/ssna_cmd.h"
 #include "daemon/ssna_train_cli.h"
+#include "model/errmsg.h"
 #include "model/fileio.h"
 #include "daemon/ssna_data.h"
 #include "ingest/interactions.h"
@@ -63,9 +64,8 @@ static int load_states(const SsnaTrainOptions *o, Dataset *ds, int layers, char 
     snprintf(ds->identity, sizeof ds->identity, "null");
     if (o->variant == SSNA_VARIANT_ID) return 0;
     if (!o->db) {
-        snprintf(err, errlen, "--db DIR is required: variant %s reads cached item states",
-                 ssna_variant_name((SsnaVariant)o->variant));
-        return -1;
+        return errmsg_fail(err, errlen, "--db DIR is required: variant %s reads cached item states",
+                           ssna_variant_name((SsnaVariant)o->variant));
     }
     Store *s = NULL;
     StoreOptions so = {0};
@@ -262,8 +262,8 @@ static int pop_load(const SsnaTrainOptions *o, Dataset *ds, long **counts, char 
         load_interactions(o, ds, err, errlen))
         return -1;
     if (n != ds->inter.n_items) {
-        snprintf(err, errlen, "%s counts %d items, data has %d", o->ckpt, n, ds->inter.n_items);
-        return -1;
+        return errmsg_fail(err, errlen, "%s counts %d items, data has %d", o->ckpt, n,
+                           ds->inter.n_items);
     }
     return 0;
 }
@@ -394,17 +394,15 @@ fail:
 static int load_for_inference(SsnaTrainOptions *o, int best, SsnaModel *m, SsnaTrainState *st,
                               Dataset *ds, char *err, size_t errlen) {
     if (!o->ckpt) {
-        snprintf(err, errlen, "--ckpt CKPT is required");
-        return -1;
+        return errmsg_fail(err, errlen, "--ckpt CKPT is required");
     }
     if (ssna_checkpoint_load(o->ckpt, best, m, st, NULL, NULL, err, errlen)) return -1;
     o->variant = m->cfg.variant;
     if (load_interactions(o, ds, err, errlen) || load_states(o, ds, m->cfg.layers, err, errlen))
         return -1;
     if (m->cfg.n_items != ds->inter.n_items || (ds->states && m->cfg.hidden != ds->hidden)) {
-        snprintf(err, errlen, "%s was trained on %d items / hidden %d, data has %d / %d", o->ckpt,
-                 m->cfg.n_items, m->cfg.hidden, ds->inter.n_items, ds->hidden);
-        return -1;
+        return errmsg_fail(err, errlen, "%s was trained on %d items / hidden %d, data has %d / %d",
+                           o->ckpt, m->cfg.n_items, m->cfg.hidden, ds->inter.n_items, ds->hidden);
     }
     return 0;
 }

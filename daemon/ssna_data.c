@@ -5,13 +5,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include "model/errmsg.h"
 
 /* The NAME of the single DIR/NAME.test.inter. */
 static int find_unisrec_name(const char *dir, char *name, size_t len, char *err, size_t errlen) {
     DIR *d = opendir(dir);
     if (!d) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        return -1;
+        return errmsg_fail(err, errlen, "%s: %s", dir, strerror(errno));
     }
     struct dirent *e;
     int found = 0;
@@ -24,9 +24,9 @@ static int find_unisrec_name(const char *dir, char *name, size_t len, char *err,
     }
     closedir(d);
     if (found != 1) {
-        snprintf(err, errlen, "%s: expected exactly one NAME.test.inter (found %d); use --name",
-                 dir, found);
-        return -1;
+        return errmsg_fail(err, errlen,
+                           "%s: expected exactly one NAME.test.inter (found %d); use --name", dir,
+                           found);
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
+#include "model/errmsg.h"
 
 static void job_free(SsnadEmbedJob *j) {
     free(j->id), free(j->text), free(j->states), free(j->error);
@@ -90,13 +91,11 @@ int ssnad_embed_start(Ssnad *d, char *err, size_t errlen) {
     pthread_cond_init(&d->embed_done_cv, NULL);
     d->embed_q = calloc((size_t)d->cfg->embed_queue_max, sizeof *d->embed_q);
     if (!d->embed_q) {
-        snprintf(err, errlen, "embed queue: out of memory for %lld entries",
-                 d->cfg->embed_queue_max);
-        return -1;
+        return errmsg_fail(err, errlen, "embed queue: out of memory for %lld entries",
+                           d->cfg->embed_queue_max);
     }
     if (pthread_create(&d->embed_thread, NULL, embed_main, d)) {
-        snprintf(err, errlen, "embed: cannot start the encoder thread");
-        return -1;
+        return errmsg_fail(err, errlen, "embed: cannot start the encoder thread");
     }
     d->embed_started = 1;
     return 0;
@@ -141,8 +140,7 @@ int ssnad_embed_submit(Ssnad *d, const char *id, const char *text, size_t len, u
     j.text = malloc(len + 1);
     if (!j.id || !j.text) {
         job_free(&j);
-        snprintf(err, errlen, "embed queue: out of memory for item %s", id);
-        return -1;
+        return errmsg_fail(err, errlen, "embed queue: out of memory for item %s", id);
     }
     memcpy(j.text, text, len), j.text[len] = 0;
     size_t qmax = (size_t)d->cfg->embed_queue_max;

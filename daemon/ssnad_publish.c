@@ -67,8 +67,7 @@ static int score_range(Ssnad *d, const SsnadVariant *v, const float *user, const
     if (w_max <= 0 || nb <= 0) return 0;
     float *block = malloc((size_t)nb * (size_t)w_max * sizeof *block);
     if (!block) {
-        snprintf(err, errlen, "top-k: out of memory (%d users)", nb);
-        return -1;
+        return errmsg_fail(err, errlen, "top-k: out of memory (%d users)", nb);
     }
     long exact = 0;
     for (int b0 = i0; b0 < i1; b0 += SCORE_BLOCK) {
@@ -147,8 +146,7 @@ int ssnad_publish_start(Ssnad *d, char *err, size_t errlen) {
     s->started = 1;
     if (pthread_create(&s->thread, NULL, scorer_main, d)) {
         s->started = 0;
-        snprintf(err, errlen, "publish: cannot start the helper thread");
-        return -1;
+        return errmsg_fail(err, errlen, "publish: cannot start the helper thread");
     }
     return 0;
 }
@@ -331,8 +329,7 @@ static int send_list(Ssnad *d, SsnadUser *u, const int32_t *ids, const float *sc
     int k = (int)d->cfg->top_k;
     if (n < k && ssnad_embed_depth(d)) return 0; // cold start: wait for the queued texts
     if (!u->last_list && !(u->last_list = malloc((size_t)k * sizeof *u->last_list))) {
-        snprintf(err, errlen, "publish: out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "publish: out of memory");
     }
     memcpy(u->last_list, ids, (size_t)n * sizeof *ids);
     u->last_len = n;
@@ -418,8 +415,7 @@ int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
     if (d->deferred.n && !ssnad_embed_depth(d)) { // the texts they waited for are in
         for (size_t i = 0; i < d->deferred.n; i++)
             if (ssnad_userlist_push(&d->dirty, d->deferred.v[i])) {
-                snprintf(err, errlen, "publish: out of memory");
-                return -1;
+                return errmsg_fail(err, errlen, "publish: out of memory");
             }
         d->deferred.n = 0;
     }
@@ -431,8 +427,7 @@ int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen) {
         long n = ssnad_users_mark_stale(&d->users, (int)d->cfg->top_k, d->n_present, &d->dirty);
         pthread_mutex_unlock(&d->serve_mu);
         if (n < 0) {
-            snprintf(err, errlen, "publish: out of memory");
-            return -1;
+            return errmsg_fail(err, errlen, "publish: out of memory");
         }
         d->items_ready_swept = d->items_ready;
         metric_counter_add(d->m_lists_refilled, (double)n);

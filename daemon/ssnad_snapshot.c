@@ -21,6 +21,7 @@
 
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
+#include "model/errmsg.h"
 
 #define MODEL_BLOB_MAGIC "ssnad-model v1 "
 #define REF_MAGIC        "ssnad-model-ref v1"
@@ -40,8 +41,7 @@ static int model_from_blob(SsnaModel *m, const SsnadVariant *v, const char *wher
     char head[128];
     int hl = snprintf(head, sizeof head, "%s%s\n", MODEL_BLOB_MAGIC, v->cv.label);
     if (len < (size_t)hl || memcmp(blob, head, (size_t)hl)) {
-        snprintf(err, errlen, "%s: not a model of variant %s", where, v->cv.label);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: not a model of variant %s", where, v->cv.label);
     }
     return params_deserialize(&m->ps, (const char *)blob + hl, len - (size_t)hl, err, errlen);
 }
@@ -93,18 +93,17 @@ int ssnad_snapshot_load(Ssnad *d, SsnadVariant *v, int *found, char *err, size_t
     memcpy(text, blob, len < sizeof text - 1 ? len : sizeof text - 1);
     free(blob);
     if (sscanf(text, REF_MAGIC " %d %lld", &slot, &step) != 2 || (slot != 0 && slot != 1)) {
-        snprintf(err, errlen, "%s: checkpoint %s: malformed model reference", d->cfg->db_path,
-                 name);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: checkpoint %s: malformed model reference",
+                           d->cfg->db_path, name);
     }
     slot_name(v, slot, name, sizeof name);
     snprintf(where, sizeof where, "%s/models: %s", d->cfg->db_path, name);
     rc = store_get_checkpoint(d->models, NULL, name, &blob, &len, err, errlen);
     if (rc < 0) return -1;
     if (rc == STORE_NOTFOUND) {
-        snprintf(err, errlen, "%s: the committed checkpoint names this snapshot but it is missing",
-                 where);
-        return -1;
+        return errmsg_fail(err, errlen,
+                           "%s: the committed checkpoint names this snapshot but it is missing",
+                           where);
     }
     rc = load_blob(v, where, blob, len, err, errlen);
     free(blob);
@@ -127,8 +126,7 @@ static int write_slot(Ssnad *d, SsnadVariant *v, int slot, char *err, size_t err
     char *blob = plen ? malloc((size_t)hl + plen) : NULL;
     if (!blob) {
         free(pb);
-        snprintf(err, errlen, "model snapshot of %s: out of memory", v->cv.label);
-        return -1;
+        return errmsg_fail(err, errlen, "model snapshot of %s: out of memory", v->cv.label);
     }
     memcpy(blob, head, (size_t)hl), memcpy(blob + hl, pb, plen);
     free(pb);

@@ -64,8 +64,7 @@ static int grow_items(Ssnad *d, size_t need, char *err, size_t errlen) {
     d->item_cap = cap;
     return 0;
 oom:
-    snprintf(err, errlen, "ssnad: out of memory for %zu item rows", cap);
-    return -1;
+    return errmsg_fail(err, errlen, "ssnad: out of memory for %zu item rows", cap);
 }
 
 /* Copy item idx's top a layers into a variant's own matrix (when it keeps fewer layers). */
@@ -107,8 +106,7 @@ static int serve_range(Ssnad *d, SsnadVariant *v, size_t from, size_t to, char *
     if (to <= from) return 0;
     int *ids = malloc((to - from) * sizeof *ids);
     if (!ids) {
-        snprintf(err, errlen, "ssnad: out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "ssnad: out of memory");
     }
     for (size_t i = from; i < to; i++) ids[i - from] = (int)i;
     int rc = serve_vectors(d, v, ids, to - from, err, errlen);
@@ -127,8 +125,7 @@ static int ensure_locked(Ssnad *d, uint32_t idx, const char *id, char *err, size
     if (idx < d->n_items) return 0;
     if (grow_items(d, (size_t)idx + 1, err, errlen)) return -1;
     if (!(d->item_ids[idx] = strdup(id))) {
-        snprintf(err, errlen, "item %s: out of memory", id);
-        return -1;
+        return errmsg_fail(err, errlen, "item %s: out of memory", id);
     }
     size_t from = d->n_items;
     d->n_items = (size_t)idx + 1;
@@ -158,8 +155,7 @@ int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char 
     int *ids = malloc(n * sizeof *ids);
     if (!existed || !ids) {
         free(existed), free(ids);
-        snprintf(err, errlen, "ssnad: out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "ssnad: out of memory");
     }
     int rc = 0;
     pthread_mutex_lock(&d->serve_mu);
@@ -206,9 +202,8 @@ static int open_variant(Ssnad *d, int i, int a, char *err, size_t errlen) {
               : d->cfg->train_loss_logq ? SSNA_LOSS_LOGQ
                                         : SSNA_LOSS_INBATCH;
     if (mc.d > PANEL_MAX_C) {
-        snprintf(err, errlen, "variant %s: d = %d, lists are scored for d <= %d", v->cv.label, mc.d,
-                 PANEL_MAX_C);
-        return -1;
+        return errmsg_fail(err, errlen, "variant %s: d = %d, lists are scored for d <= %d",
+                           v->cv.label, mc.d, PANEL_MAX_C);
     }
     uint64_t seed = (uint64_t)d->cfg->train_seed + 7919u * (uint64_t)i;
     if (ssna_create(&v->train, &mc, seed, err, errlen) ||
@@ -315,9 +310,8 @@ int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen
     for (int a = 0; a < d->n_arms; a++)
         if (cfg->variants[a].layers > d->layers) d->layers = cfg->variants[a].layers;
     if (d->layers > d->first_layer + 1) {
-        snprintf(err, errlen, "variants keep %d layers but %s has %d", d->layers, cfg->model_dir,
-                 d->first_layer + 1);
-        return -1;
+        return errmsg_fail(err, errlen, "variants keep %d layers but %s has %d", d->layers,
+                           cfg->model_dir, d->first_layer + 1);
     }
     if (store_txn_begin(d->store, &d->txn, err, errlen)) return -1;
     if (ssnad_snapshot_open(d, err, errlen) || open_identity(d, err, errlen)) return -1;
@@ -474,8 +468,7 @@ static void commit_to_group(Ssnad *d, KafkaConsumer *c, const char *topic,
 int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     double t0 = clock_monotonic_s();
     if (!d->txn) {
-        snprintf(err, errlen, "checkpoint: no open transaction");
-        return -1;
+        return errmsg_fail(err, errlen, "checkpoint: no open transaction");
     }
     // outputs first: the offsets committed below must never run ahead of the lists and dead
     // letters their events produced (a crash after the commit would lose those for good)

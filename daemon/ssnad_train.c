@@ -17,6 +17,7 @@
 #include "daemon/cgroup.h"
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
+#include "model/errmsg.h"
 #include "model/rng.h"
 
 #define FRESH_CAP       1024
@@ -453,14 +454,12 @@ int ssnad_train_start(Ssnad *d, char *err, size_t errlen) {
     d->feed_rng = (uint64_t)d->cfg->train_seed * 2654435761u + 1;
     d->train_n_items = d->n_items, d->train_item_cap = d->item_cap;
     if (d->cfg->train_batch > 4096 || !d->fresh || !d->reservoir) {
-        snprintf(err, errlen, "train: out of memory (or train.batch over 4096)");
-        return -1;
+        return errmsg_fail(err, errlen, "train: out of memory (or train.batch over 4096)");
     }
     d->train_started = 1, d->train_setup = 0;
     if (pthread_create(&d->train_thread, NULL, train_main, d)) {
         d->train_started = 0;
-        snprintf(err, errlen, "train: cannot start the training thread");
-        return -1;
+        return errmsg_fail(err, errlen, "train: cannot start the training thread");
     }
     pthread_mutex_lock(&d->feed_mu);
     while (!d->train_setup) pthread_cond_wait(&d->feed_cv, &d->feed_mu);
@@ -469,8 +468,7 @@ int ssnad_train_start(Ssnad *d, char *err, size_t errlen) {
     if (setup < 0) { // the thread has returned
         pthread_join(d->train_thread, NULL);
         d->train_started = 0;
-        snprintf(err, errlen, "train.cgroup: %s", d->train_setup_err);
-        return -1;
+        return errmsg_fail(err, errlen, "train.cgroup: %s", d->train_setup_err);
     }
     return 0;
 }

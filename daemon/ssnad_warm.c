@@ -17,6 +17,7 @@
 
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
+#include "model/errmsg.h"
 #include "model/ssna_train.h"
 
 /* The first shape field in which a and b differ, or NULL. */
@@ -40,8 +41,7 @@ int ssnad_warm_start(Ssnad *d, SsnadVariant *v, char *err, size_t errlen) {
     SsnaModel m;
     SsnaTrainState st;
     if (ssna_checkpoint_load(path, 1, &m, &st, NULL, NULL, why, sizeof why)) {
-        snprintf(err, errlen, "variant %s: init: %s", v->cv.label, why);
-        return -1;
+        return errmsg_fail(err, errlen, "variant %s: init: %s", v->cv.label, why);
     }
     int rc = -1;
     // the run metadata holds the store identity `ssna embed` wrote: {"encoder":<encoder>,...}

@@ -1,6 +1,7 @@
 /* interactions.c - UniSRec .inter and generic CSV/TSV interaction readers with the paper's
  * preprocessing (iterative k-core, last-max_len truncation). */
 #include "ingest/interactions.h"
+#include "model/errmsg.h"
 #include "model/hash.h"
 
 #include <errno.h>
@@ -177,9 +178,9 @@ static int parse_inter_line(char *line, InterRow *row, int keep_hist, const char
     return 0;
 bad:
     free(row->hist.v);
-    snprintf(err, errlen, "%s:%d: expected 'user<TAB>item item ...<TAB>item' with integer ids",
-             path, ln);
-    return -1;
+    return errmsg_fail(err, errlen,
+                       "%s:%d: expected 'user<TAB>item item ...<TAB>item' with integer ids", path,
+                       ln);
 }
 
 /* Calls fn on every data row of DIR/NAME.SPLIT.inter; returns rows read or -1. missing_ok:
@@ -263,8 +264,7 @@ static int on_train_row(void *ctx, InterRow *row, const char *path, int ln, char
                         size_t errlen) {
     Rebuild *r = ctx;
     if (rebuild_reserve(r, row->user) || intvec_push(&r->train_targets[row->user], row->target)) {
-        snprintf(err, errlen, "%s:%d: out of memory", path, ln);
-        return -1;
+        return errmsg_fail(err, errlen, "%s:%d: out of memory", path, ln);
     }
     if (row->hist_len > 0 && row->hist_len < r->first_len[row->user]) {
         r->first_len[row->user] = row->hist_len;
@@ -279,8 +279,7 @@ static int on_valid_row(void *ctx, InterRow *row, const char *path, int ln, char
                         size_t errlen) {
     Rebuild *r = ctx;
     if (rebuild_reserve(r, row->user)) {
-        snprintf(err, errlen, "%s:%d: out of memory", path, ln);
-        return -1;
+        return errmsg_fail(err, errlen, "%s:%d: out of memory", path, ln);
     }
     r->valid[row->user] = row->target;
     note_item(r, row->target);
@@ -292,8 +291,7 @@ static int on_test_row(void *ctx, InterRow *row, const char *path, int ln, char 
     Rebuild *r = ctx;
     if (rebuild_reserve(r, row->user)) {
         free(row->hist.v);
-        snprintf(err, errlen, "%s:%d: out of memory", path, ln);
-        return -1;
+        return errmsg_fail(err, errlen, "%s:%d: out of memory", path, ln);
     }
     free(r->test_hist[row->user].v);
     r->test_hist[row->user] = row->hist;
@@ -354,8 +352,7 @@ static int read_index_names(const char *dir, const char *name, const char *suffi
         char *copy = strdup(line);
         if (!copy) {
             free(buf);
-            snprintf(err, errlen, "%s:%d: out of memory", path, ln);
-            return -1;
+            return errmsg_fail(err, errlen, "%s:%d: out of memory", path, ln);
         }
         free(names[idx]);
         names[idx] = copy;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/errmsg.h"
 #include "model/encoder_internal.h"
 #include "model/kernels.h"
 
@@ -191,8 +192,7 @@ static int plan_batches(EncoderJob *job, int *order, EncoderBatch *batches, int 
 int encoder_forward_ids(Encoder *e, const int *const *ids, const int *n_ids, int n, int pool,
                         int first_layer, int n_layers, float *out, char *err, size_t errlen) {
     if (pool != ENCODER_POOL_CLS && pool != ENCODER_POOL_MEAN && pool != ENCODER_POOL_TOKENS) {
-        snprintf(err, errlen, "encoder: unknown pooling %d", pool);
-        return -1;
+        return errmsg_fail(err, errlen, "encoder: unknown pooling %d", pool);
     }
     if (first_layer < 0 || first_layer > e->n_layers || n_layers < 1 ||
         first_layer - n_layers + 1 < 0) {
@@ -203,15 +203,14 @@ int encoder_forward_ids(Encoder *e, const int *const *ids, const int *n_ids, int
     }
     for (int i = 0; i < n; i++) {
         if (n_ids[i] < 1 || n_ids[i] > e->max_len) {
-            snprintf(err, errlen, "encoder: sequence %d has %d tokens (allowed 1..%d)", i, n_ids[i],
-                     e->max_len);
-            return -1;
+            return errmsg_fail(err, errlen, "encoder: sequence %d has %d tokens (allowed 1..%d)", i,
+                               n_ids[i], e->max_len);
         }
         for (int t = 0; t < n_ids[i]; t++)
             if (ids[i][t] < 0 || ids[i][t] >= e->vocab) {
-                snprintf(err, errlen, "encoder: sequence %d, token %d: id %d outside [0, %d)", i, t,
-                         ids[i][t], e->vocab);
-                return -1;
+                return errmsg_fail(err, errlen,
+                                   "encoder: sequence %d, token %d: id %d outside [0, %d)", i, t,
+                                   ids[i][t], e->vocab);
             }
     }
     if (n <= 0) return 0;
@@ -277,8 +276,7 @@ int encoder_embed(Encoder *e, const char *const *texts, const size_t *lens, int 
         return -1;
     }
     if (pool == ENCODER_POOL_TOKENS) {
-        snprintf(err, errlen, "encoder: per-token states need encoder_forward_ids");
-        return -1;
+        return errmsg_fail(err, errlen, "encoder: per-token states need encoder_forward_ids");
     }
     if (n <= 0) return 0;
     int *flat = malloc((size_t)n * e->max_len * sizeof *flat);

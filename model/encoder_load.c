@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model/errmsg.h"
 #include "model/encoder_internal.h"
 #include "model/json.h"
 #include "model/safetensors.h"
@@ -154,8 +155,8 @@ static int config_int(const JsonValue *cfg, const char *path, const char *key, i
     const JsonValue *v = json_get(cfg, key);
     if (!v || v->type != JSON_VALUE_NUMBER || v->number < 1 || v->number > 1e7 ||
         v->number != floor(v->number)) {
-        snprintf(err, errlen, "%s: field '%s' missing or not a positive integer", path, key);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: field '%s' missing or not a positive integer", path,
+                           key);
     }
     *out = (int)v->number;
     return 0;
@@ -188,13 +189,13 @@ static int read_config(Encoder *e, const JsonValue *cfg, const char *path, char 
     const char *act_key = distil ? "activation" : "hidden_act";
     const char *act = json_get_string(cfg, act_key, "gelu");
     if (strcmp(act, "gelu")) {
-        snprintf(err, errlen, "%s: unsupported %s '%s' (only erf 'gelu')", path, act_key, act);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: unsupported %s '%s' (only erf 'gelu')", path, act_key,
+                           act);
     }
     const char *pos_type = json_get_string(cfg, "position_embedding_type", "absolute");
     if (strcmp(pos_type, "absolute")) {
-        snprintf(err, errlen, "%s: unsupported position_embedding_type '%s'", path, pos_type);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: unsupported position_embedding_type '%s'", path,
+                           pos_type);
     }
     if (config_int(cfg, path, distil ? "dim" : "hidden_size", &e->hidden, err, errlen) ||
         config_int(cfg, path, distil ? "n_layers" : "num_hidden_layers", &e->n_layers, err,
@@ -206,9 +207,8 @@ static int read_config(Encoder *e, const JsonValue *cfg, const char *path, char 
         config_int(cfg, path, "max_position_embeddings", &e->n_positions, err, errlen))
         return -1;
     if (e->hidden % e->n_heads) {
-        snprintf(err, errlen, "%s: hidden size %d is not a multiple of the %d heads", path,
-                 e->hidden, e->n_heads);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: hidden size %d is not a multiple of the %d heads",
+                           path, e->hidden, e->n_heads);
     }
     e->n_types = 0;
     if (!distil && config_int(cfg, path, "type_vocab_size", &e->n_types, err, errlen)) return -1;
@@ -217,8 +217,7 @@ static int read_config(Encoder *e, const JsonValue *cfg, const char *path, char 
     if (e->family == ENCODER_ROBERTA) {
         int pad = 1;
         if (json_get_int(cfg, "pad_token_id", 1, &pad) || pad < -1 || pad >= e->n_positions - 1) {
-            snprintf(err, errlen, "%s: pad_token_id leaves no positions", path);
-            return -1;
+            return errmsg_fail(err, errlen, "%s: pad_token_id leaves no positions", path);
         }
         e->position_offset = pad + 1;
     }
@@ -236,8 +235,7 @@ static int build_identity(Encoder *e, const Safetensors *st, char *err, size_t e
     size_t cap = 1024;
     e->identity = malloc(cap);
     if (!e->identity) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "out of memory");
     }
     snprintf(e->identity, cap,
              "{\"architecture\":\"%s\",\"family\":\"%s\",\"num_layers\":%d,\"hidden_size\":%d,"
@@ -268,8 +266,7 @@ int encoder_load(Encoder **out, const char *model_dir, char *err, size_t errlen)
     *out = NULL;
     Encoder *e = calloc(1, sizeof *e);
     if (!e) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "out of memory");
     }
     e->n_threads = 2;
     e->batch_tokens = 2048;

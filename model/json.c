@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "model/errmsg.h"
 
 static const size_t JSON_FLAGS =
     JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL;
@@ -24,8 +25,7 @@ static char *copy_bytes(const char *s, size_t n) {
 static int convert(JsonValue *v, json_t *j, int depth, char *err, size_t errlen) {
     memset(v, 0, sizeof *v);
     if (depth > JSON_MAX_DEPTH) {
-        snprintf(err, errlen, "nested deeper than %d arrays/objects", JSON_MAX_DEPTH);
-        return -1;
+        return errmsg_fail(err, errlen, "nested deeper than %d arrays/objects", JSON_MAX_DEPTH);
     }
     switch (json_typeof(j)) {
     case JSON_OBJECT:
@@ -78,8 +78,7 @@ static int convert(JsonValue *v, json_t *j, int depth, char *err, size_t errlen)
         return 0;
     }
 oom:
-    snprintf(err, errlen, "out of memory");
-    return -1;
+    return errmsg_fail(err, errlen, "out of memory");
 }
 
 /* Convert a parsed document (or report jansson's error) and release it. */
@@ -87,9 +86,8 @@ static int finish(JsonValue *out, json_t *doc, const json_error_t *je, const cha
                   size_t errlen) {
     const char *pre = path ? path : "", *sep = path ? ": " : "";
     if (!doc) {
-        snprintf(err, errlen, "%s%soffset %d (line %d, column %d): %s", pre, sep, je->position,
-                 je->line, je->column, je->text);
-        return -1;
+        return errmsg_fail(err, errlen, "%s%soffset %d (line %d, column %d): %s", pre, sep,
+                           je->position, je->line, je->column, je->text);
     }
     char inner[256];
     int rc = convert(out, doc, 0, inner, sizeof inner);

@@ -1,5 +1,6 @@
 /* popularity.c - the most-popular baseline: training-part counts, ranking, its small file. */
 #include "model/popularity.h"
+#include "model/errmsg.h"
 #include "model/fileio.h"
 
 #include <errno.h>
@@ -17,9 +18,9 @@ int popularity_count(int n_users, const int *offsets, const int *items, int n_it
         for (int t = 0; t < n - 2; t++) { /* s[n-2] validates, s[n-1] tests: never counted */
             int it = items[offsets[u] + t];
             if (it < 0 || it >= n_items) {
-                snprintf(err, errlen, "popularity: user %d position %d: item %d outside [0, %d)", u,
-                         t, it, n_items);
-                return -1;
+                return errmsg_fail(err, errlen,
+                                   "popularity: user %d position %d: item %d outside [0, %d)", u, t,
+                                   it, n_items);
             }
             counts[it]++;
         }
@@ -87,8 +88,7 @@ int popularity_load(const char *path, long **counts, int *n_items, char *meta, s
     *counts = NULL;
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
+        return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
     }
     char line[8192];
     int rc = -1, n = -1, lineno = 2;

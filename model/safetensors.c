@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model/errmsg.h"
 #include "model/half.h"
 #include "model/json.h"
 
@@ -42,8 +43,8 @@ static int parse_tensor(SafetensorsTensor *t, const char *path, const char *name
                         const JsonValue *v, const uint8_t *data, size_t data_size, char *err,
                         size_t errlen) {
     if (v->type != JSON_VALUE_OBJECT) {
-        snprintf(err, errlen, "%s: corrupt header: tensor '%s' is not an object", path, name);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: corrupt header: tensor '%s' is not an object", path,
+                           name);
     }
     const char *dtype = json_get_string(v, "dtype", NULL);
     const JsonValue *shape = json_get(v, "shape");
@@ -57,14 +58,13 @@ static int parse_tensor(SafetensorsTensor *t, const char *path, const char *name
     }
     t->elem_size = dtype_size(dtype);
     if (!t->elem_size || strlen(dtype) >= sizeof t->dtype) {
-        snprintf(err, errlen, "%s: tensor '%s' has unknown dtype '%s'", path, name, dtype);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: tensor '%s' has unknown dtype '%s'", path, name,
+                           dtype);
     }
     strcpy(t->dtype, dtype);
     if (shape->len > SAFETENSORS_MAX_DIMS) {
-        snprintf(err, errlen, "%s: tensor '%s' has %zu dimensions (at most %d supported)", path,
-                 name, shape->len, SAFETENSORS_MAX_DIMS);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: tensor '%s' has %zu dimensions (at most %d supported)",
+                           path, name, shape->len, SAFETENSORS_MAX_DIMS);
     }
     t->ndim = (int)shape->len;
     uint64_t n = 1;
@@ -72,18 +72,17 @@ static int parse_tensor(SafetensorsTensor *t, const char *path, const char *name
         int64_t s = json_index(&shape->items[d]);
         // the cap keeps the running product far from overflow; no real tensor comes near it
         if (s < 0 || s > ((int64_t)1 << 40) || (s && n > (((uint64_t)1 << 62) / (uint64_t)s))) {
-            snprintf(err, errlen, "%s: corrupt header: tensor '%s' has an invalid shape[%d]", path,
-                     name, d);
-            return -1;
+            return errmsg_fail(err, errlen,
+                               "%s: corrupt header: tensor '%s' has an invalid shape[%d]", path,
+                               name, d);
         }
         t->shape[d] = s;
         n *= (uint64_t)s;
     }
     int64_t begin = json_index(&offs->items[0]), end = json_index(&offs->items[1]);
     if (begin < 0 || end < begin) {
-        snprintf(err, errlen, "%s: corrupt header: tensor '%s' has invalid data_offsets", path,
-                 name);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: corrupt header: tensor '%s' has invalid data_offsets",
+                           path, name);
     }
     if ((uint64_t)end > data_size) {
         snprintf(err, errlen,
@@ -104,17 +103,16 @@ static int parse_tensor(SafetensorsTensor *t, const char *path, const char *name
     t->data = data + begin;
     t->name = strdup(name);
     if (!t->name) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: out of memory", path);
     }
     return 0;
 }
 
 static int parse_header(Safetensors *st, const char *path, char *err, size_t errlen) {
     if (st->size < 8) {
-        snprintf(err, errlen, "%s: truncated file: %zu bytes, not even the 8-byte header length",
-                 path, st->size);
-        return -1;
+        return errmsg_fail(err, errlen,
+                           "%s: truncated file: %zu bytes, not even the 8-byte header length", path,
+                           st->size);
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | st->map[i];
@@ -127,8 +125,7 @@ static int parse_header(Safetensors *st, const char *path, char *err, size_t err
     JsonValue root;
     char jerr[256];
     if (json_parse(&root, (const char *)st->map + 8, (size_t)hlen, jerr, sizeof jerr)) {
-        snprintf(err, errlen, "%s: corrupt header: %s", path, jerr);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: corrupt header: %s", path, jerr);
     }
     int rc = -1;
     if (root.type != JSON_VALUE_OBJECT) {
@@ -159,8 +156,7 @@ int safetensors_open(Safetensors *st, const char *path, char *err, size_t errlen
     memset(st, 0, sizeof *st);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
+        return errmsg_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     }
     struct stat sb;
     if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
@@ -220,10 +216,9 @@ int safetensors_read_f32(const Safetensors *st, const SafetensorsTensor *t,
         for (int d = 0; same && d < t->ndim; d++) same = want_shape[d] == t->shape[d];
         if (!same) {
             char have[128], want[128];
-            snprintf(err, errlen, "%s: tensor '%s' has shape %s, expected %s", st->path, t->name,
-                     shape_str(have, sizeof have, t->shape, t->ndim),
-                     shape_str(want, sizeof want, want_shape, want_ndim));
-            return -1;
+            return errmsg_fail(err, errlen, "%s: tensor '%s' has shape %s, expected %s", st->path,
+                               t->name, shape_str(have, sizeof have, t->shape, t->ndim),
+                               shape_str(want, sizeof want, want_shape, want_ndim));
         }
     }
     // the data may sit at any byte offset, so 16/32/64-bit values are copied out, never cast
@@ -247,9 +242,8 @@ int safetensors_read_f32(const Safetensors *st, const SafetensorsTensor *t,
             out[i] = (float)v;
         }
     } else {
-        snprintf(err, errlen, "%s: tensor '%s' has dtype %s, not a floating-point type", st->path,
-                 t->name, t->dtype);
-        return -1;
+        return errmsg_fail(err, errlen, "%s: tensor '%s' has dtype %s, not a floating-point type",
+                           st->path, t->name, t->dtype);
     }
     return 0;
 }

@@ -204,8 +204,7 @@ static int check_config(const SsnaConfig *c, char *err, size_t errlen) {
              !(c->attn_dropout >= 0 && c->attn_dropout < 1))
         why = "dropout must be in [0, 1)";
     if (!why) return 0;
-    snprintf(err, errlen, "ssna: bad config: %s", why);
-    return -1;
+    return errmsg_fail(err, errlen, "ssna: bad config: %s", why);
 }
 
 size_t ssna_param_count(const SsnaConfig *cfg) {
@@ -229,14 +228,12 @@ int ssna_create(SsnaModel *m, const SsnaConfig *cfg, uint64_t seed, char *err, s
     params_init(&m->ps);
     m->work = calloc(1, sizeof *m->work);
     if (!m->work) {
-        snprintf(err, errlen, "ssna: out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "ssna: out of memory");
     }
     m->p = calloc(1, sizeof *m->p);
     if (!m->p) {
         ssna_free(m);
-        snprintf(err, errlen, "ssna: out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "ssna: out of memory");
     }
     if (ssna_item_declare(m, err, errlen) || ssna_user_declare(m, err, errlen) ||
         params_alloc(&m->ps, err, errlen) || resolve_params(m, err, errlen)) {
@@ -281,23 +278,21 @@ int ssna_set_item_counts(SsnaModel *m, const double *counts, char *err, size_t e
 static int check_batch(const SsnaModel *m, const SsnaBatch *b, int need_targets, char *err,
                        size_t errlen) {
     if (b->B <= 0 || b->offsets[0] != 0) {
-        snprintf(err, errlen, "ssna: batch: need B > 0 rows and offsets[0] = 0");
-        return -1;
+        return errmsg_fail(err, errlen, "ssna: batch: need B > 0 rows and offsets[0] = 0");
     }
     for (int r = 0; r < b->B; r++) {
         int len = b->offsets[r + 1] - b->offsets[r];
         if (len < 1 || len > m->cfg.max_len) {
-            snprintf(err, errlen, "ssna: batch row %d: length %d outside 1..%d", r, len,
-                     m->cfg.max_len);
-            return -1;
+            return errmsg_fail(err, errlen, "ssna: batch row %d: length %d outside 1..%d", r, len,
+                               m->cfg.max_len);
         }
     }
     for (int n = 0; n < b->offsets[b->B]; n++) {
         int it = b->items[n], tg = need_targets ? b->targets[n] : -1;
         if (it < 0 || it >= m->cfg.n_items || tg < -1 || tg >= m->cfg.n_items) {
-            snprintf(err, errlen, "ssna: batch position %d: item %d / target %d outside 0..%d", n,
-                     it, tg, m->cfg.n_items - 1);
-            return -1;
+            return errmsg_fail(err, errlen,
+                               "ssna: batch position %d: item %d / target %d outside 0..%d", n, it,
+                               tg, m->cfg.n_items - 1);
         }
     }
     return 0;
@@ -370,8 +365,7 @@ int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *l
     SsnaWork *w = m->work;
     int d = c->d, N = b->offsets[b->B];
     if (!b->targets) {
-        snprintf(err, errlen, "ssna: training batch without targets");
-        return -1;
+        return errmsg_fail(err, errlen, "ssna: training batch without targets");
     }
     if (check_batch(m, b, 1, err, errlen)) return -1;
     if (c->loss == SSNA_LOSS_LOGQ && m->log_q_cap < c->n_items) {
@@ -410,8 +404,7 @@ int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *l
     if (!tgt_col || !tgt_local || !tgt_uniq) goto oom;
     w->Ut = dedup(tgt_uniq, tgt_col, b->targets, N, mark, c->n_items);
     if (w->Ut == 0) {
-        snprintf(err, errlen, "ssna: batch has no position with a target");
-        return -1;
+        return errmsg_fail(err, errlen, "ssna: batch has no position with a target");
     }
     if (full) {
         for (int j = 0; j < c->n_items; j++) tgt_uniq[j] = tgt_local[j] = j;
@@ -437,8 +430,7 @@ int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *l
     *loss = crossentropy_forward(probs, logits, tgt_col, N, Ut);
     return 0;
 oom:
-    snprintf(err, errlen, "ssna: out of memory for a batch of %d positions", N);
-    return -1;
+    return errmsg_fail(err, errlen, "ssna: out of memory for a batch of %d positions", N);
 }
 
 int ssna_backward(SsnaModel *m) {
@@ -476,17 +468,15 @@ int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, 
     int *chunk = SSNA_INTS(w->out_rows, SSNA_INFER_CHUNK);
     float *len = SSNA_FLOATS(w->u_norm, SSNA_INFER_CHUNK);
     if (!chunk || !len) {
-        snprintf(err, errlen, "ssna: out of memory");
-        return -1;
+        return errmsg_fail(err, errlen, "ssna: out of memory");
     }
     for (int start = 0; start < n; start += SSNA_INFER_CHUNK) {
         int cn = n - start < SSNA_INFER_CHUNK ? n - start : SSNA_INFER_CHUNK;
         for (int i = 0; i < cn; i++) {
             chunk[i] = ids ? ids[start + i] : start + i;
             if (chunk[i] < 0 || chunk[i] >= m->cfg.n_items) {
-                snprintf(err, errlen, "ssna: item id %d outside 0..%d", chunk[i],
-                         m->cfg.n_items - 1);
-                return -1;
+                return errmsg_fail(err, errlen, "ssna: item id %d outside 0..%d", chunk[i],
+                                   m->cfg.n_items - 1);
             }
         }
         float *r = raw + (size_t)start * d;
@@ -505,8 +495,7 @@ int ssna_user_vectors(SsnaModel *m, const SsnaBatch *b, const float *item_raw, f
     float *vin = SSNA_FLOATS(w->vin, (size_t)N * d);
     float *norm = SSNA_FLOATS(w->u_norm, b->B), *last = SSNA_FLOATS(w->un, (size_t)b->B * d);
     if (!vin || !norm || !last) {
-        snprintf(err, errlen, "ssna: out of memory for %d positions", N);
-        return -1;
+        return errmsg_fail(err, errlen, "ssna: out of memory for %d positions", N);
     }
     gather_rows(vin, item_raw, b->items, N, d);
     if (ssna_user_forward(m, b->B, b->offsets, vin, 0, 1, last, err, errlen)) return -1;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/errmsg.h"
 #include "model/kernels.h"
 #include "model/pool.h"
 #include "model/rng.h"
@@ -339,9 +340,8 @@ int ssna_item_forward(SsnaModel *m, const float *states, const int *ids, int U, 
         return 0;
     }
     if (!states) {
-        snprintf(err, errlen, "ssna: variant %s needs item layer states",
-                 ssna_variant_name(c->variant));
-        return -1;
+        return errmsg_fail(err, errlen, "ssna: variant %s needs item layer states",
+                           ssna_variant_name(c->variant));
     }
     int nx = A ? A : 1; /* tmlp reads the top layer only */
     size_t uh = (size_t)U * H;
@@ -379,11 +379,9 @@ int ssna_item_forward(SsnaModel *m, const float *states, const int *ids, int U, 
     if (integrate_forward(m, w, A, z, v)) goto oom;
     return 0;
 oom:
-    snprintf(err, errlen, "ssna: out of memory in the item tower (%d items)", U);
-    return -1;
+    return errmsg_fail(err, errlen, "ssna: out of memory in the item tower (%d items)", U);
 noise:
-    snprintf(err, errlen, "ssna: the noise source failed in the item tower");
-    return -1;
+    return errmsg_fail(err, errlen, "ssna: the noise source failed in the item tower");
 }
 
 int ssna_item_backward(SsnaModel *m, const float *dv) {

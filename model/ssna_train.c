@@ -141,8 +141,8 @@ static int all_item_vectors(SsnaModel *m, const float *states, float **raw, floa
     *raw = malloc(n * sizeof(float));
     *norm = malloc(n * sizeof(float));
     if (!*raw || !*norm) {
-        snprintf(err, errlen, "ssna eval: out of memory for %d item vectors", m->cfg.n_items);
-        return -1;
+        return errmsg_fail(err, errlen, "ssna eval: out of memory for %d item vectors",
+                           m->cfg.n_items);
     }
     return ssna_item_vectors(m, states, NULL, m->cfg.n_items, *raw, *norm, err, errlen);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/errmsg.h"
 #include "model/kernels.h"
 #include "model/rng.h"
 #include "model/ssna_internal.h"
@@ -23,9 +24,8 @@ static int declare(SsnaModel *m, const char *name, int ndim, int d0, int d1, cha
 static int suffixed(char name[PARAM_NAME_MAX], const char *prefix, const char *suffix, char *err,
                     size_t errlen) {
     if (snprintf(name, PARAM_NAME_MAX, "%s%s", prefix, suffix) < PARAM_NAME_MAX) return 0;
-    snprintf(err, errlen, "parameter name %s%s longer than %d bytes", prefix, suffix,
-             PARAM_NAME_MAX - 1);
-    return -1;
+    return errmsg_fail(err, errlen, "parameter name %s%s longer than %d bytes", prefix, suffix,
+                       PARAM_NAME_MAX - 1);
 }
 
 /* "prefix.w" (shape w0, or [w0, w1] when w1 > 0) + "prefix.b" [b]. */
@@ -259,11 +259,10 @@ int ssna_user_forward(SsnaModel *m, int B, const int *offsets, const float *vin,
     memcpy(out, xin, (size_t)R * d * sizeof(float));
     return 0;
 oom:
-    snprintf(err, errlen, "ssna: out of memory in the user tower (%d rows, %d positions)", B, N);
-    return -1;
+    return errmsg_fail(err, errlen, "ssna: out of memory in the user tower (%d rows, %d positions)",
+                       B, N);
 noise:
-    snprintf(err, errlen, "ssna: the noise source failed in the user tower");
-    return -1;
+    return errmsg_fail(err, errlen, "ssna: the noise source failed in the user tower");
 }
 
 /* Gradient through inverted dropout (training) or identity. */
