@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "model/clock.h"
 #include "model/errmsg.h"
 
 typedef struct {
@@ -46,9 +47,7 @@ struct AbTest {
 };
 
 static double unix_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return 1e-3 * (double)clock_wall_ms();
 }
 
 uint64_t abtest_hash(const void *key, size_t len, uint64_t seed) {
@@ -354,16 +353,15 @@ static json_t *history(const AbTest *ab) {
     for (size_t j = 0; j < ab->history_n && points; j++) {
         const AbPoint *p = &ab->history[j];
         json_t *hit = json_array(), *hit_w = json_array(), *ndcg_w = json_array();
-        for (int i = 0; i < ab->n && hit && hit_w && ndcg_w; i++)
-            if (json_array_append_new(hit, number(p->hit_rate[i])) ||
-                json_array_append_new(hit_w, number(p->hit_rate_window[i])) ||
-                json_array_append_new(ndcg_w, number(p->ndcg_window[i])))
-                break;
-        json_t *point = hit && hit_w && ndcg_w
-                            ? json_pack("{s:I, s:f, s:o, s:o, s:o}", "scored",
-                                        (json_int_t)p->scored, "time", p->time, "hit_rate", hit,
-                                        "hit_rate_window", hit_w, "ndcg_window", ndcg_w)
-                            : (json_decref(hit), json_decref(hit_w), json_decref(ndcg_w), NULL);
+        int ok = hit && hit_w && ndcg_w;
+        for (int i = 0; i < ab->n && ok; i++)
+            ok = !json_array_append_new(hit, number(p->hit_rate[i])) &&
+                 !json_array_append_new(hit_w, number(p->hit_rate_window[i])) &&
+                 !json_array_append_new(ndcg_w, number(p->ndcg_window[i]));
+        json_t *point = ok ? json_pack("{s:I, s:f, s:o, s:o, s:o}", "scored", (json_int_t)p->scored,
+                                       "time", p->time, "hit_rate", hit, "hit_rate_window", hit_w,
+                                       "ndcg_window", ndcg_w)
+                           : (json_decref(hit), json_decref(hit_w), json_decref(ndcg_w), NULL);
         if (!point || json_array_append_new(points, point)) json_decref(points), points = NULL;
     }
     return json_pack("{s:I, s:o}", "step", (json_int_t)ab->step, "points", points);
