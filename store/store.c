@@ -289,23 +289,21 @@ int store_item_count(Store *s, StoreTxn *t, size_t *count, char *err, size_t err
 }
 
 typedef struct {
-    Store *s;
     float *out;
     unsigned char *present;
     size_t n_items, seen;
     int layers, hidden;
-    char *err;
-    size_t errlen;
 } StateScan;
 
 /* key: a catalogue index (u32 big-endian); value: the item id, whose states go to that row. */
-static int scan_item_state(MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *ctx) {
+static int scan_item_state(Store *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *ctx,
+                           char *err, size_t errlen) {
     StateScan *c = ctx;
     uint32_t index = k->mv_size == 4 ? get_u32_be(k->mv_data) : UINT32_MAX;
     if (index >= c->n_items || v->mv_size == 0 || v->mv_size > STORE_KEY_MAX)
-        return store_fail(
-            c->s, c->err, c->errlen, index == UINT32_MAX ? STORE_ERR_CORRUPT : STORE_ERR,
-            "catalogue_index: entry %u does not fit %zu items (or is damaged)", index, c->n_items);
+        return store_fail(s, err, errlen, index == UINT32_MAX ? STORE_ERR_CORRUPT : STORE_ERR,
+                          "catalogue_index: entry %u does not fit %zu items (or is damaged)", index,
+                          c->n_items);
     char id[STORE_KEY_MAX + 1];
     memcpy(id, v->mv_data, v->mv_size);
     id[v->mv_size] = 0;
@@ -313,13 +311,13 @@ static int scan_item_state(MDB_txn *txn, const MDB_val *k, const MDB_val *v, voi
     float *row = c->out + (size_t)index * per_item; /* [layers, hidden] */
     StoreItemInfo info;
     c->seen++;
-    int rc = read_item(c->s, txn, id, v->mv_size, &info, NULL, 0, c->err, c->errlen);
+    int rc = read_item(s, txn, id, v->mv_size, &info, NULL, 0, err, errlen);
     if (rc == STORE_NOTFOUND) return STORE_OK; /* in the catalogue, not encoded yet */
     if (!rc && (info.layers != c->layers || info.hidden != c->hidden))
-        return store_fail(c->s, c->err, c->errlen, STORE_ERR_IDENTITY,
+        return store_fail(s, err, errlen, STORE_ERR_IDENTITY,
                           "items['%s'] has %d layers x %d, caller expects %d x %d", id, info.layers,
                           info.hidden, c->layers, c->hidden);
-    if (!rc) rc = read_item(c->s, txn, id, v->mv_size, &info, row, per_item, c->err, c->errlen);
+    if (!rc) rc = read_item(s, txn, id, v->mv_size, &info, row, per_item, err, errlen);
     c->present[index] = !rc;
     return rc;
 }
@@ -328,7 +326,7 @@ int store_load_item_states(Store *s, StoreTxn *t, float *out, unsigned char *pre
                            size_t n_items, int layers, int hidden, char *err, size_t errlen) {
     memset(present, 0, n_items);
     memset(out, 0, n_items * (size_t)layers * (size_t)hidden * sizeof *out);
-    StateScan c = {s, out, present, n_items, 0, layers, hidden, err, errlen};
+    StateScan c = {out, present, n_items, 0, layers, hidden};
     int rc = store_db_scan(s, t, TABLE_CATALOGUE_INDEX, scan_item_state, &c, err, errlen);
     if (!rc && c.seen != n_items)
         rc = store_fail(s, err, errlen, STORE_ERR, "catalogue has %zu items, caller expects %zu",

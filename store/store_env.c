@@ -263,7 +263,7 @@ int store_db_scan(Store *s, StoreTxn *t, int table, StoreScanFn visit, void *ctx
         MDB_val k, v;
         for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !mrc && !rc;
              mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-            rc = visit(txn, &k, &v, ctx);
+            rc = visit(s, txn, &k, &v, ctx, err, errlen);
         mdb_cursor_close(cur);
     }
     store_read_end(s, t, txn);

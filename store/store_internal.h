@@ -74,9 +74,10 @@ int store_txn_put(StoreTxn *t, int table, const void *key, size_t key_len, const
                   size_t val_len, char *err, size_t errlen);
 int store_txn_del(StoreTxn *t, int table, const void *key, size_t key_len, char *err,
                   size_t errlen);
-/* One entry of a table scan: STORE_OK goes on, anything else stops the scan and is its result.
- * txn is the scan's read transaction (for lookups in other tables). */
-typedef int (*StoreScanFn)(MDB_txn *txn, const MDB_val *key, const MDB_val *val, void *ctx);
+/* One entry of a table scan: STORE_OK goes on, anything else (with err filled, store_fail) stops
+ * the scan and is its result. txn is the scan's read transaction (for lookups in other tables). */
+typedef int (*StoreScanFn)(Store *s, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                           void *ctx, char *err, size_t errlen);
 /* Every entry of a table in key order, in the caller's transaction when t is non-NULL (else a
  * fresh read snapshot); a cursor failure is STORE_ERR naming the table. */
 int store_db_scan(Store *s, StoreTxn *t, int table, StoreScanFn visit, void *ctx, char *err,

@@ -67,14 +67,12 @@ int store_get_user_seq(Store *s, StoreTxn *t, const char *user_id, uint32_t *ite
 }
 
 typedef struct {
-    Store *s;
     StoreUserVisitor visit;
     void *ctx;
-    char *err;
-    size_t errlen;
 } UserScan;
 
-static int scan_user(MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *ctx) {
+static int scan_user(Store *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *ctx,
+                     char *err, size_t errlen) {
     UserScan *u = ctx;
     (void)txn;
     char id[STORE_KEY_MAX + 1];
@@ -83,13 +81,13 @@ static int scan_user(MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *ctx
     uint64_t events = 0;
     memcpy(id, k->mv_data, klen);
     id[klen] = 0;
-    int rc = decode_user(u->s, id, v, seq, STORE_USER_SEQ_MAX, &n, &events, u->err, u->errlen);
+    int rc = decode_user(s, id, v, seq, STORE_USER_SEQ_MAX, &n, &events, err, errlen);
     return rc ? rc : u->visit(id, seq, n, events, u->ctx);
 }
 
 int store_foreach_user(Store *s, StoreTxn *t, StoreUserVisitor visit, void *ctx, char *err,
                        size_t errlen) {
-    UserScan u = {s, visit, ctx, err, errlen};
+    UserScan u = {visit, ctx};
     return store_db_scan(s, t, TABLE_USERS, scan_user, &u, err, errlen);
 }
 
@@ -228,27 +226,25 @@ int store_put_offset(StoreTxn *t, const char *topic, int32_t partition, int64_t 
 }
 
 typedef struct {
-    Store *s;
     StoreOffset *offsets;
     size_t n, cap;
-    char *err;
-    size_t errlen;
 } OffsetScan;
 
 /* key: topic, NUL, partition (u32 big-endian); value: the offset (u64). */
-static int scan_offset(MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *ctx) {
+static int scan_offset(Store *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *ctx,
+                       char *err, size_t errlen) {
     OffsetScan *o = ctx;
     (void)txn;
     const unsigned char *kp = k->mv_data;
     size_t tlen = k->mv_size >= 5 ? k->mv_size - 5 : 0;
     if (k->mv_size < 6 || tlen > STORE_TOPIC_MAX || kp[tlen] || v->mv_size != 8)
-        return store_fail(o->s, o->err, o->errlen, STORE_ERR_CORRUPT,
+        return store_fail(s, err, errlen, STORE_ERR_CORRUPT,
                           "offsets: damaged record (key %zu bytes, value %zu bytes)",
                           (size_t)k->mv_size, (size_t)v->mv_size);
     if (o->n == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 16;
         StoreOffset *grown = realloc(o->offsets, cap * sizeof *grown);
-        if (!grown) return store_fail(o->s, o->err, o->errlen, STORE_ERR, "out of memory");
+        if (!grown) return store_fail(s, err, errlen, STORE_ERR, "out of memory");
         o->offsets = grown, o->cap = cap;
     }
     StoreOffset *r = &o->offsets[o->n++];
@@ -261,7 +257,7 @@ static int scan_offset(MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *c
 
 int store_get_offsets(Store *s, StoreTxn *t, StoreOffset **offsets, size_t *n, char *err,
                       size_t errlen) {
-    OffsetScan o = {.s = s, .err = err, .errlen = errlen};
+    OffsetScan o = {0};
     int rc = store_db_scan(s, t, TABLE_OFFSETS, scan_offset, &o, err, errlen);
     if (rc) {
         free(o.offsets);
