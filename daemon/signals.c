@@ -91,11 +91,8 @@ const volatile sig_atomic_t *signals_stop_flag(void) {
 }
 
 int signals_install(char *err, size_t errlen) {
-    stop_count = 0;
-    stop_signal = 0;
     reload_pending = 0;
-    if (set_handler(SIGTERM, on_stop, err, errlen) < 0 ||
-        set_handler(SIGINT, on_stop, err, errlen) < 0 ||
+    if (signals_install_stop(0, err, errlen) < 0 ||
         set_handler(SIGHUP, on_reload, err, errlen) < 0 ||
         set_handler(SIGPIPE, SIG_IGN, err, errlen) < 0)
         return -1;
