@@ -93,7 +93,7 @@ def main():
         check(wait_for(scored, 20, "the page shows /abtest") == "20000",
               f"status says {scored()} lists scored, want 20000")
         doc = json.load(urllib.request.urlopen(base + "abtest"))
-        check_page(browser, By, doc)
+        check_page(browser, doc)
 
         # the page follows the stream: 3,000 more lists and it shows them within its 2 s refresh
         fixture.stdin.write("more 3000\n")
@@ -102,7 +102,7 @@ def main():
         check(wait_for(lambda: scored() == "23000", 10, "the page refreshes") is not None,
               f"status still at {scored()}")
         doc = json.load(urllib.request.urlopen(base + "abtest"))
-        check_page(browser, By, doc)
+        check_page(browser, doc)
 
         errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
         check(not errors, f"no console errors: {errors}")
@@ -122,12 +122,32 @@ def main():
     return 1 if failures else 0
 
 
-def check_page(browser, By, doc):
+# The page redraws every 2 s, replacing its rows and lines: element handles taken one call apart
+# can go stale in between. One script call reads everything at once (the page's own script cannot
+# run during it), so the checks see one consistent drawing.
+SNAPSHOT_JS = """
+const cells = tr => Object.fromEntries([...tr.querySelectorAll("td")].map(td => [td.className,
+                                                                          td.textContent.trim()]));
+const chart = id => {
+  const svg = document.getElementById(id);
+  return {width: svg.getAttribute("width"), height: svg.getAttribute("height"),
+          lines: [...svg.querySelectorAll("polyline")].map(l => ({
+            points: l.getAttribute("points"), count: l.getAttribute("data-count")}))};
+};
+return {rows: [...document.querySelectorAll("#arms tbody tr")].map(cells),
+        injected: document.getElementById("injected") !== null,
+        charts: {"chart-window": chart("chart-window"),
+                 "chart-cumulative": chart("chart-cumulative")}};
+"""
+
+
+def check_page(browser, doc):
     arms = doc["arms"]
-    rows = browser.find_elements(By.CSS_SELECTOR, "#arms tbody tr")
+    page = browser.execute_script(SNAPSHOT_JS)
+    rows = page["rows"]
     check(len(rows) == len(arms) == 3, f"{len(rows)} table rows for {len(arms)} arms")
     for i, (row, arm) in enumerate(zip(rows, arms)):
-        cell = lambda cls: row.find_element(By.CSS_SELECTOR, "td." + cls).text  # noqa: E731
+        cell = lambda cls: row.get(cls)  # noqa: E731
         want_name = arm["variant"] + (" (control)" if i == 0 else "")
         check(cell("name") == want_name, f"row {i} name {cell('name')!r}, want {want_name!r}")
         check(cell("scored") == str(arm["cumulative"]["scored"]), f"row {i} scored")
@@ -138,24 +158,25 @@ def check_page(browser, By, doc):
             check(cell(cls) == want, f"row {i} {cls}: {cell(cls)!r}, want {want!r}")
         if i:
             vs = arm["vs_control"]["cumulative"]["hit_rate"]
-            check(cell("diff").startswith(("+" if vs["difference"] >= 0 else "") +
-                                          fmt4(vs["difference"])), f"row {i} diff {cell('diff')}")
+            check((cell("diff") or "").startswith(("+" if vs["difference"] >= 0 else "") +
+                                                  fmt4(vs["difference"])),
+                  f"row {i} diff {cell('diff')}")
             p = vs["p_value"]
             mantissa, exponent = f"{p:.1e}".split("e")  # as JavaScript's toExponential(1)
             want_p = f"{mantissa}e{int(exponent):+d}" if p < 1e-4 else f"{p:.4f}"
             check(cell("p") == want_p, f"row {i} p {cell('p')!r}, want {want_p!r}")
-    check(not browser.find_elements(By.ID, "injected"), "an arm's name is shown as text")
+    check(not page["injected"], "an arm's name is shown as text")
     points = doc["history"]["points"]
     check(len(points) > 100, f"{len(points)} history points")
     for chart, key in (("chart-window", "hit_rate_window"), ("chart-cumulative", "hit_rate")):
-        svg = browser.find_element(By.ID, chart)
-        width, height = float(svg.get_attribute("width")), float(svg.get_attribute("height"))
-        lines = svg.find_elements(By.CSS_SELECTOR, "polyline")
+        svg = page["charts"][chart]
+        width, height = float(svg["width"]), float(svg["height"])
+        lines = svg["lines"]
         check(len(lines) == len(arms), f"{chart}: {len(lines)} lines for {len(arms)} arms")
         for i, line in enumerate(lines):
             want = sum(1 for p in points if p[key][i] is not None)
-            xy = [tuple(map(float, v.split(","))) for v in line.get_attribute("points").split()]
-            check(len(xy) == want and line.get_attribute("data-count") == str(want),
+            xy = [tuple(map(float, v.split(","))) for v in line["points"].split()]
+            check(len(xy) == want and line["count"] == str(want),
                   f"{chart} arm {i}: {len(xy)} vertices, want {want}")
             check(all(0 <= x <= width and 0 <= y <= height for x, y in xy),
                   f"{chart} arm {i}: a vertex outside the plot")
