@@ -150,44 +150,6 @@ typedef struct {
     MetricGauge *m_loss;
 } SsnadVariant;
 
-/* The publish helper: the second half of a batch's user tower (rows) and of its scoring (items)
- * on the other core while the main thread computes the first (ssnad_publish.c). */
-enum { SCORER_TOWER, SCORER_SCORE };
-enum { SCORER_IDLE, SCORER_POSTED, SCORER_RUNNING };
-typedef struct {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int started, stop;
-    int job; // SCORER_IDLE, SCORER_POSTED (the main thread may still take it back), SCORER_RUNNING
-    // the job (set by the main thread while the helper is idle): kind, variant vi, the batch
-    // (seqs, lens, rows[0..nb) with items, k), then the tower's rows[lo..hi) into user, or the
-    // top-k over items [i0, i1) of user [nb, d] into ids/scores/counts
-    int kind, vi, k, nb, lo, hi, i0, i1, rc;
-    const uint32_t *const *seqs;
-    const int *lens, *rows;
-    float *user;
-    int32_t *ids;
-    float *scores;
-    int *counts;
-    char err[256];
-} SsnadScorer;
-
-/* Embedding queue entry / result. */
-typedef struct {
-    char *id, *text;
-    size_t text_len;
-    uint64_t hash;
-    uint32_t index;
-    int32_t partition; // the Item message's place in the items topic: a checkpoint resumes
-    int64_t offset;    // that partition no later than this while the text is not stored
-    float *states;     // result [layers, hidden]; NULL until encoded
-    char *error;       // encoder error for this text (the item is rejected)
-    int oom;           // no memory for the result: the daemon must restart (nothing rejected)
-} SsnadEmbedJob;
-
-#define SSNAD_EMBED_BATCH 32 // texts per encoder call
-
 typedef struct {
     uint32_t seq[SSNAD_SEQ_MAX];
     int len;
@@ -200,6 +162,9 @@ typedef struct {
     const char *id;
     const float *states; // [layers, hidden]
 } SsnadItemState;
+
+typedef struct SsnadEmbedQueue SsnadEmbedQueue;
+typedef struct SsnadScorer SsnadScorer;
 
 typedef struct Ssnad {
     const DaemonConfig *cfg;
@@ -231,7 +196,7 @@ typedef struct Ssnad {
     SsnadUserList deferred; // dirty users waiting for queued item texts (cold start)
     // item rows given states (ssnad_state_set_items) / as of the last sweep for short lists
     uint64_t items_ready, items_ready_swept;
-    SsnadScorer scorer; // publish helper thread (publish.threads = 2)
+    SsnadScorer *scorer; // publish helper (ssnad_publish.c); NULL with publish.threads = 1
     SsnadDedup dedup;
     uint64_t events_applied; // stored counter "events_applied"
 
@@ -247,17 +212,7 @@ typedef struct Ssnad {
     MetricsRegistry *reg;
     HttpServer *http;
 
-    // embedding worker
-    pthread_t embed_thread;
-    pthread_mutex_t embed_mu;
-    pthread_cond_t embed_cv, embed_done_cv;
-    SsnadEmbedJob *embed_q; // ring [queue_max]
-    size_t embed_head, embed_len, embed_busy;
-    SsnadEmbedJob embed_batch[SSNAD_EMBED_BATCH]; // the embed_busy jobs being encoded
-    SsnadEmbedJob *embed_done;
-    size_t done_len, done_cap;
-    int embed_stop, embed_started;
-    int embed_oom;                 // results were lost for want of memory: restart
+    SsnadEmbedQueue *embed;        // the embedding worker and its queue (ssnad_embed.c)
     uint64_t collected_since_ckpt; // item states stored in the open transaction
 
     // training feed
@@ -365,8 +320,11 @@ void ssnad_snapshot_committed(Ssnad *d);
  * fits the arm: encoder identity, pooling, variant and shapes. 0, or -1 with err. */
 int ssnad_warm_start(Ssnad *d, SsnadVariant *v, char *err, size_t errlen);
 
-/* ---- ssnad_embed.c ---- */
+/* ---- ssnad_embed.c: the embedding queue (Ssnad.embed, private to it) and its thread ---- */
+/* Make the queue (embed.queue_max texts) and start the encoder thread. 0 or -1 with err. */
 int ssnad_embed_start(Ssnad *d, char *err, size_t errlen);
+/* Stop the thread, free the queue and any texts left in it (also after a failed start; a no-op
+ * when never started). Until started, and after, the queue reads as empty with no room. */
 void ssnad_embed_stop(Ssnad *d);
 /* Queue the text of the Item message at (partition, offset) of the items topic (copies it);
  * blocks while the queue is full (the loop checks ssnad_embed_room first). 0 or -1. */
@@ -427,6 +385,11 @@ int ssnad_top_k_batch(Ssnad *d, int v, const uint32_t *const *seqs, const int *l
 /* Start / stop the publish helper thread (when publish.threads is 2). 0 or -1 with err. */
 int ssnad_publish_start(Ssnad *d, char *err, size_t errlen);
 void ssnad_publish_stop(Ssnad *d);
+/* Tests: a helper that is posted jobs but never gets a core to run them (no thread), so the
+ * main thread must take each back; ssnad_publish_stop ends it. 0 or -1 with err. */
+int ssnad_publish_start_stalled(Ssnad *d, char *err, size_t errlen);
+/* 1 while a job posted to the helper is not finished (never so once a batch has returned). */
+int ssnad_publish_helper_busy(Ssnad *d);
 /* Publish fresh lists for dirty users, for up to budget_s seconds. 0 or -1. */
 int ssnad_publish_dirty(Ssnad *d, double budget_s, char *err, size_t errlen);
 /* /recommend callback (ctx = Ssnad). */

@@ -11,6 +11,38 @@
 #include "daemon/ssnad.h"
 #include "model/errmsg.h"
 
+/* Embedding queue entry / result. */
+typedef struct {
+    char *id, *text;
+    size_t text_len;
+    uint64_t hash;
+    uint32_t index;
+    int32_t partition; // the Item message's place in the items topic: a checkpoint resumes
+    int64_t offset;    // that partition no later than this while the text is not stored
+    float *states;     // result [layers, hidden]; NULL until encoded
+    char *error;       // encoder error for this text (the item is rejected)
+    int oom;           // no memory for the result: the daemon must restart (nothing rejected)
+} SsnadEmbedJob;
+
+#define SSNAD_EMBED_BATCH 32 // texts per encoder call
+
+/* The queue between the main thread and the encoder thread. Jobs move q -> batch (while the
+ * encoder runs them; busy of them) -> done (until the main thread collects them). */
+struct SsnadEmbedQueue {
+    Ssnad *d; // encoder, shapes, configuration and the queue gauge
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      // a job was queued, or stop
+    pthread_cond_t done_cv; // room in the queue, or a batch finished
+    SsnadEmbedJob *q;       // ring [qmax]
+    size_t qmax, head, len, busy;
+    SsnadEmbedJob batch[SSNAD_EMBED_BATCH]; // the busy jobs being encoded
+    SsnadEmbedJob *done;
+    size_t done_len, done_cap;
+    int stop, started;
+    int oom; // results were lost for want of memory: restart
+};
+
 static void job_free(SsnadEmbedJob *j) {
     free(j->id), free(j->text), free(j->states), free(j->error);
     memset(j, 0, sizeof *j);
@@ -42,92 +74,105 @@ static void encode_batch(Ssnad *d, SsnadEmbedJob *jobs, int n) {
 }
 
 static void *embed_main(void *arg) {
-    Ssnad *d = arg;
+    SsnadEmbedQueue *e = arg;
+    Ssnad *d = e->d;
     pthread_setname_np(pthread_self(), "ssnad-embed");
-    SsnadEmbedJob *batch = d->embed_batch; // the main thread reads their offsets under embed_mu
-    size_t qmax = (size_t)d->cfg->embed_queue_max;
-    pthread_mutex_lock(&d->embed_mu);
+    SsnadEmbedJob *batch = e->batch; // the main thread reads their offsets under mu
+    size_t qmax = e->qmax;
+    pthread_mutex_lock(&e->mu);
     for (;;) {
-        while (!d->embed_len && !d->embed_stop) pthread_cond_wait(&d->embed_cv, &d->embed_mu);
-        if (!d->embed_len && d->embed_stop) break;
+        while (!e->len && !e->stop) pthread_cond_wait(&e->cv, &e->mu);
+        if (!e->len && e->stop) break;
         int n = 0;
-        while (d->embed_len && n < SSNAD_EMBED_BATCH) {
-            batch[n++] = d->embed_q[d->embed_head];
-            d->embed_head = (d->embed_head + 1) % qmax;
-            d->embed_len--;
+        while (e->len && n < SSNAD_EMBED_BATCH) {
+            batch[n++] = e->q[e->head];
+            e->head = (e->head + 1) % qmax;
+            e->len--;
         }
-        d->embed_busy = (size_t)n;
-        pthread_cond_broadcast(&d->embed_done_cv); // room in the queue
-        pthread_mutex_unlock(&d->embed_mu);
+        e->busy = (size_t)n;
+        pthread_cond_broadcast(&e->done_cv); // room in the queue
+        pthread_mutex_unlock(&e->mu);
         // the strings and results of batch[] belong to this thread while embed_busy is set;
         // the main thread reads only their partition and offset, under embed_mu
         encode_batch(d, batch, n);
-        pthread_mutex_lock(&d->embed_mu);
-        if (d->done_len + (size_t)n > d->done_cap) {
-            size_t cap = (d->done_cap ? d->done_cap * 2 : 64) + (size_t)n;
-            SsnadEmbedJob *nd = realloc(d->embed_done, cap * sizeof *nd);
+        pthread_mutex_lock(&e->mu);
+        if (e->done_len + (size_t)n > e->done_cap) {
+            size_t cap = (e->done_cap ? e->done_cap * 2 : 64) + (size_t)n;
+            SsnadEmbedJob *nd = realloc(e->done, cap * sizeof *nd);
             if (!nd) { // the main thread restarts from its checkpoint, which re-reads them
                 log_error("embed: out of memory for finished texts", LOG_INT("texts", n));
                 for (int i = 0; i < n; i++) job_free(&batch[i]);
-                d->embed_oom = 1;
+                e->oom = 1;
                 n = 0;
             } else {
-                d->embed_done = nd, d->done_cap = cap;
+                e->done = nd, e->done_cap = cap;
             }
         }
-        for (int i = 0; i < n; i++) d->embed_done[d->done_len++] = batch[i];
-        d->embed_busy = 0;
+        for (int i = 0; i < n; i++) e->done[e->done_len++] = batch[i];
+        e->busy = 0;
         // also from here: a checkpoint drain blocks the main thread's gauge updates
-        metric_gauge_set(d->m_queue, (double)d->embed_len);
-        pthread_cond_broadcast(&d->embed_done_cv);
+        metric_gauge_set(d->m_queue, (double)e->len);
+        pthread_cond_broadcast(&e->done_cv);
     }
-    pthread_mutex_unlock(&d->embed_mu);
+    pthread_mutex_unlock(&e->mu);
     return NULL;
 }
 
 int ssnad_embed_start(Ssnad *d, char *err, size_t errlen) {
-    pthread_mutex_init(&d->embed_mu, NULL);
-    pthread_cond_init(&d->embed_cv, NULL);
-    pthread_cond_init(&d->embed_done_cv, NULL);
-    d->embed_q = calloc((size_t)d->cfg->embed_queue_max, sizeof *d->embed_q);
-    if (!d->embed_q) {
+    SsnadEmbedQueue *e = calloc(1, sizeof *e);
+    if (!e) return errmsg_fail(err, errlen, "embed queue: out of memory");
+    e->d = d;
+    e->qmax = (size_t)d->cfg->embed_queue_max;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    pthread_cond_init(&e->done_cv, NULL);
+    d->embed = e; // from here ssnad_embed_stop frees it
+    e->q = calloc(e->qmax, sizeof *e->q);
+    if (!e->q) {
         return errmsg_fail(err, errlen, "embed queue: out of memory for %lld entries",
                            d->cfg->embed_queue_max);
     }
-    if (pthread_create(&d->embed_thread, NULL, embed_main, d)) {
+    if (pthread_create(&e->thread, NULL, embed_main, e)) {
         return errmsg_fail(err, errlen, "embed: cannot start the encoder thread");
     }
-    d->embed_started = 1;
+    e->started = 1;
     return 0;
 }
 
 void ssnad_embed_stop(Ssnad *d) {
-    if (d->embed_started) {
-        pthread_mutex_lock(&d->embed_mu);
-        d->embed_stop = 1;
-        pthread_cond_broadcast(&d->embed_cv);
-        pthread_mutex_unlock(&d->embed_mu);
-        pthread_join(d->embed_thread, NULL);
-        d->embed_started = 0;
+    SsnadEmbedQueue *e = d->embed;
+    if (!e) return;
+    if (e->started) {
+        pthread_mutex_lock(&e->mu);
+        e->stop = 1;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->thread, NULL);
     }
-    size_t qmax = (size_t)(d->cfg ? d->cfg->embed_queue_max : 0);
-    for (size_t i = 0; i < d->embed_len; i++) job_free(&d->embed_q[(d->embed_head + i) % qmax]);
-    for (size_t i = 0; i < d->done_len; i++) job_free(&d->embed_done[i]);
-    free(d->embed_q), free(d->embed_done);
-    d->embed_q = NULL, d->embed_done = NULL, d->embed_len = d->done_len = 0;
+    for (size_t i = 0; i < e->len; i++) job_free(&e->q[(e->head + i) % e->qmax]);
+    for (size_t i = 0; i < e->done_len; i++) job_free(&e->done[i]);
+    free(e->q), free(e->done);
+    pthread_cond_destroy(&e->cv), pthread_cond_destroy(&e->done_cv);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+    d->embed = NULL;
 }
 
 size_t ssnad_embed_depth(Ssnad *d) {
-    pthread_mutex_lock(&d->embed_mu);
-    size_t n = d->embed_len + d->embed_busy;
-    pthread_mutex_unlock(&d->embed_mu);
+    SsnadEmbedQueue *e = d->embed;
+    if (!e) return 0;
+    pthread_mutex_lock(&e->mu);
+    size_t n = e->len + e->busy;
+    pthread_mutex_unlock(&e->mu);
     return n;
 }
 
 size_t ssnad_embed_room(Ssnad *d) {
-    pthread_mutex_lock(&d->embed_mu);
-    size_t n = (size_t)d->cfg->embed_queue_max - d->embed_len;
-    pthread_mutex_unlock(&d->embed_mu);
+    SsnadEmbedQueue *e = d->embed;
+    if (!e) return 0;
+    pthread_mutex_lock(&e->mu);
+    size_t n = e->qmax - e->len;
+    pthread_mutex_unlock(&e->mu);
     return n;
 }
 
@@ -143,25 +188,28 @@ int ssnad_embed_submit(Ssnad *d, const char *id, const char *text, size_t len, u
         return errmsg_fail(err, errlen, "embed queue: out of memory for item %s", id);
     }
     memcpy(j.text, text, len), j.text[len] = 0;
-    size_t qmax = (size_t)d->cfg->embed_queue_max;
-    pthread_mutex_lock(&d->embed_mu);
-    while (d->embed_len == qmax) pthread_cond_wait(&d->embed_done_cv, &d->embed_mu);
-    d->embed_q[(d->embed_head + d->embed_len) % qmax] = j;
-    d->embed_len++;
-    metric_gauge_set(d->m_queue, (double)(d->embed_len + d->embed_busy));
-    pthread_cond_signal(&d->embed_cv);
-    pthread_mutex_unlock(&d->embed_mu);
+    SsnadEmbedQueue *e = d->embed;
+    size_t qmax = e->qmax;
+    pthread_mutex_lock(&e->mu);
+    while (e->len == qmax) pthread_cond_wait(&e->done_cv, &e->mu);
+    e->q[(e->head + e->len) % qmax] = j;
+    e->len++;
+    metric_gauge_set(d->m_queue, (double)(e->len + e->busy));
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
     return 0;
 }
 
 int ssnad_embed_collect(Ssnad *d, char *err, size_t errlen) {
-    pthread_mutex_lock(&d->embed_mu);
-    SsnadEmbedJob *done = d->embed_done;
-    size_t n = d->done_len;
-    int lost = d->embed_oom;
-    d->embed_done = NULL, d->done_len = d->done_cap = 0;
-    metric_gauge_set(d->m_queue, (double)(d->embed_len + d->embed_busy));
-    pthread_mutex_unlock(&d->embed_mu);
+    SsnadEmbedQueue *e = d->embed;
+    if (!e) return 0;
+    pthread_mutex_lock(&e->mu);
+    SsnadEmbedJob *done = e->done;
+    size_t n = e->done_len;
+    int lost = e->oom;
+    e->done = NULL, e->done_len = e->done_cap = 0;
+    metric_gauge_set(d->m_queue, (double)(e->len + e->busy));
+    pthread_mutex_unlock(&e->mu);
     int rc = 0;
     size_t m = 0;
     SsnadItemState *set = malloc((n ? n : 1) * sizeof *set);
@@ -197,11 +245,12 @@ static void hold_back_job(Ssnad *d, const SsnadEmbedJob *j, KafkaPartition *part
 }
 
 void ssnad_embed_hold_back(Ssnad *d, KafkaPartition *parts, size_t n) {
-    size_t qmax = (size_t)d->cfg->embed_queue_max;
-    pthread_mutex_lock(&d->embed_mu);
-    for (size_t i = 0; i < d->embed_len; i++)
-        hold_back_job(d, &d->embed_q[(d->embed_head + i) % qmax], parts, n);
-    for (size_t i = 0; i < d->embed_busy; i++) hold_back_job(d, &d->embed_batch[i], parts, n);
-    for (size_t i = 0; i < d->done_len; i++) hold_back_job(d, &d->embed_done[i], parts, n);
-    pthread_mutex_unlock(&d->embed_mu);
+    SsnadEmbedQueue *e = d->embed;
+    if (!e) return;
+    size_t qmax = e->qmax;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->len; i++) hold_back_job(d, &e->q[(e->head + i) % qmax], parts, n);
+    for (size_t i = 0; i < e->busy; i++) hold_back_job(d, &e->batch[i], parts, n);
+    for (size_t i = 0; i < e->done_len; i++) hold_back_job(d, &e->done[i], parts, n);
+    pthread_mutex_unlock(&e->mu);
 }

@@ -13,6 +13,29 @@
 #include "ingest/codec.h"
 #include "model/errmsg.h"
 
+/* The publish helper: the second half of a batch's user tower (rows) and of its scoring (items)
+ * on the other core while the main thread computes the first (ssnad_publish.c). */
+enum { SCORER_TOWER, SCORER_SCORE };
+enum { SCORER_IDLE, SCORER_POSTED, SCORER_RUNNING };
+struct SsnadScorer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int threaded, stop; // threaded: a thread runs the jobs (not so for a stalled helper)
+    int job; // SCORER_IDLE, SCORER_POSTED (the main thread may still take it back), SCORER_RUNNING
+    // the job (set by the main thread while the helper is idle): kind, variant vi, the batch
+    // (seqs, lens, rows[0..nb) with items, k), then the tower's rows[lo..hi) into user, or the
+    // top-k over items [i0, i1) of user [nb, d] into ids/scores/counts
+    int kind, vi, k, nb, lo, hi, i0, i1, rc;
+    const uint32_t *const *seqs;
+    const int *lens, *rows;
+    float *user;
+    int32_t *ids;
+    float *scores;
+    int *counts;
+    char err[256];
+};
+
 #define SCORE_BLOCK   4096 // items per bound pass: scratch [B, 4096] whatever the catalogue
 #define PUBLISH_BATCH 128  // dirty users whose lists are computed together
 
@@ -117,7 +140,7 @@ static int helper_job(Ssnad *d, SsnadScorer *s, char *err, size_t errlen) {
 static void *scorer_main(void *arg) {
     Ssnad *d = arg;
     pthread_setname_np(pthread_self(), "ssnad-publish");
-    SsnadScorer *s = &d->scorer;
+    SsnadScorer *s = d->scorer;
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
         if (s->job != SCORER_POSTED) {
@@ -137,34 +160,57 @@ static void *scorer_main(void *arg) {
     return NULL;
 }
 
-int ssnad_publish_start(Ssnad *d, char *err, size_t errlen) {
-    SsnadScorer *s = &d->scorer;
-    if (d->cfg->publish_threads < 2) return 0;
+static int scorer_create(Ssnad *d, char *err, size_t errlen) {
+    SsnadScorer *s = calloc(1, sizeof *s);
+    if (!s) return errmsg_fail(err, errlen, "publish: out of memory for the helper");
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    s->stop = 0, s->job = SCORER_IDLE; // a helper stopped before may have left stop set
-    s->started = 1;
-    if (pthread_create(&s->thread, NULL, scorer_main, d)) {
-        s->started = 0;
-        return errmsg_fail(err, errlen, "publish: cannot start the helper thread");
-    }
+    s->job = SCORER_IDLE;
+    d->scorer = s;
     return 0;
 }
 
-void ssnad_publish_stop(Ssnad *d) {
-    SsnadScorer *s = &d->scorer;
-    if (!s->started) return;
-    pthread_mutex_lock(&s->mu);
-    s->stop = 1;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    s->started = 0;
+int ssnad_publish_start(Ssnad *d, char *err, size_t errlen) {
+    if (d->cfg->publish_threads < 2) return 0;
+    if (scorer_create(d, err, errlen)) return -1;
+    if (pthread_create(&d->scorer->thread, NULL, scorer_main, d)) {
+        ssnad_publish_stop(d);
+        return errmsg_fail(err, errlen, "publish: cannot start the helper thread");
+    }
+    d->scorer->threaded = 1;
+    return 0;
 }
 
-/* Post the job described in d->scorer (fields set by the caller, under no lock: the helper is
+int ssnad_publish_start_stalled(Ssnad *d, char *err, size_t errlen) {
+    return scorer_create(d, err, errlen);
+}
+
+void ssnad_publish_stop(Ssnad *d) {
+    SsnadScorer *s = d->scorer;
+    if (!s) return;
+    if (s->threaded) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = 1;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+    d->scorer = NULL;
+}
+
+int ssnad_publish_helper_busy(Ssnad *d) {
+    SsnadScorer *s = d->scorer;
+    if (!s) return 0;
+    pthread_mutex_lock(&s->mu);
+    int busy = s->job != SCORER_IDLE;
+    pthread_mutex_unlock(&s->mu);
+    return busy;
+}
+
+/* Post the job described in *s (fields set by the caller, under no lock: the helper is
  * idle) and return at once. */
 static void helper_post(SsnadScorer *s) {
     pthread_mutex_lock(&s->mu);
@@ -178,7 +224,7 @@ static void helper_post(SsnadScorer *s) {
  * broker, say); the lists must not wait with it. Its error, if any, into err (unless rc
  * already failed). */
 static int helper_finish(Ssnad *d, int rc, char *err, size_t errlen) {
-    SsnadScorer *s = &d->scorer;
+    SsnadScorer *s = d->scorer;
     pthread_mutex_lock(&s->mu);
     int mine = s->job == SCORER_POSTED;
     if (mine) s->job = SCORER_IDLE;
@@ -201,9 +247,9 @@ static int reserve_serving(Ssnad *d, SsnadVariant *v, char *err, size_t errlen) 
     float *user = malloc((size_t)B * (size_t)v->serve.cfg.d * sizeof *user);
     if (seq && seqs && lens && rows && user) {
         for (int r = 0; r < B; r++) seqs[r] = seq, lens[r] = T, rows[r] = r;
-        int half = d->scorer.started ? (B + 1) / 2 : B; // ssnad_top_k_batch's split
+        int half = d->scorer ? (B + 1) / 2 : B; // ssnad_top_k_batch's split
         rc = tower_rows(d, v, &v->serve, seqs, lens, rows, 0, half, user, err, errlen);
-        if (!rc && d->scorer.started)
+        if (!rc && d->scorer)
             rc = tower_rows(d, v, &v->serve_aux, seqs, lens, rows, 0, half, user, err, errlen);
         if (!rc) v->serve_reserved = 1;
     } else {
@@ -220,7 +266,7 @@ static int reserve_serving(Ssnad *d, SsnadVariant *v, char *err, size_t errlen) 
 
 int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *lens, int B, int k,
                       int32_t *ids, float *scores, int *counts, char *err, size_t errlen) {
-    SsnadScorer *s = &d->scorer;
+    SsnadScorer *s = d->scorer;
     SsnadVariant *v = &d->var[vi];
     int dd = v->serve.cfg.d, n_items = (int)d->n_items, nb = 0, rc = 0;
     for (int r = 0; r < B; r++) counts[r] = 0;
@@ -239,9 +285,9 @@ int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *
     for (int r = 0; r < B; r++)
         if (lens[r] > 0) rows[nb++] = r; // an empty sequence gets no list
     if (!nb) goto done;
-    s->vi = vi, s->seqs = seqs, s->lens = lens, s->rows = rows, s->k = k;
+    if (s) s->vi = vi, s->seqs = seqs, s->lens = lens, s->rows = rows, s->k = k;
     // the user tower: rows split in halves over the two threads (each has its own scratch)
-    if (s->started && nb >= 2 * SPLIT_TOWER_MIN) {
+    if (s && nb >= 2 * SPLIT_TOWER_MIN) {
         int half = nb / 2;
         s->kind = SCORER_TOWER, s->lo = half, s->hi = nb, s->user = user + (size_t)half * dd;
         helper_post(s);
@@ -254,7 +300,7 @@ int ssnad_top_k_batch(Ssnad *d, int vi, const uint32_t *const *seqs, const int *
     // scoring: the catalogue split in halves (every pass streams its items once, however few
     // the rows: splitting rows would stream all of them twice); the halves' top-k merged
     int mid = n_items / 2 / PANEL_WIDTH * PANEL_WIDTH;
-    if (s->started && mid > 0 && nb >= SPLIT_SCORE_MIN) {
+    if (s && mid > 0 && nb >= SPLIT_SCORE_MIN) {
         ids2 = malloc((size_t)B * (size_t)k * sizeof *ids2);
         scores2 = malloc((size_t)B * (size_t)k * sizeof *scores2);
         counts2 = calloc((size_t)B, sizeof *counts2);

@@ -143,19 +143,17 @@ int main(void) {
     d->cfg = &cfgd;
     CHECK_MSG(ssna_create(&v->serve_aux, &cfg, 7, err, sizeof err) == 0, "%s", err);
     CHECK_MSG(ssnad_publish_start(d, err, sizeof err) == 0, "%s", err);
-    CHECK(d->scorer.started);
+    CHECK(d->scorer != NULL);
     check_two_threads(d, seqs, lens, ids, scores, counts, "helper thread");
+    CHECK(!ssnad_publish_helper_busy(d));
     ssnad_publish_stop(d);
+    CHECK(d->scorer == NULL);
     // a helper that never gets a core: every job it is posted stays posted, and the main thread
     // takes it back and runs it itself (helper_finish) instead of waiting
-    pthread_mutex_init(&d->scorer.mu, NULL);
-    pthread_cond_init(&d->scorer.cv, NULL);
-    d->scorer.started = 1, d->scorer.job = SCORER_IDLE;
+    CHECK_MSG(ssnad_publish_start_stalled(d, err, sizeof err) == 0, "%s", err);
     check_two_threads(d, seqs, lens, ids, scores, counts, "helper never running");
-    CHECK(d->scorer.job == SCORER_IDLE);
-    d->scorer.started = 0;
-    pthread_mutex_destroy(&d->scorer.mu);
-    pthread_cond_destroy(&d->scorer.cv);
+    CHECK(!ssnad_publish_helper_busy(d));
+    ssnad_publish_stop(d);
     ssna_free(&v->serve_aux);
 
     // the single-user entry point is the same computation
