@@ -41,7 +41,6 @@
 #define SSNAD_EXIT_RELOAD  4     // partitions lost: ssnad_main re-executes itself in place
 #define SSNAD_EXIT_STUCK   5     // the shutdown outlasted stop.timeout_seconds (signals.h)
 #define SSNAD_SEQ_MAX      STORE_USER_SEQ_MAX
-#define SSNAD_OFFER_STAGE  512 // offers the main thread keeps while feed_mu is busy
 
 /* ---- user table (ssnad_map.c): the users the loop holds in memory ---- */
 typedef struct {
@@ -126,17 +125,6 @@ typedef struct {
     SsnaModel train;     // only the trainer thread touches it (ssnad_snapshot.c writes it out)
     int warm_unsaved;    // started from init= and not yet in a committed snapshot reference
     int64_t serve_steps; // train steps behind the serving parameters
-    // refresh handed from the trainer to the main thread (under Ssnad.feed_mu): rows [0, pend_n)
-    // computed, pend_cap allocated (swapped in whole when that is vec_cap, else copied)
-    float *pend_params, *pend_raw, *pend_norm;
-    Panels pend_bounds;
-    size_t pend_n, pend_cap;
-    // the serving vectors a hand-over replaced, back to the trainer to refill (under feed_mu)
-    float *spare_raw, *spare_norm;
-    Panels spare_bounds;
-    size_t spare_cap;
-    int64_t pend_steps;
-    int pend_ready;
     // model snapshots (ssnad_snapshot.c; under Ssnad.feed_mu)
     int snap_state;    // idle, wanted, writing, ready
     int snap_slot;     // slot of the ready snapshot
@@ -150,12 +138,6 @@ typedef struct {
     MetricGauge *m_loss;
 } SsnadVariant;
 
-typedef struct {
-    uint32_t seq[SSNAD_SEQ_MAX];
-    int len;
-    double offered_s; // monotonic seconds when the event that made it was applied
-} SsnadSeq;
-
 /* An encoded item for ssnad_state_set_items. */
 typedef struct {
     uint32_t index;
@@ -165,6 +147,7 @@ typedef struct {
 
 typedef struct SsnadEmbedQueue SsnadEmbedQueue;
 typedef struct SsnadScorer SsnadScorer;
+typedef struct SsnadFeed SsnadFeed;
 
 typedef struct Ssnad {
     const DaemonConfig *cfg;
@@ -215,29 +198,11 @@ typedef struct Ssnad {
     SsnadEmbedQueue *embed;        // the embedding worker and its queue (ssnad_embed.c)
     uint64_t collected_since_ckpt; // item states stored in the open transaction
 
-    // training feed
-    pthread_t train_thread;
+    // the trainer's hand-over lock: the training feed and refreshes (ssnad_train.c) and the model
+    // snapshots' states (ssnad_snapshot.c)
     pthread_mutex_t feed_mu;
     pthread_cond_t feed_cv;
-    SsnadSeq *fresh; // ring [fresh_cap]
-    size_t fresh_head, fresh_len, fresh_cap;
-    // offers staged by the main thread until feed_mu is free (it never waits for the trainer,
-    // which runs at the lowest priority and may be descheduled while it holds the lock); a
-    // ring, oldest dropped
-    SsnadSeq offer_stage[SSNAD_OFFER_STAGE];
-    size_t offer_head, offer_len;
-    SsnadSeq *reservoir; // [res_cap]
-    size_t res_len, res_cap;
-    uint64_t res_seen, feed_rng;
-    size_t train_n_items;   // item rows the trainer may use
-    size_t train_item_cap;  // item rows allocated (every variant's vec_cap): a refresh's size
-    uint32_t *changed_rows; // rows below train_n_items whose states changed since the sync
-    size_t n_changed, changed_cap;
-    int train_stop, train_started;
-    int train_setup; // 0 until the trainer has set itself up, then 1, or -1 (train_setup_err)
-    char train_setup_err[512];
-    int train_failed; // the trainer stopped: no memory for its batch, a failed step or refresh
-    char train_error[512];
+    SsnadFeed *feed; // the training feed and thread (ssnad_train.c); NULL when not started
 
     // checkpointing
     uint64_t since_checkpoint;
@@ -340,11 +305,25 @@ size_t ssnad_embed_depth(Ssnad *d);
 /* Free slots in the embedding queue (the main thread submits at most one text per message). */
 size_t ssnad_embed_room(Ssnad *d);
 
-/* ---- ssnad_train.c ---- */
-/* Start the training thread and wait until it has set up its scheduling (train.sched) and
- * cgroup (train.cgroup). 0, or -1 with err (a cgroup it could not join, say). */
+/* ---- ssnad_train.c: the training feed (Ssnad.feed, private to it) and the trainer ---- */
+/* Make the training feed and start the training thread, and wait until it has set up its
+ * scheduling (train.sched) and cgroup (train.cgroup). 0, or -1 with err (a cgroup it could not
+ * join, say; the feed is gone again). */
 int ssnad_train_start(Ssnad *d, char *err, size_t errlen);
+/* Make the training feed without a thread: tests and benches post refreshes themselves
+ * (ssnad_train_post_refresh). 0 or -1 with err. */
+int ssnad_train_open(Ssnad *d, char *err, size_t errlen);
+/* Stop the thread (if any) and free the feed with any refresh not taken. A no-op when neither
+ * started nor opened; every other ssnad_train_* then does nothing. */
 void ssnad_train_stop(Ssnad *d);
+/* Hand variant vi's refreshed parameters and item vectors to the main thread: rows [0, n) of
+ * buffers of cap rows, and their int8 panels, made with the parameters of Adam step `steps`.
+ * The feed owns them from here (bounds is emptied); an older refresh not yet taken is freed. */
+void ssnad_train_post_refresh(Ssnad *d, int vi, float *params, float *raw, float *norm,
+                              Panels *bounds, size_t n, size_t cap, int64_t steps);
+/* Take the serving buffers vi's last hand-over replaced (the caller owns them; NULLs and empty
+ * panels when none). Returns their rows (0 when none). */
+size_t ssnad_train_take_spare(Ssnad *d, int vi, float **raw, float **norm, Panels *bounds);
 /* Offer a user's changed sequence to the trainer (never blocks on training: staged while the
  * trainer holds feed_mu). */
 void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len);

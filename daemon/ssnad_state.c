@@ -332,9 +332,8 @@ void ssnad_state_close(Ssnad *d) {
         SsnadVariant *v = &d->var[i];
         ssna_free(&v->train), ssna_free(&v->serve), ssna_free(&v->serve_aux);
         if (v->states != d->states) free(v->states);
-        free(v->raw), free(v->norm), free(v->pend_params), free(v->pend_raw), free(v->pend_norm);
-        free(v->spare_raw), free(v->spare_norm);
-        panel_free(&v->bounds), panel_free(&v->pend_bounds), panel_free(&v->spare_bounds);
+        free(v->raw), free(v->norm);
+        panel_free(&v->bounds);
     }
     for (size_t i = 0; i < d->n_items; i++) free(d->item_ids[i]);
     free(d->item_ids), free(d->dirty.v), free(d->deferred.v);
@@ -496,7 +495,7 @@ int ssnad_checkpoint(Ssnad *d, const char *why, char *err, size_t errlen) {
     double t_embed = clock_monotonic_s();
     // the trainer writes snapshots between its steps; once it has stopped (a clean stop), the
     // models are written here, so no training is lost
-    if (!rc && !d->train_started) rc = ssnad_snapshot_now(d, err, errlen);
+    if (!rc && !d->feed) rc = ssnad_snapshot_now(d, err, errlen);
     if (!rc) rc = ssnad_snapshot_put_refs(d, err, errlen);
     double t_model = clock_monotonic_s();
     if (!rc) rc = store_put_counter(d->txn, COUNTER_EVENTS, d->events_applied, err, errlen);

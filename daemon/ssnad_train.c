@@ -20,6 +20,57 @@
 #include "model/errmsg.h"
 #include "model/rng.h"
 
+#define OFFER_STAGE 512 // offers the main thread keeps while feed_mu is busy
+
+typedef struct {
+    uint32_t seq[SSNAD_SEQ_MAX];
+    int len;
+    double offered_s; // monotonic seconds when the event that made it was applied
+} SsnadSeq;
+
+/* Item vectors of one variant with the parameters that made them: a refresh handed from the
+ * trainer to the main thread, or the serving buffers a hand-over replaced, handed back for the
+ * trainer to refill. Rows [0, n) computed, cap allocated. */
+typedef struct {
+    float *params, *raw, *norm;
+    Panels bounds;
+    size_t n, cap;
+    int64_t steps;
+} Refresh;
+
+/* Everything between the main thread and the trainer, under Ssnad.feed_mu (but the staged
+ * offers, which are the main thread's alone). */
+struct SsnadFeed {
+    pthread_t thread;
+    int threaded;    // a training thread runs (not so for ssnad_train_open's feed)
+    SsnadSeq *fresh; // ring [fresh_cap]
+    size_t fresh_head, fresh_len, fresh_cap;
+    // offers staged by the main thread until feed_mu is free (it never waits for the trainer,
+    // which runs at the lowest priority and may be descheduled while it holds the lock); a
+    // ring, oldest dropped
+    SsnadSeq offer_stage[OFFER_STAGE];
+    size_t offer_head, offer_len;
+    SsnadSeq *reservoir; // [res_cap]
+    size_t res_len, res_cap;
+    uint64_t res_seen, rng;
+    size_t n_items;         // item rows the trainer may use
+    size_t item_cap;        // item rows allocated (every variant's vec_cap): a refresh's size
+    uint32_t *changed_rows; // rows below n_items whose states changed since the sync
+    size_t n_changed, changed_cap;
+    int stop;
+    int setup; // 0 until the trainer has set itself up, then 1, or -1 (setup_err)
+    char setup_err[512];
+    int failed; // the trainer stopped: no memory for its batch, a failed step or refresh
+    char error[512];
+    Refresh pend[CONFIG_VARIANTS_MAX];  // a refresh ready for the main thread (params set)
+    Refresh spare[CONFIG_VARIANTS_MAX]; // buffers back from the main thread
+};
+
+static void refresh_free(Refresh *r) {
+    free(r->params), free(r->raw), free(r->norm), panel_free(&r->bounds);
+    memset(r, 0, sizeof *r);
+}
+
 #define FRESH_CAP       1024
 #define RESERVOIR_CAP   8192
 #define REFRESH_STEPS   20
@@ -66,24 +117,24 @@ static int fault_injected(const char *site) {
 /* The trainer cannot go on: record why (the first reason) for the main thread, which stops. */
 static void train_fail(Ssnad *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void train_fail(Ssnad *d, const char *fmt, ...) {
-    char msg[sizeof d->train_error];
+    char msg[sizeof d->feed->error];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     log_error("training stopped", LOG_STR("error", msg));
     pthread_mutex_lock(&d->feed_mu);
-    if (!d->train_failed) {
-        d->train_failed = 1;
-        memcpy(d->train_error, msg, sizeof msg);
+    if (!d->feed->failed) {
+        d->feed->failed = 1;
+        memcpy(d->feed->error, msg, sizeof msg);
     }
     pthread_mutex_unlock(&d->feed_mu);
 }
 
 int ssnad_train_failed(Ssnad *d, char *err, size_t errlen) {
-    if (!d->train_started || pthread_mutex_trylock(&d->feed_mu)) return 0;
-    int failed = d->train_failed;
-    if (failed) snprintf(err, errlen, "%s", d->train_error);
+    if (!d->feed || pthread_mutex_trylock(&d->feed_mu)) return 0;
+    int failed = d->feed->failed;
+    if (failed) snprintf(err, errlen, "%s", d->feed->error);
     pthread_mutex_unlock(&d->feed_mu);
     return failed;
 }
@@ -91,29 +142,31 @@ int ssnad_train_failed(Ssnad *d, char *err, size_t errlen) {
 /* One sequence into the fresh ring (oldest dropped when full) and the reservoir. Caller holds
  * feed_mu. */
 static void feed_locked(Ssnad *d, const SsnadSeq *s) {
-    if (d->fresh_len == d->fresh_cap) { // drop the oldest fresh sequence
-        d->fresh_head = (d->fresh_head + 1) % d->fresh_cap;
-        d->fresh_len--;
+    SsnadFeed *f = d->feed;
+    if (f->fresh_len == f->fresh_cap) { // drop the oldest fresh sequence
+        f->fresh_head = (f->fresh_head + 1) % f->fresh_cap;
+        f->fresh_len--;
         metric_counter_inc(d->m_fresh_dropped);
     }
-    d->fresh[(d->fresh_head + d->fresh_len++) % d->fresh_cap] = *s;
-    d->res_seen++;
-    if (d->res_len < d->res_cap) {
-        d->reservoir[d->res_len++] = *s;
+    f->fresh[(f->fresh_head + f->fresh_len++) % f->fresh_cap] = *s;
+    f->res_seen++;
+    if (f->res_len < f->res_cap) {
+        f->reservoir[f->res_len++] = *s;
     } else {
-        uint64_t j = rng_next(&d->feed_rng) % d->res_seen;
-        if (j < d->res_cap) d->reservoir[j] = *s;
+        uint64_t j = rng_next(&f->rng) % f->res_seen;
+        if (j < f->res_cap) f->reservoir[j] = *s;
     }
 }
 
 void ssnad_train_offer(Ssnad *d, const uint32_t *seq, int len) {
-    if (len < 2 || !d->train_started) return; // one item predicts nothing
-    if (d->offer_len == SSNAD_OFFER_STAGE) {  // the trainer held feed_mu that long: drop oldest
-        d->offer_head = (d->offer_head + 1) % SSNAD_OFFER_STAGE;
-        d->offer_len--;
+    SsnadFeed *f = d->feed;
+    if (len < 2 || !f) return;         // one item predicts nothing
+    if (f->offer_len == OFFER_STAGE) { // the trainer held feed_mu that long: drop oldest
+        f->offer_head = (f->offer_head + 1) % OFFER_STAGE;
+        f->offer_len--;
         metric_counter_inc(d->m_fresh_dropped);
     }
-    SsnadSeq *s = &d->offer_stage[(d->offer_head + d->offer_len++) % SSNAD_OFFER_STAGE];
+    SsnadSeq *s = &f->offer_stage[(f->offer_head + f->offer_len++) % OFFER_STAGE];
     memcpy(s->seq, seq, (size_t)len * sizeof *seq);
     s->len = len;
     s->offered_s = clock_monotonic_s();
@@ -125,27 +178,29 @@ void ssnad_train_flush_offers(Ssnad *d) {
     // trylock: a trainer descheduled inside feed_mu (at the lowest priority, on a busy core it
     // can wait 100+ ms for its next slice) must not stall ingest; the staged offers go on a
     // later turn
-    if (!d->offer_len || pthread_mutex_trylock(&d->feed_mu)) return;
-    for (; d->offer_len; d->offer_len--) {
-        feed_locked(d, &d->offer_stage[d->offer_head]);
-        d->offer_head = (d->offer_head + 1) % SSNAD_OFFER_STAGE;
+    SsnadFeed *f = d->feed;
+    if (!f || !f->offer_len || pthread_mutex_trylock(&d->feed_mu)) return;
+    for (; f->offer_len; f->offer_len--) {
+        feed_locked(d, &f->offer_stage[f->offer_head]);
+        f->offer_head = (f->offer_head + 1) % OFFER_STAGE;
     }
     pthread_cond_signal(&d->feed_cv);
     pthread_mutex_unlock(&d->feed_mu);
 }
 
 void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row) {
-    if (!d->train_started) return;
+    SsnadFeed *f = d->feed;
+    if (!f) return;
     pthread_mutex_lock(&d->feed_mu);
-    d->train_n_items = n_items, d->train_item_cap = d->item_cap;
+    f->n_items = n_items, f->item_cap = d->item_cap;
     if (changed_row >= 0) {
-        if (d->n_changed == d->changed_cap) {
-            size_t cap = d->changed_cap ? 2 * d->changed_cap : 256;
-            uint32_t *r = realloc(d->changed_rows, cap * sizeof *r);
-            if (r) d->changed_rows = r, d->changed_cap = cap;
+        if (f->n_changed == f->changed_cap) {
+            size_t cap = f->changed_cap ? 2 * f->changed_cap : 256;
+            uint32_t *r = realloc(f->changed_rows, cap * sizeof *r);
+            if (r) f->changed_rows = r, f->changed_cap = cap;
         }
         // out of memory: the trainer keeps the old row until the next refresh of that row
-        if (d->n_changed < d->changed_cap) d->changed_rows[d->n_changed++] = (uint32_t)changed_row;
+        if (f->n_changed < f->changed_cap) f->changed_rows[f->n_changed++] = (uint32_t)changed_row;
     }
     pthread_mutex_unlock(&d->feed_mu);
 }
@@ -153,17 +208,17 @@ void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row) {
 /* Take a batch: up to B - replay fresh sequences (first, *n_fresh of them), the rest from the
  * reservoir. Caller holds feed_mu. Returns the number of sequences. */
 static int take_batch(Ssnad *d, SsnadSeq *out, int B, int *n_fresh) {
-    int want_replay = d->fresh_len ? (int)((double)B * d->cfg->train_replay_fraction + 0.5) : B;
-    if ((size_t)want_replay > d->res_len) want_replay = (int)d->res_len;
+    SsnadFeed *f = d->feed;
+    int want_replay = f->fresh_len ? (int)((double)B * d->cfg->train_replay_fraction + 0.5) : B;
+    if ((size_t)want_replay > f->res_len) want_replay = (int)f->res_len;
     int n = 0;
-    while (n < B - want_replay && d->fresh_len) {
-        out[n++] = d->fresh[d->fresh_head];
-        d->fresh_head = (d->fresh_head + 1) % d->fresh_cap;
-        d->fresh_len--;
+    while (n < B - want_replay && f->fresh_len) {
+        out[n++] = f->fresh[f->fresh_head];
+        f->fresh_head = (f->fresh_head + 1) % f->fresh_cap;
+        f->fresh_len--;
     }
     *n_fresh = n;
-    for (int i = 0; i < want_replay; i++)
-        out[n++] = d->reservoir[rng_next(&d->feed_rng) % d->res_len];
+    for (int i = 0; i < want_replay; i++) out[n++] = f->reservoir[rng_next(&f->rng) % f->res_len];
     return n;
 }
 
@@ -293,15 +348,15 @@ static int reserve(SsnadVariant *v, TrainView *tv, int B, char *err, size_t errl
  * written into the buffers the previous hand-over replaced when those still have the serving
  * size (no 40 MB to allocate and fault in per refresh), and a hand-over of that size is a swap
  * of pointers on the main thread, not a copy. */
-static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
+static void refresh(Ssnad *d, int vi, TrainView *tv) {
+    SsnadVariant *v = &d->var[vi];
     size_t dd = (size_t)v->train.cfg.d, total = v->train.ps.total;
     pthread_mutex_lock(&d->feed_mu);
-    size_t cap = d->train_item_cap > tv->n ? d->train_item_cap : tv->n, spare_cap = v->spare_cap;
-    float *raw = v->spare_raw, *norm = v->spare_norm;
-    Panels bounds = v->spare_bounds;
-    v->spare_raw = v->spare_norm = NULL, v->spare_cap = 0;
-    memset(&v->spare_bounds, 0, sizeof v->spare_bounds);
+    size_t cap = d->feed->item_cap > tv->n ? d->feed->item_cap : tv->n;
     pthread_mutex_unlock(&d->feed_mu);
+    float *raw, *norm;
+    Panels bounds;
+    size_t spare_cap = ssnad_train_take_spare(d, vi, &raw, &norm, &bounds);
     // freed outside feed_mu: the main thread blocks on it for item counts and checkpoints
     if (spare_cap != cap) { // the catalogue outgrew them
         free(raw), free(norm), panel_free(&bounds);
@@ -318,20 +373,32 @@ static void refresh(Ssnad *d, SsnadVariant *v, TrainView *tv) {
         memcpy(params, v->train.ps.params, total * sizeof(float));
     }
     if (!rc) panel_pack(&bounds, norm, tv->n); // here, not on the main thread
-    int64_t steps = v->train.ps.step;
     if (rc) {
         train_fail(d, "variant %s: refresh of the serving vectors failed: %s", v->cv.label,
                    err[0] ? err : "out of memory");
         free(raw), free(norm), free(params), panel_free(&bounds);
         return;
     }
+    ssnad_train_post_refresh(d, vi, params, raw, norm, &bounds, tv->n, cap, v->train.ps.step);
+}
+
+void ssnad_train_post_refresh(Ssnad *d, int vi, float *params, float *raw, float *norm,
+                              Panels *bounds, size_t n, size_t cap, int64_t steps) {
     pthread_mutex_lock(&d->feed_mu);
-    float *old_params = v->pend_params, *old_raw = v->pend_raw, *old_norm = v->pend_norm;
-    Panels old_bounds = v->pend_bounds; // an untaken older refresh, freed after the unlock
-    v->pend_params = params, v->pend_raw = raw, v->pend_norm = norm, v->pend_bounds = bounds;
-    v->pend_n = tv->n, v->pend_cap = cap, v->pend_steps = steps, v->pend_ready = 1;
+    Refresh *pend = &d->feed->pend[vi], old = *pend; // an untaken older one, freed after unlock
+    *pend = (Refresh){params, raw, norm, *bounds, n, cap, steps};
     pthread_mutex_unlock(&d->feed_mu);
-    free(old_params), free(old_raw), free(old_norm), panel_free(&old_bounds);
+    memset(bounds, 0, sizeof *bounds);
+    refresh_free(&old);
+}
+
+size_t ssnad_train_take_spare(Ssnad *d, int vi, float **raw, float **norm, Panels *bounds) {
+    pthread_mutex_lock(&d->feed_mu);
+    Refresh *spare = &d->feed->spare[vi], r = *spare;
+    memset(spare, 0, sizeof *spare);
+    pthread_mutex_unlock(&d->feed_mu);
+    *raw = r.raw, *norm = r.norm, *bounds = r.bounds;
+    return r.cap;
 }
 
 /* Training yields the cores to ingest and publishing, whose latency users see. A niceness alone
@@ -355,15 +422,16 @@ static void train_lower_priority(const DaemonConfig *cfg) {
 
 static void *train_main(void *arg) {
     Ssnad *d = arg;
+    SsnadFeed *f = d->feed;
     pthread_setname_np(pthread_self(), "ssnad-train"); // what top -H and /proc show
     train_lower_priority(d->cfg);
-    char err_cg[sizeof d->train_setup_err] = "";
+    char err_cg[sizeof f->setup_err] = "";
     int join_rc = strcmp(d->cfg->train_cgroup, "off")
                       ? cgroup_join_thread(d->cfg->train_cgroup, err_cg, sizeof err_cg)
                       : 0;
     pthread_mutex_lock(&d->feed_mu); // ssnad_train_start waits for this
-    d->train_setup = join_rc ? -1 : 1;
-    memcpy(d->train_setup_err, err_cg, sizeof err_cg);
+    f->setup = join_rc ? -1 : 1;
+    memcpy(f->setup_err, err_cg, sizeof err_cg);
     pthread_cond_broadcast(&d->feed_cv);
     pthread_mutex_unlock(&d->feed_mu);
     if (join_rc) return NULL;
@@ -378,25 +446,25 @@ static void *train_main(void *arg) {
     TrainView views[CONFIG_VARIANTS_MAX] = {0};
     for (int i = 0; i < d->n_var; i++) views[i].last_refresh = clock_monotonic_s();
     pthread_mutex_lock(&d->feed_mu);
-    while (!d->train_stop && !d->train_failed) {
+    while (!f->stop && !f->failed) {
         // without fresh sequences, replay-only steps continue until they add up to about two
         // passes over the sequences offered so far, then the trainer sleeps until new events come
-        int idle_ok = d->res_len && (uint64_t)idle_steps * (uint64_t)B < 2 * d->res_seen;
+        int idle_ok = f->res_len && (uint64_t)idle_steps * (uint64_t)B < 2 * f->res_seen;
         if (ssnad_snapshot_wanted(d)) { // between two steps: the checkpoint asked for one
             pthread_mutex_unlock(&d->feed_mu);
             ssnad_snapshot_service(d);
             pthread_mutex_lock(&d->feed_mu);
             continue;
         }
-        if (!d->fresh_len && !idle_ok) {
+        if (!f->fresh_len && !idle_ok) {
             pthread_cond_wait(&d->feed_cv, &d->feed_mu);
             continue;
         }
-        if (!d->fresh_len) idle_steps++;
+        if (!f->fresh_len) idle_steps++;
         int n_fresh = 0, n = take_batch(d, batch, B, &n_fresh);
-        size_t n_items = d->train_n_items, n_rows = d->n_changed;
-        uint32_t *rows = d->changed_rows;
-        d->changed_rows = NULL, d->n_changed = d->changed_cap = 0;
+        size_t n_items = f->n_items, n_rows = f->n_changed;
+        uint32_t *rows = f->changed_rows;
+        f->changed_rows = NULL, f->n_changed = f->changed_cap = 0;
         pthread_mutex_unlock(&d->feed_mu);
 
         int vi = turn++ % d->n_var;
@@ -432,7 +500,7 @@ static void *train_main(void *arg) {
             if ((++tv->refresh_steps >= REFRESH_STEPS || since >= REFRESH_SECONDS) &&
                 since >= 4 * tv->refresh_cost) {
                 double t0 = clock_monotonic_s();
-                refresh(d, v, tv); // a failure ends the loop (train_failed)
+                refresh(d, vi, tv); // a failure ends the loop (feed->failed)
                 tv->refresh_cost = clock_monotonic_s() - t0;
                 tv->refresh_steps = 0, tv->last_refresh = clock_monotonic_s();
             }
@@ -445,45 +513,60 @@ static void *train_main(void *arg) {
     return NULL;
 }
 
-int ssnad_train_start(Ssnad *d, char *err, size_t errlen) {
+int ssnad_train_open(Ssnad *d, char *err, size_t errlen) {
+    SsnadFeed *f = calloc(1, sizeof *f);
+    if (!f) return errmsg_fail(err, errlen, "train: out of memory");
     pthread_mutex_init(&d->feed_mu, NULL);
     pthread_cond_init(&d->feed_cv, NULL);
-    d->fresh_cap = FRESH_CAP, d->res_cap = RESERVOIR_CAP;
-    d->fresh = malloc(d->fresh_cap * sizeof *d->fresh);
-    d->reservoir = malloc(d->res_cap * sizeof *d->reservoir);
-    d->feed_rng = (uint64_t)d->cfg->train_seed * 2654435761u + 1;
-    d->train_n_items = d->n_items, d->train_item_cap = d->item_cap;
-    if (d->cfg->train_batch > 4096 || !d->fresh || !d->reservoir) {
-        return errmsg_fail(err, errlen, "train: out of memory (or train.batch over 4096)");
+    d->feed = f; // from here ssnad_train_stop frees it
+    f->fresh_cap = FRESH_CAP, f->res_cap = RESERVOIR_CAP;
+    f->fresh = malloc(f->fresh_cap * sizeof *f->fresh);
+    f->reservoir = malloc(f->res_cap * sizeof *f->reservoir);
+    f->rng = (uint64_t)d->cfg->train_seed * 2654435761u + 1;
+    f->n_items = d->n_items, f->item_cap = d->item_cap;
+    if (!f->fresh || !f->reservoir) return errmsg_fail(err, errlen, "train: out of memory");
+    return 0;
+}
+
+int ssnad_train_start(Ssnad *d, char *err, size_t errlen) {
+    if (d->cfg->train_batch > 4096) {
+        return errmsg_fail(err, errlen, "train.batch: %lld is over 4096", d->cfg->train_batch);
     }
-    d->train_started = 1, d->train_setup = 0;
-    if (pthread_create(&d->train_thread, NULL, train_main, d)) {
-        d->train_started = 0;
+    if (ssnad_train_open(d, err, errlen)) return ssnad_train_stop(d), -1;
+    SsnadFeed *f = d->feed;
+    if (pthread_create(&f->thread, NULL, train_main, d)) {
+        ssnad_train_stop(d);
         return errmsg_fail(err, errlen, "train: cannot start the training thread");
     }
     pthread_mutex_lock(&d->feed_mu);
-    while (!d->train_setup) pthread_cond_wait(&d->feed_cv, &d->feed_mu);
-    int setup = d->train_setup;
+    while (!f->setup) pthread_cond_wait(&d->feed_cv, &d->feed_mu);
+    int setup = f->setup;
     pthread_mutex_unlock(&d->feed_mu);
     if (setup < 0) { // the thread has returned
-        pthread_join(d->train_thread, NULL);
-        d->train_started = 0;
-        return errmsg_fail(err, errlen, "train.cgroup: %s", d->train_setup_err);
+        pthread_join(f->thread, NULL);
+        errmsg_fail(err, errlen, "train.cgroup: %s", f->setup_err);
+        ssnad_train_stop(d);
+        return -1;
     }
+    f->threaded = 1;
     return 0;
 }
 
 void ssnad_train_stop(Ssnad *d) {
-    if (d->train_started) {
+    SsnadFeed *f = d->feed;
+    if (!f) return;
+    if (f->threaded) {
         pthread_mutex_lock(&d->feed_mu);
-        d->train_stop = 1;
+        f->stop = 1;
         pthread_cond_broadcast(&d->feed_cv);
         pthread_mutex_unlock(&d->feed_mu);
-        pthread_join(d->train_thread, NULL);
-        d->train_started = 0;
+        pthread_join(f->thread, NULL);
     }
-    free(d->fresh), free(d->reservoir), free(d->changed_rows);
-    d->fresh = d->reservoir = NULL, d->changed_rows = NULL;
+    for (int i = 0; i < CONFIG_VARIANTS_MAX; i++)
+        refresh_free(&f->pend[i]), refresh_free(&f->spare[i]);
+    free(f->fresh), free(f->reservoir), free(f->changed_rows);
+    free(f);
+    d->feed = NULL; // feed_mu stays: the snapshots' states still use it
 }
 
 /* Exchange v's serving vectors with a refresh's (caller holds serve_mu). */
@@ -497,35 +580,28 @@ static void swap_vectors(SsnadVariant *v, float **raw, float **norm, Panels *bou
 void ssnad_train_take_refresh(Ssnad *d) {
     for (int i = 0; i < d->n_var; i++) {
         SsnadVariant *v = &d->var[i];
-        if (!d->train_started) return;
+        if (!d->feed) return;
         // trylock, as for offers: the main thread never waits for a descheduled trainer; a
         // refresh not taken now is taken on a later turn
         if (pthread_mutex_trylock(&d->feed_mu)) continue;
-        float *params = v->pend_ready ? v->pend_params : NULL;
-        float *raw = v->pend_raw, *norm = v->pend_norm;
-        Panels bounds = v->pend_bounds;
-        size_t n = v->pend_n, cap = v->pend_cap;
-        int64_t steps = v->pend_steps;
-        if (params) {
-            v->pend_params = v->pend_raw = v->pend_norm = NULL, v->pend_ready = 0;
-            memset(&v->pend_bounds, 0, sizeof v->pend_bounds);
-        }
+        Refresh r = d->feed->pend[i];
+        if (r.params) memset(&d->feed->pend[i], 0, sizeof r);
         pthread_mutex_unlock(&d->feed_mu);
-        if (!params) continue;
-        size_t dd = (size_t)v->serve.cfg.d;
+        if (!r.params) continue;
+        size_t dd = (size_t)v->serve.cfg.d, n = r.n;
         char err[256] = "";
         pthread_mutex_lock(&d->serve_mu);
-        memcpy(v->serve.ps.params, params, v->serve.ps.total * sizeof(float));
-        memcpy(v->serve_aux.ps.params, params, v->serve.ps.total * sizeof(float));
-        v->serve.ps.step = steps;
-        v->serve_steps = steps;
+        memcpy(v->serve.ps.params, r.params, v->serve.ps.total * sizeof(float));
+        memcpy(v->serve_aux.ps.params, r.params, v->serve.ps.total * sizeof(float));
+        v->serve.ps.step = r.steps;
+        v->serve_steps = r.steps;
         if (n > d->n_items) n = d->n_items;
-        if (cap == v->vec_cap) { // the common case: the old vectors become the trainer's spare
-            swap_vectors(v, &raw, &norm, &bounds);
+        if (r.cap == v->vec_cap) { // the common case: the old vectors become the trainer's spare
+            swap_vectors(v, &r.raw, &r.norm, &r.bounds);
         } else if (n) { // the catalogue grew past the trainer's size since its snapshot
-            memcpy(v->raw, raw, n * dd * sizeof(float));
-            memcpy(v->norm, norm, n * dd * sizeof(float));
-            panel_copy_rows(&v->bounds, &bounds, n);
+            memcpy(v->raw, r.raw, n * dd * sizeof(float));
+            memcpy(v->norm, r.norm, n * dd * sizeof(float));
+            panel_copy_rows(&v->bounds, &r.bounds, n);
         }
         v->bounds_axis_rows = n;
         // rows that arrived after the trainer's snapshot: vectors from the new parameters, along
@@ -535,18 +611,19 @@ void ssnad_train_take_refresh(Ssnad *d) {
         if (rc)
             log_error("serving vectors failed", LOG_STR("variant", v->cv.label),
                       LOG_STR("error", err));
-        free(params);
-        // the replaced buffers go back for the trainer's next refresh; when the trainer holds
-        // feed_mu now, they are freed and it allocates new ones
+        free(r.params);
+        r.params = NULL;
+        // the replaced buffers go back for the trainer's next refresh (swapped or copied, they
+        // hold r.cap rows); when the trainer holds feed_mu now, they are freed and it allocates
+        // new ones
         if (!pthread_mutex_trylock(&d->feed_mu)) {
-            if (!v->spare_raw && !v->spare_norm && !v->spare_bounds.cap) {
-                v->spare_raw = raw, v->spare_norm = norm, v->spare_bounds = bounds;
-                v->spare_cap = cap; // swapped or copied, they hold cap rows
-                raw = norm = NULL;
-                memset(&bounds, 0, sizeof bounds);
+            Refresh *spare = &d->feed->spare[i];
+            if (!spare->raw && !spare->norm && !spare->bounds.cap) {
+                *spare = r;
+                memset(&r, 0, sizeof r);
             }
             pthread_mutex_unlock(&d->feed_mu);
         }
-        free(raw), free(norm), panel_free(&bounds);
+        refresh_free(&r);
     }
 }

@@ -27,21 +27,22 @@ static float frand(void) { // uniform in [-0.5, 0.5)
 
 /* What the trainer hands over: parameters of a model with this seed, vectors of rows [0, n) in
  * buffers of cap rows, their int8 panels. */
-static void post_refresh(SsnadVariant *v, const SsnaConfig *cfg, uint64_t seed, size_t n,
-                         size_t cap, SsnaModel *model) {
+static float *post_refresh(Ssnad *d, const SsnaConfig *cfg, uint64_t seed, size_t n, size_t cap,
+                           SsnaModel *model) {
     char err[256];
     size_t dd = (size_t)cfg->d;
     CHECK_MSG(ssna_create(model, cfg, seed, err, sizeof err) == 0, "%s", err);
-    v->pend_params = malloc(model->ps.total * sizeof(float));
-    memcpy(v->pend_params, model->ps.params, model->ps.total * sizeof(float));
-    v->pend_raw = malloc(cap * dd * sizeof(float));
-    v->pend_norm = malloc(cap * dd * sizeof(float));
-    CHECK(ssna_item_vectors(model, v->states, NULL, (int)n, v->pend_raw, v->pend_norm, err,
-                            sizeof err) == 0);
-    memset(&v->pend_bounds, 0, sizeof v->pend_bounds);
-    CHECK(panel_reserve(&v->pend_bounds, cap, (int)dd) == 0);
-    panel_pack(&v->pend_bounds, v->pend_norm, n);
-    v->pend_n = n, v->pend_cap = cap, v->pend_steps = (int64_t)seed, v->pend_ready = 1;
+    float *params = malloc(model->ps.total * sizeof(float));
+    memcpy(params, model->ps.params, model->ps.total * sizeof(float));
+    float *raw = malloc(cap * dd * sizeof(float)), *norm = malloc(cap * dd * sizeof(float));
+    CHECK(ssna_item_vectors(model, d->var[0].states, NULL, (int)n, raw, norm, err, sizeof err) ==
+          0);
+    Panels bounds = {0};
+    CHECK(panel_reserve(&bounds, cap, (int)dd) == 0);
+    panel_pack(&bounds, norm, n);
+    ssnad_train_post_refresh(d, 0, params, raw, norm, &bounds, n, cap, (int64_t)seed);
+    CHECK(bounds.cap == 0); // the feed owns them now
+    return raw;
 }
 
 /* The serving copy after a hand-over against the model it should now be. */
@@ -51,7 +52,7 @@ static void check_serving(Ssnad *d, SsnadVariant *v, SsnaModel *m, const char *w
     CHECK_MSG(!memcmp(v->serve.ps.params, m->ps.params, m->ps.total * sizeof(float)) &&
                   !memcmp(v->serve_aux.ps.params, m->ps.params, m->ps.total * sizeof(float)),
               "%s: serving parameters are not the refresh's", what);
-    CHECK(v->serve_steps == v->serve.ps.step && !v->pend_ready && !v->pend_params);
+    CHECK(v->serve_steps == v->serve.ps.step);
     float *raw = malloc(sizeof(float) * N_ITEMS * (size_t)dd);
     float *norm = malloc(sizeof(float) * N_ITEMS * (size_t)dd);
     m->cfg.n_items = N_ITEMS;
@@ -108,8 +109,11 @@ int main(void) {
     char err[256];
     Ssnad *d = calloc(1, sizeof *d);
     SsnadVariant *v = &d->var[0];
-    d->n_var = 1, d->n_items = N_ITEMS, d->train_started = 1;
-    pthread_mutex_init(&d->feed_mu, NULL);
+    DaemonConfig dcfg;
+    config_init(&dcfg);
+    d->cfg = &dcfg;
+    d->n_var = 1, d->n_items = N_ITEMS;
+    CHECK_MSG(ssnad_train_open(d, err, sizeof err) == 0, "%s", err);
     pthread_mutex_init(&d->serve_mu, NULL);
     d->present = malloc(N_ITEMS);
     memset(d->present, 1, N_ITEMS);
@@ -131,28 +135,39 @@ int main(void) {
     v->bounds_axis_rows = N_ITEMS;
 
     // 1. the serving size: swapped in; the trainer saw 2,900 rows, 100 arrived after
-    SsnaModel m8, m9;
-    post_refresh(v, &cfg, 8, N_ITEMS - 100, CAP, &m8);
-    float *old_raw = v->raw, *new_raw = v->pend_raw;
+    SsnaModel m8, m9, m10;
+    float *old_raw = v->raw, *new_raw = post_refresh(d, &cfg, 8, N_ITEMS - 100, CAP, &m8);
     ssnad_train_take_refresh(d);
-    CHECK_MSG(v->raw == new_raw && v->spare_raw == old_raw && v->spare_cap == CAP,
-              "a refresh of the serving size was not swapped in");
+    CHECK_MSG(v->raw == new_raw, "a refresh of the serving size was not swapped in");
     check_serving(d, v, &m8, "swapped");
 
     // 2. another size (the catalogue outgrew the trainer's buffers): copied, 1,000 rows seen;
     // the spare slot is still full (no trainer took it), so the leftovers are freed
-    post_refresh(v, &cfg, 9, 1000, 2048, &m9);
+    post_refresh(d, &cfg, 9, 1000, 2048, &m9);
     ssnad_train_take_refresh(d);
-    CHECK_MSG(v->raw == new_raw && v->spare_raw == old_raw,
-              "a refresh of another size replaced the serving buffers");
+    CHECK_MSG(v->raw == new_raw, "a refresh of another size replaced the serving buffers");
     check_serving(d, v, &m9, "copied");
 
-    ssna_free(&m8), ssna_free(&m9);
+    // the trainer's spare: the buffers the swap replaced, not the copied refresh's leftovers
+    float *spare_raw, *spare_norm;
+    Panels spare_bounds;
+    size_t spare_cap = ssnad_train_take_spare(d, 0, &spare_raw, &spare_norm, &spare_bounds);
+    CHECK_MSG(spare_raw == old_raw && spare_cap == CAP,
+              "the swapped-out buffers are not the trainer's spare (%zu rows)", spare_cap);
+    CHECK(ssnad_train_take_spare(d, 0, &spare_raw, &spare_norm, &spare_bounds) == 0 && !spare_raw &&
+          !spare_norm && !spare_bounds.cap);
+    free(old_raw), free(spare_norm);
+    panel_free(&spare_bounds);
+    // a refresh never taken is freed with the feed
+    post_refresh(d, &cfg, 10, N_ITEMS, CAP, &m10);
+    ssnad_train_stop(d);
+    CHECK(d->feed == NULL);
+
+    ssna_free(&m8), ssna_free(&m9), ssna_free(&m10);
     ssna_free(&v->serve), ssna_free(&v->serve_aux);
-    free(v->raw), free(v->norm), free(v->spare_raw), free(v->spare_norm);
-    panel_free(&v->bounds), panel_free(&v->spare_bounds);
+    free(v->raw), free(v->norm);
+    panel_free(&v->bounds);
     free(v->states), free(d->present);
-    pthread_mutex_destroy(&d->feed_mu);
     pthread_mutex_destroy(&d->serve_mu);
     free(d);
     return check_done();

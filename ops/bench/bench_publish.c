@@ -66,34 +66,36 @@ static double time_batch(Ssnad *d, int B, int len, double min_seconds, uint64_t 
 
 // a refresh of rows [0, n) in buffers of cap rows, posted as the trainer posts it; vectors are
 // the serving ones (the cost does not depend on their values), every page written
-static void post_refresh(SsnadVariant *v, size_t n, size_t cap) {
+static void post_refresh(Ssnad *d, size_t n, size_t cap) {
+    SsnadVariant *v = &d->var[0];
     size_t dd = (size_t)v->serve.cfg.d;
-    v->pend_params = must(malloc(v->serve.ps.total * sizeof(float)));
-    memcpy(v->pend_params, v->serve.ps.params, v->serve.ps.total * sizeof(float));
-    v->pend_raw = must(malloc(cap * dd * sizeof(float)));
-    v->pend_norm = must(malloc(cap * dd * sizeof(float)));
-    memcpy(v->pend_raw, v->raw, n * dd * sizeof(float));
-    memcpy(v->pend_norm, v->norm, n * dd * sizeof(float));
-    memset(&v->pend_bounds, 0, sizeof v->pend_bounds);
-    if (panel_reserve(&v->pend_bounds, cap, (int)dd)) must(NULL);
-    panel_copy_rows(&v->pend_bounds, &v->bounds, n);
-    v->pend_n = n, v->pend_cap = cap, v->pend_ready = 1;
+    float *params = must(malloc(v->serve.ps.total * sizeof(float)));
+    memcpy(params, v->serve.ps.params, v->serve.ps.total * sizeof(float));
+    float *raw = must(malloc(cap * dd * sizeof(float)));
+    float *norm = must(malloc(cap * dd * sizeof(float)));
+    memcpy(raw, v->raw, n * dd * sizeof(float));
+    memcpy(norm, v->norm, n * dd * sizeof(float));
+    Panels bounds = {0};
+    if (panel_reserve(&bounds, cap, (int)dd)) must(NULL);
+    panel_copy_rows(&bounds, &v->bounds, n);
+    ssnad_train_post_refresh(d, 0, params, raw, norm, &bounds, n, cap, v->serve.ps.step);
 }
 
 // seconds per ssnad_train_take_refresh of a refresh of cap rows, late rows after its snapshot
 // (the trainer's spare emptied between calls, as the trainer does)
 static double time_handover(Ssnad *d, size_t cap, size_t late, double min_seconds) {
-    SsnadVariant *v = &d->var[0];
     double total = 0;
     int reps = 0;
     do {
-        post_refresh(v, d->n_items - late, cap);
+        post_refresh(d, d->n_items - late, cap);
         double t0 = clock_monotonic_s();
         ssnad_train_take_refresh(d);
         total += clock_monotonic_s() - t0;
         reps++;
-        free(v->spare_raw), free(v->spare_norm), panel_free(&v->spare_bounds);
-        v->spare_raw = v->spare_norm = NULL, v->spare_cap = 0;
+        float *raw, *norm;
+        Panels bounds;
+        ssnad_train_take_spare(d, 0, &raw, &norm, &bounds);
+        free(raw), free(norm), panel_free(&bounds);
     } while (total < min_seconds || reps < 5);
     return total / reps;
 }
@@ -170,8 +172,10 @@ int main(int argc, char **argv) {
 
     // the hand-over: serving buffers of N_ITEMS rows (vec_cap), states for the 16 late rows
     v->states = states, v->vec_cap = v->n_vec = N_ITEMS;
-    d->train_started = 1;
-    pthread_mutex_init(&d->feed_mu, NULL);
+    if (ssnad_train_open(d, err, sizeof err)) {
+        fprintf(stderr, "bench_publish: %s\n", err);
+        return 1;
+    }
     pthread_mutex_init(&d->serve_mu, NULL);
     for (size_t late = 0; late <= 16; late += 16) {
         double swap = time_handover(d, N_ITEMS, late, min_seconds);
@@ -180,7 +184,7 @@ int main(int argc, char **argv) {
                "(%.1fx)\n",
                late, 2e3 * swap, 2e3 * copy, copy / swap);
     }
-    pthread_mutex_destroy(&d->feed_mu);
+    ssnad_train_stop(d);
     pthread_mutex_destroy(&d->serve_mu);
     norm = v->norm; // swapped: the buffers are the last refresh's now
     ssna_free(&v->serve), ssna_free(&v->serve_aux);
