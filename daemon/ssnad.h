@@ -9,8 +9,9 @@
  *   publish  (publish.threads = 2) scores the second half of each batch of lists;
  *   http     libmicrohttpd's thread (daemon/http.c): /healthz, /metrics, /abtest, and /recommend
  *            under Ssnad.serve_mu.
- * Modules: ssnad_state.c (store, models, item-state matrix, checkpoint, dump), ssnad_map.c
- * (user table, duplicate window), ssnad_embed.c, ssnad_train.c (trainer, training feed),
+ * Modules: ssnad_state.c (store, models, item-state matrix), ssnad_checkpoint.c (what a
+ * checkpoint commits and a start restores, the dump), ssnad_map.c (user table, duplicate
+ * window), ssnad_embed.c (embedding queue), ssnad_train.c (trainer, training feed),
  * ssnad_snapshot.c (model snapshots), ssnad_warm.c (init=PATH), ssnad_ingest.c, ssnad_publish.c
  * (lists, refills, /recommend), ssnad_loop.c (the loop, metrics, hooks); abtest.c and abstats.c
  * (the live A/B and its statistics).
@@ -245,6 +246,12 @@ int ssnad_state_refresh_rows(Ssnad *d, int v, size_t from, char *err, size_t err
 /* Make the catalogue index idx (of item id) exist in memory (a placeholder row until its
  * states arrive). */
 int ssnad_state_ensure_item(Ssnad *d, uint32_t idx, const char *id, char *err, size_t errlen);
+
+/* ---- ssnad_checkpoint.c: what a checkpoint commits and a start restores ---- */
+/* Restore what the committed checkpoint holds besides items and models: the events counter, the
+ * duplicate and pop windows, and the users whose lists were pending (marked dirty again).
+ * ssnad_state_open calls it. 0 or -1 with err (naming the malformed blob). */
+int ssnad_checkpoint_restore(Ssnad *d, char *err, size_t errlen);
 /* Commit the checkpoint: store the finished embeddings, write model blobs, counters, dedup
  * window and the offsets of assigned partitions, commit (sync) and begin the next transaction.
  * It never waits for the encoder: an items partition's offset is held back to its first Item
