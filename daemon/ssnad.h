@@ -233,7 +233,15 @@ typedef struct Ssnad {
 /* Open the store, the encoder, the models (from their checkpoints or fresh) and the item-state
  * matrices; begin the long-lived transaction. 0 or -1 with err. */
 int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen);
-/* Abort the open transaction (if any) and free everything state_open made. */
+/* A serving set without store, encoder or Kafka, for tests and benches: d (zeroed) serves one
+ * model variant (cfg, parameters from seed; training copy and both serving copies alike) over
+ * item states [n_items, cfg->layers, cfg->hidden] (copied; present NULL = every item has its
+ * states, else present[i] = 0 for a placeholder row): item matrices, serving vectors and their
+ * int8 bounds as ssnad_state_open leaves them. 0 or -1 with err; ssnad_state_close frees it. */
+int ssnad_state_open_serving(Ssnad *d, const SsnaConfig *cfg, uint64_t seed, const float *states,
+                             const unsigned char *present, size_t n_items, char *err,
+                             size_t errlen);
+/* Abort the open transaction (if any) and free everything state_open (or open_serving) made. */
 void ssnad_state_close(Ssnad *d);
 /* Append (or replace) items' states at their dense indexes: grows the matrices, marks them
  * present, updates every variant's serving vectors (one item-tower pass per variant for all of

@@ -287,6 +287,30 @@ int ssnad_state_open(Ssnad *d, const DaemonConfig *cfg, char *err, size_t errlen
     return 0;
 }
 
+int ssnad_state_open_serving(Ssnad *d, const SsnaConfig *cfg, uint64_t seed, const float *states,
+                             const unsigned char *present, size_t n_items, char *err,
+                             size_t errlen) {
+    SsnadVariant *v = &d->var[0];
+    pthread_mutex_init(&d->serve_mu, NULL);
+    d->hidden = cfg->hidden, d->layers = cfg->layers, d->first_layer = cfg->layers - 1;
+    d->n_var = d->n_arms = 1;
+    v->cv.kind = (int)cfg->variant, v->cv.layers = cfg->layers;
+    snprintf(v->cv.label, sizeof v->cv.label, "serving");
+    SsnaConfig mc = *cfg;
+    mc.n_items = n_items ? (int)n_items : 1;
+    if (ssna_create(&v->train, &mc, seed, err, errlen) ||
+        ssna_create(&v->serve, &mc, seed, err, errlen) ||
+        ssna_create(&v->serve_aux, &mc, seed, err, errlen) || grow_items(d, n_items, err, errlen))
+        return -1;
+    memcpy(d->states, states, n_items * row_floats(d, d->layers) * sizeof(float));
+    for (size_t i = 0; i < n_items; i++) d->present[i] = present ? present[i] != 0 : 1;
+    d->n_items = n_items;
+    for (size_t i = 0; i < n_items; i++) d->n_present += d->present[i];
+    if (serve_range(d, v, 0, n_items, err, errlen)) return -1;
+    v->n_vec = n_items;
+    return 0;
+}
+
 void ssnad_state_close(Ssnad *d) {
     store_txn_abort(d->txn);
     d->txn = NULL;

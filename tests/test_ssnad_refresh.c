@@ -108,31 +108,19 @@ static void check_serving(Ssnad *d, SsnadVariant *v, SsnaModel *m, const char *w
 int main(void) {
     char err[256];
     Ssnad *d = calloc(1, sizeof *d);
+    float *states = malloc(sizeof(float) * N_ITEMS * LAYERS * HIDDEN);
+    for (int i = 0; i < N_ITEMS * LAYERS * HIDDEN; i++) states[i] = frand();
+    SsnaConfig cfg = ssna_config_default(SSNA_VARIANT_GRU, N_ITEMS, HIDDEN, LAYERS);
+    cfg.d = 64;
+    // the serving copy before: model 7's vectors in buffers of CAP rows
+    CHECK_MSG(ssnad_state_open_serving(d, &cfg, 7, states, NULL, N_ITEMS, err, sizeof err) == 0,
+              "%s", err);
     SsnadVariant *v = &d->var[0];
+    CHECK(v->vec_cap == CAP && v->n_vec == N_ITEMS && v->bounds_axis_rows == N_ITEMS);
     DaemonConfig dcfg;
     config_init(&dcfg);
     d->cfg = &dcfg;
-    d->n_var = 1, d->n_items = N_ITEMS;
     CHECK_MSG(ssnad_train_open(d, err, sizeof err) == 0, "%s", err);
-    pthread_mutex_init(&d->serve_mu, NULL);
-    d->present = malloc(N_ITEMS);
-    memset(d->present, 1, N_ITEMS);
-    v->states = malloc(sizeof(float) * N_ITEMS * LAYERS * HIDDEN);
-    for (int i = 0; i < N_ITEMS * LAYERS * HIDDEN; i++) v->states[i] = frand();
-    SsnaConfig cfg = ssna_config_default(SSNA_VARIANT_GRU, N_ITEMS, HIDDEN, LAYERS);
-    cfg.d = 64;
-    size_t dd = (size_t)cfg.d;
-    CHECK_MSG(ssna_create(&v->serve, &cfg, 7, err, sizeof err) == 0, "%s", err);
-    CHECK_MSG(ssna_create(&v->serve_aux, &cfg, 7, err, sizeof err) == 0, "%s", err);
-    // the serving copy before: model 7's vectors in buffers of CAP rows
-    v->vec_cap = CAP, v->n_vec = N_ITEMS;
-    v->raw = malloc(sizeof(float) * CAP * dd);
-    v->norm = malloc(sizeof(float) * CAP * dd);
-    CHECK(ssna_item_vectors(&v->serve, v->states, NULL, N_ITEMS, v->raw, v->norm, err,
-                            sizeof err) == 0);
-    CHECK(panel_reserve(&v->bounds, CAP, (int)dd) == 0);
-    panel_pack(&v->bounds, v->norm, N_ITEMS);
-    v->bounds_axis_rows = N_ITEMS;
 
     // 1. the serving size: swapped in; the trainer saw 2,900 rows, 100 arrived after
     SsnaModel m8, m9, m10;
@@ -164,11 +152,7 @@ int main(void) {
     CHECK(d->feed == NULL);
 
     ssna_free(&m8), ssna_free(&m9), ssna_free(&m10);
-    ssna_free(&v->serve), ssna_free(&v->serve_aux);
-    free(v->raw), free(v->norm);
-    panel_free(&v->bounds);
-    free(v->states), free(d->present);
-    pthread_mutex_destroy(&d->serve_mu);
-    free(d);
+    ssnad_state_close(d);
+    free(states), free(d);
     return check_done();
 }

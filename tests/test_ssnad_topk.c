@@ -60,24 +60,23 @@ static void check_two_threads(Ssnad *d, const uint32_t **seqs, const int *lens, 
 int main(void) {
     char err[512];
     Ssnad *d = calloc(1, sizeof *d);
-    SsnadVariant *v = &d->var[0];
-    d->n_var = 1, d->n_items = N_ITEMS;
-    d->present = malloc(N_ITEMS);
+    unsigned char *present = malloc(N_ITEMS);
     float *states = malloc(sizeof(float) * N_ITEMS * LAYERS * HIDDEN);
     for (int i = 0; i < N_ITEMS * LAYERS * HIDDEN; i++) states[i] = frand();
-    for (int i = 0; i < N_ITEMS; i++) d->present[i] = i % 97 != 5; // a few placeholders
+    for (int i = 0; i < N_ITEMS; i++) present[i] = i % 97 != 5; // a few placeholders
     SsnaConfig cfg = ssna_config_default(SSNA_VARIANT_GRU, N_ITEMS, HIDDEN, LAYERS);
     cfg.d = 64;
-    CHECK_MSG(ssna_create(&v->serve, &cfg, 7, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(ssnad_state_open_serving(d, &cfg, 7, states, present, N_ITEMS, err, sizeof err) == 0,
+              "%s", err);
+    SsnadVariant *v = &d->var[0];
     int dd = cfg.d;
-    // norm: the reference's copy of the daemon's v->norm (and of its int8 panels, v->bounds)
-    float *norm = malloc(sizeof(float) * N_ITEMS * dd);
-    v->raw = malloc(sizeof(float) * N_ITEMS * dd);
-    v->norm = malloc(sizeof(float) * N_ITEMS * dd);
-    CHECK(ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, v->raw, norm, err, sizeof err) == 0);
-    memcpy(v->norm, norm, sizeof(float) * N_ITEMS * dd);
-    CHECK(panel_reserve(&v->bounds, N_ITEMS, dd) == 0);
-    panel_pack(&v->bounds, norm, N_ITEMS);
+    CHECK(d->n_items == N_ITEMS && d->n_present == N_ITEMS - (N_ITEMS + 91) / 97);
+    // the reference's own item vectors: one item-tower pass with the serving parameters
+    float *raw = malloc(sizeof(float) * N_ITEMS * dd), *norm = malloc(sizeof(float) * N_ITEMS * dd);
+    CHECK(ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, raw, norm, err, sizeof err) == 0);
+    CHECK_MSG(!memcmp(v->raw, raw, sizeof(float) * N_ITEMS * dd) &&
+                  !memcmp(v->norm, norm, sizeof(float) * N_ITEMS * dd),
+              "the serving set's vectors are not the item tower's");
 
     // users: lengths 0 .. 60 (longer than max_len 50: only the last 50 feed the tower, but all
     // are excluded from the list), items drawn across the whole catalogue
@@ -108,7 +107,7 @@ int main(void) {
         for (int t = 0; t < L; t++) items[t] = (int)seq[u][first + t];
         SsnaBatch b = {1, offsets, items, NULL};
         float user[64];
-        CHECK(ssna_user_vectors(&v->serve, &b, v->raw, user, err, sizeof err) == 0);
+        CHECK(ssna_user_vectors(&v->serve, &b, raw, user, err, sizeof err) == 0);
         int n = 0;
         for (int i = 0; i < N_ITEMS; i++) {
             int own = 0;
@@ -141,7 +140,6 @@ int main(void) {
     config_init(&cfgd);
     cfgd.publish_threads = 2;
     d->cfg = &cfgd;
-    CHECK_MSG(ssna_create(&v->serve_aux, &cfg, 7, err, sizeof err) == 0, "%s", err);
     CHECK_MSG(ssnad_publish_start(d, err, sizeof err) == 0, "%s", err);
     CHECK(d->scorer != NULL);
     check_two_threads(d, seqs, lens, ids, scores, counts, "helper thread");
@@ -154,7 +152,6 @@ int main(void) {
     check_two_threads(d, seqs, lens, ids, scores, counts, "helper never running");
     CHECK(!ssnad_publish_helper_busy(d));
     ssnad_publish_stop(d);
-    ssna_free(&v->serve_aux);
 
     // the single-user entry point is the same computation
     int32_t one[K];
@@ -163,10 +160,8 @@ int main(void) {
     CHECK(n1 == counts[3]);
     CHECK(n1 > 0 && memcmp(one, ids + 3 * K, sizeof(int32_t) * (size_t)n1) == 0);
 
-    free(all), free(ids), free(scores), free(states);
-    free(v->raw), free(v->norm), free(norm), free(d->present);
-    panel_free(&v->bounds);
-    ssna_free(&v->serve);
+    free(all), free(ids), free(scores), free(states), free(present), free(raw), free(norm);
+    ssnad_state_close(d);
     free(d);
     return check_done();
 }

@@ -120,31 +120,15 @@ int main(int argc, char **argv) {
     free(a), free(c);
 
     Ssnad *d = must(calloc(1, sizeof *d));
-    SsnadVariant *v = &d->var[0];
-    d->n_var = 1, d->n_items = N_ITEMS;
-    d->present = must(malloc(N_ITEMS));
-    memset(d->present, 1, N_ITEMS);
     float *states = must(malloc(sizeof(float) * N_ITEMS * LAYERS * HIDDEN));
     rng_fill_normal(states, (size_t)N_ITEMS * LAYERS * HIDDEN, 0.0f, 1.0f, &rng);
     SsnaConfig cfg = ssna_config_default(SSNA_VARIANT_GRU, N_ITEMS, HIDDEN, LAYERS);
-    if (ssna_create(&v->serve, &cfg, 7, err, sizeof err) ||
-        ssna_create(&v->serve_aux, &cfg, 7, err, sizeof err)) {
+    if (ssnad_state_open_serving(d, &cfg, 7, states, NULL, N_ITEMS, err, sizeof err)) {
         fprintf(stderr, "bench_publish: %s\n", err);
         return 1;
     }
-    int dd = cfg.d;
-    float *norm = must(malloc(sizeof(float) * N_ITEMS * dd));
-    v->raw = must(malloc(sizeof(float) * N_ITEMS * dd));
-    v->norm = norm;
-    if (ssna_item_vectors(&v->serve, states, NULL, N_ITEMS, v->raw, norm, err, sizeof err)) {
-        fprintf(stderr, "bench_publish: %s\n", err);
-        return 1;
-    }
-    if (panel_reserve(&v->bounds, N_ITEMS, dd)) {
-        fprintf(stderr, "bench_publish: out of memory\n");
-        return 1;
-    }
-    panel_pack(&v->bounds, norm, N_ITEMS);
+    free(states);
+    SsnadVariant *v = &d->var[0];
 
     DaemonConfig dc;
     config_init(&dc);
@@ -170,25 +154,21 @@ int main(int argc, char **argv) {
                    B / t1, B / t2, t1 / t2, t1 * 1e3, t2 * 1e3);
         }
 
-    // the hand-over: serving buffers of N_ITEMS rows (vec_cap), states for the 16 late rows
-    v->states = states, v->vec_cap = v->n_vec = N_ITEMS;
+    // the hand-over: refreshes of the serving buffers' size (vec_cap rows) and of another; the
+    // 16 late rows get their vectors from the new parameters
     if (ssnad_train_open(d, err, sizeof err)) {
         fprintf(stderr, "bench_publish: %s\n", err);
         return 1;
     }
-    pthread_mutex_init(&d->serve_mu, NULL);
     for (size_t late = 0; late <= 16; late += 16) {
-        double swap = time_handover(d, N_ITEMS, late, min_seconds);
-        double copy = time_handover(d, N_ITEMS + 16, late, min_seconds); // another size: copied
+        double swap = time_handover(d, v->vec_cap, late, min_seconds);
+        double copy = time_handover(d, v->vec_cap + 16, late, min_seconds); // copied
         printf("  refresh hand-over, 2 variants, %2zu late rows: swapped %.2f ms, copied %.2f ms "
                "(%.1fx)\n",
                late, 2e3 * swap, 2e3 * copy, copy / swap);
     }
     ssnad_train_stop(d);
-    pthread_mutex_destroy(&d->serve_mu);
-    norm = v->norm; // swapped: the buffers are the last refresh's now
-    ssna_free(&v->serve), ssna_free(&v->serve_aux);
-    free(v->raw), free(norm), free(states), free(d->present);
-    panel_free(&v->bounds), free(d);
+    ssnad_state_close(d);
+    free(d);
     return 0;
 }
