@@ -126,12 +126,6 @@ typedef struct {
     SsnaModel train;     // only the trainer thread touches it (ssnad_snapshot.c writes it out)
     int warm_unsaved;    // started from init= and not yet in a committed snapshot reference
     int64_t serve_steps; // train steps behind the serving parameters
-    // model snapshots (ssnad_snapshot.c; under Ssnad.feed_mu)
-    int snap_state;    // idle, wanted, writing, ready
-    int snap_slot;     // slot of the ready snapshot
-    int64_t snap_step; // its Adam step
-    int snap_in_txn;   // its reference is in the open checkpoint transaction
-    int ref_slot;      // slot the committed checkpoint names, -1 none
     MetricCounter *m_steps, *m_published;
     MetricCounter *m_seq_fresh, *m_seq_replay; // sequences trained on, by source
     MetricHistogram *m_freshness;              // event applied -> trained on (fresh sequences)
@@ -149,12 +143,13 @@ typedef struct {
 typedef struct SsnadEmbedQueue SsnadEmbedQueue;
 typedef struct SsnadScorer SsnadScorer;
 typedef struct SsnadFeed SsnadFeed;
+typedef struct SsnadSnapshots SsnadSnapshots;
 
 typedef struct Ssnad {
     const DaemonConfig *cfg;
     Store *store;
-    StoreTxn *txn; // the open write transaction; committed at each checkpoint
-    Store *models; // <db.path>/models: model snapshots, written by the trainer
+    StoreTxn *txn;         // the open write transaction; committed at each checkpoint
+    SsnadSnapshots *snaps; // model snapshots in <db.path>/models (ssnad_snapshot.c)
     Encoder *enc;
     char *identity;
     int hidden, layers, first_layer; // layers = max a over variants, top layer first
@@ -277,12 +272,16 @@ int ssnad_pending_parse(const void *blob, size_t len, int (*fn)(void *ctx, const
 int ssnad_dump_state(const char *db_path, FILE *users_in, FILE *out, char *err, size_t errlen);
 
 /* ---- ssnad_snapshot.c: model snapshots in <db.path>/models, referenced by checkpoints ---- */
-/* Open the models environment; every variant starts by wanting a snapshot. 0 or -1. */
+/* Open the models environment and the snapshots' states (Ssnad.snaps, private to the module);
+ * every variant starts by wanting a snapshot. 0 or -1 with err. */
 int ssnad_snapshot_open(Ssnad *d, char *err, size_t errlen);
+/* Close the models environment and free the states (a no-op when not open). */
 void ssnad_snapshot_close(Ssnad *d);
-/* Restore v (both copies) from the snapshot the committed checkpoint names (or, in a store from
- * before snapshots, from its model:<label> checkpoint). *found = 0: nothing stored. 0 or -1. */
-int ssnad_snapshot_load(Ssnad *d, SsnadVariant *v, int *found, char *err, size_t errlen);
+enum { SSNAD_SNAPSHOT_SLOT = 1, SSNAD_SNAPSHOT_LEGACY = 2 };
+/* Restore variant vi (both copies) from the snapshot the committed checkpoint names
+ * (*found = SSNAD_SNAPSHOT_SLOT) or, in a store from before snapshots, from its model:<label>
+ * checkpoint (SSNAD_SNAPSHOT_LEGACY). *found = 0: nothing stored. 0 or -1 with err. */
+int ssnad_snapshot_load(Ssnad *d, int vi, int *found, char *err, size_t errlen);
 /* Trainer: 1 when some variant wants a snapshot (caller holds feed_mu). */
 int ssnad_snapshot_wanted(Ssnad *d);
 /* Trainer, between steps, without feed_mu: write and sync every wanted snapshot. */

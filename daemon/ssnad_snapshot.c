@@ -28,6 +28,20 @@
 
 enum { SNAP_IDLE = 0, SNAP_WANTED, SNAP_WRITING, SNAP_READY };
 
+/* One variant's snapshot (under Ssnad.feed_mu but ref_slot and in_txn, the main thread's). */
+typedef struct {
+    int state;    // SNAP_*
+    int slot;     // slot of the ready snapshot
+    int64_t step; // its Adam step
+    int in_txn;   // its reference is in the open checkpoint transaction
+    int ref_slot; // slot the committed checkpoint names, -1 none
+} Snapshot;
+
+struct SsnadSnapshots {
+    Store *models; // <db.path>/models
+    Snapshot var[CONFIG_VARIANTS_MAX];
+};
+
 static void slot_name(const SsnadVariant *v, int slot, char *buf, size_t n) {
     snprintf(buf, n, "model:%s:%d", v->cv.label, slot);
 }
@@ -49,13 +63,19 @@ static int model_from_blob(SsnaModel *m, const SsnadVariant *v, const char *wher
 int ssnad_snapshot_open(Ssnad *d, char *err, size_t errlen) {
     char dir[CONFIG_STRING_MAX + 16];
     snprintf(dir, sizeof dir, "%s/models", d->cfg->db_path);
-    for (int i = 0; i < d->n_var; i++) d->var[i].snap_state = SNAP_WANTED; // the first one
-    return store_open(&d->models, dir, NULL, err, errlen);
+    SsnadSnapshots *s = calloc(1, sizeof *s);
+    if (!s) return errmsg_fail(err, errlen, "model snapshots: out of memory");
+    for (int i = 0; i < CONFIG_VARIANTS_MAX; i++)
+        s->var[i] = (Snapshot){.state = SNAP_WANTED, .ref_slot = -1}; // WANTED: the first one
+    d->snaps = s;
+    return store_open(&s->models, dir, NULL, err, errlen);
 }
 
 void ssnad_snapshot_close(Ssnad *d) {
-    store_close(d->models);
-    d->models = NULL;
+    if (!d->snaps) return;
+    store_close(d->snaps->models);
+    free(d->snaps);
+    d->snaps = NULL;
 }
 
 /* Load a blob into both copies of v. */
@@ -67,12 +87,14 @@ static int load_blob(SsnadVariant *v, const char *where, const void *blob, size_
                : 0;
 }
 
-int ssnad_snapshot_load(Ssnad *d, SsnadVariant *v, int *found, char *err, size_t errlen) {
+int ssnad_snapshot_load(Ssnad *d, int vi, int *found, char *err, size_t errlen) {
+    SsnadVariant *v = &d->var[vi];
+    Snapshot *sn = &d->snaps->var[vi];
     char name[160], where[CONFIG_STRING_MAX + 200];
     void *blob = NULL;
     size_t len = 0;
     *found = 0;
-    v->ref_slot = -1;
+    sn->ref_slot = -1;
     ref_name(v, name, sizeof name);
     int rc = store_get_checkpoint(d->store, d->txn, name, &blob, &len, err, errlen);
     if (rc < 0) return -1;
@@ -84,7 +106,7 @@ int ssnad_snapshot_load(Ssnad *d, SsnadVariant *v, int *found, char *err, size_t
         snprintf(where, sizeof where, "%s: checkpoint %s", d->cfg->db_path, name);
         rc = load_blob(v, where, blob, len, err, errlen);
         free(blob);
-        *found = !rc;
+        *found = rc ? 0 : SSNAD_SNAPSHOT_LEGACY;
         return rc;
     }
     int slot = -1;
@@ -98,7 +120,7 @@ int ssnad_snapshot_load(Ssnad *d, SsnadVariant *v, int *found, char *err, size_t
     }
     slot_name(v, slot, name, sizeof name);
     snprintf(where, sizeof where, "%s/models: %s", d->cfg->db_path, name);
-    rc = store_get_checkpoint(d->models, NULL, name, &blob, &len, err, errlen);
+    rc = store_get_checkpoint(d->snaps->models, NULL, name, &blob, &len, err, errlen);
     if (rc < 0) return -1;
     if (rc == STORE_NOTFOUND) {
         return errmsg_fail(err, errlen,
@@ -112,7 +134,7 @@ int ssnad_snapshot_load(Ssnad *d, SsnadVariant *v, int *found, char *err, size_t
                  where, (long long)v->train.ps.step, step);
         rc = -1;
     }
-    if (!rc) v->ref_slot = slot, *found = 1;
+    if (!rc) sn->ref_slot = slot, *found = SSNAD_SNAPSHOT_SLOT;
     return rc;
 }
 
@@ -132,7 +154,7 @@ static int write_slot(Ssnad *d, SsnadVariant *v, int slot, char *err, size_t err
     free(pb);
     slot_name(v, slot, name, sizeof name);
     StoreTxn *t = NULL;
-    int rc = store_txn_begin(d->models, &t, err, errlen);
+    int rc = store_txn_begin(d->snaps->models, &t, err, errlen);
     if (!rc) rc = store_put_checkpoint(t, name, blob, (size_t)hl + plen, err, errlen);
     if (!rc) {
         rc = store_txn_commit(t, STORE_COMMIT_SYNC, err, errlen);
@@ -145,16 +167,17 @@ static int write_slot(Ssnad *d, SsnadVariant *v, int slot, char *err, size_t err
 
 int ssnad_snapshot_wanted(Ssnad *d) {
     for (int i = 0; i < d->n_var; i++)
-        if (d->var[i].snap_state == SNAP_WANTED) return 1;
+        if (d->snaps->var[i].state == SNAP_WANTED) return 1;
     return 0;
 }
 
 void ssnad_snapshot_service(Ssnad *d) {
     for (int i = 0; i < d->n_var; i++) {
         SsnadVariant *v = &d->var[i];
+        Snapshot *sn = &d->snaps->var[i];
         pthread_mutex_lock(&d->feed_mu);
-        int go = v->snap_state == SNAP_WANTED, slot = v->ref_slot == 0 ? 1 : 0;
-        if (go) v->snap_state = SNAP_WRITING;
+        int go = sn->state == SNAP_WANTED, slot = sn->ref_slot == 0 ? 1 : 0;
+        if (go) sn->state = SNAP_WRITING;
         pthread_mutex_unlock(&d->feed_mu);
         if (!go) continue;
         char err[512] = "";
@@ -164,8 +187,8 @@ void ssnad_snapshot_service(Ssnad *d) {
             log_error("model snapshot failed", LOG_STR("variant", v->cv.label),
                       LOG_STR("error", err));
         pthread_mutex_lock(&d->feed_mu);
-        v->snap_state = rc ? SNAP_IDLE : SNAP_READY;
-        v->snap_slot = slot, v->snap_step = step;
+        sn->state = rc ? SNAP_IDLE : SNAP_READY;
+        sn->slot = slot, sn->step = step;
         pthread_mutex_unlock(&d->feed_mu);
     }
 }
@@ -173,10 +196,11 @@ void ssnad_snapshot_service(Ssnad *d) {
 int ssnad_snapshot_now(Ssnad *d, char *err, size_t errlen) {
     for (int i = 0; i < d->n_var; i++) {
         SsnadVariant *v = &d->var[i];
-        int slot = v->ref_slot == 0 ? 1 : 0;
+        Snapshot *sn = &d->snaps->var[i];
+        int slot = sn->ref_slot == 0 ? 1 : 0;
         if (write_slot(d, v, slot, err, errlen)) return -1;
-        v->snap_state = SNAP_READY, v->snap_slot = slot, v->snap_step = v->train.ps.step;
-        log_info("model saved", LOG_STR("variant", v->cv.label), LOG_INT("steps", v->snap_step),
+        sn->state = SNAP_READY, sn->slot = slot, sn->step = v->train.ps.step;
+        log_info("model saved", LOG_STR("variant", v->cv.label), LOG_INT("steps", sn->step),
                  LOG_INT("slot", slot));
     }
     return 0;
@@ -185,11 +209,12 @@ int ssnad_snapshot_now(Ssnad *d, char *err, size_t errlen) {
 int ssnad_snapshot_put_refs(Ssnad *d, char *err, size_t errlen) {
     for (int i = 0; i < d->n_var; i++) {
         SsnadVariant *v = &d->var[i];
+        Snapshot *sn = &d->snaps->var[i];
         pthread_mutex_lock(&d->feed_mu);
-        int ready = v->snap_state == SNAP_READY, slot = v->snap_slot;
-        long long step = (long long)v->snap_step;
+        int ready = sn->state == SNAP_READY, slot = sn->slot;
+        long long step = (long long)sn->step;
         pthread_mutex_unlock(&d->feed_mu);
-        v->snap_in_txn = ready; // a snapshot finished after this point waits for the next one
+        sn->in_txn = ready; // a snapshot finished after this point waits for the next one
         if (!ready) continue;
         char name[160], text[64];
         ref_name(v, name, sizeof name);
@@ -203,10 +228,11 @@ void ssnad_snapshot_committed(Ssnad *d) {
     pthread_mutex_lock(&d->feed_mu);
     for (int i = 0; i < d->n_var; i++) {
         SsnadVariant *v = &d->var[i];
-        if (v->snap_in_txn) v->ref_slot = v->snap_slot, v->snap_state = SNAP_IDLE;
-        if (v->snap_in_txn && v->warm_unsaved) v->warm_unsaved = 0, d->warm_unsaved--;
-        v->snap_in_txn = 0;
-        if (v->snap_state == SNAP_IDLE) v->snap_state = SNAP_WANTED;
+        Snapshot *sn = &d->snaps->var[i];
+        if (sn->in_txn) sn->ref_slot = sn->slot, sn->state = SNAP_IDLE;
+        if (sn->in_txn && v->warm_unsaved) v->warm_unsaved = 0, d->warm_unsaved--;
+        sn->in_txn = 0;
+        if (sn->state == SNAP_IDLE) sn->state = SNAP_WANTED;
     }
     pthread_cond_broadcast(&d->feed_cv);
     pthread_mutex_unlock(&d->feed_mu);

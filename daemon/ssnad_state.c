@@ -204,7 +204,7 @@ static int open_variant(Ssnad *d, int i, int a, char *err, size_t errlen) {
         return -1;
     v->train.rng = seed ^ 0x9e3779b97f4a7c15ull;
     int found;
-    if (ssnad_snapshot_load(d, v, &found, err, errlen)) return -1;
+    if (ssnad_snapshot_load(d, i, &found, err, errlen)) return -1;
     if (found)
         log_info("model restored", LOG_STR("variant", v->cv.label),
                  LOG_INT("steps", v->train.ps.step));

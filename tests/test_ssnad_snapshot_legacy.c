@@ -44,11 +44,17 @@ static int load(const char *dir, SsnadVariant *v, int *found, char *err, size_t 
     d->cfg = &cfg;
     CHECK(store_open(&d->store, dir, NULL, err, errlen) == 0);
     CHECK(store_txn_begin(d->store, &d->txn, err, errlen) == 0);
-    snprintf(v->cv.label, sizeof v->cv.label, "%s", LABEL);
+    CHECK(ssnad_snapshot_open(d, err, errlen) == 0);
+    SsnadVariant *dv = &d->var[0];
+    d->n_var = 1;
+    snprintf(dv->cv.label, sizeof dv->cv.label, "%s", LABEL);
     SsnaConfig mc = ssna_config_default(SSNA_VARIANT_GRU, 50, 32, 3);
-    CHECK(ssna_create(&v->train, &mc, 5, err, errlen) == 0);
-    CHECK(ssna_create(&v->serve, &mc, 5, err, errlen) == 0);
-    int rc = ssnad_snapshot_load(d, v, found, err, errlen);
+    CHECK(ssna_create(&dv->train, &mc, 5, err, errlen) == 0);
+    CHECK(ssna_create(&dv->serve, &mc, 5, err, errlen) == 0);
+    int rc = ssnad_snapshot_load(d, 0, found, err, errlen);
+    *v = *dv; // the caller frees the models
+    ssnad_snapshot_close(d);
+    CHECK(d->snaps == NULL);
     store_txn_abort(d->txn);
     store_close(d->store);
     free(d);
@@ -71,7 +77,7 @@ int main(void) {
     store_close(s);
     memset(&v, 0, sizeof v);
     CHECK_MSG(load(dir, &v, &found, err, sizeof err) == 0, "%s", err);
-    CHECK(found == 1 && v.ref_slot == -1);
+    CHECK(found == SSNAD_SNAPSHOT_LEGACY);
     CHECK(v.train.ps.step == 123 && v.serve.ps.step == 123);
     size_t bytes = saved.ps.total * sizeof(float);
     CHECK_MSG(!memcmp(v.train.ps.params, saved.ps.params, bytes) &&
