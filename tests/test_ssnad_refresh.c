@@ -142,10 +142,11 @@ int main(void) {
     size_t spare_cap = ssnad_train_take_spare(d, 0, &spare_raw, &spare_norm, &spare_bounds);
     CHECK_MSG(spare_raw == old_raw && spare_cap == CAP,
               "the swapped-out buffers are not the trainer's spare (%zu rows)", spare_cap);
+    free(spare_raw), free(spare_norm);
+    panel_free(&spare_bounds);
+    // taken once: the slot is empty until the next hand-over
     CHECK(ssnad_train_take_spare(d, 0, &spare_raw, &spare_norm, &spare_bounds) == 0 && !spare_raw &&
           !spare_norm && !spare_bounds.cap);
-    free(old_raw), free(spare_norm);
-    panel_free(&spare_bounds);
     // a refresh never taken is freed with the feed
     post_refresh(d, &cfg, 10, N_ITEMS, CAP, &m10);
     ssnad_train_stop(d);
