@@ -46,5 +46,9 @@ void encoder_add_layernorm(float *x, const float *r, const float *w, const float
 // One unpadded sequence.
 void encoder_attention(float *out, float *att, const float *q, const float *k, const float *v,
                        int ld, int L, int C, int NH);
+// out: [C], the first token's attention output; q: [C]; k, v: [L, C] rows ld floats apart;
+// att: [L] scratch. One unpadded sequence.
+void encoder_attention_first(float *out, float *att, const float *q, const float *k, const float *v,
+                             int ld, int L, int C, int NH);
 
 #endif

@@ -107,6 +107,23 @@ void encoder_attention(float *out, float *att, const float *q, const float *k, c
     }
 }
 
+// out: [C]; q: [C]; k, v: [L, C] rows ld apart; att: [L]. Only the first token's query: the
+// last block computed, when only first-token states are returned (ENCODER_POOL_CLS).
+void encoder_attention_first(float *out, float *att, const float *q, const float *k, const float *v,
+                             int ld, int L, int C, int NH) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int h = 0; h < NH; h++) {
+        // att = scale * k_h q_h: [L]
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, L, hs, scale, k + h * hs, ld, q + h * hs, 1, 0.0f,
+                    att, 1);
+        softmax_row_fast(att, L);
+        // out_h = v_h^T att: [hs]
+        cblas_sgemv(CblasRowMajor, CblasTrans, L, hs, 1.0f, v + h * hs, ld, att, 1, 0.0f,
+                    out + h * hs, 1);
+    }
+}
+
 /* Sum of x[0..n) with ENC_LANES independent partial sums (vectorisable without reassociation). */
 static float row_total(const float *x, int n) {
     float acc[ENC_LANES] = {0}, s = 0.0f;

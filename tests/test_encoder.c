@@ -120,7 +120,8 @@ int main(void) {
     CHECK(max_abs_diff(all, alt, (size_t)nt * nl * C) < 1e-5);
     encoder_set_threads(e, 2);
     encoder_set_batch_tokens(e, 2048);
-    // layer j of a top-first request is layer n - j asked alone
+    // layer j of a top-first request is layer n - j asked alone (asked alone, layer l is the last
+    // computed, so it takes the first-token-only block; in the full request it is an inner one)
     for (int l = 0; l <= n; l++) {
         CHECK(encoder_embed(e, &texts[2], NULL, 1, ENCODER_POOL_CLS, l, 1, one, err, sizeof err) ==
               0);
