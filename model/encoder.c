@@ -394,3 +394,11 @@ double encoder_flops(const Encoder *e, int n_tokens) {
     double per_block = 2.0 * T * (4.0 * C * C + 2.0 * C * F) + 4.0 * T * T * C;
     return per_block * e->n_layers;
 }
+
+double encoder_flops_cls(const Encoder *e, int n_tokens) {
+    double C = e->hidden, F = e->ffn, T = n_tokens;
+    // the top block: keys and values of every token, everything else for one row
+    double top = 2.0 * T * 2.0 * C * C + 2.0 * (2.0 * C * C + 2.0 * C * F) + 4.0 * T * C;
+    double full = encoder_flops(e, n_tokens);
+    return e->n_layers ? full - full / e->n_layers + top : full;
+}

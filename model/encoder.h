@@ -69,6 +69,10 @@ const Tokenizer *encoder_tokenizer(const Encoder *e);
 const char *encoder_identity(const Encoder *e);
 /* FLOPs (multiply-adds x 2) of running the encoder over one sequence of n_tokens tokens. */
 double encoder_flops(const Encoder *e, int n_tokens);
+/* The FLOPs encoder_forward_ids performs for one sequence with ENCODER_POOL_CLS up to the top
+ * layer: encoder_flops less what the top block skips (all but the first token's query,
+ * attention, projection and feed-forward). */
+double encoder_flops_cls(const Encoder *e, int n_tokens);
 
 /* Tokenize texts[i][0..lens[i]) (lens may be NULL for NUL-terminated texts) and run them.
  * Returns, for each text i and j < n_layers, the pooled state of layer first_layer - j in
