@@ -121,10 +121,24 @@ static void embed_batch(const EncoderJob *job, const EncoderBatch *b, EncoderWor
     encoder_add_layernorm(w->x, NULL, e->emb_ln_w, e->emb_ln_b, b->n_tokens, C, e->eps);
 }
 
+/* The rest of a post-LayerNorm block once attention has run, over N rows: x = LN1(x + att Wo),
+ * then x = LN2(x + FFN(x)). x, att, tmp: [N, C]; ff: [N, F]; att is read, tmp and ff are scratch.
+ */
+static void block_after_attention(const Encoder *e, const EncoderBlock *blk, float *x,
+                                  const float *att, float *tmp, float *ff, int N) {
+    int C = e->hidden, F = e->ffn;
+    linear_forward(tmp, att, blk->wo, blk->bo, N, C, C);
+    encoder_add_layernorm(x, tmp, blk->ln1_w, blk->ln1_b, N, C, e->eps);
+    linear_forward(ff, x, blk->w1, blk->b1, N, C, F);
+    encoder_gelu(ff, (size_t)N * F);
+    linear_forward(tmp, ff, blk->w2, blk->b2, N, F, C);
+    encoder_add_layernorm(x, tmp, blk->ln2_w, blk->ln2_b, N, C, e->eps);
+}
+
 /* One post-LayerNorm block over the packed batch, in place on w->x: [N, C]. */
 static void block_forward(const Encoder *e, const EncoderBlock *blk, const EncoderJob *job,
                           const EncoderBatch *b, EncoderWork *w) {
-    int N = b->n_tokens, C = e->hidden, F = e->ffn;
+    int N = b->n_tokens, C = e->hidden;
     // one GEMM for Q, K and V: qkv rows are [q | k | v], 3C floats
     linear_forward(w->qkv, w->x, blk->wqkv, blk->bqkv, N, C, 3 * C);
     // each sequence attends only to itself: packing needs no padding mask
@@ -136,12 +150,7 @@ static void block_forward(const Encoder *e, const EncoderBlock *blk, const Encod
         encoder_attention(w->att_out + o, w->att, q, q + C, q + 2 * C, 3 * C, L, C, e->n_heads);
         off += (size_t)L;
     }
-    linear_forward(w->tmp, w->att_out, blk->wo, blk->bo, N, C, C);
-    encoder_add_layernorm(w->x, w->tmp, blk->ln1_w, blk->ln1_b, N, C, e->eps);
-    linear_forward(w->ff, w->x, blk->w1, blk->b1, N, C, F);
-    encoder_gelu(w->ff, (size_t)N * F);
-    linear_forward(w->tmp, w->ff, blk->w2, blk->b2, N, F, C);
-    encoder_add_layernorm(w->x, w->tmp, blk->ln2_w, blk->ln2_b, N, C, e->eps);
+    block_after_attention(e, blk, w->x, w->att_out, w->tmp, w->ff, N);
 }
 
 /* The same block when only each sequence's first token is wanted from it (the last block
@@ -150,7 +159,7 @@ static void block_forward(const Encoder *e, const EncoderBlock *blk, const Encod
  * multiply-adds per token. x: [N, C] packed in; out: its first-token rows, [count, C], in w->x. */
 static void block_forward_first(const Encoder *e, const EncoderBlock *blk, const EncoderJob *job,
                                 const EncoderBatch *b, EncoderWork *w) {
-    int N = b->n_tokens, S = b->count, C = e->hidden, F = e->ffn;
+    int N = b->n_tokens, S = b->count, C = e->hidden;
     float *kv = w->qkv, *h = w->tmp, *q = w->att_out;
     // kv: [N, 2C], rows C..3C of the qkv weight; h: [S, C] the first tokens' inputs
     linear_forward(kv, w->x, blk->wqkv + (size_t)C * C, blk->bqkv + C, N, C, 2 * C);
@@ -167,12 +176,7 @@ static void block_forward_first(const Encoder *e, const EncoderBlock *blk, const
                                 job->n_ids[job->order[b->first + s]], C, e->n_heads);
         off += (size_t)job->n_ids[job->order[b->first + s]];
     }
-    linear_forward(q, w->x, blk->wo, blk->bo, S, C, C);
-    encoder_add_layernorm(h, q, blk->ln1_w, blk->ln1_b, S, C, e->eps);
-    linear_forward(w->ff, h, blk->w1, blk->b1, S, C, F);
-    encoder_gelu(w->ff, (size_t)S * F);
-    linear_forward(q, w->ff, blk->w2, blk->b2, S, F, C);
-    encoder_add_layernorm(h, q, blk->ln2_w, blk->ln2_b, S, C, e->eps);
+    block_after_attention(e, blk, h, w->x, q, w->ff, S);
     memcpy(w->x, h, (size_t)S * C * sizeof(float));
 }
 
