@@ -91,17 +91,6 @@ static void record_layer(EncoderJob *job, const EncoderBatch *b, const float *x,
     }
 }
 
-/* record_layer for x: [count, C] holding only the first token of each sequence of the batch. */
-static void record_first_tokens(EncoderJob *job, const EncoderBatch *b, const float *x, int layer) {
-    int j = job->first_layer - layer, C = job->e->hidden;
-    if (j < 0 || j >= job->n_layers) return;
-    for (int s = 0; s < b->count; s++) {
-        int seq = job->order[b->first + s];
-        memcpy(job->out + ((size_t)seq * job->n_layers + j) * C, x + (size_t)s * C,
-               (size_t)C * sizeof(float));
-    }
-}
-
 /* Embeddings (word + position + token type 0, LayerNorm) of the batch into w->x: [N, C]. */
 static void embed_batch(const EncoderJob *job, const EncoderBatch *b, EncoderWork *w) {
     const Encoder *e = job->e;
@@ -156,7 +145,8 @@ static void block_forward(const Encoder *e, const EncoderBlock *blk, const Encod
 /* The same block when only each sequence's first token is wanted from it (the last block
  * computed, with ENCODER_POOL_CLS): keys and values of every token, but the query, attention
  * output, projection and feed-forward of the first tokens only, 2C^2 instead of (4C + 2F)C
- * multiply-adds per token. x: [N, C] packed in; out: its first-token rows, [count, C], in w->x. */
+ * multiply-adds per token. x: [N, C] packed; afterwards only each sequence's first row of it is
+ * this block's output (what record_layer reads for [CLS] pooling), the other rows are scratch. */
 static void block_forward_first(const Encoder *e, const EncoderBlock *blk, const EncoderJob *job,
                                 const EncoderBatch *b, EncoderWork *w) {
     int N = b->n_tokens, S = b->count, C = e->hidden;
@@ -171,13 +161,18 @@ static void block_forward_first(const Encoder *e, const EncoderBlock *blk, const
     linear_forward(q, h, blk->wqkv, blk->bqkv, S, C, C); // q: [S, C]
     off = 0;
     for (int s = 0; s < S; s++) { // attention out: [S, C] into w->x, whose rows are spent
+        int L = job->n_ids[job->order[b->first + s]];
         const float *k = kv + off * 2 * C;
-        encoder_attention_first(w->x + (size_t)s * C, w->att, q + (size_t)s * C, k, k + C, 2 * C,
-                                job->n_ids[job->order[b->first + s]], C, e->n_heads);
-        off += (size_t)job->n_ids[job->order[b->first + s]];
+        encoder_attention_first(w->x + (size_t)s * C, w->att, q + (size_t)s * C, k, k + C, 2 * C, L,
+                                C, e->n_heads);
+        off += (size_t)L;
     }
     block_after_attention(e, blk, h, w->x, q, w->ff, S);
-    memcpy(w->x, h, (size_t)S * C * sizeof(float));
+    off = 0;
+    for (int s = 0; s < S; s++) { // back to each sequence's first row
+        memcpy(w->x + off * C, h + (size_t)s * C, (size_t)C * sizeof(float));
+        off += (size_t)job->n_ids[job->order[b->first + s]];
+    }
 }
 
 static void run_batch(EncoderJob *job, const EncoderBatch *b, EncoderWork *w) {
@@ -185,13 +180,11 @@ static void run_batch(EncoderJob *job, const EncoderBatch *b, EncoderWork *w) {
     record_layer(job, b, w->x, 0);
     // layers above first_layer are never returned, so they are not computed
     for (int l = 0; l < job->first_layer; l++) {
-        if (l == job->first_layer - 1 && job->pool == ENCODER_POOL_CLS) {
+        if (l == job->first_layer - 1 && job->pool == ENCODER_POOL_CLS)
             block_forward_first(job->e, &job->e->blocks[l], job, b, w);
-            record_first_tokens(job, b, w->x, l + 1);
-        } else {
+        else
             block_forward(job->e, &job->e->blocks[l], job, b, w);
-            record_layer(job, b, w->x, l + 1);
-        }
+        record_layer(job, b, w->x, l + 1);
     }
 }
 
