@@ -300,7 +300,8 @@ int ssna_cmd_train(int argc, char **argv) {
         return 2;
     }
     if (o.pop) return pop_train(&o);
-    // the elementwise loops get the second core too when OpenBLAS has one (OPENBLAS_NUM_THREADS)
+    // a second core (OPENBLAS_NUM_THREADS > 1): the pool's helper takes half of every loop, and
+    // of every product where OpenBLAS had two threads (model/pool.h)
     if (openblas_get_num_threads() > 1 && pool_set_threads(2))
         fprintf(stderr, "ssna train: no helper thread; elementwise loops run on one core\n");
     char err[1024];

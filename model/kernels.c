@@ -18,6 +18,45 @@
 
 /* ---- linear ---------------------------------------------------------------------------------- */
 
+/* One row-major sgemm, C[M, N] = alpha op(A) op(B) + beta C, split in two over the pool when it
+ * splits products (pool.h: then OpenBLAS runs one thread per caller, and the two halves stand in
+ * for its two threads): rows of C when M >= N, columns otherwise. Each half is an sgemm of its own
+ * over disjoint outputs with the full K, so no sum is split. Products too small to gain stay whole.
+ */
+typedef struct {
+    CBLAS_TRANSPOSE ta, tb;
+    int M, N, K, lda, ldb, ldc, by_rows;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} SgemmJob;
+
+static void sgemm_range(void *p, size_t begin, size_t end) {
+    const SgemmJob *j = p;
+    int b = (int)begin, n = (int)(end - begin);
+    if (j->by_rows) // rows [b, b + n) of C: rows of op(A)
+        cblas_sgemm(CblasRowMajor, j->ta, j->tb, n, j->N, j->K, j->alpha,
+                    j->A + (j->ta == CblasNoTrans ? (size_t)b * j->lda : (size_t)b), j->lda, j->B,
+                    j->ldb, j->beta, j->C + (size_t)b * j->ldc, j->ldc);
+    else // columns [b, b + n) of C: columns of op(B)
+        cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->M, n, j->K, j->alpha, j->A, j->lda,
+                    j->B + (j->tb == CblasNoTrans ? (size_t)b : (size_t)b * j->ldb), j->ldb,
+                    j->beta, j->C + b, j->ldc);
+}
+
+#define SGEMM_SPLIT_FLOPS (1 << 21) // below ~2 MFLOP the hand-over costs more than half the work
+
+static void sgemm_pooled(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc) {
+    SgemmJob j = {ta, tb, M, N, K, lda, ldb, ldc, M >= N, alpha, beta, A, B, C};
+    if (!pool_splits_products() || 2.0 * M * N * K < SGEMM_SPLIT_FLOPS) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    pool_for((size_t)(j.by_rows ? M : N), 8, sgemm_range, &j);
+}
+
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int C,
                     int OC) {
     float beta = 0.0f;
@@ -27,20 +66,16 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
         beta = 1.0f;
     }
     // out[N, OC] (+)= inp[N, C] @ w[OC, C]^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out,
-                OC);
+    sgemm_pooled(CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
 }
 
 void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                      const float *w, int N, int C, int OC) {
     // dinp[N, C] += dout[N, OC] @ w[OC, C]
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f,
-                    dinp, C);
+        sgemm_pooled(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
     // dw[OC, C] += dout[N, OC]^T @ inp[N, C]
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
-                    dw, C);
+    if (dw) sgemm_pooled(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (db) {
         for (int n = 0; n < N; n++) {
             const float *row = dout + (size_t)n * OC;
@@ -192,6 +227,8 @@ void softplus_backward(float *dinp, const float *inp, const float *dout, size_t 
 
 /* ---- attention ------------------------------------------------------------------------------- */
 
+#define ATT_ROW_GRAIN 8 // sequences (each NH heads of [T, T] products) per half, at least
+
 /* Valid length of row b: lens[b] clamped to [0, T], or T without lens. */
 static int attention_len(const int *lens, int b, int T) {
     if (!lens) return T;
@@ -199,12 +236,27 @@ static int attention_len(const int *lens, int b, int T) {
     return L < 0 ? 0 : (L > T ? T : L);
 }
 
-void attention_forward(float *out, float *att, float *att_drop, const uint8_t *keep, float p,
-                       const float *q, const float *k, const float *v, const int *lens, int causal,
-                       int B, int T, int C, int NH) {
-    int hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs), keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    for (int b = 0; b < B; b++) {
+/* The arguments of one attention_forward / attention_backward call, for pool_for over rows b:
+ * each row's heads read and write only that row's slices, so rows split without changing a sum. */
+typedef struct {
+    float *out, *att, *att_drop, *dq, *dk, *dv, *scratch;
+    const float *q, *k, *v, *dout, *att_in, *att_drop_in;
+    const uint8_t *keep;
+    const int *lens;
+    float p;
+    int causal, T, C, NH;
+} AttentionJob;
+
+static void attention_forward_rows(void *arg, size_t b0, size_t b1) {
+    const AttentionJob *job = arg;
+    float *out = job->out, *att = job->att, *att_drop = job->att_drop;
+    const float *q = job->q, *k = job->k, *v = job->v;
+    const uint8_t *keep = job->keep;
+    const int *lens = job->lens;
+    int causal = job->causal, T = job->T, C = job->C, NH = job->NH, hs = C / NH;
+    float p = job->p, scale = 1.0f / sqrtf((float)hs);
+    float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    for (int b = (int)b0; b < (int)b1; b++) {
         int L = attention_len(lens, b, T);
         size_t bo = (size_t)b * T * C;
         // padded query rows produce 0; only the [L, L] block is computed
@@ -216,6 +268,8 @@ void attention_forward(float *out, float *att, float *att_drop, const uint8_t *k
             const float *vh = v + bo + (size_t)h * hs;
             float *oh = out + bo + (size_t)h * hs;
             memset(a, 0, (size_t)T * T * sizeof(float));
+            float *ad = keep ? att_drop + ((size_t)b * NH + h) * T * T : NULL;
+            if (ad) memset(ad, 0, (size_t)T * T * sizeof(float)); // defined for empty rows too
             if (L == 0) continue;
             // a[:L, :L] = scale * qh[:L] @ kh[:L]^T
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, scale, qh, C, kh, C,
@@ -227,10 +281,8 @@ void attention_forward(float *out, float *att, float *att_drop, const uint8_t *k
                 for (int j = nk; j < L; j++) row[j] = 0.0f;
             }
             const float *av = a; // the probabilities that weight v: a, or a after dropout
-            if (keep) {
+            if (ad) {
                 size_t ho = ((size_t)b * NH + h) * T * T;
-                float *ad = att_drop + ho;
-                memset(ad, 0, (size_t)T * T * sizeof(float));
                 for (int i = 0; i < L; i++)
                     for (int j = 0; j < L; j++) {
                         size_t ij = (size_t)i * T + j;
@@ -245,21 +297,43 @@ void attention_forward(float *out, float *att, float *att_drop, const uint8_t *k
     }
 }
 
+void attention_forward(float *out, float *att, float *att_drop, const uint8_t *keep, float p,
+                       const float *q, const float *k, const float *v, const int *lens, int causal,
+                       int B, int T, int C, int NH) {
+    AttentionJob j = {.out = out,
+                      .att = att,
+                      .att_drop = att_drop,
+                      .q = q,
+                      .k = k,
+                      .v = v,
+                      .keep = keep,
+                      .lens = lens,
+                      .p = p,
+                      .causal = causal,
+                      .T = T,
+                      .C = C,
+                      .NH = NH};
+    pool_for((size_t)B, ATT_ROW_GRAIN, attention_forward_rows, &j);
+}
+
 /* Query rows per GEMM block in the backward pass: the block's [rows, L] gradient of the scores
  * lives on the stack (16 KiB), so rows go through the GEMMs together and nothing is allocated.
  * Only a row longer than the block (T > 4096) falls back to the caller's [T] scratch, one row at
  * a time. */
 #define ATT_BWD_BLOCK_FLOATS 4096
 
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                        const float *att_drop, const uint8_t *keep, float p, const float *q,
-                        const float *k, const float *v, const int *lens, int causal, int B, int T,
-                        int C, int NH, float *scratch) {
-    (void)causal; // the saved probabilities are already 0 at masked keys
-    int hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs), keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+static void attention_backward_rows(void *arg, size_t b0, size_t b1) {
+    const AttentionJob *job = arg;
+    float *dq = job->dq, *dk = job->dk, *dv = job->dv, *scratch = job->scratch;
+    const float *dout = job->dout, *att = job->att_in, *att_drop = job->att_drop_in;
+    const float *q = job->q, *k = job->k, *v = job->v;
+    const uint8_t *keep = job->keep;
+    const int *lens = job->lens;
+    int T = job->T, C = job->C, NH = job->NH, hs = C / NH;
+    float p = job->p, scale = 1.0f / sqrtf((float)hs);
+    float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     float block[ATT_BWD_BLOCK_FLOATS];
-    for (int b = 0; b < B; b++) {
+    for (int b = (int)b0; b < (int)b1; b++) {
         int L = attention_len(lens, b, T);
         if (L == 0) continue;
         int rows_per_block = L <= ATT_BWD_BLOCK_FLOATS ? ATT_BWD_BLOCK_FLOATS / L : 1;
@@ -301,6 +375,34 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
             }
         }
     }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                        const float *att_drop, const uint8_t *keep, float p, const float *q,
+                        const float *k, const float *v, const int *lens, int causal, int B, int T,
+                        int C, int NH, float *scratch) {
+    (void)causal; // the saved probabilities are already 0 at masked keys
+    AttentionJob j = {.dq = dq,
+                      .dk = dk,
+                      .dv = dv,
+                      .scratch = scratch,
+                      .dout = dout,
+                      .att_in = att,
+                      .att_drop_in = att_drop,
+                      .q = q,
+                      .k = k,
+                      .v = v,
+                      .keep = keep,
+                      .lens = lens,
+                      .p = p,
+                      .T = T,
+                      .C = C,
+                      .NH = NH};
+    // rows longer than the stack block share the caller's one scratch row: no split then
+    if (T > ATT_BWD_BLOCK_FLOATS)
+        attention_backward_rows(&j, 0, (size_t)B);
+    else
+        pool_for((size_t)B, ATT_ROW_GRAIN, attention_backward_rows, &j);
 }
 
 /* ---- dropout --------------------------------------------------------------------------------- */
@@ -487,39 +589,72 @@ void l2norm_backward(float *dinp, const float *dout, const float *out, const flo
 
 void cosine_scores(float *out, const float *a, const float *b, int N, int M, int C, float scale) {
     // out[N, M] = scale * a[N, C] @ b[M, C]^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, C, scale, a, C, b, C, 0.0f, out, M);
+    sgemm_pooled(CblasNoTrans, CblasTrans, N, M, C, scale, a, C, b, C, 0.0f, out, M);
 }
 
 /* ---- cross-entropy --------------------------------------------------------------------------- */
 
-float crossentropy_forward(float *probs, const float *logits, const int *targets, int N, int V) {
-    double total = 0.0;
-    int counted = 0;
-    for (int n = 0; n < N; n++) {
-        const float *z = logits + (size_t)n * V;
-        float *p = probs + (size_t)n * V;
-        float zt = targets[n] >= 0 ? z[targets[n]] : 0.0f; // read before probs may overwrite it
+#define CE_ROW_GRAIN(V) ((size_t)(V) >= 4096 ? 1 : 4096 / (size_t)(V)) // >= ~4k logits a half
+
+/* Rows [begin, end) of the cross-entropy: forward adds its rows' losses into sum[half], backward
+ * writes its rows of dlogits. Each half owns its slot, so the halves never share a sum. */
+typedef struct {
+    float *probs, *dlogits;
+    const float *logits;
+    const int *targets;
+    int V;
+    float scale;
+    double sum[2];
+    int counted[2];
+} CrossEntropyJob;
+
+static void crossentropy_forward_rows(void *arg, size_t begin, size_t end) {
+    CrossEntropyJob *j = arg;
+    int V = j->V, slot = begin > 0; // pool_for's second half starts past 0, the first at 0
+    for (size_t n = begin; n < end; n++) {
+        const float *z = j->logits + n * V;
+        float *p = j->probs + n * V;
+        int t = j->targets[n];
+        float zt = t >= 0 ? z[t] : 0.0f; // read before probs may overwrite it
         // -log p[t] as log-sum-exp - z[t]: exact even where p[t] underflows to 0
         double lse = softmax_row(p, z, V);
-        if (targets[n] < 0) continue;
-        total += lse - zt;
-        counted++;
+        if (t < 0) continue;
+        j->sum[slot] += lse - zt;
+        j->counted[slot]++;
     }
-    return counted ? (float)(total / counted) : 0.0f;
 }
 
-void crossentropy_backward(float *dlogits, const float *probs, const int *targets, int N, int V) {
-    int counted = 0;
-    for (int n = 0; n < N; n++) counted += targets[n] >= 0;
-    float inv = counted ? 1.0f / (float)counted : 0.0f;
-    for (int n = 0; n < N; n++) {
-        float *d = dlogits + (size_t)n * V;
-        const float *p = probs + (size_t)n * V;
-        if (targets[n] < 0) {
+float crossentropy_forward(float *probs, const float *logits, const int *targets, int N, int V) {
+    CrossEntropyJob j = {.probs = probs, .logits = logits, .targets = targets, .V = V};
+    pool_for((size_t)N, CE_ROW_GRAIN(V), crossentropy_forward_rows, &j);
+    int counted = j.counted[0] + j.counted[1];
+    return counted ? (float)((j.sum[0] + j.sum[1]) / counted) : 0.0f;
+}
+
+static void crossentropy_backward_rows(void *arg, size_t begin, size_t end) {
+    CrossEntropyJob *j = arg;
+    int V = j->V;
+    float inv = j->scale;
+    for (size_t n = begin; n < end; n++) {
+        float *d = j->dlogits + n * V;
+        const float *p = j->probs + n * V;
+        if (j->targets[n] < 0) {
             memset(d, 0, (size_t)V * sizeof(float));
             continue;
         }
         for (int i = 0; i < V; i++) d[i] = p[i] * inv;
-        d[targets[n]] -= inv;
+        d[j->targets[n]] -= inv;
     }
+}
+
+void crossentropy_backward(float *dlogits, const float *probs, const int *targets, int N, int V,
+                           float scale) {
+    int counted = 0;
+    for (int n = 0; n < N; n++) counted += targets[n] >= 0;
+    CrossEntropyJob j = {.probs = (float *)probs,
+                         .dlogits = dlogits,
+                         .targets = targets,
+                         .V = V,
+                         .scale = counted ? scale / (float)counted : 0.0f};
+    pool_for((size_t)N, CE_ROW_GRAIN(V), crossentropy_backward_rows, &j);
 }

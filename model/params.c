@@ -114,14 +114,17 @@ typedef struct {
 
 static void adam_range(void *arg, size_t begin, size_t end) {
     AdamJob *j = arg;
-    float *p = j->p, *g = j->g, *m = j->m, *v = j->v;
-    float b1 = j->b1, b2 = j->b2, eps = j->eps, wd = j->wd;
+    // restrict locals: a store through p could otherwise alias j's floats and force reloads
+    float *restrict p = j->p, *restrict m = j->m, *restrict v = j->v;
+    const float *restrict g = j->g;
+    float b1 = j->b1, b2 = j->b2, eps = j->eps, wd = j->wd, bc2_sqrt = j->bc2_sqrt;
+    float step_size = j->step_size;
     for (size_t i = begin; i < end; i++) {
         float gi = g[i] + wd * p[i]; // L2 decay folded into the gradient (torch.optim.Adam)
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        float denom = sqrtf(v[i]) / j->bc2_sqrt + eps;
-        p[i] -= j->step_size * m[i] / denom;
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        p[i] -= step_size * m[i] / denom;
     }
 }
 

@@ -1,6 +1,7 @@
 /* pool.c - one helper thread for pool_for (see pool.h). */
 #include "model/pool.h"
 
+#include <cblas.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -12,7 +13,8 @@ static struct {
     // read by every pool_for caller without a lock (atomic, release/acquire: a caller that sees
     // it set also sees the helper's thread created); set once, under `owner`
     atomic_int started;
-    PoolFn fn; // posted job: fn(ctx, begin, end); NULL when there is none
+    atomic_int split_products; // set before `started` (so read after it), never cleared
+    PoolFn fn;                 // posted job: fn(ctx, begin, end); NULL when there is none
     void *ctx;
     size_t begin, end;
     int done;
@@ -44,10 +46,21 @@ int pool_set_threads(int n) {
     if (!atomic_load_explicit(&pool.started, memory_order_relaxed)) {
         rc = pthread_create(&pool.thread, NULL, helper_main, NULL) ? -1 : 0;
         if (!rc) pthread_detach(pool.thread);
+        // with two OpenBLAS threads the pool splits the products instead (pool.h); with more,
+        // OpenBLAS keeps them: the pool's two threads would use fewer cores
+        if (!rc && openblas_get_num_threads() <= 2) {
+            openblas_set_num_threads(1);
+            atomic_store_explicit(&pool.split_products, 1, memory_order_relaxed);
+        }
         if (!rc) atomic_store_explicit(&pool.started, 1, memory_order_release);
     }
     pthread_mutex_unlock(&pool.owner);
     return rc;
+}
+
+int pool_splits_products(void) {
+    return atomic_load_explicit(&pool.started, memory_order_acquire) &&
+           atomic_load_explicit(&pool.split_products, memory_order_relaxed);
 }
 
 void pool_for(size_t n, size_t grain, PoolFn fn, void *ctx) {

@@ -1,14 +1,20 @@
-/* pool.h - a second thread for the elementwise loops of training.
+/* pool.h - a second thread for training: the matrix products and the loops between them.
  *
- * With 2 OpenBLAS threads the matrix products use both cores, but everything between them (GRU
- * gates, adapter mixing, GELU, cross-entropy rows, Adam) ran on one, while the BLAS worker spun
- * idle: a third of a training epoch. pool_for splits such a loop in two halves, the caller runs
- * the first and one helper thread the second. Only the callers that ask for it use it (ssna train,
- * bench_train); the daemon keeps its own threads and never starts the helper.
+ * Training's products are many and medium-sized, and the loops between them (GRU gates, adapter
+ * mixing, GELU, dropout masks, attention rows, cross-entropy rows, Adam) are many and short. With
+ * OpenBLAS's own two threads the products used both cores but the loops ran on one while the BLAS
+ * worker spun in sched_yield (a third of an epoch), and the spinning worker lost badly to any
+ * other load on the machine. So the pool does both: pool_for splits a loop in two halves, the
+ * caller runs the first and one helper thread the second, and kernels.h's products are split the
+ * same way (rows or columns of the output), each half a one-thread OpenBLAS call. Starting the
+ * helper therefore sets OpenBLAS to one thread (where it had two; with more cores OpenBLAS keeps
+ * the products). Only the callers that ask for it use it (ssna
+ * train, bench_train); the daemon keeps its own threads and never starts the helper.
  *
  * Safe from any thread: a caller that finds the helper busy (another pool_for in flight) runs its
- * whole loop itself. Each half must touch only its own elements; results do not depend on the
- * split (no reduction crosses it), so one and two threads give identical numbers.
+ * whole loop itself. Each half must touch only its own elements and no sum crosses the split, so
+ * the loops give identical numbers on one thread or two. A split product can differ from the
+ * whole one in the last bit (OpenBLAS may pick another kernel for a smaller shape).
  */
 #ifndef SSNA_MODEL_POOL_H
 #define SSNA_MODEL_POOL_H
@@ -18,9 +24,13 @@
 // fn(ctx, begin, end): the loop body over elements [begin, end)
 typedef void (*PoolFn)(void *ctx, size_t begin, size_t end);
 
-/* 1 (default: every loop on the calling thread) or 2 (start the helper). Call it before the
- * loops run, from one thread; 0 or -1 if the helper cannot start (the loops then run inline). */
+/* 1 (default: every loop on the calling thread) or 2 (start the helper; if OpenBLAS has at most
+ * two threads, set it to one per caller and split the products over the pool). Call it before the
+ * loops run; 0, or -1 if the helper cannot start (everything then runs as before). */
 int pool_set_threads(int n);
+/* 1 when the helper runs and kernels.h's products split over it (OpenBLAS had at most two threads
+ * when it started), else 0. */
+int pool_splits_products(void);
 /* fn over [0, n): split in two when the helper is free and n >= 2 * grain. */
 void pool_for(size_t n, size_t grain, PoolFn fn, void *ctx);
 

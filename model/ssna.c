@@ -12,6 +12,7 @@
 
 #include "model/errmsg.h"
 #include "model/kernels.h"
+#include "model/pool.h"
 #include "model/rng.h"
 #include "model/ssna_internal.h"
 
@@ -153,9 +154,23 @@ static int resolve_params(SsnaModel *m, char *err, size_t errlen) {
     return 0;
 }
 
+typedef struct {
+    uint8_t *keep;
+    uint64_t state;
+    float p;
+} DrawMaskJob;
+
+// keep[i] = (the i-th uniform from state) >= p: the same numbers as n rng_uniform calls in turn
+static void draw_mask_range(void *arg, size_t begin, size_t end) {
+    const DrawMaskJob *j = arg;
+    for (size_t i = begin; i < end; i++) j->keep[i] = rng_unit(rng_at(j->state, i)) >= j->p;
+}
+
 int ssna_draw_mask(SsnaModel *m, uint8_t *keep, size_t n, float p) {
     if (m->noise) return m->noise->draw_mask(m->noise->ctx, keep, n, p);
-    for (size_t i = 0; i < n; i++) keep[i] = rng_uniform(&m->rng) >= p;
+    DrawMaskJob j = {keep, m->rng, p};
+    pool_for(n, 16384, draw_mask_range, &j);
+    m->rng += (uint64_t)n * RNG_GAMMA;
     return 0;
 }
 
@@ -165,9 +180,25 @@ int ssna_draw_normal(SsnaModel *m, float *x, size_t n) {
     return 0;
 }
 
+typedef struct {
+    float *out;
+    const float *inp;
+    const uint8_t *keep;
+    float scale;
+} MaskJob;
+
+static void apply_mask_range(void *arg, size_t begin, size_t end) {
+    const MaskJob *j = arg;
+    // locals, not j->: a store through out could alias the job, which stops vectorisation
+    float *restrict out = j->out, scale = j->scale;
+    const float *restrict inp = j->inp;
+    const uint8_t *restrict keep = j->keep;
+    for (size_t i = begin; i < end; i++) out[i] = keep[i] ? inp[i] * scale : 0.0f;
+}
+
 void ssna_apply_mask(float *out, const float *inp, const uint8_t *keep, size_t n, float p) {
-    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    for (size_t i = 0; i < n; i++) out[i] = keep[i] ? inp[i] * scale : 0.0f;
+    MaskJob j = {out, inp, keep, p < 1.0f ? 1.0f / (1.0f - p) : 0.0f};
+    pool_for(n, 16384, apply_mask_range, &j);
 }
 
 /* ---- create / free -------------------------------------------------------------------------- */
@@ -335,6 +366,23 @@ static void scatter_add_rows(float *vectors, const float *rows, const int *local
 
 /* ---- training forward / backward ------------------------------------------------------------ */
 
+typedef struct {
+    float *logits;
+    const int *tgt_col;
+    const float *log_count, *corr;
+    int Ut;
+} OffsetJob;
+
+static void add_offsets_rows(void *arg, size_t begin, size_t end) {
+    const OffsetJob *j = arg;
+    for (size_t n = begin; n < end; n++) {
+        int t = j->tgt_col[n];
+        if (t < 0) continue;
+        float *row = j->logits + n * j->Ut;
+        for (int c = 0; c < j->Ut; c++) row[c] += j->corr[c] + (c != t ? j->log_count[c] : 0.0f);
+    }
+}
+
 /* In-batch logits [N, Ut] gain constant offsets (no gradient of their own). UniSRec scores every
  * position's target as a negative and masks only the copies of the row's OWN target: a distinct
  * negative item seen k times counts k times, i.e. its logit gains log k, while the own target
@@ -351,11 +399,8 @@ static int in_batch_offsets(SsnaWork *w, float *logits, const int *tgt_uniq, int
         log_count[j] = logf(log_count[j]);
         corr[j] = log_q ? -log_q[tgt_uniq[j]] : 0.0f;
     }
-    for (int n = 0; n < N; n++) {
-        if (tgt_col[n] < 0) continue;
-        float *row = logits + (size_t)n * Ut;
-        for (int j = 0; j < Ut; j++) row[j] += corr[j] + (j != tgt_col[n] ? log_count[j] : 0.0f);
-    }
+    OffsetJob job = {logits, tgt_col, log_count, corr, Ut};
+    pool_for((size_t)N, 16, add_offsets_rows, &job);
     return 0;
 }
 
@@ -442,8 +487,7 @@ int ssna_backward(SsnaModel *m) {
     float *dvtn = SSNA_FLOATS(w->dvtn, (size_t)Ut * d), *dvt = SSNA_FLOATS(w->dvt, (size_t)Ut * d);
     float *dvin = SSNA_FLOATS(w->dvin, (size_t)N * d), *dv = SSNA_FLOATS(w->dv, (size_t)U * d);
     if (!dlogits || !dun || !du || !dvtn || !dvt || !dvin || !dv) return -1;
-    crossentropy_backward(dlogits, w->probs.p, w->tgt_col.p, N, Ut);
-    for (size_t i = 0; i < (size_t)N * Ut; i++) dlogits[i] /= c->tau;
+    crossentropy_backward(dlogits, w->probs.p, w->tgt_col.p, N, Ut, 1.0f / c->tau);
     memset(dun, 0, (size_t)N * d * sizeof(float));
     memset(dvtn, 0, (size_t)Ut * d * sizeof(float));
     linear_backward(dun, dvtn, NULL, dlogits, w->un.p, w->vtn.p, N, d, Ut);

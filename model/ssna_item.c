@@ -133,6 +133,36 @@ static void mix_backward(void *arg, size_t begin, size_t end) {
     }
 }
 
+/* The per-head shift of the whitening: forward e[u, :] -= shift over rows [begin, end); backward
+ * dshift[j] = -sum_u de[u, j] over columns [begin, end) (each column summed in row order by one
+ * thread, so the split changes no sum). */
+typedef struct {
+    float *out;       // forward: e [U, cols]; backward: dshift [cols]
+    const float *inp; // forward: shift [cols]; backward: de [U, cols]
+    int cols, U;
+} ShiftJob;
+
+static void shift_rows(void *arg, size_t begin, size_t end) {
+    const ShiftJob *j = arg;
+    const float *restrict shift = j->inp;
+    int cols = j->cols;
+    for (size_t u = begin; u < end; u++) {
+        float *restrict row = j->out + u * cols;
+        for (int c = 0; c < cols; c++) row[c] -= shift[c];
+    }
+}
+
+static void shift_grad_columns(void *arg, size_t begin, size_t end) {
+    const ShiftJob *j = arg;
+    float *restrict ds = j->out;
+    int cols = j->cols, U = j->U;
+    for (size_t c = begin; c < end; c++) ds[c] = 0.0f;
+    for (int u = 0; u < U; u++) {
+        const float *restrict row = j->inp + (size_t)u * cols;
+        for (size_t c = begin; c < end; c++) ds[c] -= row[c];
+    }
+}
+
 // x, xd: [U, H] states and their dropped-out copy; e: [U, nE * d]; g, s, eps, p: [U, nE];
 // z: [U, d] output
 static int moe_forward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, float *xd,
@@ -153,8 +183,8 @@ static int moe_forward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, flo
     if (!shift) return -1;
     for (int k = 0; k < nE; k++)
         linear_forward(shift + k * d, b + (size_t)k * H, W + (size_t)k * d * H, NULL, 1, H, d);
-    for (int u = 0; u < U; u++)
-        for (int j = 0; j < nE * d; j++) e[(size_t)u * nE * d + j] -= shift[j];
+    ShiftJob sj = {e, shift, nE * d, U};
+    pool_for((size_t)U, 64, shift_rows, &sj);
 
     linear_forward(g, x, m->p->adapter[a].gate.val, NULL, U, H, nE);
     if (w->train) {
@@ -196,9 +226,8 @@ static int moe_backward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, co
     const float *W = m->p->adapter[a].w.val, *b = m->p->adapter[a].b.val;
     float *dW = m->p->adapter[a].w.grad, *db = m->p->adapter[a].b.grad;
     linear_backward(NULL, dW, NULL, de, xd, W, U, H, nE * d);
-    memset(dshift, 0, (size_t)nE * d * sizeof(float));
-    for (int u = 0; u < U; u++)
-        for (int j = 0; j < nE * d; j++) dshift[j] -= de[(size_t)u * nE * d + j];
+    ShiftJob sj = {dshift, de, nE * d, U};
+    pool_for((size_t)nE * d, 256, shift_grad_columns, &sj);
     for (int k = 0; k < nE; k++)
         linear_backward(db + (size_t)k * H, dW + (size_t)k * d * H, NULL, dshift + k * d,
                         b + (size_t)k * H, W + (size_t)k * d * H, 1, H, d);

@@ -463,7 +463,7 @@ static void test_crossentropy(void) {
     CHECK(memcmp(inplace, c.probs, sizeof(inplace)) == 0);
     // backward overwrites: the prior must be gone, so add it back for grad_check's subtraction
     float *dlogits = prior_buf(35);
-    crossentropy_backward(dlogits, c.probs, targets, c.N, c.V);
+    crossentropy_backward(dlogits, c.probs, targets, c.N, c.V, 1.0f);
     int ignored_zero = 1;
     for (int i = 0; i < 7; i++) ignored_zero &= dlogits[7 + i] == 0.0f && dlogits[28 + i] == 0.0f;
     CHECK_MSG(ignored_zero, "crossentropy: ignored rows must get exactly zero gradient");

@@ -243,7 +243,7 @@ static void test_crossentropy(void) {
     float *probs = zeros(n), *dlogits = zeros(n);
     float loss = crossentropy_forward(probs, logits, targets, N, V);
     compare("ce", "loss", &loss, ref("ce", "loss", 1), 1);
-    crossentropy_backward(dlogits, probs, targets, N, V);
+    crossentropy_backward(dlogits, probs, targets, N, V, 1.0f);
     compare("ce", "dlogits", dlogits, ref("ce", "dlogits", n), n);
     free(probs), free(dlogits);
 }

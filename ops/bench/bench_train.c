@@ -45,6 +45,18 @@ static int dump(const char *path, const Interactions *d, const float *states, in
 int main(int argc, char **argv) {
     const char *data = NULL, *dump_path = NULL;
     int variant = SSNA_VARIANT_GRU, layers = 3, hidden = 384, batch = 256, epochs = 1;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: bench_train [--data DIR] [--variant V] [--layers A] [--hidden H] "
+                   "[--batch N] [--epochs N] [--dump FILE]\n"
+                   "seconds per training epoch and peak RSS on Scientific (defaults: gru, a = 3, "
+                   "hidden 384, batch 256, 1 epoch); ops/bench/train runs it beside torch\n");
+            return 0;
+        }
+    if (argc % 2 == 0) {
+        fprintf(stderr, "bench_train: option %s needs a value (--help)\n", argv[argc - 1]);
+        return 2;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--data"))
             data = argv[i + 1];
@@ -69,7 +81,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_train: bad option value\n");
         return 2;
     }
-    // as ssna train: the elementwise loops get the second core when OpenBLAS has one
+    // as ssna train: the pool's helper takes the second core (loops and products, model/pool.h)
     if (openblas_get_num_threads() > 1 && pool_set_threads(2)) {
         fprintf(stderr, "bench_train: cannot start the helper thread\n");
         return 1;
