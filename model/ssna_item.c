@@ -93,39 +93,41 @@ void ssna_item_init(SsnaModel *m, uint64_t *rng) {
 
 /* ---- one MoE adapter ------------------------------------------------------------------------ */
 
-/* The expert mixture z[u] = sum_k p[u, k] e[u, k] over rows [begin, end) (forward), and its
- * gradients de[u, k] = p[u, k] dz[u], dp[u, k] = <dz[u], e[u, k]> (backward). */
+/* The expert mixture z[u] = sum_k p[u, k] (e[u, k] - shift[k]) over rows [begin, end) (forward),
+ * and its gradients de[u, k] = p[u, k] dz[u], dp[u, k] = <dz[u], e[u, k] - shift[k]> (backward).
+ * e is the raw product xd W^T; each head's shift W_k b_k is subtracted here, in registers, rather
+ * than in a pass of its own over the [U, nE * d] outputs (the same float operations). */
 typedef struct {
-    float *out, *dp; // forward: z [U, d]; backward: de [U, nE, d], dp [U, nE]
-    const float *e, *p, *dz;
+    float *out, *dp;                 // forward: z [U, d]; backward: de [U, nE, d], dp [U, nE]
+    const float *e, *shift, *p, *dz; // e: [U, nE, d]; shift: [nE, d]; p: [U, nE]; dz: [U, d]
     int nE, d;
 } MixJob;
 
 static void mix_forward(void *arg, size_t begin, size_t end) {
-    MixJob *j = arg;
+    const MixJob *j = arg;
     int nE = j->nE, d = j->d;
     for (size_t u = begin; u < end; u++) {
-        float *zu = j->out + u * d;
+        float *restrict zu = j->out + u * d;
         memset(zu, 0, (size_t)d * sizeof(float));
         for (int k = 0; k < nE; k++) {
             float pk = j->p[u * nE + k];
-            const float *ek = j->e + (u * nE + k) * d;
-            for (int c = 0; c < d; c++) zu[c] += pk * ek[c];
+            const float *restrict ek = j->e + (u * nE + k) * d, *restrict sk = j->shift + k * d;
+            for (int c = 0; c < d; c++) zu[c] += pk * (ek[c] - sk[c]);
         }
     }
 }
 
 static void mix_backward(void *arg, size_t begin, size_t end) {
-    MixJob *j = arg;
+    const MixJob *j = arg;
     int nE = j->nE, d = j->d;
     for (size_t u = begin; u < end; u++) {
-        const float *dzu = j->dz + u * d;
+        const float *restrict dzu = j->dz + u * d;
         for (int k = 0; k < nE; k++) {
-            const float *ek = j->e + (u * nE + k) * d;
-            float *dek = j->out + (u * nE + k) * d;
+            const float *restrict ek = j->e + (u * nE + k) * d, *restrict sk = j->shift + k * d;
+            float *restrict dek = j->out + (u * nE + k) * d;
             float pk = j->p[u * nE + k], dot = 0.0f;
             for (int c = 0; c < d; c++) {
-                dot += dzu[c] * ek[c];
+                dot += dzu[c] * (ek[c] - sk[c]);
                 dek[c] = pk * dzu[c];
             }
             j->dp[u * nE + k] = dot;
@@ -133,34 +135,13 @@ static void mix_backward(void *arg, size_t begin, size_t end) {
     }
 }
 
-/* The per-head shift of the whitening: forward e[u, :] -= shift over rows [begin, end); backward
- * dshift[j] = -sum_u de[u, j] over columns [begin, end) (each column summed in row order by one
- * thread, so the split changes no sum). */
-typedef struct {
-    float *out;       // forward: e [U, cols]; backward: dshift [cols]
-    const float *inp; // forward: shift [cols]; backward: de [U, cols]
-    int cols, U;
-} ShiftJob;
-
-static void shift_rows(void *arg, size_t begin, size_t end) {
-    const ShiftJob *j = arg;
-    const float *restrict shift = j->inp;
-    int cols = j->cols;
-    for (size_t u = begin; u < end; u++) {
-        float *restrict row = j->out + u * cols;
-        for (int c = 0; c < cols; c++) row[c] -= shift[c];
-    }
-}
-
-static void shift_grad_columns(void *arg, size_t begin, size_t end) {
-    const ShiftJob *j = arg;
-    float *restrict ds = j->out;
-    int cols = j->cols, U = j->U;
-    for (size_t c = begin; c < end; c++) ds[c] = 0.0f;
-    for (int u = 0; u < U; u++) {
-        const float *restrict row = j->inp + (size_t)u * cols;
-        for (size_t c = begin; c < end; c++) ds[c] -= row[c];
-    }
+/* shift: [nE, d], head k's W_k b_k (its bias b_k: [H] through W_k: [d, H]) */
+static void moe_shift(const SsnaModel *m, int a, float *shift) {
+    const SsnaConfig *c = &m->cfg;
+    int H = c->hidden, d = c->d;
+    const float *W = m->p->adapter[a].w.val, *b = m->p->adapter[a].b.val;
+    for (int k = 0; k < c->n_experts; k++)
+        linear_forward(shift + k * d, b + (size_t)k * H, W + (size_t)k * d * H, NULL, 1, H, d);
 }
 
 // x, xd: [U, H] states and their dropped-out copy; e: [U, nE * d]; g, s, eps, p: [U, nE];
@@ -170,21 +151,19 @@ static int moe_forward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, flo
                        float *z) {
     const SsnaConfig *c = &m->cfg;
     int U = w->U, H = c->hidden, nE = c->n_experts, d = c->d;
-    const float *W = m->p->adapter[a].w.val, *b = m->p->adapter[a].b.val;
+    const float *W = m->p->adapter[a].w.val;
     if (w->train) {
         if (ssna_draw_mask(m, keep, (size_t)U * H, c->adapter_dropout)) return -1;
         ssna_apply_mask(xd, x, keep, (size_t)U * H, c->adapter_dropout);
     } else {
         memcpy(xd, x, (size_t)U * H * sizeof(float));
     }
-    /* (xd - b_k) W_k^T = xd W_k^T - W_k b_k: one sgemm for all heads, then a per-head shift */
+    /* (xd - b_k) W_k^T = xd W_k^T - W_k b_k: one sgemm for all heads; the mixture subtracts the
+     * per-head shift */
     linear_forward(e, xd, W, NULL, U, H, nE * d);
     float *shift = SSNA_FLOATS(w->dtmp, (size_t)nE * d);
     if (!shift) return -1;
-    for (int k = 0; k < nE; k++)
-        linear_forward(shift + k * d, b + (size_t)k * H, W + (size_t)k * d * H, NULL, 1, H, d);
-    ShiftJob sj = {e, shift, nE * d, U};
-    pool_for((size_t)U, 64, shift_rows, &sj);
+    moe_shift(m, a, shift);
 
     linear_forward(g, x, m->p->adapter[a].gate.val, NULL, U, H, nE);
     if (w->train) {
@@ -195,7 +174,7 @@ static int moe_forward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, flo
         for (size_t i = 0; i < (size_t)U * nE; i++) g[i] += eps[i] * (p[i] + 0.01f);
     }
     softmax_forward(p, g, U, nE);
-    MixJob job = {z, NULL, e, p, NULL, nE, d};
+    MixJob job = {z, NULL, e, shift, p, NULL, nE, d};
     pool_for((size_t)U, 64, mix_forward, &job);
     return 0;
 }
@@ -208,10 +187,11 @@ static int moe_backward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, co
     int U = w->U, H = c->hidden, nE = c->n_experts, d = c->d;
     float *de = SSNA_FLOATS(w->de, (size_t)U * nE * d);
     float *dp = SSNA_FLOATS(w->dp, (size_t)U * nE * 3);
-    float *dshift = SSNA_FLOATS(w->dtmp, (size_t)nE * d);
-    if (!de || !dp || !dshift) return -1;
-    float *dg = dp + (size_t)U * nE, *ds = dg + (size_t)U * nE;
-    MixJob job = {de, dp, e, p, dz, nE, d};
+    float *shift = SSNA_FLOATS(w->dtmp, (size_t)nE * d * 2);
+    if (!de || !dp || !shift) return -1;
+    float *dshift = shift + (size_t)nE * d, *dg = dp + (size_t)U * nE, *ds = dg + (size_t)U * nE;
+    moe_shift(m, a, shift); // as the forward pass had it: the weights have not moved since
+    MixJob job = {de, dp, e, shift, p, dz, nE, d};
     pool_for((size_t)U, 64, mix_backward, &job);
     memset(dg, 0, (size_t)U * nE * 2 * sizeof(float));
     softmax_backward(dg, p, dp, U, nE);
@@ -226,8 +206,11 @@ static int moe_backward(SsnaModel *m, SsnaItemWork *w, int a, const float *x, co
     const float *W = m->p->adapter[a].w.val, *b = m->p->adapter[a].b.val;
     float *dW = m->p->adapter[a].w.grad, *db = m->p->adapter[a].b.grad;
     linear_backward(NULL, dW, NULL, de, xd, W, U, H, nE * d);
-    ShiftJob sj = {dshift, de, nE * d, U};
-    pool_for((size_t)nE * d, 256, shift_grad_columns, &sj);
+    /* dshift_k = -sum_u de[u, k] = -sum_u p[u, k] dz[u]: one [nE, U] x [U, d] product, which reads
+     * p and dz instead of the 8x larger de */
+    memset(dshift, 0, (size_t)nE * d * sizeof(float));
+    linear_backward(NULL, dshift, NULL, p, dz, NULL, U, d, nE);
+    for (int i = 0; i < nE * d; i++) dshift[i] = -dshift[i];
     for (int k = 0; k < nE; k++)
         linear_backward(db + (size_t)k * H, dW + (size_t)k * d * H, NULL, dshift + k * d,
                         b + (size_t)k * H, W + (size_t)k * d * H, 1, H, d);
