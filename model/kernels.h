@@ -115,7 +115,7 @@ void cosine_scores(float *out, const float *a, const float *b, int N, int M, int
 // this row");
 // returns the mean loss over rows with a target; probs saved for backward.
 float crossentropy_forward(float *probs, const float *logits, const int *targets, int N, int V);
-// dlogits: [N, V] (overwritten, not accumulated) = scale * (probs - onehot) / n_rows_with_target
+// dlogits: [N, V] (overwritten, not accumulated) = scale * (probs - onehot) / (rows with a target)
 // (scale: the gradient of the loss w.r.t. what the logits were computed from, e.g. 1 / tau)
 void crossentropy_backward(float *dlogits, const float *probs, const int *targets, int N, int V,
                            float scale);

@@ -89,7 +89,7 @@ struct SsnaWork {
     SsnaItemWork item;
     SsnaUserWork user;
     /* batch bookkeeping of the last training forward */
-    int U, N, Ut, rows_with_target;
+    int U, N, Ut;
     SsnaBuf uniq, all_ids, in_local, tgt_col, tgt_local, mark;
     SsnaBuf v, vin, vt, vtn, vt_norm, vt_count, u, un, u_norm, logits, probs; /* floats */
     SsnaBuf dv, dvin, dvt, dvtn, du, dun, dlogits;
