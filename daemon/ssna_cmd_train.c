@@ -345,6 +345,7 @@ int ssna_cmd_train(int argc, char **argv) {
         if (o.attn_dropout >= 0) cfg.attn_dropout = o.attn_dropout;
         if (o.d) cfg.d = o.d;
         if (o.inner) cfg.inner = o.inner;
+        if (o.tau > 0) cfg.tau = o.tau;
         if (ssna_create(&m, &cfg, o.seed, err, sizeof err)) goto fail;
         st.shuffle_rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
         st.model_rng = m.rng;
@@ -372,8 +373,8 @@ int ssna_cmd_train(int argc, char **argv) {
     printf("{\"command\":\"train\",\"variant\":\"%s\",\"layers\":%d,\"users\":%d,\"items\":%d,"
            "\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"valid\":%s,\"test\":%s,"
            "\"train_seconds\":%.2f,\"seconds_per_epoch\":%.3f,\"eval_seconds_this_run\":%.2f,"
-           "\"peak_rss_mb\":%.1f,\"parameters\":%zu,\"loss\":\"%s\",\"tau\":%.9g,"
-           "\"dropout\":%.9g,\"attn_dropout\":%.9g,\"d\":%d,\"inner\":%d,"
+           "\"peak_rss_mb\":%.1f,\"parameters\":%zu,\"loss\":\"%s\",\"tau\":%.7g,"
+           "\"dropout\":%.7g,\"attn_dropout\":%.7g,\"d\":%d,\"inner\":%d,"
            "\"run\":%s}\n",
            ssna_variant_name(m.cfg.variant), m.cfg.layers, ds.inter.n_users, ds.inter.n_items,
            st.epoch, st.best_epoch, st.epoch < o.epochs ? "true" : "false", vj, tj,

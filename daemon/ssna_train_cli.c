@@ -27,7 +27,8 @@ enum {
     OPT_DROPOUT,
     OPT_ATTN_DROPOUT,
     OPT_D,
-    OPT_INNER
+    OPT_INNER,
+    OPT_TAU
 };
 
 static const struct option long_options[] = {
@@ -52,6 +53,7 @@ static const struct option long_options[] = {
     {"attn-dropout", required_argument, 0, OPT_ATTN_DROPOUT},
     {"d", required_argument, 0, OPT_D},
     {"inner", required_argument, 0, OPT_INNER},
+    {"tau", required_argument, 0, OPT_TAU},
     {"include-seen", no_argument, 0, OPT_SEEN},
     {"latest", no_argument, 0, OPT_LATEST},
     {"name", required_argument, 0, OPT_NAME},
@@ -101,6 +103,7 @@ static void usage(const char *cmd, FILE *f) {
                 "  --d N              adapter output = SASRec width (default 256, the paper's;\n"
                 "                     RecBole's SASRec: 64), a multiple of the 2 heads\n"
                 "  --inner N          SASRec feed-forward size (default 256)\n"
+                "  --tau X            temperature of the cosine scores (default 0.07)\n"
                 "  --seed S           initialisation, batch order and dropout seed (default 42)\n"
                 "  --eval-batch N     users per evaluation batch (default 512)\n"
                 "  --out CKPT         checkpoint written after every epoch: parameters, Adam\n"
@@ -217,6 +220,12 @@ int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOp
         case OPT_INNER:
             if (ssna_opt_int(cmd, "--inner", optarg, 1, 65536, &o->inner)) return 2;
             break;
+        case OPT_TAU: {
+            double tau;
+            if (ssna_opt_double(cmd, "--tau", optarg, 1e-3, 100, &tau)) return 2;
+            o->tau = (float)tau;
+            break;
+        }
         case OPT_LOSS:
             if ((o->loss = ssna_loss_parse(optarg)) < 0) {
                 fprintf(stderr, "ssna %s: --loss: \"%s\" is not inbatch, full or logq\n", cmd,

@@ -13,6 +13,7 @@ typedef struct {
     float lr;
     float dropout, attn_dropout; /* hidden / attention-probability dropout; < 0 = the default */
     int d, inner;                /* SASRec width and feed-forward size; 0 = the default */
+    float tau;                   /* score temperature; 0 = the default */
 } SsnaTrainOptions;
 
 /* Parse argv of subcommand cmd ("train", "eval", "recommend") into o, with the defaults the help

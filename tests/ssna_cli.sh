@@ -63,7 +63,7 @@ check "the error names the file" grep -q "$tmp/none.csv" "$tmp/n.err"
 "$ssna" train --data "$data" --out "$tmp/x.ckpt" 2> "$tmp/d.err"
 check "gru without --db exits 1 and says why" grep -q -- "--db DIR is required" "$tmp/d.err"
 # numbers are checked: atoi once made "--epochs x" 0 epochs and "--batch 12abc" a batch of 12
-for bad in "--epochs x" "--batch 12abc" "--layers -1" "--lr 1e-3x" "--max-len 2"; do
+for bad in "--epochs x" "--batch 12abc" "--layers -1" "--lr 1e-3x" "--max-len 2" "--tau 0"; do
     set -- $bad
     "$ssna" train --data "$data" --variant id --out "$tmp/x.ckpt" "$1" "$2" 2> "$tmp/num.err"
     check "train $bad is a usage error (2)" test $? -eq 2
@@ -73,6 +73,16 @@ done
 "$ssna" train --data "$data" --variant id --out "$tmp/x.ckpt" --loss sampled 2> "$tmp/loss.err"
 check "train --loss sampled is a usage error (2) naming the choices" test $? -eq 2 -a \
     "$(grep -c -- '--loss: "sampled" is not inbatch, full or logq' "$tmp/loss.err")" -eq 1
+# --tau is the checkpoint's too: the JSON reports it, a resumed run and eval keep it
+"$ssna" train "${common[@]}" --out "$tmp/tau.ckpt" --tau 0.15 --epochs 1 > "$tmp/tau.json"
+check "train --tau 0.15 exits 0 and reports it" test $? -eq 0 -a \
+    "$(json "$tmp/tau.json" 'j["tau"]')" = 0.15
+"$ssna" train "${common[@]}" --out "$tmp/tau.ckpt" --epochs 2 --resume > "$tmp/tau.2.json"
+check "a resumed --tau 0.15 run trains on at 0.15" test \
+    "$(json "$tmp/tau.2.json" '(j["tau"], j["epochs"])')" = "(0.15, 2)"
+"$ssna" eval --ckpt "$tmp/tau.ckpt" --data "$data" --max-len 20 > "$tmp/tau.e.json"
+check "eval of a --tau 0.15 model reproduces its best epoch's test metrics" test \
+    "$(json "$tmp/tau.e.json" 'j["test"]')" = "$(json "$tmp/tau.2.json" 'j["test"]')"
 for loss in logq full; do # the loss is the checkpoint's: a resumed run keeps it
     "$ssna" train "${common[@]}" --out "$tmp/$loss.ckpt" --loss $loss --epochs 1 > "$tmp/$loss.json"
     check "train --loss $loss exits 0 and says so" test $? -eq 0 -a \
