@@ -42,6 +42,7 @@ typedef struct {
  * offers, which are the main thread's alone). */
 struct SsnadFeed {
     pthread_t thread;
+    pid_t tid;       // its kernel thread id, for ssnad_train_stop to lift its priority
     int threaded;    // a training thread runs (not so for ssnad_train_open's feed)
     SsnadSeq *fresh; // ring [fresh_cap]
     size_t fresh_head, fresh_len, fresh_cap;
@@ -420,6 +421,23 @@ static void train_lower_priority(const DaemonConfig *cfg) {
     }
 }
 
+/* A stop waits for the step in flight, and on cores saturated by other work a trainer at the
+ * lowest priority can take longer than stop.timeout_seconds to finish it (seen once in the
+ * soak, a broker restart beside three CPU-bound jobs): so the stop gives the thread back the
+ * normal policy first. Best effort: without permission it keeps its priority (and a warning). */
+static void train_restore_priority(const DaemonConfig *cfg, pid_t tid) {
+    if (!tid) return;
+    if (cfg->train_sched_idle) {
+        struct sched_param sp = {0};
+        if (sched_setscheduler(tid, SCHED_OTHER, &sp))
+            log_warn("train: cannot lift the thread out of SCHED_IDLE to stop it",
+                     LOG_STR("error", strerror(errno)));
+    } else if (cfg->train_nice && setpriority(PRIO_PROCESS, (id_t)tid, 0)) {
+        log_warn("train: cannot restore the thread's priority to stop it",
+                 LOG_STR("error", strerror(errno)));
+    }
+}
+
 static void *train_main(void *arg) {
     Ssnad *d = arg;
     SsnadFeed *f = d->feed;
@@ -430,6 +448,7 @@ static void *train_main(void *arg) {
                       ? cgroup_join_thread(d->cfg->train_cgroup, err_cg, sizeof err_cg)
                       : 0;
     pthread_mutex_lock(&d->feed_mu); // ssnad_train_start waits for this
+    f->tid = (pid_t)syscall(SYS_gettid);
     f->setup = join_rc ? -1 : 1;
     memcpy(f->setup_err, err_cg, sizeof err_cg);
     pthread_cond_broadcast(&d->feed_cv);
@@ -508,6 +527,10 @@ static void *train_main(void *arg) {
         pthread_mutex_lock(&d->feed_mu);
     }
     pthread_mutex_unlock(&d->feed_mu);
+    int policy = sched_getscheduler(0); // normal once a stop has lifted it (tests check it)
+    log_info("trainer stopped", LOG_STR("policy", policy == SCHED_IDLE    ? "idle"
+                                                  : policy == SCHED_OTHER ? "normal"
+                                                                          : "other"));
     for (int i = 0; i < d->n_var; i++) free(views[i].states), free(views[i].counts);
     free(batch);
     return NULL;
@@ -559,7 +582,9 @@ void ssnad_train_stop(Ssnad *d) {
         pthread_mutex_lock(&d->feed_mu);
         f->stop = 1;
         pthread_cond_broadcast(&d->feed_cv);
+        pid_t tid = f->tid;
         pthread_mutex_unlock(&d->feed_mu);
+        train_restore_priority(d->cfg, tid);
         pthread_join(f->thread, NULL);
     }
     for (int i = 0; i < CONFIG_VARIANTS_MAX; i++)
