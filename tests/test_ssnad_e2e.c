@@ -240,12 +240,14 @@ static int check_twin(Harness *h, int port, const Lists *l) {
     // stored is not yet served: each arm takes the new item's states into its serving vectors on
     // its own turn (under a loaded runner, seconds later). Ask, without sending anything, until
     // every answer that ranks x above last also holds the twin, for at most 60 s; the check
-    // below then asks once more and says what differs.
+    // below then asks once more and says what differs. Every user is asked, not only those whose
+    // answer held x before: a refresh of the models meanwhile reorders the lists (under load it
+    // once took x out of all of those users' lists).
     for (double t0 = harness_now(); harness_now() - t0 < 60; sleep(1)) {
         int ranked = 0, twinned = 0;
         for (size_t i = 0; i < l->n; i++) {
             Served now;
-            if (rank_of(&before[i], x) < 0 || served_list(port, l->lists[i].user, &now)) continue;
+            if (served_list(port, l->lists[i].user, &now)) continue;
             int rx = rank_of(&now, x);
             if (rx < 0 || rx + 1 >= now.n) continue;
             ranked++;
@@ -257,7 +259,7 @@ static int check_twin(Harness *h, int port, const Lists *l) {
     int with_x = 0, with_twin = 0, sent = 0;
     for (size_t i = 0; i < l->n; i++) {
         Served now;
-        if (rank_of(&before[i], x) < 0 || served_list(port, l->lists[i].user, &now)) continue;
+        if (served_list(port, l->lists[i].user, &now)) continue;
         int rx = rank_of(&now, x), rt = rank_of(&now, TWIN_ID);
         if (rx < 0 || rx + 1 >= now.n) continue;
         with_x++;
@@ -411,6 +413,24 @@ static long long last_steps(const char *text, const char *msg, const char *varia
         if (strstr(line, m) && strstr(line, v) && s) steps = atoll(s + 8);
     }
     return steps;
+}
+
+/* The trainer runs under SCHED_IDLE, so on saturated cores the step in flight at a stop could
+ * outlast stop.timeout_seconds (the soak saw it once): the stop lifts the thread to the normal
+ * policy before it waits for it, and the trainer logs the policy it ended under. */
+static void check_stop_lifts_trainer(Harness *h) {
+    char log[512];
+    snprintf(log, sizeof log, "%s/e2e.log", h->work);
+    char *text = harness_read_file(log);
+    const char *line = text ? strstr(text, "\"msg\":\"trainer stopped\"") : NULL;
+    const char *eol = line ? strchr(line, '\n') : NULL;
+    static const char normal[] = "\"policy\":\"normal\"";
+    const char *policy = line ? strstr(line, "\"policy\":\"") : NULL;
+    CHECK_MSG(line && policy && (!eol || policy < eol), "no 'trainer stopped' record in %s", log);
+    if (policy && (!eol || policy < eol))
+        CHECK_MSG(!strncmp(policy, normal, sizeof normal - 1),
+                  "the trainer ended under %.24s, not lifted to the normal policy", policy);
+    free(text);
 }
 
 /* A clean stop saves every variant's model with all its training steps; a restart restores
@@ -610,6 +630,7 @@ int main(void) {
 
     int code = harness_ssnad_stop(pid, SIGTERM, 120);
     CHECK_MSG(code == 0, "ssnad exit status %d after SIGTERM", code);
+    check_stop_lifts_trainer(&h);
     check_models_survive_restart(&h);
     free(lists.lists), free(after.lists);
     harness_cleanup(&h, check_failed_count > 0);
