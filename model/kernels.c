@@ -237,10 +237,12 @@ static int attention_len(const int *lens, int b, int T) {
 }
 
 /* The arguments of one attention_forward / attention_backward call, for pool_for over rows b:
- * each row's heads read and write only that row's slices, so rows split without changing a sum. */
+ * each row's heads read and write only that row's slices, so rows split without changing a sum.
+ * att / att_drop are written by the forward pass and only read by the backward pass (which sets
+ * them from its const arguments). */
 typedef struct {
     float *out, *att, *att_drop, *dq, *dk, *dv, *scratch;
-    const float *q, *k, *v, *dout, *att_in, *att_drop_in;
+    const float *q, *k, *v, *dout;
     const uint8_t *keep;
     const int *lens;
     float p;
@@ -325,7 +327,7 @@ void attention_forward(float *out, float *att, float *att_drop, const uint8_t *k
 static void attention_backward_rows(void *arg, size_t b0, size_t b1) {
     const AttentionJob *job = arg;
     float *dq = job->dq, *dk = job->dk, *dv = job->dv, *scratch = job->scratch;
-    const float *dout = job->dout, *att = job->att_in, *att_drop = job->att_drop_in;
+    const float *dout = job->dout, *att = job->att, *att_drop = job->att_drop;
     const float *q = job->q, *k = job->k, *v = job->v;
     const uint8_t *keep = job->keep;
     const int *lens = job->lens;
@@ -387,8 +389,8 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                       .dv = dv,
                       .scratch = scratch,
                       .dout = dout,
-                      .att_in = att,
-                      .att_drop_in = att_drop,
+                      .att = (float *)att, // read only (attention_backward_rows)
+                      .att_drop = (float *)att_drop,
                       .q = q,
                       .k = k,
                       .v = v,
