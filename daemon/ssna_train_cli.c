@@ -28,7 +28,8 @@ enum {
     OPT_ATTN_DROPOUT,
     OPT_D,
     OPT_INNER,
-    OPT_TAU
+    OPT_TAU,
+    OPT_SCORE
 };
 
 static const struct option long_options[] = {
@@ -54,6 +55,7 @@ static const struct option long_options[] = {
     {"d", required_argument, 0, OPT_D},
     {"inner", required_argument, 0, OPT_INNER},
     {"tau", required_argument, 0, OPT_TAU},
+    {"score", required_argument, 0, OPT_SCORE},
     {"include-seen", no_argument, 0, OPT_SEEN},
     {"latest", no_argument, 0, OPT_LATEST},
     {"name", required_argument, 0, OPT_NAME},
@@ -104,6 +106,8 @@ static void usage(const char *cmd, FILE *f) {
                 "                     RecBole's SASRec: 64), a multiple of the 2 heads\n"
                 "  --inner N          SASRec feed-forward size (default 256)\n"
                 "  --tau X            temperature of the cosine scores (default 0.07)\n"
+                "  --score S          cos (default): cos(u, v) / tau, the paper's; dot: u . v,\n"
+                "                     RecBole SASRec's logits (offline only: ssnad serves cos)\n"
                 "  --seed S           initialisation, batch order and dropout seed (default 42)\n"
                 "  --eval-batch N     users per evaluation batch (default 512)\n"
                 "  --out CKPT         checkpoint written after every epoch: parameters, Adam\n"
@@ -125,8 +129,8 @@ static void usage(const char *cmd, FILE *f) {
         fprintf(f,
                 "usage: ssna recommend --ckpt CKPT --data PATH [--db DIR] --user ID [-k N]\n\n"
                 "Print user ID's top-N items (default 10) after the whole sequence, one line\n"
-                "each: rank, item id, cosine score, item text. Items the user has seen are left\n"
-                "out unless --include-seen.\n\n%s"
+                "each: rank, item id, score (the cosine; u . v for a --score dot model), item\n"
+                "text. Items the user has seen are left out unless --include-seen.\n\n%s"
                 "  --text FILE        item texts (default: the UniSRec NAME.text or NAME.item)\n",
                 data_help);
     }
@@ -226,6 +230,12 @@ int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOp
             o->tau = (float)tau;
             break;
         }
+        case OPT_SCORE:
+            if ((o->score = ssna_score_parse(optarg)) < 0) {
+                fprintf(stderr, "ssna %s: --score: \"%s\" is not cos or dot\n", cmd, optarg);
+                return 2;
+            }
+            break;
         case OPT_LOSS:
             if ((o->loss = ssna_loss_parse(optarg)) < 0) {
                 fprintf(stderr, "ssna %s: --loss: \"%s\" is not inbatch, full or logq\n", cmd,

@@ -14,6 +14,7 @@ typedef struct {
     float dropout, attn_dropout; /* hidden / attention-probability dropout; < 0 = the default */
     int d, inner;                /* SASRec width and feed-forward size; 0 = the default */
     float tau;                   /* score temperature; 0 = the default */
+    int score;                   /* SsnaScore: cos (0, the default) or dot */
 } SsnaTrainOptions;
 
 /* Parse argv of subcommand cmd ("train", "eval", "recommend") into o, with the defaults the help

@@ -1,5 +1,5 @@
 /* ssna.c - the SSNA model's public interface: config, parameters, per-batch item
- * de-duplication, the cosine losses (inbatch, logq, full), and inference vectors.
+ * de-duplication, the losses (inbatch, logq, full; cosine or dot scores), and inference vectors.
  * The towers live in ssna_item.c and ssna_user.c. */
 #include "model/ssna.h"
 
@@ -23,6 +23,19 @@
 
 static const char *const variant_names[] = {"gru", "mean", "weighted", "tmoe", "tmlp", "id"};
 static const char *const loss_names[] = {"inbatch", "full", "logq"};
+static const char *const score_names[] = {"cos", "dot"};
+
+int ssna_score_parse(const char *name) {
+    for (int i = 0; i < (int)(sizeof score_names / sizeof score_names[0]); i++)
+        if (!strcmp(name, score_names[i])) return i;
+    return -1;
+}
+
+const char *ssna_score_name(SsnaScore score) {
+    if ((int)score < 0 || (int)score >= (int)(sizeof score_names / sizeof score_names[0]))
+        return "?";
+    return score_names[score];
+}
 
 int ssna_loss_parse(const char *name) {
     for (int i = 0; i < (int)(sizeof loss_names / sizeof loss_names[0]); i++)
@@ -228,6 +241,8 @@ static int check_config(const SsnaConfig *c, char *err, size_t errlen) {
         why = "tmlp needs 1..64 layers";
     else if ((int)c->loss < SSNA_LOSS_INBATCH || c->loss > SSNA_LOSS_LOGQ)
         why = "unknown loss";
+    else if ((int)c->score < SSNA_SCORE_COS || c->score > SSNA_SCORE_DOT)
+        why = "unknown score";
     else if (!(c->tau > 0.0f) || !(c->ln_eps > 0.0f))
         why = "tau and ln_eps must be positive";
     else if (!(c->adapter_dropout >= 0 && c->adapter_dropout < 1) ||
@@ -404,6 +419,11 @@ static int in_batch_offsets(SsnaWork *w, float *logits, const int *tgt_uniq, int
     return 0;
 }
 
+/* What a logit is per unit of score: 1/tau for cosines, 1 for dot products. */
+static float logit_scale(const SsnaConfig *c) {
+    return c->score == SSNA_SCORE_DOT ? 1.0f : 1.0f / c->tau;
+}
+
 int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *loss, char *err,
                  size_t errlen) {
     const SsnaConfig *c = &m->cfg;
@@ -466,9 +486,14 @@ int ssna_forward(SsnaModel *m, const SsnaBatch *b, const float *states, float *l
     float *probs = SSNA_FLOATS(w->probs, (size_t)N * Ut);
     if (!vt || !vtn || !vt_norm || !un || !u_norm || !logits || !probs) goto oom;
     gather_rows(vt, v, tgt_local, Ut, d);
-    l2norm_forward(vtn, vt_norm, vt, Ut, d, SSNA_NORM_EPS);
-    l2norm_forward(un, u_norm, u, N, d, SSNA_NORM_EPS);
-    cosine_scores(logits, un, vtn, N, Ut, d, 1.0f / c->tau);
+    if (c->score == SSNA_SCORE_DOT) { // RecBole's logits: the vectors as they are
+        memcpy(vtn, vt, (size_t)Ut * d * sizeof(float));
+        memcpy(un, u, (size_t)N * d * sizeof(float));
+    } else {
+        l2norm_forward(vtn, vt_norm, vt, Ut, d, SSNA_NORM_EPS);
+        l2norm_forward(un, u_norm, u, N, d, SSNA_NORM_EPS);
+    }
+    cosine_scores(logits, un, vtn, N, Ut, d, logit_scale(c));
     if (!full &&
         in_batch_offsets(w, logits, tgt_uniq, N, Ut, c->loss == SSNA_LOSS_LOGQ ? m->log_q : NULL))
         goto oom;
@@ -487,14 +512,19 @@ int ssna_backward(SsnaModel *m) {
     float *dvtn = SSNA_FLOATS(w->dvtn, (size_t)Ut * d), *dvt = SSNA_FLOATS(w->dvt, (size_t)Ut * d);
     float *dvin = SSNA_FLOATS(w->dvin, (size_t)N * d), *dv = SSNA_FLOATS(w->dv, (size_t)U * d);
     if (!dlogits || !dun || !du || !dvtn || !dvt || !dvin || !dv) return -1;
-    crossentropy_backward(dlogits, w->probs.p, w->tgt_col.p, N, Ut, 1.0f / c->tau);
+    crossentropy_backward(dlogits, w->probs.p, w->tgt_col.p, N, Ut, logit_scale(c));
     memset(dun, 0, (size_t)N * d * sizeof(float));
     memset(dvtn, 0, (size_t)Ut * d * sizeof(float));
     linear_backward(dun, dvtn, NULL, dlogits, w->un.p, w->vtn.p, N, d, Ut);
     memset(du, 0, (size_t)N * d * sizeof(float));
     memset(dvt, 0, (size_t)Ut * d * sizeof(float));
-    l2norm_backward(du, dun, w->un.p, w->u_norm.p, N, d);
-    l2norm_backward(dvt, dvtn, w->vtn.p, w->vt_norm.p, Ut, d);
+    if (c->score == SSNA_SCORE_DOT) {
+        memcpy(du, dun, (size_t)N * d * sizeof(float));
+        memcpy(dvt, dvtn, (size_t)Ut * d * sizeof(float));
+    } else {
+        l2norm_backward(du, dun, w->un.p, w->u_norm.p, N, d);
+        l2norm_backward(dvt, dvtn, w->vtn.p, w->vt_norm.p, Ut, d);
+    }
     memset(dvin, 0, (size_t)N * d * sizeof(float));
     if (ssna_user_backward(m, du, dvin)) return -1;
     memset(dv, 0, (size_t)U * d * sizeof(float));
@@ -504,6 +534,16 @@ int ssna_backward(SsnaModel *m) {
 }
 
 /* ---- inference ------------------------------------------------------------------------------ */
+
+/* The rows scores are dot products of: x L2-normalised (cos), or x itself (dot).
+ * out, x: [n, d]; len: [n] scratch. */
+static void scoring_rows(const SsnaModel *m, float *out, float *len, const float *x, int n) {
+    int d = m->cfg.d;
+    if (m->cfg.score == SSNA_SCORE_DOT)
+        memcpy(out, x, (size_t)n * d * sizeof(float));
+    else
+        l2norm_forward(out, len, x, n, d, SSNA_NORM_EPS);
+}
 
 int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, float *raw,
                       float *norm, char *err, size_t errlen) {
@@ -525,7 +565,7 @@ int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, 
         }
         float *r = raw + (size_t)start * d;
         if (ssna_item_forward(m, states, chunk, cn, 0, r, err, errlen)) return -1;
-        if (norm) l2norm_forward(norm + (size_t)start * d, len, r, cn, d, SSNA_NORM_EPS);
+        if (norm) scoring_rows(m, norm + (size_t)start * d, len, r, cn);
     }
     return 0;
 }
@@ -543,6 +583,6 @@ int ssna_user_vectors(SsnaModel *m, const SsnaBatch *b, const float *item_raw, f
     }
     gather_rows(vin, item_raw, b->items, N, d);
     if (ssna_user_forward(m, b->B, b->offsets, vin, 0, 1, last, err, errlen)) return -1;
-    l2norm_forward(out, norm, last, b->B, d, SSNA_NORM_EPS);
+    scoring_rows(m, out, norm, last, b->B);
     return 0;
 }

@@ -16,7 +16,8 @@
  *   with key padding; the attention probabilities go through dropout(attn_dropout) (RecBole's
  *   attn_dropout_prob) before they weight the values.
  * Loss: every position t of a sequence predicts the item at t + 1 (SASRec's all-prefix signal);
- *   mean cross-entropy over positions, of logits cos(u_t, v*_j) / tau over candidates j:
+ *   mean cross-entropy over positions, of logits cos(u_t, v*_j) / tau over candidates j (score
+ *   dot: u_t . v*_j, RecBole SASRec's logits, no normalisation and no tau):
  *   inbatch: UniSRec's in-batch negatives: the targets of all positions of the batch, logits of
  *     OTHER positions with the row's own target masked (a negative item that is the target of k
  *     positions counts k times). Computed over the DISTINCT targets j of the batch as
@@ -55,14 +56,20 @@ typedef enum {
     SSNA_LOSS_LOGQ,
 } SsnaLoss;
 
+typedef enum {
+    SSNA_SCORE_COS = 0, /* cos(u, v) / tau: the paper's and UniSRec's (the default) */
+    SSNA_SCORE_DOT,     /* u . v: RecBole SASRec's; item and user vectors keep their lengths */
+} SsnaScore;
+
 typedef struct {
     SsnaVariant variant;
-    SsnaLoss loss; /* training objective (ssna.h's header says each); inference ignores it */
-    int n_items;   /* catalogue size; item ids are 0..n_items-1 */
-    int hidden;    /* encoder hidden size of the cached states */
-    int layers;    /* a: kept layers per item in the states (tmoe / tmlp use layer 0 only) */
-    int d;         /* adapter output = SASRec width */
-    int n_experts; /* MoE whitening heads per adapter */
+    SsnaLoss loss;   /* training objective (ssna.h's header says each); inference ignores it */
+    SsnaScore score; /* the logits of training and the ranking score of inference */
+    int n_items;     /* catalogue size; item ids are 0..n_items-1 */
+    int hidden;      /* encoder hidden size of the cached states */
+    int layers;      /* a: kept layers per item in the states (tmoe / tmlp use layer 0 only) */
+    int d;           /* adapter output = SASRec width */
+    int n_experts;   /* MoE whitening heads per adapter */
     int tmlp_layers;
     int n_blocks, n_heads, inner, max_len;
     float adapter_dropout, hidden_dropout, ln_eps, tau;
@@ -115,6 +122,9 @@ SsnaConfig ssna_config_default(SsnaVariant variant, int n_items, int hidden, int
 /* Parse / name a loss ("inbatch", "full", "logq" or its alias "sampled-logq"); -1 if unknown. */
 int ssna_loss_parse(const char *name);
 const char *ssna_loss_name(SsnaLoss loss);
+/* Parse / name a score ("cos", "dot"); -1 if unknown. */
+int ssna_score_parse(const char *name);
+const char *ssna_score_name(SsnaScore score);
 /* Parse / name a variant ("gru", "mean", "weighted", "tmoe", "tmlp", "id"); -1 if unknown. */
 int ssna_variant_parse(const char *name);
 const char *ssna_variant_name(SsnaVariant variant);
@@ -142,10 +152,11 @@ int ssna_backward(SsnaModel *m);
 
 /* Inference item vectors v* for ids[0..n) (ids NULL = 0..n-1), one item-tower pass: raw [n, d]
  * (what the user tower reads) and, unless norm is NULL, norm [n, d] the same rows L2-normalised
- * (what scores use). */
+ * (what scores use; score dot: the raw rows unchanged). */
 int ssna_item_vectors(SsnaModel *m, const float *states, const int *ids, int n, float *raw,
                       float *norm, char *err, size_t errlen);
-/* Inference user vectors, L2-normalised, read at the last position of each row: out [B, d].
+/* Inference user vectors, L2-normalised (score dot: as they are), read at the last position of
+ * each row: out [B, d]. A score is then the dot product of out with a norm row.
  * Only batch->offsets and batch->items are used; item_raw: [n_items, d] raw item vectors of
  * every item from ssna_item_vectors (computed once per evaluation, not per batch). */
 int ssna_user_vectors(SsnaModel *m, const SsnaBatch *batch, const float *item_raw, float *out,

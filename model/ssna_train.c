@@ -215,15 +215,16 @@ int ssna_top_k(SsnaModel *m, const float *item_raw, const float *item_norm, cons
     SsnaBatch sb = {1, offsets, items + first, NULL};
     if (ssna_user_vectors(m, &sb, item_raw, user, err, errlen)) goto done;
     cosine_scores(scores, user, item_norm, 1, n_items, d, 1.0f);
+    /* taken (or excluded) items score -inf: below any cosine and any dot product */
     if (exclude_seen)
-        for (int i = 0; i < n; i++) scores[items[i]] = -2.0f; /* below any cosine */
+        for (int i = 0; i < n; i++) scores[items[i]] = -INFINITY;
     for (int j = 0; j < k; j++) { /* k is small: selection beats a sort */
         int best = -1;
         for (int i = 0; i < n_items; i++)
-            if (scores[i] > -2.0f && (best < 0 || scores[i] > scores[best])) best = i;
+            if (scores[i] > -INFINITY && (best < 0 || scores[i] > scores[best])) best = i;
         top_ids[j] = best;
         top_scores[j] = best >= 0 ? scores[best] : 0.0f;
-        if (best >= 0) scores[best] = -3.0f;
+        if (best >= 0) scores[best] = -INFINITY;
     }
     rc = 0;
 done:
@@ -249,6 +250,8 @@ static void write_header(FILE *f, const SsnaConfig *c, const SsnaTrainState *st)
             "loss %s\n",
             c->adapter_dropout, c->hidden_dropout, c->attn_dropout, c->ln_eps, c->tau,
             ssna_loss_name(c->loss));
+    // only a dot-product model says so: every cosine checkpoint stays readable by earlier builds
+    if (c->score != SSNA_SCORE_COS) fprintf(f, "score %s\n", ssna_score_name(c->score));
     fprintf(f, "epoch %d\nbest_epoch %d\nbad_epochs %d\ntrain_seconds %.17g\n", st->epoch,
             st->best_epoch, st->bad_epochs, st->train_seconds);
     for (int i = 0; i < 4; i++)
@@ -360,6 +363,10 @@ static int read_header_line(const char *key, const char *val, SsnaConfig *c, Ssn
         int v = ssna_variant_parse(val);
         if (v < 0) return -1;
         c->variant = (SsnaVariant)v;
+    } else if (!strcmp(key, "score")) { // absent: cos
+        int sc = ssna_score_parse(val);
+        if (sc < 0) return -1;
+        c->score = (SsnaScore)sc;
     } else if (!strcmp(key, "loss")) { // absent before the loss option: inbatch
         int l = ssna_loss_parse(val);
         if (l < 0) return -1;

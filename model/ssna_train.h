@@ -58,9 +58,10 @@ int ssna_evaluate_ranks(SsnaModel *m, const float *states, const SsnaSequences *
                         SsnaSplit split, int batch, Metrics *out, int *ranks, char *err,
                         size_t errlen);
 
-/* Top-k items for one input sequence items[0..n) (most recent last): ids and cosine scores,
- * best first. item_norm: [n_items, d] normalised item vectors, item_raw: raw ones (both from
- * ssna_item_vectors). exclude_seen: leave out items of the input. 0 or -1. */
+/* Top-k items for one input sequence items[0..n) (most recent last): ids and scores (cosines;
+ * dot products for score dot), best first. item_norm: [n_items, d] scoring item vectors,
+ * item_raw: raw ones (both from ssna_item_vectors). exclude_seen: leave out items of the input. 0
+ * or -1. */
 int ssna_top_k(SsnaModel *m, const float *item_raw, const float *item_norm, const int *items, int n,
                int k, int exclude_seen, int *top_ids, float *top_scores, char *err, size_t errlen);
 

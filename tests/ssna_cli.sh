@@ -83,6 +83,22 @@ check "a resumed --tau 0.15 run trains on at 0.15" test \
 "$ssna" eval --ckpt "$tmp/tau.ckpt" --data "$data" --max-len 20 > "$tmp/tau.e.json"
 check "eval of a --tau 0.15 model reproduces its best epoch's test metrics" test \
     "$(json "$tmp/tau.e.json" 'j["test"]')" = "$(json "$tmp/tau.2.json" 'j["test"]')"
+# --score dot (RecBole's logits) likewise; recommend ranks by the same dot products
+"$ssna" train "${common[@]}" --out "$tmp/dot.ckpt" --score dot --epochs 1 > "$tmp/dot.json"
+check "train --score dot exits 0 and reports it" test $? -eq 0 -a \
+    "$(json "$tmp/dot.json" 'j["score"]')" = dot
+"$ssna" train "${common[@]}" --out "$tmp/dot.ckpt" --epochs 2 --resume > "$tmp/dot.2.json"
+check "a resumed --score dot run trains on with dot" test \
+    "$(json "$tmp/dot.2.json" '(j["score"], j["epochs"])')" = "('dot', 2)"
+"$ssna" eval --ckpt "$tmp/dot.ckpt" --data "$data" --max-len 20 > "$tmp/dot.e.json"
+check "eval of a --score dot model reproduces its best epoch's test metrics" test \
+    "$(json "$tmp/dot.e.json" 'j["test"]')" = "$(json "$tmp/dot.2.json" 'j["test"]')"
+"$ssna" recommend --ckpt "$tmp/dot.ckpt" --data "$data" --max-len 20 --user 1 -k 5 > "$tmp/dot.r.txt"
+check "recommend of a --score dot model prints 5 ranked items" test $? -eq 0 -a \
+    "$(grep -cE '^ *[1-5]  ' "$tmp/dot.r.txt")" -eq 5
+"$ssna" train "${common[@]}" --out "$tmp/x.ckpt" --score cosine 2> "$tmp/score.err"
+check "train --score cosine is a usage error (2) naming the choices" test $? -eq 2 -a \
+    "$(grep -c -- '--score: "cosine" is not cos or dot' "$tmp/score.err")" -eq 1
 for loss in logq full; do # the loss is the checkpoint's: a resumed run keeps it
     "$ssna" train "${common[@]}" --out "$tmp/$loss.ckpt" --loss $loss --epochs 1 > "$tmp/$loss.json"
     check "train --loss $loss exits 0 and says so" test $? -eq 0 -a \

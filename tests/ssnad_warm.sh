@@ -4,8 +4,9 @@
 #   a tiny catalogue embedded by `ssna embed`, a gru a=3 model trained on it by `ssna train`;
 #   ssnad starts the arm from it ("model initialised"), writes its own snapshot on a clean stop,
 #   and on restart restores that snapshot and no longer reads init (a missing file is then fine);
-#   an init of another variant, of other kept layers, of an id model (no encoder), or a missing
-#   file, each stop ssnad at start-up with exit 1 and an error naming the arm and the reason.
+#   an init of another variant, of other kept layers, of an id model (no encoder), with dot-product
+#   scores or another tau, or a missing file, each stop ssnad at start-up with exit 1 and an error
+#   naming the arm and the reason.
 set -uo pipefail
 build="${SSNA_BUILD_DIR:?run through ctest}"
 model="${SSNA_MODEL_DIR:?run through ctest}"
@@ -38,6 +39,14 @@ for v in gru id; do
     "$ssna" train --data "$tmp/log.csv" --k-core 1 "${db[@]}" --variant $v --epochs 2 \
         --out "$tmp/$v.ckpt" > /dev/null 2> "$tmp/train-$v.err"
     check "ssna train --variant $v" test $? -eq 0
+done
+# the same gru a=3 shape, other scores: RecBole's dot product, another temperature
+for opt in dot tau; do
+    args=(--score dot)
+    [ $opt = tau ] && args=(--tau 0.15)
+    "$ssna" train --data "$tmp/log.csv" --k-core 1 --db "$tmp/cache" --variant gru --epochs 1 \
+        "${args[@]}" --out "$tmp/gru-$opt.ckpt" > /dev/null 2> "$tmp/train-$opt.err"
+    check "ssna train --variant gru ${args[*]}" test $? -eq 0
 done
 
 # run ssnad on db with variants ARM until its log shows PATTERN (or it exits); then SIGTERM
@@ -72,5 +81,7 @@ expect_refused() { # expect_refused NAME ARM NEEDLE
 expect_refused variant "mean:a=3:init=$tmp/gru.ckpt" "variant mean:a=3: init .* differs in its variant"
 expect_refused layers "gru:a=2:init=$tmp/gru.ckpt" "variant gru:a=2: init .* differs in its kept layers"
 expect_refused encoder "gru:a=3:init=$tmp/id.ckpt" "another encoder"
+expect_refused dot "gru:a=3:init=$tmp/gru-dot.ckpt" "differs in its score (ssnad serves cos, not dot)"
+expect_refused tau "gru:a=3:init=$tmp/gru-tau.ckpt" "variant gru:a=3: init .* differs in its tau"
 expect_refused missing "gru:a=3:init=$tmp/none.ckpt" "variant gru:a=3: init: .*none.ckpt"
 exit $fail

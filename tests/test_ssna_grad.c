@@ -55,13 +55,14 @@ static double loss_of(SsnaModel *m, FixedNoise *fn, const SsnaBatch *b, const fl
     return loss;
 }
 
-static void check_case(SsnaVariant variant, int layers, SsnaLoss loss, uint64_t seed) {
+static void check_case(SsnaVariant variant, int layers, SsnaLoss loss, SsnaScore score,
+                       uint64_t seed) {
     enum { N_ITEMS = 30, HIDDEN = 12 };
     char err[256], label[64];
-    snprintf(label, sizeof label, "%s a=%d loss %s", ssna_variant_name(variant), layers,
-             ssna_loss_name(loss));
+    snprintf(label, sizeof label, "%s a=%d loss %s %s", ssna_variant_name(variant), layers,
+             ssna_loss_name(loss), ssna_score_name(score));
     SsnaConfig cfg = ssna_config_default(variant, N_ITEMS, HIDDEN, layers);
-    cfg.loss = loss, cfg.d = 8, cfg.n_heads = 2, cfg.inner = 12, cfg.max_len = 8;
+    cfg.loss = loss, cfg.score = score, cfg.d = 8, cfg.n_heads = 2, cfg.inner = 12, cfg.max_len = 8;
     cfg.n_experts = 3, cfg.adapter_dropout = 0.0f, cfg.hidden_dropout = 0.0f;
     SsnaModel m;
     if (ssna_create(&m, &cfg, seed, err, sizeof err)) {
@@ -163,13 +164,41 @@ static void check_losses_differ(void) {
     CHECK(ssna_loss_parse("sampled-logq") == SSNA_LOSS_LOGQ);
 }
 
+/* cos and dot are different logits on the same weights, and the names parse. */
+static void check_scores_differ(void) {
+    char err[256];
+    double v[2];
+    static const int offsets[3] = {0, 4, 7};
+    static const int items[7] = {1, 2, 3, 4, 5, 6, 7}, targets[7] = {2, 3, 2, 5, 6, 7, 2};
+    SsnaBatch b = {2, offsets, items, targets};
+    for (int sc = 0; sc < 2; sc++) {
+        SsnaConfig cfg = ssna_config_default(SSNA_VARIANT_ID, 20, 0, 1);
+        cfg.loss = SSNA_LOSS_FULL, cfg.score = (SsnaScore)sc, cfg.d = 8, cfg.inner = 8;
+        cfg.hidden_dropout = 0.0f;
+        SsnaModel m;
+        CHECK(ssna_create(&m, &cfg, 3, err, sizeof err) == 0);
+        float loss = 0;
+        CHECK_MSG(ssna_forward(&m, &b, NULL, &loss, err, sizeof err) == 0, "%s", err);
+        v[sc] = loss;
+        ssna_free(&m);
+    }
+    CHECK_MSG(fabs(v[0] - v[1]) > 1e-3, "losses cos %.6f dot %.6f", v[0], v[1]);
+    CHECK(ssna_score_parse("cos") == SSNA_SCORE_COS && ssna_score_parse("dot") == SSNA_SCORE_DOT);
+    CHECK(ssna_score_parse("cosine") == -1 && !strcmp(ssna_score_name(SSNA_SCORE_DOT), "dot"));
+}
+
 int main(void) {
     for (int l = 0; l < 3; l++) {
-        check_case(SSNA_VARIANT_GRU, 2, (SsnaLoss)l, 11 + (uint64_t)l);
-        check_case(SSNA_VARIANT_TMLP, 1, (SsnaLoss)l, 21 + (uint64_t)l);
-        check_case(SSNA_VARIANT_ID, 1, (SsnaLoss)l, 31 + (uint64_t)l);
+        check_case(SSNA_VARIANT_GRU, 2, (SsnaLoss)l, SSNA_SCORE_COS, 11 + (uint64_t)l);
+        check_case(SSNA_VARIANT_TMLP, 1, (SsnaLoss)l, SSNA_SCORE_COS, 21 + (uint64_t)l);
+        check_case(SSNA_VARIANT_ID, 1, (SsnaLoss)l, SSNA_SCORE_COS, 31 + (uint64_t)l);
     }
-    check_case(SSNA_VARIANT_WEIGHTED, 3, SSNA_LOSS_FULL, 41);
+    check_case(SSNA_VARIANT_WEIGHTED, 3, SSNA_LOSS_FULL, SSNA_SCORE_COS, 41);
+    // RecBole's dot-product logits: no normalisation between the towers and the loss
+    check_case(SSNA_VARIANT_ID, 1, SSNA_LOSS_FULL, SSNA_SCORE_DOT, 51);
+    check_case(SSNA_VARIANT_GRU, 2, SSNA_LOSS_LOGQ, SSNA_SCORE_DOT, 52);
+    check_case(SSNA_VARIANT_MEAN, 3, SSNA_LOSS_INBATCH, SSNA_SCORE_DOT, 53);
+    check_scores_differ();
     check_losses_differ();
     return check_done();
 }

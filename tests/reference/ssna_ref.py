@@ -33,13 +33,16 @@ STEPS = 3
 LR = 1e-3
 
 LOSSES = ["inbatch", "full", "logq"]
+SCORES = ["cos", "dot"]
 
-# case name, variant, kept layers, loss
-CASES = [("gru3", "gru", 3, "inbatch"), ("gru1", "gru", 1, "inbatch"),
-         ("mean3", "mean", 3, "inbatch"), ("weighted2", "weighted", 2, "inbatch"),
-         ("tmoe", "tmoe", 1, "inbatch"), ("tmlp", "tmlp", 1, "inbatch"), ("id", "id", 1, "inbatch"),
-         ("gru3_full", "gru", 3, "full"), ("id_full", "id", 1, "full"),
-         ("gru3_logq", "gru", 3, "logq"), ("tmlp_logq", "tmlp", 1, "logq")]
+# case name, variant, kept layers, loss, score
+CASES = [("gru3", "gru", 3, "inbatch", "cos"), ("gru1", "gru", 1, "inbatch", "cos"),
+         ("mean3", "mean", 3, "inbatch", "cos"), ("weighted2", "weighted", 2, "inbatch", "cos"),
+         ("tmoe", "tmoe", 1, "inbatch", "cos"), ("tmlp", "tmlp", 1, "inbatch", "cos"),
+         ("id", "id", 1, "inbatch", "cos"), ("gru3_full", "gru", 3, "full", "cos"),
+         ("id_full", "id", 1, "full", "cos"), ("gru3_logq", "gru", 3, "logq", "cos"),
+         ("tmlp_logq", "tmlp", 1, "logq", "cos"), ("id_full_dot", "id", 1, "full", "dot"),
+         ("gru3_logq_dot", "gru", 3, "logq", "dot")]
 
 
 class Writer:
@@ -231,13 +234,18 @@ def model_loss(cfg, P, states, offsets, items, targets, noise):
     vin_pad[packed] = v[[local[int(i)] for i in items]]
     u = user_tower(cfg, P, vin_pad, lens, True, noise, packed)[packed]  # [N, d] row order
     rows = torch.nonzero(have)[:, 0]
-    un = F.normalize(u[rows], dim=-1)
+    dot = cfg["score"] == "dot"  # RecBole's logits u . v; else cos(u, v) / tau
+
+    def scoring(x):
+        return x if dot else F.normalize(x, dim=-1)
+    scale = 1.0 if dot else 1.0 / cfg["tau"]
+    un = scoring(u[rows])
     tg = targets[rows]
     if cfg["loss"] == "full":  # RecBole's CE: a softmax over every item
-        logits = un @ F.normalize(v, dim=-1).t() / cfg["tau"]
+        logits = un @ scoring(v).t() * scale
         return F.cross_entropy(logits, tg)
-    vt = F.normalize(v[[local[int(t)] for t in tg]], dim=-1)
-    logits = un @ vt.t() / cfg["tau"]
+    vt = scoring(v[[local[int(t)] for t in tg]])
+    logits = un @ vt.t() * scale
     if cfg["loss"] == "logq":  # Yi et al. 2019: each candidate column loses log q of its item
         logits = logits - cfg["log_q"][tg][None, :]
     same = (tg[:, None] == tg[None, :]) & ~torch.eye(len(rows), dtype=torch.bool)
@@ -245,16 +253,16 @@ def model_loss(cfg, P, states, offsets, items, targets, noise):
     return F.cross_entropy(logits, torch.arange(len(rows)))
 
 
-def run_case(outdir, case, variant, layers, loss, seed):
+def run_case(outdir, case, variant, layers, loss, score, seed):
     gen = torch.Generator().manual_seed(seed)
     cfg = dict(variant=variant, n_items=40, hidden=24, L=layers, d=16, nE=8, tmlp_layers=2,
                blocks=2, heads=2, inner=20, max_len=12, p_adapter=0.2, p_hidden=0.5, eps=1e-12,
-               tau=0.07, loss=loss, p_attn=0.0 if case == "gru1" else 0.5)
+               tau=0.07, loss=loss, score=score, p_attn=0.0 if case == "gru1" else 0.5)
     w = Writer(os.path.join(outdir, case + ".bin"))
     w.put("config", torch.tensor([VARIANTS.index(variant), cfg["n_items"], cfg["hidden"], layers,
                                   cfg["d"], cfg["nE"], cfg["tmlp_layers"], cfg["blocks"],
                                   cfg["heads"], cfg["inner"], cfg["max_len"], STEPS,
-                                  LOSSES.index(loss)]), 1)
+                                  LOSSES.index(loss), SCORES.index(score)]), 1)
     # target counts of the logq loss (C: ssna_set_item_counts), skewed like real popularity
     counts = torch.randint(0, 50, (cfg["n_items"],), generator=gen).double() ** 2
     w.put("item_counts", counts)
@@ -323,7 +331,7 @@ def bench(dump, epochs, batch):
                               .reshape(n_items, layers, hidden).copy())
     cfg = dict(variant="gru", n_items=n_items, hidden=hidden, L=layers, d=256, nE=8,
                tmlp_layers=2, blocks=2, heads=2, inner=256, max_len=50, p_adapter=0.2,
-               p_hidden=0.5, eps=1e-12, tau=0.07, loss="inbatch", p_attn=0.5)
+               p_hidden=0.5, eps=1e-12, tau=0.07, loss="inbatch", score="cos", p_attn=0.5)
     P = {k: v.float() for k, v in make_params(cfg, torch.Generator().manual_seed(1)).items()}
     for t in P.values():
         t.requires_grad_(True)
@@ -364,8 +372,8 @@ def main():
         sys.exit("usage: ssna_ref.py OUTDIR | --bench DUMP [EPOCHS] [BATCH]")
     torch.set_default_dtype(torch.float64)
     os.makedirs(sys.argv[1], exist_ok=True)
-    for i, (case, variant, layers, loss) in enumerate(CASES):
-        run_case(sys.argv[1], case, variant, layers, loss, 1234 + i)
+    for i, (case, variant, layers, loss, score) in enumerate(CASES):
+        run_case(sys.argv[1], case, variant, layers, loss, score, 1234 + i)
 
 
 if __name__ == "__main__":
