@@ -189,6 +189,9 @@ static const ConfigKey config_keys[] = {
                "train.nice"),
     NUM_KEY("train.nice", CONFIG_INT, train_nice, "19", 0, 19, "0 .. 19",
             "niceness of the training thread when train.sched = normal"),
+    NUM_KEY("train.threads", CONFIG_INT, train_threads, "1", 1, 2, "1 .. 2",
+            "threads of a training step: 2 adds a helper at the trainer's priority (and "
+            "cgroup) that takes half of each step's loops and products when a core is idle"),
     STR_KEY("train.cgroup", train_cgroup, "off", apply_train_cgroup,
             "cgroup directory the training thread moves into (e.g. one with cpu.idle = 1), so "
             "its CPU time stops counting against the daemon's own group; off keeps it with the "

@@ -67,8 +67,9 @@ typedef struct {
     double train_lr_init; /* train.lr_init: arms started from init=PATH */
     long long train_seed;
     long long train_nice;
-    int train_sched_idle;                 /* train.sched: 1 idle, 0 normal */
-    int train_loss_logq;                  /* train.loss: 1 logq, 0 inbatch */
+    long long train_threads; /* train.threads: 2 adds the pool's helper (model/pool.h) */
+    int train_sched_idle;    /* train.sched: 1 idle, 0 normal */
+    int train_loss_logq;     /* train.loss: 1 logq, 0 inbatch */
     char train_cgroup[CONFIG_STRING_MAX]; /* train.cgroup: a cgroup directory, or "off" */
     long long publish_threads;
     long long embed_queue_max;

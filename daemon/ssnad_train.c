@@ -18,6 +18,7 @@
 #include "daemon/log.h"
 #include "daemon/ssnad.h"
 #include "model/errmsg.h"
+#include "model/pool.h"
 #include "model/rng.h"
 
 #define OFFER_STAGE 512 // offers the main thread keeps while feed_mu is busy
@@ -409,14 +410,14 @@ size_t ssnad_train_take_spare(Ssnad *d, int vi, float **raw, float **norm, Panel
  * places a waking thread, and preempts the trainer at once. It does not move a thread already
  * queued elsewhere, and under group scheduling (cgroups, autogroups) the trainer's time still
  * counts against the daemon's share (docs/ssnad.md, "Measured"). */
-static void train_lower_priority(const DaemonConfig *cfg) {
+static void train_lower_priority(const DaemonConfig *cfg, pid_t tid) {
     if (cfg->train_sched_idle) {
         struct sched_param sp = {0};
-        if (sched_setscheduler(0, SCHED_IDLE, &sp)) // Linux: 0 is the calling thread
+        if (sched_setscheduler(tid, SCHED_IDLE, &sp)) // Linux: a thread id works
             log_warn("train: cannot switch the thread to SCHED_IDLE",
                      LOG_STR("error", strerror(errno)));
     } else if (cfg->train_nice && // Linux keeps a niceness per thread
-               setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)cfg->train_nice)) {
+               setpriority(PRIO_PROCESS, (id_t)tid, (int)cfg->train_nice)) {
         log_warn("train: cannot lower the thread's priority", LOG_INT("nice", cfg->train_nice));
     }
 }
@@ -442,7 +443,7 @@ static void *train_main(void *arg) {
     Ssnad *d = arg;
     SsnadFeed *f = d->feed;
     pthread_setname_np(pthread_self(), "ssnad-train"); // what top -H and /proc show
-    train_lower_priority(d->cfg);
+    train_lower_priority(d->cfg, (pid_t)syscall(SYS_gettid));
     char err_cg[sizeof f->setup_err] = "";
     int join_rc = strcmp(d->cfg->train_cgroup, "off")
                       ? cgroup_join_thread(d->cfg->train_cgroup, err_cg, sizeof err_cg)
@@ -454,6 +455,15 @@ static void *train_main(void *arg) {
     pthread_cond_broadcast(&d->feed_cv);
     pthread_mutex_unlock(&d->feed_mu);
     if (join_rc) return NULL;
+    // train.threads = 2: the pool's helper, created here so that it inherits this thread's
+    // policy and cgroup, takes half of each step's loops and products when a core is free
+    // (pool_start_for_caller); serving threads never use it
+    if (d->cfg->train_threads > 1) {
+        if (pool_start_for_caller("ssnad-train-2"))
+            log_warn("train: no helper thread (train.threads = 2); training runs on one");
+        else if (pool_helper_tid()) // it ran before (an earlier trainer of this process)
+            train_lower_priority(d->cfg, (pid_t)pool_helper_tid());
+    }
     int B = (int)d->cfg->train_batch, turn = 0;
     long idle_steps = 0;
     AdamConfig adam = adam_defaults();
@@ -585,6 +595,7 @@ void ssnad_train_stop(Ssnad *d) {
         pid_t tid = f->tid;
         pthread_mutex_unlock(&d->feed_mu);
         train_restore_priority(d->cfg, tid);
+        if (d->cfg->train_threads > 1) train_restore_priority(d->cfg, (pid_t)pool_helper_tid());
         pthread_join(f->thread, NULL);
     }
     for (int i = 0; i < CONFIG_VARIANTS_MAX; i++)

@@ -41,7 +41,8 @@ endif()
 # broker's address (getaddrinfo -> __check_pf -> realloc with no allocator cache for the thread),
 # before any code of ours ran on that thread: test_ssnad_e2e and test_ssnad_bounds cannot run
 # there until the runtime is fixed or librdkafka's resolver is kept off its threads.
-foreach(t test_pool test_metrics test_log test_http test_ssnad_topk test_ssnad_refresh)
+foreach(t test_pool test_pool_members test_metrics test_log test_http test_ssnad_topk
+          test_ssnad_refresh)
   if(TEST ${t})
     set_property(TEST ${t} APPEND PROPERTY LABELS tsan)
   endif()

@@ -50,7 +50,7 @@ static void test_defaults(void) {
     CHECK(cfg.top_k == 10);
     CHECK(cfg.train_lr == 1e-3 && cfg.train_lr_init == 3e-4);
     CHECK(cfg.log_format == LOG_FORMAT_JSON && cfg.log_level == LOG_INFO);
-    CHECK(cfg.train_sched_idle == 1 && cfg.train_nice == 19);
+    CHECK(cfg.train_sched_idle == 1 && cfg.train_nice == 19 && cfg.train_threads == 1);
     CHECK(!strcmp(cfg.train_cgroup, "off"));
     CHECK(cfg.n_variants == 2);
     CHECK(!strcmp(cfg.variants[0].label, "gru:a=3") && cfg.variants[0].kind == SSNA_VARIANT_GRU);

@@ -463,9 +463,10 @@ static void check_models_survive_restart(Harness *h) {
     free(before), free(after);
 }
 
-/* The daemon's threads by name: the trainer runs under SCHED_IDLE (train.sched's default), the
- * threads users wait on under the normal policy; the trainer alone joined train.cgroup (a plain
- * directory with a tasks file here, cgroupfs's v1 interface: its thread id is written there). */
+/* The daemon's threads by name: the trainer and its helper (train.threads = 2) run under
+ * SCHED_IDLE (train.sched's default), the threads users wait on under the normal policy; the
+ * trainer joined train.cgroup (a plain directory with a tasks file here, cgroupfs's v1 interface:
+ * its thread id is written there; a real cgroup would hold the helper it created too). */
 static void check_thread_policies(pid_t pid, const char *cgroup_tasks) {
     long joined = -1;
     FILE *tf = fopen(cgroup_tasks, "r");
@@ -476,7 +477,7 @@ static void check_thread_policies(pid_t pid, const char *cgroup_tasks) {
     DIR *dir = opendir(path);
     CHECK_MSG(dir != NULL, "cannot list %s", path);
     if (!dir) return;
-    int seen_train = 0, seen_publish = 0;
+    int seen_train = 0, seen_helper = 0, seen_publish = 0;
     for (struct dirent *e; (e = readdir(dir));) {
         if (e->d_name[0] == '.') continue;
         snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)pid, e->d_name);
@@ -492,13 +493,17 @@ static void check_thread_policies(pid_t pid, const char *cgroup_tasks) {
             CHECK_MSG(policy == SCHED_IDLE, "trainer policy %d, not SCHED_IDLE", policy);
             CHECK_MSG(joined == atol(e->d_name), "train.cgroup has thread %ld, the trainer is %s",
                       joined, e->d_name);
+        } else if (!strcmp(name, "ssnad-train-2")) {
+            seen_helper = 1;
+            CHECK_MSG(policy == SCHED_IDLE, "training helper policy %d, not SCHED_IDLE", policy);
         } else {
             seen_publish += !strcmp(name, "ssnad-publish");
             CHECK_MSG(policy == SCHED_OTHER, "thread %s policy %d", name, policy);
         }
     }
     closedir(dir);
-    CHECK_MSG(seen_train && seen_publish, "no thread named ssnad-train / ssnad-publish");
+    CHECK_MSG(seen_train && seen_helper && seen_publish,
+              "no thread named ssnad-train / ssnad-train-2 / ssnad-publish");
 }
 
 /* A train.cgroup the trainer cannot join stops the start, with the key, the directory and the
@@ -530,7 +535,9 @@ int main(void) {
     CHECK_MSG(tf != NULL, "cannot create %s", tasks);
     if (tf) fclose(tf);
     snprintf(conf, sizeof conf,
-             "top_k = 10\nvariants = gru:a=3,mean:a=3\nab.seed = 7\ntrain.cgroup = %s", cgroup);
+             "top_k = 10\nvariants = gru:a=3,mean:a=3\nab.seed = 7\ntrain.cgroup = %s\n"
+             "train.threads = 2",
+             cgroup);
     harness_config(&h, "e2e", conf);
     pid_t pid = harness_ssnad_start(&h, "e2e");
     // the catalogue first (cold start of the whole shop), then the events at a steady rate so
