@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "model/errmsg.h"
 
@@ -80,10 +82,15 @@ int signals_install_stop(int restart, char *err, size_t errlen) {
     stop_count = 0;
     stop_signal = 0;
     int flags = restart ? SA_RESTART : 0;
-    return set_handler_flags(SIGTERM, on_stop, flags, err, errlen) ||
-                   set_handler_flags(SIGINT, on_stop, flags, err, errlen)
-               ? -1
-               : 0;
+    if (set_handler_flags(SIGTERM, on_stop, flags, err, errlen) ||
+        set_handler_flags(SIGINT, on_stop, flags, err, errlen))
+        return -1;
+    // ssnad blocks both before it re-executes itself for a reload (ssnad_main.c): a stop sent
+    // meanwhile is pending until here, and is delivered to on_stop now
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM), sigaddset(&stops, SIGINT);
+    return pthread_sigmask(SIG_UNBLOCK, &stops, NULL) ? -1 : 0;
 }
 
 const volatile sig_atomic_t *signals_stop_flag(void) {
@@ -115,6 +122,27 @@ int signals_take_reload(void) {
     if (!reload_pending) return 0;
     reload_pending = 0;
     return 1;
+}
+
+static volatile sig_atomic_t exec_tid; // the thread that will call execve
+
+static void on_stop_before_exec(int sig) {
+    if (stop_count < 1000) stop_count = stop_count + 1;
+    // on the exec'ing thread the signal is blocked, so this runs on another one: make it
+    // pending where execve keeps it (syscall() and getpid() are async-signal-safe)
+    syscall(SYS_tgkill, getpid(), (pid_t)exec_tid, sig);
+}
+
+int signals_hold_stops_for_exec(void) {
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM), sigaddset(&stops, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stops, NULL);
+    exec_tid = (sig_atomic_t)syscall(SYS_gettid);
+    char err[64];
+    (void)set_handler(SIGTERM, on_stop_before_exec, err, sizeof err);
+    (void)set_handler(SIGINT, on_stop_before_exec, err, sizeof err);
+    return stop_count > 0;
 }
 
 void signals_restore(void) {

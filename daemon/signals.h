@@ -36,6 +36,11 @@ int signals_take_reload(void);
  * process with exit_code through _exit, since whatever hangs could hang an orderly exit too.
  * seconds 0 disarms it (before an exec: a pending alarm survives execve). */
 void signals_stop_deadline(unsigned seconds, const char *volatile const *phase, int exit_code);
+/* Before the calling thread replaces the process image (ssnad's reload): blocks SIGTERM /
+ * SIGINT in it, and makes a stop that any other thread receives from here on pending on it
+ * (forwarded with tgkill), so that it survives execve until the new image's signals_install
+ * unblocks it. Returns whether a stop arrived before (then exit instead of executing). */
+int signals_hold_stops_for_exec(void);
 /* Restore the default dispositions (for tests and a child process). */
 void signals_restore(void);
 

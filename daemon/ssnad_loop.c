@@ -410,6 +410,9 @@ int ssnad_run(const DaemonConfig *cfg) {
         return 1;
     }
     log_info("ssnad running", LOG_STR("brokers", cfg->brokers), LOG_STR("group", cfg->group_id));
+    const char *fault = getenv("SSNAD_FAULT"); // tests: partitions lost at once, then a stop
+    if (fault && strstr(fault, "reload_stop")) // in one of the reload's windows (ssnad_main.c)
+        d->fatal = 1, d->exit_code = SSNAD_EXIT_RELOAD;
     double last_gauges = 0;
     while (!signals_stop_requested() && !d->fatal) {
         if (turn(d, err, sizeof err)) {

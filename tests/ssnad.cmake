@@ -52,3 +52,8 @@ endforeach()
 # precedence after a restart, and the refusals; no broker needed.
 add_test(NAME ssnad_warm COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/ssnad_warm.sh)
 set_tests_properties(ssnad_warm PROPERTIES ENVIRONMENT "${SSNA_TEST_ENV}" TIMEOUT 300)
+
+# A stop signal during a reload (the re-exec after lost partitions) must not be lost: both of the
+# reload's windows, through SSNAD_FAULT hooks; no broker needed.
+add_test(NAME ssnad_reload_stop COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/ssnad_reload_stop.sh)
+set_tests_properties(ssnad_reload_stop PROPERTIES ENVIRONMENT "${SSNA_TEST_ENV}" TIMEOUT 300)
