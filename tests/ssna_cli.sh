@@ -73,26 +73,25 @@ done
 "$ssna" train --data "$data" --variant id --out "$tmp/x.ckpt" --loss sampled 2> "$tmp/loss.err"
 check "train --loss sampled is a usage error (2) naming the choices" test $? -eq 2 -a \
     "$(grep -c -- '--loss: "sampled" is not inbatch, full or logq' "$tmp/loss.err")" -eq 1
-# --tau is the checkpoint's too: the JSON reports it, a resumed run and eval keep it
-"$ssna" train "${common[@]}" --out "$tmp/tau.ckpt" --tau 0.15 --epochs 1 > "$tmp/tau.json"
-check "train --tau 0.15 exits 0 and reports it" test $? -eq 0 -a \
-    "$(json "$tmp/tau.json" 'j["tau"]')" = 0.15
-"$ssna" train "${common[@]}" --out "$tmp/tau.ckpt" --epochs 2 --resume > "$tmp/tau.2.json"
-check "a resumed --tau 0.15 run trains on at 0.15" test \
-    "$(json "$tmp/tau.2.json" '(j["tau"], j["epochs"])')" = "(0.15, 2)"
-"$ssna" eval --ckpt "$tmp/tau.ckpt" --data "$data" --max-len 20 > "$tmp/tau.e.json"
-check "eval of a --tau 0.15 model reproduces its best epoch's test metrics" test \
-    "$(json "$tmp/tau.e.json" 'j["test"]')" = "$(json "$tmp/tau.2.json" 'j["test"]')"
-# --score dot (RecBole's logits) likewise; recommend ranks by the same dot products
-"$ssna" train "${common[@]}" --out "$tmp/dot.ckpt" --score dot --epochs 1 > "$tmp/dot.json"
-check "train --score dot exits 0 and reports it" test $? -eq 0 -a \
-    "$(json "$tmp/dot.json" 'j["score"]')" = dot
-"$ssna" train "${common[@]}" --out "$tmp/dot.ckpt" --epochs 2 --resume > "$tmp/dot.2.json"
-check "a resumed --score dot run trains on with dot" test \
-    "$(json "$tmp/dot.2.json" '(j["score"], j["epochs"])')" = "('dot', 2)"
-"$ssna" eval --ckpt "$tmp/dot.ckpt" --data "$data" --max-len 20 > "$tmp/dot.e.json"
-check "eval of a --score dot model reproduces its best epoch's test metrics" test \
-    "$(json "$tmp/dot.e.json" 'j["test"]')" = "$(json "$tmp/dot.2.json" 'j["test"]')"
+# kept NAME KEY VALUE OPTION...: a run with OPTION reports KEY = VALUE (python repr), a --resume
+# of it trains on with the same, and eval of its checkpoint reproduces its best epoch's metrics:
+# --tau and --score are the checkpoint's, not the command line's
+kept() {
+    local name=$1 key=$2 value=$3
+    shift 3
+    "$ssna" train "${common[@]}" --out "$tmp/$name.ckpt" "$@" --epochs 1 > "$tmp/$name.json"
+    check "train $* exits 0 and reports it" test $? -eq 0 -a \
+        "$(json "$tmp/$name.json" "repr(j['$key'])")" = "$value"
+    "$ssna" train "${common[@]}" --out "$tmp/$name.ckpt" --epochs 2 --resume > "$tmp/$name.2.json"
+    check "a resumed $* run trains on with it" test \
+        "$(json "$tmp/$name.2.json" "(j['$key'], j['epochs'])")" = "($value, 2)"
+    "$ssna" eval --ckpt "$tmp/$name.ckpt" --data "$data" --max-len 20 > "$tmp/$name.e.json"
+    check "eval of a $* model reproduces its best epoch's test metrics" test \
+        "$(json "$tmp/$name.e.json" 'j["test"]')" = "$(json "$tmp/$name.2.json" 'j["test"]')"
+}
+kept tau tau 0.15 --tau 0.15
+# --score dot (RecBole's logits); recommend ranks by the same dot products
+kept dot score "'dot'" --score dot
 "$ssna" recommend --ckpt "$tmp/dot.ckpt" --data "$data" --max-len 20 --user 1 -k 5 > "$tmp/dot.r.txt"
 check "recommend of a --score dot model prints 5 ranked items" test $? -eq 0 -a \
     "$(grep -cE '^ *[1-5]  ' "$tmp/dot.r.txt")" -eq 5
