@@ -347,6 +347,7 @@ int ssna_cmd_train(int argc, char **argv) {
         if (o.inner) cfg.inner = o.inner;
         if (o.tau > 0) cfg.tau = o.tau;
         cfg.score = (SsnaScore)o.score;
+        cfg.item_ids = o.item_ids;
         if (ssna_create(&m, &cfg, o.seed, err, sizeof err)) goto fail;
         st.shuffle_rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
         st.model_rng = m.rng;
@@ -365,9 +366,10 @@ int ssna_cmd_train(int argc, char **argv) {
             if (*p == '\n' || *p == '\r') *p = ' ';
     }
     fprintf(stderr,
-            "ssna train: %s, a = %d, loss %s, score %s, %d users, %d items, %zu parameters\n",
-            ssna_variant_name(m.cfg.variant), m.cfg.layers, ssna_loss_name(m.cfg.loss),
-            ssna_score_name(m.cfg.score), ds.inter.n_users, ds.inter.n_items, m.ps.total);
+            "ssna train: %s%s, a = %d, loss %s, score %s, %d users, %d items, %zu parameters\n",
+            ssna_variant_name(m.cfg.variant), m.cfg.item_ids ? " + item ids" : "", m.cfg.layers,
+            ssna_loss_name(m.cfg.loss), ssna_score_name(m.cfg.score), ds.inter.n_users,
+            ds.inter.n_items, m.ps.total);
     if (train_run(&o, &ds, &m, &st, &best, &best_len, &eval_total, err, sizeof err)) goto fail;
     char vj[256], tj[256];
     metrics_json(vj, sizeof vj, st.best_valid);
@@ -376,13 +378,14 @@ int ssna_cmd_train(int argc, char **argv) {
            "\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"valid\":%s,\"test\":%s,"
            "\"train_seconds\":%.2f,\"seconds_per_epoch\":%.3f,\"eval_seconds_this_run\":%.2f,"
            "\"peak_rss_mb\":%.1f,\"parameters\":%zu,\"loss\":\"%s\",\"score\":\"%s\",\"tau\":%.7g,"
-           "\"dropout\":%.7g,\"attn_dropout\":%.7g,\"d\":%d,\"inner\":%d,"
+           "\"dropout\":%.7g,\"attn_dropout\":%.7g,\"d\":%d,\"inner\":%d,\"item_ids\":%s,"
            "\"run\":%s}\n",
            ssna_variant_name(m.cfg.variant), m.cfg.layers, ds.inter.n_users, ds.inter.n_items,
            st.epoch, st.best_epoch, st.epoch < o.epochs ? "true" : "false", vj, tj,
            st.train_seconds, st.epoch ? st.train_seconds / st.epoch : 0.0, eval_total,
            peak_rss_mb(), m.ps.total, ssna_loss_name(m.cfg.loss), ssna_score_name(m.cfg.score),
-           m.cfg.tau, m.cfg.hidden_dropout, m.cfg.attn_dropout, m.cfg.d, m.cfg.inner, st.meta);
+           m.cfg.tau, m.cfg.hidden_dropout, m.cfg.attn_dropout, m.cfg.d, m.cfg.inner,
+           m.cfg.item_ids ? "true" : "false", st.meta);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "ssna train: %s\n", err);

@@ -29,7 +29,8 @@ enum {
     OPT_D,
     OPT_INNER,
     OPT_TAU,
-    OPT_SCORE
+    OPT_SCORE,
+    OPT_ITEM_IDS
 };
 
 static const struct option long_options[] = {
@@ -56,6 +57,7 @@ static const struct option long_options[] = {
     {"inner", required_argument, 0, OPT_INNER},
     {"tau", required_argument, 0, OPT_TAU},
     {"score", required_argument, 0, OPT_SCORE},
+    {"item-ids", no_argument, 0, OPT_ITEM_IDS},
     {"include-seen", no_argument, 0, OPT_SEEN},
     {"latest", no_argument, 0, OPT_LATEST},
     {"name", required_argument, 0, OPT_NAME},
@@ -108,6 +110,9 @@ static void usage(const char *cmd, FILE *f) {
                 "  --tau X            temperature of the cosine scores (default 0.07)\n"
                 "  --score S          cos (default): cos(u, v) / tau, the paper's; dot: u . v,\n"
                 "                     RecBole SASRec's logits (offline only: ssnad serves cos)\n"
+                "  --item-ids         text variants: add a learned ID vector to each item's text\n"
+                "                     vector (UniSRec's text + ID fine-tuning; offline only:\n"
+                "                     ssnad's catalogue grows, its items are text alone)\n"
                 "  --seed S           initialisation, batch order and dropout seed (default 42)\n"
                 "  --eval-batch N     users per evaluation batch (default 512)\n"
                 "  --out CKPT         checkpoint written after every epoch: parameters, Adam\n"
@@ -243,6 +248,9 @@ int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOp
                 return 2;
             }
             break;
+        case OPT_ITEM_IDS:
+            o->item_ids = 1;
+            break;
         case OPT_SEEN:
             o->include_seen = 1;
             break;
@@ -272,6 +280,11 @@ int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOp
         o->max_len < 3 || o->k < 1) {
         fprintf(stderr, "ssna %s: %s\n", cmd,
                 optind < argc ? "unexpected argument" : "missing --data or a bad number");
+        usage(cmd, stderr);
+        return 2;
+    }
+    if (o->item_ids && o->variant == SSNA_VARIANT_ID) {
+        fprintf(stderr, "ssna %s: --item-ids is for the text variants (id has IDs alone)\n", cmd);
         usage(cmd, stderr);
         return 2;
     }

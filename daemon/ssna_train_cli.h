@@ -15,6 +15,7 @@ typedef struct {
     int d, inner;                /* SASRec width and feed-forward size; 0 = the default */
     float tau;                   /* score temperature; 0 = the default */
     int score;                   /* SsnaScore: cos (0, the default) or dot */
+    int item_ids;                /* 1 = text variants add a learned ID row to each item */
 } SsnaTrainOptions;
 
 /* Parse argv of subcommand cmd ("train", "eval", "recommend") into o, with the defaults the help

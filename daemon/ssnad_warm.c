@@ -8,7 +8,7 @@
  *     the checkpoint's run metadata) and the same pooling of the item states;
  *   - the same variant, kept layers and every shape (d, experts, blocks, heads, inner, max_len),
  *     and the same scores (cosine, at the arm's tau: `ssna train --score dot` models are
- *     offline only).
+ *     offline only), and no item-ID rows (`ssna train --item-ids` models are offline only).
  * The catalogue size may differ: a text variant has no per-item parameters. The parameters are
  * the checkpoint's best-validation ones; Adam starts afresh at train.lr. The next checkpoint
  * (even one with no event, a clean stop's) snapshots the arm, so the store no longer needs the
@@ -34,6 +34,8 @@ static const char *shape_mismatch(const SsnaConfig *a, const SsnaConfig *b) {
     if (a->n_heads != b->n_heads) return "heads";
     if (a->inner != b->inner) return "inner";
     if (a->max_len != b->max_len) return "max_len";
+    // an item that arrives online has no trained ID row: the arm's items are their text alone
+    if (a->item_ids != b->item_ids) return "item ids (ssnad's items are text alone)";
     // the serving path (int8 bounds, published scores) is built on unit vectors
     if (a->score != b->score) return "score (ssnad serves cos, not dot)";
     if (a->tau != b->tau) return "tau"; // online steps would train another objective

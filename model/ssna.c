@@ -243,6 +243,8 @@ static int check_config(const SsnaConfig *c, char *err, size_t errlen) {
         why = "unknown loss";
     else if ((int)c->score < SSNA_SCORE_COS || c->score > SSNA_SCORE_DOT)
         why = "unknown score";
+    else if (c->item_ids != 0 && c->item_ids != 1)
+        why = "item_ids must be 0 or 1";
     else if (!(c->tau > 0.0f) || !(c->ln_eps > 0.0f))
         why = "tau and ln_eps must be positive";
     else if (!(c->adapter_dropout >= 0 && c->adapter_dropout < 1) ||

@@ -11,6 +11,9 @@
  *   tmoe: v* = z^0 of one MoE adapter on the top layer (a = 1);
  *   tmlp: v* = MLP(dropout_0.2(h^0)), Linear(hidden, d) then (GELU, Linear(d, d)) x (n_l - 1);
  *   id: v* = a learned embedding row (ID-based SASRec baseline; no text, item states unused).
+ *   item_ids (text variants): v* = the text vector above + a learned ID row item_emb[i]
+ *     (UniSRec's transductive fine-tuning: text for what an item says, the row for what its
+ *     co-occurrences say; an item never trained on keeps its N(0, 0.02) row, near zero).
  * User tower (RecBole SASRec, post-LN, eps 1e-12): x = dropout(LN(v*_t + pos_t)); per block
  *   x = LN(x + dropout(attn(x) W_o)), x = LN(x + dropout(GELU(x W_1) W_2)); causal attention
  *   with key padding; the attention probabilities go through dropout(attn_dropout) (RecBole's
@@ -74,6 +77,8 @@ typedef struct {
     int n_blocks, n_heads, inner, max_len;
     float adapter_dropout, hidden_dropout, ln_eps, tau;
     float attn_dropout; /* on the attention probabilities; 0 = none (checkpoints before it) */
+    int item_ids;       /* text variants: 1 = v* += a learned ID row item_emb[i] (UniSRec's
+                           text + ID fine-tuning); 0 = text only (the paper's) */
 } SsnaConfig;
 
 /* A batch of B sequences, packed: row b holds items[offsets[b] .. offsets[b+1]), length <= max_len.

@@ -28,6 +28,23 @@ static int item_adapters(const SsnaConfig *c) {
     }
 }
 
+/* Whether items have an ID row: the id variant, or a text variant with item_ids. */
+static int item_has_ids(const SsnaConfig *c) {
+    return c->variant == SSNA_VARIANT_ID || c->item_ids;
+}
+
+/* v[u] += item_emb[ids[u]] for a text variant with item_ids. */
+// v: [U, d]
+static void item_add_ids(SsnaModel *m, const int *ids, int U, float *v) {
+    const SsnaConfig *c = &m->cfg;
+    if (c->variant == SSNA_VARIANT_ID || !c->item_ids) return;
+    for (int u = 0; u < U; u++) {
+        const float *restrict row = m->p->item_emb.val + (size_t)ids[u] * c->d;
+        float *restrict vu = v + (size_t)u * c->d;
+        for (int k = 0; k < c->d; k++) vu[k] += row[k];
+    }
+}
+
 static int declare(SsnaModel *m, const char *name, int ndim, int d0, int d1, char *err,
                    size_t errlen) {
     int shape[2] = {d0, d1};
@@ -64,8 +81,7 @@ int ssna_item_declare(SsnaModel *m, char *err, size_t errlen) {
             rc |= declare(m, name, 1, c->d, 0, err, errlen);
         }
     }
-    if (c->variant == SSNA_VARIANT_ID)
-        rc |= declare(m, "item_emb", 2, c->n_items, c->d, err, errlen);
+    if (item_has_ids(c)) rc |= declare(m, "item_emb", 2, c->n_items, c->d, err, errlen);
     return rc ? -1 : 0;
 }
 
@@ -87,7 +103,7 @@ void ssna_item_init(SsnaModel *m, uint64_t *rng) {
         for (int l = 0; l < c->tmlp_layers; l++)
             rng_fill_normal(m->p->tmlp[l].w.val, (size_t)c->d * (l == 0 ? c->hidden : c->d), 0.0f,
                             0.02f, rng);
-    if (c->variant == SSNA_VARIANT_ID)
+    if (item_has_ids(c))
         rng_fill_normal(m->p->item_emb.val, (size_t)c->n_items * c->d, 0.0f, 0.02f, rng);
 }
 
@@ -375,6 +391,7 @@ int ssna_item_forward(SsnaModel *m, const float *states, const int *ids, int U, 
             memcpy(xd, x, uh * sizeof(float));
         }
         tmlp_forward(m, U, xd, pre, act, v);
+        item_add_ids(m, ids, U, v);
         return 0;
     }
     size_t une = (size_t)U * nE;
@@ -389,6 +406,7 @@ int ssna_item_forward(SsnaModel *m, const float *states, const int *ids, int U, 
                         z + (size_t)t * U * d))
             goto noise;
     if (integrate_forward(m, w, A, z, v)) goto oom;
+    item_add_ids(m, ids, U, v);
     return 0;
 oom:
     return errmsg_fail(err, errlen, "ssna: out of memory in the item tower (%d items)", U);
@@ -400,10 +418,8 @@ int ssna_item_backward(SsnaModel *m, const float *dv) {
     const SsnaConfig *c = &m->cfg;
     SsnaItemWork *w = &m->work->item;
     int U = w->U, H = c->hidden, nE = c->n_experts, d = c->d, A = item_adapters(c);
-    if (c->variant == SSNA_VARIANT_ID) {
-        embedding_backward(m->p->item_emb.grad, dv, (const int *)w->ids.p, U, d);
-        return 0;
-    }
+    if (item_has_ids(c)) embedding_backward(m->p->item_emb.grad, dv, (const int *)w->ids.p, U, d);
+    if (c->variant == SSNA_VARIANT_ID) return 0;
     size_t uh = (size_t)U * H, une = (size_t)U * nE;
     const float *x = w->x.p, *xd = w->xd.p;
     if (c->variant == SSNA_VARIANT_TMLP) return tmlp_backward(m, w, xd, dv);

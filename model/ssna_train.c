@@ -252,6 +252,7 @@ static void write_header(FILE *f, const SsnaConfig *c, const SsnaTrainState *st)
             ssna_loss_name(c->loss));
     // only a dot-product model says so: every cosine checkpoint stays readable by earlier builds
     if (c->score != SSNA_SCORE_COS) fprintf(f, "score %s\n", ssna_score_name(c->score));
+    if (c->item_ids) fprintf(f, "item_ids %d\n", c->item_ids); // likewise: absent = text only
     fprintf(f, "epoch %d\nbest_epoch %d\nbad_epochs %d\ntrain_seconds %.17g\n", st->epoch,
             st->best_epoch, st->bad_epochs, st->train_seconds);
     for (int i = 0; i < 4; i++)
@@ -340,6 +341,7 @@ static int read_header_line(const char *key, const char *val, SsnaConfig *c, Ssn
         {"n_heads", &c->n_heads, NULL, NULL},
         {"inner", &c->inner, NULL, NULL},
         {"max_len", &c->max_len, NULL, NULL},
+        {"item_ids", &c->item_ids, NULL, NULL},
         {"adapter_dropout", NULL, &c->adapter_dropout, NULL},
         {"hidden_dropout", NULL, &c->hidden_dropout, NULL},
         {"attn_dropout", NULL, &c->attn_dropout, NULL},

@@ -4,8 +4,9 @@
 #   a tiny catalogue embedded by `ssna embed`, a gru a=3 model trained on it by `ssna train`;
 #   ssnad starts the arm from it ("model initialised"), writes its own snapshot on a clean stop,
 #   and on restart restores that snapshot and no longer reads init (a missing file is then fine);
+#   a --item-ids model keeps its ID rows through --resume and eval (offline only);
 #   an init of another variant, of other kept layers, of an id model (no encoder), with dot-product
-#   scores or another tau, or a missing file, each stop ssnad at start-up with exit 1 and an error
+#   scores, another tau or item-ID rows, or a missing file, each stop ssnad at start-up with exit 1 and an error
 #   naming the arm and the reason.
 set -uo pipefail
 build="${SSNA_BUILD_DIR:?run through ctest}"
@@ -40,14 +41,29 @@ for v in gru id; do
         --out "$tmp/$v.ckpt" > /dev/null 2> "$tmp/train-$v.err"
     check "ssna train --variant $v" test $? -eq 0
 done
-# the same gru a=3 shape, other scores: RecBole's dot product, another temperature
-for opt in dot tau; do
+# the same gru a=3 shape, other scores (RecBole's dot product, another temperature) or ID rows
+for opt in dot tau ids; do
     args=(--score dot)
     [ $opt = tau ] && args=(--tau 0.15)
+    [ $opt = ids ] && args=(--item-ids)
     "$ssna" train --data "$tmp/log.csv" --k-core 1 --db "$tmp/cache" --variant gru --epochs 1 \
-        "${args[@]}" --out "$tmp/gru-$opt.ckpt" > /dev/null 2> "$tmp/train-$opt.err"
+        "${args[@]}" --out "$tmp/gru-$opt.ckpt" > "$tmp/train-$opt.json" 2> "$tmp/train-$opt.err"
     check "ssna train --variant gru ${args[*]}" test $? -eq 0
 done
+json() { python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
+# the ID rows are the checkpoint's: a resume trains on with them, eval reproduces the best epoch
+"$ssna" train --data "$tmp/log.csv" --k-core 1 --db "$tmp/cache" --variant gru --epochs 2 \
+    --resume --out "$tmp/gru-ids.ckpt" > "$tmp/train-ids2.json" 2> "$tmp/train-ids2.err"
+check "--item-ids: train and its resume report the ID rows" test \
+    "$(json "$tmp/train-ids.json" 'j["item_ids"]') $(json "$tmp/train-ids2.json" '(j["item_ids"], j["epochs"])')" = "True (True, 2)"
+"$ssna" eval --ckpt "$tmp/gru-ids.ckpt" --data "$tmp/log.csv" --k-core 1 --db "$tmp/cache" \
+    > "$tmp/eval-ids.json" 2> "$tmp/eval-ids.err"
+check "--item-ids: eval reproduces the best epoch's test metrics" test \
+    "$(json "$tmp/eval-ids.json" 'j["test"]')" = "$(json "$tmp/train-ids2.json" 'j["test"]')"
+"$ssna" train --data "$tmp/log.csv" --k-core 1 --variant id --item-ids --out "$tmp/x.ckpt" \
+    2> "$tmp/id-ids.err"
+check "--item-ids with --variant id is a usage error (2) saying why" test $? -eq 2 -a \
+    "$(grep -c -- '--item-ids is for the text variants' "$tmp/id-ids.err")" -eq 1
 
 # run ssnad on db with variants ARM until its log shows PATTERN (or it exits); then SIGTERM
 run() { # run NAME ARM PATTERN -> exit status of ssnad
@@ -83,5 +99,6 @@ expect_refused layers "gru:a=2:init=$tmp/gru.ckpt" "variant gru:a=2: init .* dif
 expect_refused encoder "gru:a=3:init=$tmp/id.ckpt" "another encoder"
 expect_refused dot "gru:a=3:init=$tmp/gru-dot.ckpt" "differs in its score (ssnad serves cos, not dot)"
 expect_refused tau "gru:a=3:init=$tmp/gru-tau.ckpt" "variant gru:a=3: init .* differs in its tau"
+expect_refused ids "gru:a=3:init=$tmp/gru-ids.ckpt" "differs in its item ids (ssnad's items are text alone)"
 expect_refused missing "gru:a=3:init=$tmp/none.ckpt" "variant gru:a=3: init: .*none.ckpt"
 exit $fail

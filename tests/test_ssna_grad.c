@@ -56,14 +56,15 @@ static double loss_of(SsnaModel *m, FixedNoise *fn, const SsnaBatch *b, const fl
 }
 
 static void check_case(SsnaVariant variant, int layers, SsnaLoss loss, SsnaScore score,
-                       uint64_t seed) {
+                       int item_ids, uint64_t seed) {
     enum { N_ITEMS = 30, HIDDEN = 12 };
     char err[256], label[64];
-    snprintf(label, sizeof label, "%s a=%d loss %s %s", ssna_variant_name(variant), layers,
-             ssna_loss_name(loss), ssna_score_name(score));
+    snprintf(label, sizeof label, "%s%s a=%d loss %s %s", ssna_variant_name(variant),
+             item_ids ? "+ids" : "", layers, ssna_loss_name(loss), ssna_score_name(score));
     SsnaConfig cfg = ssna_config_default(variant, N_ITEMS, HIDDEN, layers);
     cfg.loss = loss, cfg.score = score, cfg.d = 8, cfg.n_heads = 2, cfg.inner = 12, cfg.max_len = 8;
     cfg.n_experts = 3, cfg.adapter_dropout = 0.0f, cfg.hidden_dropout = 0.0f;
+    cfg.item_ids = item_ids;
     SsnaModel m;
     if (ssna_create(&m, &cfg, seed, err, sizeof err)) {
         CHECK_MSG(0, "%s: %s", label, err);
@@ -189,15 +190,18 @@ static void check_scores_differ(void) {
 
 int main(void) {
     for (int l = 0; l < 3; l++) {
-        check_case(SSNA_VARIANT_GRU, 2, (SsnaLoss)l, SSNA_SCORE_COS, 11 + (uint64_t)l);
-        check_case(SSNA_VARIANT_TMLP, 1, (SsnaLoss)l, SSNA_SCORE_COS, 21 + (uint64_t)l);
-        check_case(SSNA_VARIANT_ID, 1, (SsnaLoss)l, SSNA_SCORE_COS, 31 + (uint64_t)l);
+        check_case(SSNA_VARIANT_GRU, 2, (SsnaLoss)l, SSNA_SCORE_COS, 0, 11 + (uint64_t)l);
+        check_case(SSNA_VARIANT_TMLP, 1, (SsnaLoss)l, SSNA_SCORE_COS, 0, 21 + (uint64_t)l);
+        check_case(SSNA_VARIANT_ID, 1, (SsnaLoss)l, SSNA_SCORE_COS, 0, 31 + (uint64_t)l);
     }
-    check_case(SSNA_VARIANT_WEIGHTED, 3, SSNA_LOSS_FULL, SSNA_SCORE_COS, 41);
+    check_case(SSNA_VARIANT_WEIGHTED, 3, SSNA_LOSS_FULL, SSNA_SCORE_COS, 0, 41);
     // RecBole's dot-product logits: no normalisation between the towers and the loss
-    check_case(SSNA_VARIANT_ID, 1, SSNA_LOSS_FULL, SSNA_SCORE_DOT, 51);
-    check_case(SSNA_VARIANT_GRU, 2, SSNA_LOSS_LOGQ, SSNA_SCORE_DOT, 52);
-    check_case(SSNA_VARIANT_MEAN, 3, SSNA_LOSS_INBATCH, SSNA_SCORE_DOT, 53);
+    check_case(SSNA_VARIANT_ID, 1, SSNA_LOSS_FULL, SSNA_SCORE_DOT, 0, 51);
+    check_case(SSNA_VARIANT_GRU, 2, SSNA_LOSS_LOGQ, SSNA_SCORE_DOT, 0, 52);
+    check_case(SSNA_VARIANT_MEAN, 3, SSNA_LOSS_INBATCH, SSNA_SCORE_DOT, 0, 53);
+    // text + ID rows (UniSRec's fine-tuning): the ID rows' gradients beside the adapters'
+    check_case(SSNA_VARIANT_GRU, 2, SSNA_LOSS_LOGQ, SSNA_SCORE_COS, 1, 61);
+    check_case(SSNA_VARIANT_TMLP, 1, SSNA_LOSS_FULL, SSNA_SCORE_DOT, 1, 62);
     check_scores_differ();
     check_losses_differ();
     return check_done();

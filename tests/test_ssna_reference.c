@@ -1,10 +1,10 @@
 /* test_ssna_reference.c - the whole SSNA model against the python3-torch reference.
  *
  * tests/reference/ssna_ref.py (a CTest fixture) writes, per variant and loss (inbatch for every
- * variant; full and logq for some; dot-product scores for two), the weights, a batch, the
- * noise of each training step, the torch loss of each step, every parameter gradient of step 0
- * and the parameters after 3 Adam steps. This test loads the same weights, replays the same
- * noise through SsnaNoise, and checks (float32 C against float64 torch):
+ * variant; full and logq for some; dot-product scores for two; text + ID rows for two), the
+ * weights, a batch, the noise of each training step, the torch loss of each step, every
+ * parameter gradient of step 0 and the parameters after 3 Adam steps. This test loads the same
+ * weights, replays the same noise through SsnaNoise, and checks (float32 C against float64 torch):
  *   loss:      |c - t| <= 1e-4 * |t|
  *   gradients: per tensor, max |c - t| <= 1e-4 * max |t| + 1e-6, and no tensor without gradient
  *   Adam:      after 3 steps (lr 1e-3), every parameter within 5e-5 of torch (a step is ~1e-3),
@@ -209,7 +209,7 @@ static void run_case(const char *dir, const char *cs) {
     const RefTensor *st = ref_get(&rf, "states"), *off = ref_get(&rf, "offsets");
     const RefTensor *it = ref_get(&rf, "items"), *tg = ref_get(&rf, "targets");
     const RefTensor *counts = ref_get(&rf, "item_counts");
-    int ok_records = ci && cf && st && off && it && tg && counts && ci->count == 14 &&
+    int ok_records = ci && cf && st && off && it && tg && counts && ci->count == 15 &&
                      cf->count == 6 && counts->count == (size_t)((const int32_t *)ci->data)[1];
     CHECK_MSG(ok_records, "%s: records missing or of the wrong size", cs);
     if (!ok_records) {
@@ -223,7 +223,7 @@ static void run_case(const char *dir, const char *cs) {
     cfg.n_heads = c[8], cfg.inner = c[9], cfg.max_len = c[10];
     cfg.adapter_dropout = f[0], cfg.hidden_dropout = f[1], cfg.ln_eps = f[2], cfg.tau = f[3];
     cfg.attn_dropout = f[5];
-    cfg.loss = (SsnaLoss)c[12], cfg.score = (SsnaScore)c[13];
+    cfg.loss = (SsnaLoss)c[12], cfg.score = (SsnaScore)c[13], cfg.item_ids = c[14];
     int steps = c[11];
     SsnaModel m;
     CHECK_MSG(ssna_create(&m, &cfg, 7, err, sizeof err) == 0, "%s: %s", cs, err);
@@ -285,9 +285,10 @@ int main(void) {
     if (!build) return check_done();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/ssna_ref", build);
-    const char *cases[] = {"gru3",      "gru1",        "mean3",        "weighted2", "tmoe",
-                           "tmlp",      "id",          "gru3_full",    "id_full",   "gru3_logq",
-                           "tmlp_logq", "id_full_dot", "gru3_logq_dot"};
+    const char *cases[] = {
+        "gru3",      "gru1",        "mean3",         "weighted2",     "tmoe",
+        "tmlp",      "id",          "gru3_full",     "id_full",       "gru3_logq",
+        "tmlp_logq", "id_full_dot", "gru3_logq_dot", "gru3_logq_ids", "tmlp_full_dot_ids"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(dir, cases[i]);
     printf("worst gradient error, relative to the tensor's largest torch gradient: %.3g\n",
            worst_grad_error);

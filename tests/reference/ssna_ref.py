@@ -35,14 +35,16 @@ LR = 1e-3
 LOSSES = ["inbatch", "full", "logq"]
 SCORES = ["cos", "dot"]
 
-# case name, variant, kept layers, loss, score
+# case name, variant, kept layers, loss, score; a name ending in _ids adds ID rows to the text
+# vectors (C: SsnaConfig.item_ids)
 CASES = [("gru3", "gru", 3, "inbatch", "cos"), ("gru1", "gru", 1, "inbatch", "cos"),
          ("mean3", "mean", 3, "inbatch", "cos"), ("weighted2", "weighted", 2, "inbatch", "cos"),
          ("tmoe", "tmoe", 1, "inbatch", "cos"), ("tmlp", "tmlp", 1, "inbatch", "cos"),
          ("id", "id", 1, "inbatch", "cos"), ("gru3_full", "gru", 3, "full", "cos"),
          ("id_full", "id", 1, "full", "cos"), ("gru3_logq", "gru", 3, "logq", "cos"),
          ("tmlp_logq", "tmlp", 1, "logq", "cos"), ("id_full_dot", "id", 1, "full", "dot"),
-         ("gru3_logq_dot", "gru", 3, "logq", "dot")]
+         ("gru3_logq_dot", "gru", 3, "logq", "dot"), ("gru3_logq_ids", "gru", 3, "logq", "cos"),
+         ("tmlp_full_dot_ids", "tmlp", 1, "full", "dot")]
 
 
 class Writer:
@@ -114,7 +116,7 @@ def make_params(cfg, gen):
         for l in range(cfg["tmlp_layers"]):
             rnd("tmlp.%d.w" % l, d, H if l == 0 else d, std=0.2)
             rnd("tmlp.%d.b" % l, d)
-    if v == "id":
+    if v == "id" or cfg["item_ids"]:
         rnd("item_emb", cfg["n_items"], d, std=0.5)
     rnd("pos_emb", cfg["max_len"], d, std=0.3)
     rnd("emb_ln.w", d, mean=1.0)
@@ -137,6 +139,12 @@ def make_params(cfg, gen):
 
 def item_tower(cfg, P, states, ids, train, noise):
     """v*: [U, d] for item ids (ascending distinct ids of the batch)."""
+    if cfg["variant"] != "id" and cfg["item_ids"]:  # UniSRec's text + ID: the two vectors added
+        return text_tower(cfg, P, states, ids, train, noise) + P["item_emb"][ids]
+    return text_tower(cfg, P, states, ids, train, noise)
+
+
+def text_tower(cfg, P, states, ids, train, noise):
     v, d, nE, pa = cfg["variant"], cfg["d"], cfg["nE"], cfg["p_adapter"]
     if v == "id":
         return P["item_emb"][ids]
@@ -257,12 +265,13 @@ def run_case(outdir, case, variant, layers, loss, score, seed):
     gen = torch.Generator().manual_seed(seed)
     cfg = dict(variant=variant, n_items=40, hidden=24, L=layers, d=16, nE=8, tmlp_layers=2,
                blocks=2, heads=2, inner=20, max_len=12, p_adapter=0.2, p_hidden=0.5, eps=1e-12,
-               tau=0.07, loss=loss, score=score, p_attn=0.0 if case == "gru1" else 0.5)
+               tau=0.07, loss=loss, score=score, p_attn=0.0 if case == "gru1" else 0.5,
+               item_ids=case.endswith("_ids"))
     w = Writer(os.path.join(outdir, case + ".bin"))
     w.put("config", torch.tensor([VARIANTS.index(variant), cfg["n_items"], cfg["hidden"], layers,
                                   cfg["d"], cfg["nE"], cfg["tmlp_layers"], cfg["blocks"],
                                   cfg["heads"], cfg["inner"], cfg["max_len"], STEPS,
-                                  LOSSES.index(loss), SCORES.index(score)]), 1)
+                                  LOSSES.index(loss), SCORES.index(score), int(cfg["item_ids"])]), 1)
     # target counts of the logq loss (C: ssna_set_item_counts), skewed like real popularity
     counts = torch.randint(0, 50, (cfg["n_items"],), generator=gen).double() ** 2
     w.put("item_counts", counts)
@@ -331,7 +340,8 @@ def bench(dump, epochs, batch):
                               .reshape(n_items, layers, hidden).copy())
     cfg = dict(variant="gru", n_items=n_items, hidden=hidden, L=layers, d=256, nE=8,
                tmlp_layers=2, blocks=2, heads=2, inner=256, max_len=50, p_adapter=0.2,
-               p_hidden=0.5, eps=1e-12, tau=0.07, loss="inbatch", score="cos", p_attn=0.5)
+               p_hidden=0.5, eps=1e-12, tau=0.07, loss="inbatch", score="cos", p_attn=0.5,
+               item_ids=False)
     P = {k: v.float() for k, v in make_params(cfg, torch.Generator().manual_seed(1)).items()}
     for t in P.values():
         t.requires_grad_(True)
