@@ -55,7 +55,7 @@ static void on_list(void *ctx, const KafkaMessage *m) {
     snprintf(x->variant, sizeof x->variant, "%s", r->variant);
     for (size_t i = 0; i < r->n_items && i < TOP_K; i++) {
         snprintf(x->items[x->n++], 64, "%s", r->items[i]->item_id);
-        if (!strcmp(r->items[i]->item_id, TWIN_ID)) l->twin_lists++;
+        if (!strncmp(r->items[i]->item_id, TWIN_ID, strlen(TWIN_ID))) l->twin_lists++;
     }
     codec_recommendations_free(r);
 }
@@ -190,17 +190,22 @@ static int rank_of(const Served *s, const char *id) {
 }
 
 /* Cold start of one item, checked where no timing can interfere: x is the item /recommend ranks
- * above 10th for the most users; TWIN_ID is published with x's text. Once it is stored, its
- * vector equals x's (same text, same frozen encoder and adapters), so every /recommend answer
+ * above last place for the most users; twin_id is published with x's text. Once it is stored,
+ * its vector equals x's (same text, same frozen encoder and adapters), so every /recommend answer
  * that ranks x above last place must hold the twin too, with x's score. Then one event with x
- * per such user (x leaves their lists) keeps the stream going. Returns the events sent. */
-static int check_twin(Harness *h, int port, const Lists *l) {
+ * per such user (x leaves their lists) keeps the stream going (*sent counts them). Returns how
+ * many answers ranked x above last at the check: 0 when training meanwhile took x out of every
+ * list, and nothing was checked. */
+static int twin_try(Harness *h, int port, const Lists *l, KafkaProducer *p, const char *twin_id,
+                    int *sent) {
     Served *before = calloc(l->n, sizeof *before);
     char x[64] = "";
     int best = 0;
     for (size_t i = 0; i < l->n; i++) served_list(port, l->lists[i].user, &before[i]);
     for (size_t i = 0; i < l->n; i++)
         for (int r = 0; r + 1 < before[i].n; r++) {
+            // (an earlier try's twin has no text of its own to copy)
+            if (!strncmp(before[i].items[r], TWIN_ID, strlen(TWIN_ID))) continue;
             int c = 0;
             for (size_t j = 0; j < l->n; j++) {
                 int q = rank_of(&before[j], before[i].items[r]);
@@ -208,41 +213,39 @@ static int check_twin(Harness *h, int port, const Lists *l) {
             }
             if (c > best) best = c, snprintf(x, sizeof x, "%s", before[i].items[r]);
         }
+    free(before);
     CHECK_MSG(best > 0, "no /recommend answer of %zu users ranks any item above last", l->n);
 
     char err[256], db[512];
-    KafkaProducerOptions po = {.brokers = h->brokers};
-    KafkaProducer *p;
-    if (kafka_producer_open(&po, &p, err, sizeof err)) harness_die("producer: %s", err);
     char *text = item_text(h, x);
     CHECK_MSG(text != NULL, "no text for %s", x);
     Ssna__Item it;
     ssna__item__init(&it);
-    it.item_id = TWIN_ID, it.text = text ? text : "twin";
+    it.item_id = (char *)twin_id, it.text = text ? text : "twin";
     uint8_t *buf;
     size_t len;
     if (codec_item_encode(&it, NULL, &buf, &len, err, sizeof err)) harness_die("%s", err);
-    publish(p, "items", TWIN_ID, buf, len);
+    publish(p, "items", twin_id, buf, len);
     kafka_producer_flush(p, 10000, err, sizeof err);
+    free(text);
     snprintf(db, sizeof db, "%s/e2e.db", h->work);
     int stored = 0;
     for (double t0 = harness_now(); !stored && harness_now() - t0 < 120;) {
         StoreOptions o = {.read_only = 1};
         Store *s;
         if (!store_open(&s, db, &o, err, sizeof err)) {
-            stored = store_get_item(s, NULL, TWIN_ID, NULL, NULL, 0, err, sizeof err) == STORE_OK;
+            stored = store_get_item(s, NULL, twin_id, NULL, NULL, 0, err, sizeof err) == STORE_OK;
             store_close(s);
         }
         if (!stored) usleep(200000);
     }
-    CHECK_MSG(stored, "the new item %s was not stored within 120 s", TWIN_ID);
+    CHECK_MSG(stored, "the new item %s was not stored within 120 s", twin_id);
 
     // stored is not yet served: each arm takes the new item's states into its serving vectors on
     // its own turn (under a loaded runner, seconds later). Ask, without sending anything, until
     // every answer that ranks x above last also holds the twin, for at most 60 s; the check
     // below then asks once more and says what differs. Every user is asked, not only those whose
-    // answer held x before: a refresh of the models meanwhile reorders the lists (under load it
-    // once took x out of all of those users' lists).
+    // answer held x before: a refresh of the models meanwhile reorders the lists.
     for (double t0 = harness_now(); harness_now() - t0 < 60; sleep(1)) {
         int ranked = 0, twinned = 0;
         for (size_t i = 0; i < l->n; i++) {
@@ -251,43 +254,59 @@ static int check_twin(Harness *h, int port, const Lists *l) {
             int rx = rank_of(&now, x);
             if (rx < 0 || rx + 1 >= now.n) continue;
             ranked++;
-            twinned += rank_of(&now, TWIN_ID) >= 0;
+            twinned += rank_of(&now, twin_id) >= 0;
         }
         if (ranked > 0 && twinned == ranked) break;
     }
 
-    int with_x = 0, with_twin = 0, sent = 0;
+    int with_x = 0, with_twin = 0;
     for (size_t i = 0; i < l->n; i++) {
         Served now;
         if (served_list(port, l->lists[i].user, &now)) continue;
-        int rx = rank_of(&now, x), rt = rank_of(&now, TWIN_ID);
+        int rx = rank_of(&now, x), rt = rank_of(&now, twin_id);
         if (rx < 0 || rx + 1 >= now.n) continue;
         with_x++;
         if (rt >= 0 && fabs(now.scores[rt] - now.scores[rx]) <= 1e-3 * (1 + fabs(now.scores[rx])))
             with_twin++;
         else
-            fprintf(stderr, "user %s: %s at rank %d (score %g), twin at rank %d (score %g)\n",
-                    l->lists[i].user, x, rx + 1, now.scores[rx], rt + 1,
+            fprintf(stderr, "user %s: %s at rank %d (score %g), %s at rank %d (score %g)\n",
+                    l->lists[i].user, x, rx + 1, now.scores[rx], twin_id, rt + 1,
                     rt >= 0 ? now.scores[rt] : 0.0);
         Ssna__Interaction ev;
         ssna__interaction__init(&ev);
         char eid[96];
-        snprintf(eid, sizeof eid, "twin-%zu", i);
+        snprintf(eid, sizeof eid, "twin-%s-%zu", twin_id, i);
         ev.user_id = l->lists[i].user;
         ev.item_id = x;
         ev.event_time_ms = 1, ev.event_id = eid;
         if (codec_interaction_encode(&ev, NULL, &buf, &len, err, sizeof err))
             harness_die("%s", err);
         publish(p, "events", ev.user_id, buf, len);
-        sent++;
+        (*sent)++;
     }
-    fprintf(stderr, "twin of %s: %d answers rank %s above last (before: %d), %d hold the twin\n", x,
-            with_x, x, best, with_twin);
-    CHECK_MSG(with_x > 0, "after the twin arrived, no answer ranks %s above last", x);
-    CHECK_MSG(with_twin == with_x, "%d of %d answers ranking %s above last miss its twin",
-              with_x - with_twin, with_x, x);
+    fprintf(stderr,
+            "%s, twin of %s: %d answers rank %s above last (before: %d), %d hold the twin\n",
+            twin_id, x, with_x, x, best, with_twin);
+    CHECK_MSG(with_twin == with_x, "%d of %d answers ranking %s above last miss its twin %s",
+              with_x - with_twin, with_x, x, twin_id);
+    return with_x;
+}
+
+/* The cold-start check of twin_try, tried again with a new item and a new twin (TWIN_ID-2, ...)
+ * while training takes the chosen item out of every list before the check (a loaded runner):
+ * the property is only tested where some answer ranks the item. Returns the events sent. */
+static int check_twin(Harness *h, int port, const Lists *l) {
+    char err[256], twin_id[64];
+    KafkaProducerOptions po = {.brokers = h->brokers};
+    KafkaProducer *p;
+    if (kafka_producer_open(&po, &p, err, sizeof err)) harness_die("producer: %s", err);
+    int sent = 0, checked = 0;
+    for (int t = 0; t < 3 && !checked; t++) {
+        snprintf(twin_id, sizeof twin_id, t ? "%s-%d" : "%s", TWIN_ID, t + 1);
+        checked = twin_try(h, port, l, p, twin_id, &sent);
+    }
+    CHECK_MSG(checked > 0, "in 3 tries, no answer ranked the chosen item above last by the check");
     kafka_producer_close(p, 10000);
-    free(text), free(before);
     return sent;
 }
 
@@ -583,8 +602,8 @@ int main(void) {
     Lists after = {0};
     CHECK(harness_wait_lists(&h, "e2e", 60) == 0);
     harness_read_topic(&h, "recommendations", on_list, &after);
-    fprintf(stderr, "lists published after the twin's users consumed %s's original: %ld hold it\n",
-            TWIN_ID, after.twin_lists);
+    fprintf(stderr, "lists published after the twins' users consumed the originals: %ld hold one\n",
+            after.twin_lists);
 
     // online metrics of the daemon against the two baselines on the same stream
     char *rec = port ? harness_http_get(port, "/recommend?user=A1SWWHE1L3XR3V") : NULL;
