@@ -19,6 +19,23 @@ COLOURS = {"pop": "#7f7f7f", "recbole": "#d62728", "id": "#ff7f0e", "gru": "#1f7
            "mean": "#2ca02c", "weighted": "#9467bd", "tmoe": "#8c564b", "tmlp": "#e377c2"}
 
 
+def base(m):
+    """The model of a --models entry: 'tmlp@idsrb' (tmlp's runs of tag idsrb) -> 'tmlp'."""
+    return m.split("@", 1)[0]
+
+
+def run_tag(m, tag=""):
+    """The tag of an entry's files: its own after '@', else the run set's (pop has none)."""
+    if "@" in m:
+        return m.split("@", 1)[1]
+    return "" if m == "pop" else tag
+
+
+def name(m):
+    """The entry's label in tables and the plot: the model's name, and its tag when it has one."""
+    return NAMES[base(m)] + (f" [{m.split('@', 1)[1]}]" if "@" in m else "")
+
+
 def read_ranks(path):
     """{user: test rank} from a per-user TSV (user, valid_rank, test_rank)."""
     out = {}
@@ -64,13 +81,13 @@ def read_run(prefix, model):
 
 
 def collect(work, models, seeds, tag=""):
-    """{model: [run per seed found]}; pop has no seed, so its first seed's run stands alone."""
+    """{entry: [run per seed found]}; pop has no seed, so its first seed's run stands alone."""
     runs = {}
     for m in models:
-        t = f"-{tag}" if tag and m != "pop" else ""
+        t = run_tag(m, tag)
         found = []
-        for s in seeds[:1] if m == "pop" else seeds:
-            r = read_run(os.path.join(work, f"{m}{t}-s{s}"), m)
+        for s in seeds[:1] if base(m) == "pop" else seeds:
+            r = read_run(os.path.join(work, f"{base(m)}{'-' + t if t else ''}-s{s}"), base(m))
             if r:
                 r["seed"] = s
                 found.append(r)
@@ -122,17 +139,17 @@ def table(ds, runs, models):
     for m in models:
         rs = runs.get(m)
         if not rs:
-            out.append(f"| {NAMES[m]} | 0 | not run | | | | | |")
+            out.append(f"| {name(m)} | 0 | not run | | | | | |")
             continue
         test = {k: [r["test"][k] for r in rs] for k in ("recall@10", "ndcg@10", "recall@50", "ndcg@50")}
         dev = {r["device"] for r in rs}
         where = "" if dev == {"cpu"} else f" ({', '.join(sorted(dev))})"
-        best = "-" if m == "pop" else fmt([float(r["best_epoch"]) for r in rs], 1)
-        out.append(f"| {NAMES[m]} | {len(rs)} | {fmt(test['recall@10'])} | {fmt(test['ndcg@10'])} | "
+        best = "-" if base(m) == "pop" else fmt([float(r["best_epoch"]) for r in rs], 1)
+        out.append(f"| {name(m)} | {len(rs)} | {fmt(test['recall@10'])} | {fmt(test['ndcg@10'])} | "
                    f"{fmt(test['recall@50'])} | {fmt(test['ndcg@50'])} | {best} | "
                    f"{fmt([r['seconds_per_epoch'] for r in rs], 2)}{where} |")
-    pairs = [(s, b) for s in models if s not in BASELINES and s in runs
-             for b in BASELINES if b in runs]
+    pairs = [(s, b) for s in models if base(s) not in BASELINES and s in runs
+             for b in models if base(b) in BASELINES and b in runs]
     if pairs:
         out += ["", "Paired over users (per-user metric averaged over each model's seeds; "
                 "two-sided p of the paired t-test / Wilcoxon signed-rank):", "",
@@ -141,7 +158,7 @@ def table(ds, runs, models):
         for s, b in pairs:
             r = paired(per_user_means(runs[s], 0), per_user_means(runs[b], 0))
             n = paired(per_user_means(runs[s], 1), per_user_means(runs[b], 1))
-            out.append(f"| {NAMES[s]} vs {NAMES[b]} | {r[3]} | {r[0]:+.4f} | {r[1]:.2g} | "
+            out.append(f"| {name(s)} vs {name(b)} | {r[3]} | {r[0]:+.4f} | {r[1]:.2g} | "
                        f"{r[2]:.2g} | {n[0]:+.4f} | {n[1]:.2g} | {n[2]:.2g} |")
     return "\n".join(out)
 
@@ -166,8 +183,8 @@ def svg(curves, width=860, panel_h=260):
             continue
         xmax = max(p[0] for p in pts)
         ymax = max(p[1] for p in pts) * 1.08 or 1.0
-        base = 10 ** math.floor(math.log10(ymax / 4))
-        step = next(base * f for f in (1, 2, 5, 10) if ymax / (base * f) <= 8)  # <= 8 gridlines
+        unit = 10 ** math.floor(math.log10(ymax / 4))
+        step = next(unit * f for f in (1, 2, 5, 10) if ymax / (unit * f) <= 8)  # <= 8 gridlines
         X = lambda e: left + plot_w * (e - 1) / max(1, xmax - 1)  # noqa: E731
         Y = lambda v: y0 + panel_h - panel_h * v / ymax  # noqa: E731
         el.append(f'<text x="{left}" y="{y0 - 10}" font-size="13" font-weight="bold">{_esc(ds)}: '
@@ -188,9 +205,9 @@ def svg(curves, width=860, panel_h=260):
         el.append(f'<text x="{left + plot_w / 2}" y="{y0 + panel_h + 30}" '
                   f'text-anchor="middle">epoch</text>')
         for j, (m, seeds) in enumerate(models.items()):
-            col = COLOURS.get(m, "#000")
+            col = COLOURS.get(base(m), "#000")
             for c in seeds:
-                if m == "pop" and c:  # counted once: its value holds for every epoch
+                if base(m) == "pop" and c:  # counted once: its value holds for every epoch
                     el.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{Y(c[0][1]):.1f}" '
                               f'y2="{Y(c[0][1]):.1f}" stroke="{col}" stroke-dasharray="5,4"/>')
                 elif len(c) == 1:
@@ -203,6 +220,6 @@ def svg(curves, width=860, panel_h=260):
             ly = y0 + 12 + 16 * j
             el.append(f'<line x1="{left + plot_w + 12}" x2="{left + plot_w + 32}" y1="{ly}" '
                       f'y2="{ly}" stroke="{col}" stroke-width="2"/><text x="{left + plot_w + 36}" '
-                      f'y="{ly + 4}">{_esc(NAMES.get(m, m))} ({len(seeds)})</text>')
+                      f'y="{ly + 4}">{_esc(name(m))} ({len(seeds)})</text>')
     el.append("</svg>")
     return "\n".join(el) + "\n"
