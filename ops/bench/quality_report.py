@@ -31,6 +31,12 @@ def run_tag(m, tag=""):
     return "" if m == "pop" else tag
 
 
+def run_prefix(work, m, seed, tag=""):
+    """WORK/<model>[-<tag>]-s<seed>: where an entry's run of one seed is kept."""
+    t = run_tag(m, tag)
+    return os.path.join(work, f"{base(m)}{'-' + t if t else ''}-s{seed}")
+
+
 def name(m):
     """The entry's label in tables and the plot: the model's name, and its tag when it has one."""
     return NAMES[base(m)] + (f" [{m.split('@', 1)[1]}]" if "@" in m else "")
@@ -84,10 +90,9 @@ def collect(work, models, seeds, tag=""):
     """{entry: [run per seed found]}; pop has no seed, so its first seed's run stands alone."""
     runs = {}
     for m in models:
-        t = run_tag(m, tag)
         found = []
         for s in seeds[:1] if base(m) == "pop" else seeds:
-            r = read_run(os.path.join(work, f"{base(m)}{'-' + t if t else ''}-s{s}"), base(m))
+            r = read_run(run_prefix(work, m, s, tag), base(m))
             if r:
                 r["seed"] = s
                 found.append(r)
