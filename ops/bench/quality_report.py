@@ -39,7 +39,7 @@ def run_prefix(work, m, seed, tag=""):
 
 def name(m):
     """The entry's label in tables and the plot: the model's name, and its tag when it has one."""
-    return NAMES[base(m)] + (f" [{m.split('@', 1)[1]}]" if "@" in m else "")
+    return NAMES[base(m)] + (f" [{run_tag(m)}]" if "@" in m else "")
 
 
 def read_ranks(path):
