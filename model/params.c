@@ -263,6 +263,12 @@ static int check_layout(const ParamSet *ps, Reader *r, char *err, size_t errlen)
     return 0;
 }
 
+int params_blob_fits(const ParamSet *ps, const void *blob, size_t len) {
+    char err[256];
+    Reader r = {blob, len, 0};
+    return check_layout(ps, &r, err, sizeof err) == 0;
+}
+
 int params_deserialize(ParamSet *ps, const void *blob, size_t len, char *err, size_t errlen) {
     if (!ps->params) return errmsg_fail(err, errlen, "params_deserialize: set not allocated");
     Reader r = {blob, len, 0};

@@ -64,5 +64,8 @@ size_t params_serialize(const ParamSet *ps, void **blob);
 /* Restore from a blob made by params_serialize into a set with the same declared tensors;
  * names and shapes must match exactly. 0 or -1 with err naming the first mismatch. */
 int params_deserialize(ParamSet *ps, const void *blob, size_t len, char *err, size_t errlen);
+/* 1 when blob's header and tensor table match ps (the same tensors, each of the same shape):
+ * params_deserialize would not refuse it for its layout. 0 otherwise (or unreadable). */
+int params_blob_fits(const ParamSet *ps, const void *blob, size_t len);
 
 #endif

@@ -164,6 +164,20 @@ static void test_mismatch(void) {
     ParamSet unallocated;
     params_init(&unallocated);
     CHECK(params_deserialize(&unallocated, blob, len, err, sizeof(err)) == -1);
+    // params_blob_fits: the layout alone (names, shapes), as params_deserialize checks it
+    ParamSet same, wider;
+    CHECK(make_set(&same, "layer.bias", 3, 4) == 0);
+    CHECK(make_set(&wider, "layer.bias", 3, 5) == 0);
+    CHECK(params_blob_fits(&same, blob, len) == 1);
+    CHECK(params_blob_fits(&wider, blob, len) == 0);
+    CHECK(params_blob_fits(&renamed, blob, len) == 0);
+    CHECK(params_blob_fits(&reshaped, blob, len) == 0);
+    CHECK(params_blob_fits(&same, blob, 20) == 0); // the header cut short
+    ((unsigned char *)blob)[len - 20] ^= 0x10;     // a corrupted value: the layout still fits
+    CHECK(params_blob_fits(&same, blob, len) == 1);
+    CHECK(params_deserialize(&same, blob, len, err, sizeof(err)) == -1);
+    params_free(&same);
+    params_free(&wider);
     free(blob);
     params_free(&a);
     params_free(&renamed);
