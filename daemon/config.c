@@ -147,10 +147,12 @@ static const ConfigKey config_keys[] = {
             "frozen encoder folder (Hugging Face layout: config.json, model.safetensors, "
             "tokenizer.json)"),
     STR_KEY("variants", variants_spec, "gru:a=3,mean:a=3", apply_variants,
-            "A/B arms, comma list of kind:a=N[:weight=W][:loss=L][:lr=X][:init=PATH]; kind is gru, "
-            "mean, "
-            "weighted, tmoe, tmlp or id; or pop[:weight=W], the most chosen items of the last "
-            "pop.window events (the control: list it first to compare every arm with it)"),
+            "A/B arms, comma list of kind:a=N[:weight=W][:loss=L][:lr=X][:d=N][:init=PATH]; kind "
+            "is gru, mean, weighted, tmoe, tmlp or id; d is the adapter output = SASRec width "
+            "(default 64 from random weights, where it learns faster than the offline 256; an "
+            "init= arm defaults to ssna train's 256); or pop[:weight=W], the most chosen items "
+            "of the last pop.window events (the control: list it first to compare every arm "
+            "with it)"),
     NUM_KEY("ab.seed", CONFIG_INT, ab_seed, "1", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of the user -> variant hash; changing it reshuffles users"),
     NUM_KEY("ab.window", CONFIG_INT, ab_window, "10000", 100, 1e7, "100 .. 1e7",
@@ -550,8 +552,8 @@ int config_kafka_entry(const DaemonConfig *cfg, size_t i, const char **key, cons
     return 0;
 }
 
-/* Options of one variant item after its kind: "a=N", "weight=W", "loss=L" and "init=PATH",
- * ':'-separated (so PATH cannot hold ':' or ','). */
+/* Options of one variant item after its kind: "a=N", "weight=W", "loss=L", "lr=X", "d=N" and
+ * "init=PATH", ':'-separated (so PATH cannot hold ':' or ','). */
 static int parse_variant_options(char *opts, ConfigVariant *v, const char *item, char *err,
                                  size_t errlen) {
     for (char *save = NULL, *opt = strtok_r(opts, ":", &save); opt;
@@ -570,6 +572,12 @@ static int parse_variant_options(char *opts, ConfigVariant *v, const char *item,
                 return errmsg_fail(err, errlen, "variant '%s': lr must be a number in 1e-7 .. 1",
                                    item);
             }
+        } else if (!strncmp(opt, "d=", 2)) { // SASRec's 2 heads split it; lists score d <= 4096
+            v->d_set = 1;
+            if (numparse_int(opt + 2, 2, 4096, &v->d) || v->d % 2) {
+                return errmsg_fail(err, errlen, "variant '%s': d must be an even integer 2 .. 4096",
+                                   item);
+            }
         } else if (!strncmp(opt, "init=", 5)) {
             if (!opt[5] || strlen(opt + 5) >= sizeof v->init) {
                 return errmsg_fail(err, errlen,
@@ -583,9 +591,10 @@ static int parse_variant_options(char *opts, ConfigVariant *v, const char *item,
             }
             v->loss = ssna_loss_parse(opt + 5);
         } else {
-            snprintf(err, errlen,
-                     "variant '%s': unknown option '%s' (a=N, weight=W, loss=L, lr=X, init=PATH)",
-                     item, opt);
+            snprintf(
+                err, errlen,
+                "variant '%s': unknown option '%s' (a=N, weight=W, loss=L, lr=X, d=N, init=PATH)",
+                item, opt);
             return -1;
         }
     }
@@ -601,7 +610,7 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
         *v = (ConfigVariant){.kind = CONFIG_VARIANT_POP, .layers = 0, .weight = 1, .loss = -1};
         snprintf(v->label, sizeof v->label, "pop");
         if (colon && parse_variant_options(colon + 1, v, original, err, errlen) < 0) return -1;
-        if (v->layers || v->loss >= 0 || v->init[0] || v->lr > 0)
+        if (v->layers || v->loss >= 0 || v->init[0] || v->lr > 0 || v->d_set)
             return errmsg_fail(err, errlen, "variant '%s': pop takes only weight=W", original);
         v->layers = 1; // no encoder layers of its own; 1 keeps the max over arms meaningful
         return 0;
@@ -620,8 +629,10 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
     v->weight = 1;
     v->loss = -1;
     v->lr = 0;
+    v->d = 0, v->d_set = 0;
     v->init[0] = 0;
     if (colon && parse_variant_options(colon + 1, v, original, err, errlen) < 0) return -1;
+    if (!v->d_set) v->d = v->init[0] ? CONFIG_VARIANT_INIT_D : CONFIG_VARIANT_COLD_D;
     if (kind == SSNA_VARIANT_ID)
         snprintf(v->label, sizeof v->label, "id");
     else
@@ -633,6 +644,10 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
     if (v->lr > 0) { // and by their learning rate
         size_t n = strlen(v->label);
         snprintf(v->label + n, sizeof v->label - n, ":lr=%g", v->lr);
+    }
+    if (v->d_set) { // and by their width (which also names their snapshots: another shape)
+        size_t n = strlen(v->label);
+        snprintf(v->label + n, sizeof v->label - n, ":d=%d", v->d);
     }
     return 0;
 }

@@ -25,18 +25,30 @@
 
 #define CONFIG_VARIANT_POP (-1) /* ConfigVariant.kind of the `pop` control arm (no model) */
 
-/* One A/B arm of `variants`: "kind:a=N[:weight=W][:loss=L][:init=PATH]", e.g. "gru:a=3",
- * "mean:a=2:weight=0.5", "gru:a=3:loss=inbatch" (an arm that trains with another objective than
- * train.loss) or "gru:a=3:init=/srv/ssna/gru3.ckpt" (an arm that starts from an offline model);
- * or "pop[:weight=W]", the control arm: the most chosen items of the last pop.window events. */
+/* Width (adapter output = SASRec width) of an arm from random weights that names no d=N. Online,
+ * a cold arm's quality is bounded by the training steps it gets: at 64 the gru a=3 arm takes ~6x
+ * the steps a second of 256 (docs/results.md, "Games at 2,000 events/s"). An init= arm's default
+ * is `ssna train`'s 256, so that its default checkpoints fit it. */
+#define CONFIG_VARIANT_COLD_D 64
+#define CONFIG_VARIANT_INIT_D 256 /* ssna_config_default's d, `ssna train --d`'s default */
+
+/* One A/B arm of `variants`: "kind:a=N[:weight=W][:loss=L][:lr=X][:d=N][:init=PATH]", e.g.
+ * "gru:a=3", "mean:a=2:weight=0.5", "gru:a=3:loss=inbatch" (an arm that trains with another
+ * objective than train.loss) or "gru:a=3:init=/srv/ssna/gru3.ckpt" (an arm that starts from an
+ * offline model); or "pop[:weight=W]", the control arm: the most chosen items of the last
+ * pop.window events. */
 typedef struct {
-    char label[64]; /* canonical "kind:a=N[:loss=L][:lr=X]" or "pop": with each list, in metrics */
+    char label[64]; /* canonical "kind:a=N[:loss=L][:lr=X][:d=N]" or "pop": with each list, in
+                       metrics, naming its model snapshots */
     int kind;       /* SsnaVariant (model/ssna.h), or CONFIG_VARIANT_POP */
     int layers;     /* a: encoder layers kept, 1..64 */
     double weight;  /* relative share of users, > 0 (default 1) */
     int loss;       /* SsnaLoss of "loss=L", or -1: train.loss */
     char init[512]; /* "init=PATH": an `ssna train` checkpoint to start from, or "" */
     double lr;      /* "lr=X": this arm's Adam learning rate, or 0: train.lr / train.lr_init */
+    int d;          /* "d=N": adapter output = SASRec width; else CONFIG_VARIANT_COLD_D, or
+                       `ssna train`'s default (CONFIG_VARIANT_INIT_D) for an init= arm */
+    int d_set;      /* 1: the arm names its d (then ":d=N" ends its label) */
 } ConfigVariant;
 
 /* A parsed configuration; every field holds its default until set. */

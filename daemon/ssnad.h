@@ -280,7 +280,11 @@ void ssnad_snapshot_close(Ssnad *d);
 enum { SSNAD_SNAPSHOT_SLOT = 1, SSNAD_SNAPSHOT_LEGACY = 2 };
 /* Restore variant vi (both copies) from the snapshot the committed checkpoint names
  * (*found = SSNAD_SNAPSHOT_SLOT) or, in a store from before snapshots, from its model:<label>
- * checkpoint (SSNAD_SNAPSHOT_LEGACY). *found = 0: nothing stored. 0 or -1 with err. */
+ * checkpoint (SSNAD_SNAPSHOT_LEGACY). An arm that names its width (label "...:d=N") without a
+ * model of its own goes on with the one saved under its label without ":d=N" when that has its
+ * shape (SSNAD_SNAPSHOT_LEGACY: its first snapshot is its own). *found = 0: nothing stored.
+ * 0 or -1 with err (a model of another shape under the arm's own label is refused, saying how
+ * to keep it). */
 int ssnad_snapshot_load(Ssnad *d, int vi, int *found, char *err, size_t errlen);
 /* Trainer: 1 when some variant wants a snapshot (caller holds feed_mu). */
 int ssnad_snapshot_wanted(Ssnad *d);

@@ -193,6 +193,7 @@ static int open_variant(Ssnad *d, int i, int a, char *err, size_t errlen) {
     mc.loss = v->cv.loss >= 0           ? (SsnaLoss)v->cv.loss
               : d->cfg->train_loss_logq ? SSNA_LOSS_LOGQ
                                         : SSNA_LOSS_INBATCH;
+    mc.d = v->cv.d; // config_parse_variants set it: d=N, or the default of an arm of its kind
     if (mc.d > PANEL_MAX_C) {
         return errmsg_fail(err, errlen, "variant %s: d = %d, lists are scored for d <= %d",
                            v->cv.label, mc.d, PANEL_MAX_C);

@@ -306,11 +306,11 @@ done:
  * soak measured +48 MiB over 30,000 events of Scientific) and a leak could hide in the creep. One
  * step at the largest shape train.batch allows - B rows of max_len positions, every input and
  * target a different item while the catalogue has enough - grows every buffer to its bound at
- * once (about half a GiB per a=3 variant at train.batch 64 with MiniLM: what a long-running
- * daemon, whose users all have max_len items, reaches anyway). Its gradients are dropped and the
- * model's random stream restored: training goes on as if it had not run. Repeated while the
- * catalogue is below that bound, each time it has grown by an eighth of the bound or a quarter
- * (so a catalogue loading item by item costs about ten such steps). */
+ * once (about half a GiB per a=3 variant of d = 256 at train.batch 64 with MiniLM: what a
+ * long-running daemon, whose users all have max_len items, reaches anyway). Its gradients are
+ * dropped and the model's random stream restored: training goes on as if it had not run.
+ * Repeated while the catalogue is below that bound, each time it has grown by an eighth of the
+ * bound or a quarter (so a catalogue loading item by item costs about ten such steps). */
 static int reserve(SsnadVariant *v, TrainView *tv, int B, char *err, size_t errlen) {
     int T = v->train.cfg.max_len, per_row = T + 1, want = B * per_row;
     if (want > (int)tv->n) want = (int)tv->n;

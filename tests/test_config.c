@@ -152,6 +152,12 @@ static void test_file_errors(void) {
     expect_error("variants = gru:lr=2\n", ":1:", "lr must be");
     expect_error("variants = gru:lr=x\n", ":1:", "lr must be");
     expect_error("variants = gru,pop:lr=0.1\n", ":1:", "pop takes only weight=W");
+    expect_error("variants = gru:a=3:d=63\n",
+                 ":1:", "variant 'gru:a=3:d=63': d must be an even integer 2 .. 4096");
+    expect_error("variants = gru:d=0\n", ":1:", "d must be an even integer");
+    expect_error("variants = gru:d=4098\n", ":1:", "d must be an even integer");
+    expect_error("variants = gru:d=\n", ":1:", "d must be an even integer");
+    expect_error("variants = pop:d=64,gru\n", ":1:", "pop takes only weight=W");
     expect_error("variants = gru:lr=1e-3,gru:a=3:lr=0.001\n", ":1:", "listed twice");
     expect_error("variants = gru:a=3:init=\n", ":1:", "init needs a path");
     expect_error("variants = gru,gru:a=3\n", ":1:", "listed twice");
@@ -381,9 +387,32 @@ static void test_variant_loss(void) {
     config_free(&cfg);
 }
 
+/* An arm's width: 64 from random weights unless it names d=N, ssna train's default for an init=
+ * arm (so that its default checkpoints fit); a named d ends the label (it is another model). */
+static void test_variant_width(void) {
+    DaemonConfig cfg;
+    char err[512] = "";
+    int rc = load_text(&cfg,
+                       "variants = gru:a=3, mean:a=3:d=128, gru:a=3:init=/srv/g.ckpt:lr=1e-4, "
+                       "gru:a=3:d=64:loss=inbatch\n",
+                       err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    CHECK(cfg.n_variants == 4);
+    const ConfigVariant *v = cfg.variants;
+    CHECK(!strcmp(v[0].label, "gru:a=3") && v[0].d == CONFIG_VARIANT_COLD_D && !v[0].d_set);
+    CHECK(CONFIG_VARIANT_COLD_D == 64);
+    CHECK(!strcmp(v[1].label, "mean:a=3:d=128") && v[1].d == 128 && v[1].d_set);
+    CHECK_MSG(!strcmp(v[2].label, "gru:a=3:lr=0.0001") && v[2].d == CONFIG_VARIANT_INIT_D,
+              "%s d %d", v[2].label, v[2].d);
+    CHECK(ssna_config_default(SSNA_VARIANT_GRU, 10, 384, 3).d == CONFIG_VARIANT_INIT_D);
+    CHECK_MSG(!strcmp(v[3].label, "gru:a=3:loss=inbatch:d=64") && v[3].d == 64, "%s", v[3].label);
+    config_free(&cfg);
+}
+
 int main(void) {
     test_defaults();
     test_variant_loss();
+    test_variant_width();
     test_file_syntax();
     test_file_errors();
     test_args();
