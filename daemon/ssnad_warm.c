@@ -6,7 +6,8 @@
  * goes on from it. The checkpoint must fit the arm exactly, checked before anything is copied:
  *   - the same encoder (its identity, weights digest included, as `ssna embed` recorded it in
  *     the checkpoint's run metadata) and the same pooling of the item states;
- *   - the same variant, kept layers and every shape (d, experts, blocks, heads, inner, max_len),
+ *   - the same variant, kept layers and every shape (d, experts, blocks, heads, inner, max_len;
+ *     an init= arm is 256 wide unless it names its d=N, as `ssna train --d` defaults to 256),
  *     and the same scores (cosine, at the arm's tau: `ssna train --score dot` models are
  *     offline only), and no item-ID rows (`ssna train --item-ids` models are offline only).
  * The catalogue size may differ: a text variant has no per-item parameters. The parameters are
@@ -64,6 +65,11 @@ int ssnad_warm_start(Ssnad *d, SsnadVariant *v, char *err, size_t errlen) {
         snprintf(err, errlen,
                  "variant %s: init %s was trained on states not pooled as ssnad's ([CLS])",
                  v->cv.label, path);
+    else if (mismatch && !strcmp(mismatch, "d")) // the one shape an arm option can match
+        snprintf(err, errlen,
+                 "variant %s: init %s differs in its d (the checkpoint is %d wide, the arm %d: "
+                 "name its width in the arm, :d=%d)",
+                 v->cv.label, path, m.cfg.d, v->train.cfg.d, m.cfg.d);
     else if (mismatch)
         snprintf(err, errlen, "variant %s: init %s differs in its %s (it is a %s a=%d model)",
                  v->cv.label, path, mismatch, ssna_variant_name(m.cfg.variant), m.cfg.layers);

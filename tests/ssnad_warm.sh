@@ -5,9 +5,10 @@
 #   ssnad starts the arm from it ("model initialised"), writes its own snapshot on a clean stop,
 #   and on restart restores that snapshot and no longer reads init (a missing file is then fine);
 #   a --item-ids model keeps its ID rows through --resume and eval (offline only);
+#   an arm that names its width (d=64) starts from a checkpoint of that width;
 #   an init of another variant, of other kept layers, of an id model (no encoder), with dot-product
-#   scores, another tau or item-ID rows, or a missing file, each stop ssnad at start-up with exit 1 and an error
-#   naming the arm and the reason.
+#   scores, another tau or item-ID rows, of another width, or a missing file, each stop ssnad at
+#   start-up with exit 1 and an error naming the arm and the reason.
 set -uo pipefail
 build="${SSNA_BUILD_DIR:?run through ctest}"
 model="${SSNA_MODEL_DIR:?run through ctest}"
@@ -41,11 +42,13 @@ for v in gru id; do
         --out "$tmp/$v.ckpt" > /dev/null 2> "$tmp/train-$v.err"
     check "ssna train --variant $v" test $? -eq 0
 done
-# the same gru a=3 shape, other scores (RecBole's dot product, another temperature) or ID rows
-for opt in dot tau ids; do
+# the same gru a=3 shape, other scores (RecBole's dot product, another temperature) or ID rows;
+# and another width
+for opt in dot tau ids d64; do
     args=(--score dot)
     [ $opt = tau ] && args=(--tau 0.15)
     [ $opt = ids ] && args=(--item-ids)
+    [ $opt = d64 ] && args=(--d 64)
     "$ssna" train --data "$tmp/log.csv" --k-core 1 --db "$tmp/cache" --variant gru --epochs 1 \
         "${args[@]}" --out "$tmp/gru-$opt.ckpt" > "$tmp/train-$opt.json" 2> "$tmp/train-$opt.err"
     check "ssna train --variant gru ${args[*]}" test $? -eq 0
@@ -87,6 +90,9 @@ mv "$tmp/db-warm" "$tmp/db-again"
 run again "gru:a=3:init=$tmp/none.ckpt" "ssnad running"
 check "a restart restores the arm's own snapshot" grep -q "model restored variant=\"gru:a=3\"" "$tmp/again.log"
 check "and does not read init any more" test "$(grep -c "model initialised\|none.ckpt" "$tmp/again.log")" -eq 0
+# an init= arm is 256 wide by default (ssna train's); a 64-wide model goes in as :d=64
+run d64 "gru:a=3:d=64:init=$tmp/gru-d64.ckpt" "ssnad running"
+check "an arm naming its width starts from a checkpoint of that width" grep -q "model initialised variant=\"gru:a=3:d=64\" from=$tmp/gru-d64.ckpt" "$tmp/d64.log"
 
 expect_refused() { # expect_refused NAME ARM NEEDLE
     run "$1" "$2" "startup failed"
@@ -101,4 +107,5 @@ expect_refused dot "gru:a=3:init=$tmp/gru-dot.ckpt" "differs in its score (ssnad
 expect_refused tau "gru:a=3:init=$tmp/gru-tau.ckpt" "variant gru:a=3: init .* differs in its tau"
 expect_refused ids "gru:a=3:init=$tmp/gru-ids.ckpt" "differs in its item ids (ssnad's items are text alone)"
 expect_refused missing "gru:a=3:init=$tmp/none.ckpt" "variant gru:a=3: init: .*none.ckpt"
+expect_refused width "gru:a=3:init=$tmp/gru-d64.ckpt" "variant gru:a=3: init .* differs in its d (the checkpoint is 64 wide, the arm 256: name its width in the arm, :d=64)"
 exit $fail
