@@ -26,7 +26,7 @@
 #define CONFIG_VARIANT_POP (-1) /* ConfigVariant.kind of the `pop` control arm (no model) */
 
 /* Width (adapter output = SASRec width) of an arm from random weights that names no d=N. Online,
- * a cold arm's quality is bounded by the training steps it gets: at 64 the gru a=3 arm takes ~6x
+ * a cold arm's quality is bounded by the training steps it gets: at 64 the gru a=3 arm takes ~7x
  * the steps a second of 256 (docs/results.md, "Games at 2,000 events/s"). An init= arm's default
  * is `ssna train`'s 256, so that its default checkpoints fit it. */
 #define CONFIG_VARIANT_COLD_D 64
