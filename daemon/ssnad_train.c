@@ -226,12 +226,33 @@ static int take_batch(Ssnad *d, SsnadSeq *out, int B, int *n_fresh) {
 
 #define SYNC_ROWS 128 // new rows copied per hold of serve_mu (~0.6 MB at 3 x 384 floats)
 
+/* The trainer's copy of which item rows have states (Ssnad.present): an item named by an event
+ * before its text was encoded is a placeholder of zero states. Its vector is the same for every
+ * such item, so a target there would teach every arm that "some item not encoded yet" is what
+ * users choose next (and the logq counts would credit it): those positions get no target. */
+typedef struct {
+    unsigned char *v;
+    size_t n, cap;
+} TrainPresence;
+
 /* Bring every variant's trainer copy of the state rows up to the main matrices: new rows, and
  * the changed rows[0..n_rows). serve_mu is held for SYNC_ROWS new rows at a time and the copy is
  * grown and touched before: after a catalogue load the new rows are 70+ MB, and the main thread
  * (which publishes lists under serve_mu) must not wait for that copy or its page faults. */
-static int sync_views(Ssnad *d, TrainView *views, size_t n_items, const uint32_t *rows,
-                      size_t n_rows) {
+static int sync_views(Ssnad *d, TrainView *views, TrainPresence *present, size_t n_items,
+                      const uint32_t *rows, size_t n_rows) {
+    if (n_items > present->cap) {
+        size_t cap = present->cap ? present->cap : 1024;
+        while (cap < n_items) cap *= 2;
+        unsigned char *p = realloc(present->v, cap);
+        if (!p) return -1;
+        present->v = p, present->cap = cap;
+    }
+    if (n_items > present->n) { // bytes: one hold of serve_mu however many rows are new
+        pthread_mutex_lock(&d->serve_mu);
+        memcpy(present->v + present->n, d->present + present->n, n_items - present->n);
+        pthread_mutex_unlock(&d->serve_mu);
+    }
     for (int i = 0; i < d->n_var; i++) {
         size_t rf = (size_t)d->var[i].cv.layers * (size_t)d->hidden;
         TrainView *tv = &views[i];
@@ -255,6 +276,9 @@ static int sync_views(Ssnad *d, TrainView *views, size_t n_items, const uint32_t
         }
     }
     if (n_rows) pthread_mutex_lock(&d->serve_mu); // most steps have no changed rows
+    for (size_t r = 0; r < n_rows; r++)           // a placeholder whose text was encoded since
+        if (rows[r] < present->n) present->v[rows[r]] = d->present[rows[r]];
+    if (n_items > present->n) present->n = n_items;
     for (int i = 0; i < d->n_var; i++) {
         size_t rf = (size_t)d->var[i].cv.layers * (size_t)d->hidden;
         TrainView *tv = &views[i];
@@ -268,9 +292,12 @@ static int sync_views(Ssnad *d, TrainView *views, size_t n_items, const uint32_t
     return 0;
 }
 
-static int step(Ssnad *d, SsnadVariant *v, TrainView *tv, const SsnadSeq *seqs, int B,
-                const AdamConfig *adam, float *loss, char *err, size_t errlen) {
-    int max_len = v->train.cfg.max_len, N = 0;
+/* One Adam step of v on seqs[0..B): 0, 1 when no position has a target with states (no step),
+ * or -1 with err. */
+static int step(Ssnad *d, SsnadVariant *v, TrainView *tv, const TrainPresence *present,
+                const SsnadSeq *seqs, int B, const AdamConfig *adam, float *loss, char *err,
+                size_t errlen) {
+    int max_len = v->train.cfg.max_len, N = 0, n_targets = 0;
     int offsets[4097], *items = malloc((size_t)B * SSNAD_SEQ_MAX * sizeof(int));
     int *targets = malloc((size_t)B * SSNAD_SEQ_MAX * sizeof(int));
     int rc = -1;
@@ -280,11 +307,17 @@ static int step(Ssnad *d, SsnadVariant *v, TrainView *tv, const SsnadSeq *seqs, 
         int L = seqs[r].len - 1, first = 0; // s[t] predicts s[t + 1]
         if (L > max_len) first = L - max_len, L = max_len;
         for (int t = 0; t < L; t++) {
+            uint32_t tg = seqs[r].seq[first + t + 1];
             items[N + t] = (int)seqs[r].seq[first + t];
-            targets[N + t] = (int)seqs[r].seq[first + t + 1];
+            targets[N + t] = tg < present->n && present->v[tg] ? (int)tg : -1;
+            n_targets += targets[N + t] >= 0;
         }
         N += L;
         offsets[r + 1] = N;
+    }
+    if (!n_targets) { // every next item a placeholder: nothing to learn yet
+        rc = 1;
+        goto done;
     }
     SsnaBatch b = {B, offsets, items, targets};
     v->train.cfg.n_items = (int)tv->n;
@@ -297,7 +330,7 @@ static int step(Ssnad *d, SsnadVariant *v, TrainView *tv, const SsnadSeq *seqs, 
     }
 done:
     free(items), free(targets);
-    if (rc && !err[0]) snprintf(err, errlen, "train: out of memory");
+    if (rc < 0 && !err[0]) snprintf(err, errlen, "train: out of memory");
     return rc;
 }
 
@@ -473,6 +506,7 @@ static void *train_main(void *arg) {
         return NULL;
     }
     TrainView views[CONFIG_VARIANTS_MAX] = {0};
+    TrainPresence present = {0};
     for (int i = 0; i < d->n_var; i++) views[i].last_refresh = clock_monotonic_s();
     pthread_mutex_lock(&d->feed_mu);
     while (!f->stop && !f->failed) {
@@ -506,16 +540,19 @@ static void *train_main(void *arg) {
                                           : d->cfg->train_lr);
         char err[512] = "";
         float loss = 0;
-        int synced = sync_views(d, views, n_items, rows, n_rows);
+        int synced = sync_views(d, views, &present, n_items, rows, n_rows), stepped = -1;
         free(rows);
         if (synced) {
             train_fail(d, "out of memory for the trainer's copy of %zu item states", n_items);
         } else if (reserve(v, tv, B, err, sizeof err)) {
             train_fail(d, "variant %s: reserving the scratch of a full batch: %s", v->cv.label,
                        err);
-        } else if (step(d, v, tv, batch, n, &adam, &loss, err, sizeof err)) {
-            train_fail(d, "variant %s: training step failed: %s", v->cv.label, err);
         } else {
+            stepped = step(d, v, tv, &present, batch, n, &adam, &loss, err, sizeof err);
+            if (stepped < 0)
+                train_fail(d, "variant %s: training step failed: %s", v->cv.label, err);
+        }
+        if (stepped == 0) { // 1: every target a placeholder, no step
             metric_counter_inc(v->m_steps);
             metric_gauge_set(v->m_loss, loss);
             metric_counter_add(v->m_seq_fresh, n_fresh);
@@ -542,6 +579,7 @@ static void *train_main(void *arg) {
                                                   : policy == SCHED_OTHER ? "normal"
                                                                           : "other"));
     for (int i = 0; i < d->n_var; i++) free(views[i].states), free(views[i].counts);
+    free(present.v);
     free(batch);
     return NULL;
 }

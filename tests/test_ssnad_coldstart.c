@@ -9,7 +9,9 @@
  * One arm is `pop` (the control: the most chosen items of the last pop.window events). Its
  * refilled lists come after every event was applied, so they must be the whole stream's most
  * chosen items (pop.window exceeds the stream) less each user's own, with the counts as scores;
- * after a restart /recommend must give the same list (the window is in the checkpoint). */
+ * after a restart /recommend must give the same list (the window is in the checkpoint).
+ *
+ * Until the texts arrive no training step is taken: every next item is a placeholder. */
 #include <jansson.h>
 
 #include "check.h"
@@ -189,6 +191,17 @@ int main(void) {
     CHECK_MSG(before.n > N_USERS / 2, "%d users got a list", before.n);
     CHECK_MSG(short_lists(&before) == before.n, "%d of %d lists are full with no item known",
               before.n - short_lists(&before), before.n);
+    // the trainer was offered every new sequence, and took no step on them: each next item was
+    // a placeholder, whose zero states would teach the arm that "an item not encoded yet" is
+    // what users choose
+    int cs_port = harness_http_port(&h, "cs");
+    char *m0 = cs_port ? harness_http_get(cs_port, "/metrics") : NULL;
+    CHECK_MSG(m0 && strstr(m0, "\nssnad_train_steps_total{"), "no /metrics with training steps");
+    double offered = m0 ? harness_metric_sum(m0, "ssnad_train_offered_total") : -1,
+           steps = m0 ? harness_metric_sum(m0, "ssnad_train_steps_total") : -1;
+    fprintf(stderr, "coldstart: %g sequences offered to the trainer, %g steps\n", offered, steps);
+    CHECK(offered > 0 && steps == 0);
+    free(m0);
 
     // then the catalogue: every user's list fills up, with no event of theirs
     CHECK(harness_replay(&h, "--items first --limit 0") == 0);
