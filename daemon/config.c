@@ -645,7 +645,9 @@ static int parse_variant(char *item, ConfigVariant *v, char *err, size_t errlen)
         size_t n = strlen(v->label);
         snprintf(v->label + n, sizeof v->label - n, ":lr=%g", v->lr);
     }
-    if (v->d_set) { // and by their width (which also names their snapshots: another shape)
+    // and by their width, last: ssnad_snapshot_load cuts ":d=N" off to find a model saved
+    // before arms named it
+    if (v->d_set) {
         size_t n = strlen(v->label);
         snprintf(v->label + n, sizeof v->label - n, ":d=%d", v->d);
     }
