@@ -79,11 +79,10 @@ static int model_from_blob(SsnaModel *m, const char *label, const char *where, c
         return errmsg_fail(err, errlen, "%s: not a model of variant %s", where, label);
     }
     const char *params = (const char *)blob + hl;
-    int fits = params_blob_fits(&m->ps, params, len - (size_t)hl);
     char why[256];
     if (params_deserialize(&m->ps, params, len - (size_t)hl, why, sizeof why) == 0) return 0;
     snprintf(err, errlen, "%s: %s", where, why);
-    return fits ? -1 : 1;
+    return params_blob_fits(&m->ps, params, len - (size_t)hl) ? -1 : 1; // why it did not load
 }
 
 /* Load a blob saved under label into both copies of v: 0, -1 with err, or (must_fit == 0) 1 when

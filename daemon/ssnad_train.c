@@ -89,6 +89,14 @@ typedef struct {
     size_t counts_cap;  // (train.loss = logq: its candidates' sampling shares)
 } TrainView;
 
+/* Rows of a buffer that grows with the catalogue: doubled from 1,024 until it holds `need`, so a
+ * catalogue arriving item by item costs log(n) reallocations, not n. */
+static size_t doubled_cap(size_t cap, size_t need) {
+    if (!cap) cap = 1024;
+    while (cap < need) cap *= 2;
+    return cap;
+}
+
 /* train.loss = logq: add a step's targets[0..N) to the variant's counts (grown with the
  * catalogue) and hand the model the shares it corrects its in-batch logits by. The counts start
  * at 0 with each process: after a restart the shares are relearnt from the stream. 0 or -1. */
@@ -96,8 +104,7 @@ static int logq_count(SsnadVariant *v, TrainView *tv, const int *targets, int N,
                       size_t errlen) {
     if (v->train.cfg.loss != SSNA_LOSS_LOGQ) return 0;
     if (tv->n > tv->counts_cap) {
-        size_t cap = tv->counts_cap ? tv->counts_cap : 1024;
-        while (cap < tv->n) cap *= 2;
+        size_t cap = doubled_cap(tv->counts_cap, tv->n);
         double *c = realloc(tv->counts, cap * sizeof *c);
         if (!c) return snprintf(err, errlen, "out of memory for %zu item counts", cap), -1;
         memset(c + tv->counts_cap, 0, (cap - tv->counts_cap) * sizeof *c);
@@ -242,8 +249,7 @@ typedef struct {
 static int sync_views(Ssnad *d, TrainView *views, TrainPresence *present, size_t n_items,
                       const uint32_t *rows, size_t n_rows) {
     if (n_items > present->cap) {
-        size_t cap = present->cap ? present->cap : 1024;
-        while (cap < n_items) cap *= 2;
+        size_t cap = doubled_cap(present->cap, n_items);
         unsigned char *p = realloc(present->v, cap);
         if (!p) return -1;
         present->v = p, present->cap = cap;
@@ -257,8 +263,7 @@ static int sync_views(Ssnad *d, TrainView *views, TrainPresence *present, size_t
         size_t rf = (size_t)d->var[i].cv.layers * (size_t)d->hidden;
         TrainView *tv = &views[i];
         if (n_items > tv->cap) {
-            size_t cap = tv->cap ? tv->cap : 1024;
-            while (cap < n_items) cap *= 2;
+            size_t cap = doubled_cap(tv->cap, n_items);
             float *s = realloc(tv->states, cap * rf * sizeof(float));
             if (!s) return -1;
             memset(s + tv->cap * rf, 0, (cap - tv->cap) * rf * sizeof(float));
