@@ -145,6 +145,22 @@ size_t ssna_param_count(const SsnaConfig *cfg);
  * log((counts[i] + 1) / (sum + n_items)) (never log 0). 0, or -1 with err (out of memory). */
 int ssna_set_item_counts(SsnaModel *m, const double *counts, char *err, size_t errlen);
 
+/* Centre a model's item tower on a catalogue, an initialisation for a model that has not
+ * trained yet, so that its item vectors tell items apart from the first step:
+ *  - every whitening head's b becomes the mean mu of the present items' states at the layer its
+ *    adapter reads (tmlp: the first layer's bias becomes -W mu), so adapters map x - mu. A frozen
+ *    encoder's states share one large direction; uncentred, every item vector leans that way
+ *    (mean pairwise cosine 0.92 for mean a=3 on MiniLM, tests/test_ssna_center.c);
+ *  - gru: its biases become 0. Drawn as torch draws them (U(-1/sqrt(d), 1/sqrt(d))) they
+ *    outweigh the small adapter outputs (W ~ N(0, 0.02)) at every gate, and every item gets
+ *    nearly the same vector (mean pairwise cosine 0.998, centred or not).
+ * Without it a fresh model scores all items alike until training has moved these biases
+ * (docs/results.md, "Items scored alike"). states: [n_items, layers, hidden]; present: [n_items]
+ * (NULL: every row has states; rows with 0 are placeholders and skipped). The id variant has
+ * nothing to centre (0). 0, or -1 with err when no row has states (nothing changed). */
+int ssna_center_items(SsnaModel *m, const float *states, const unsigned char *present,
+                      size_t n_items, char *err, size_t errlen);
+
 /* Training forward: mean loss of the batch (dropout and gate noise on; cfg.loss; logq needs
  * ssna_set_item_counts first). Saves what backward needs. states: [n_items, layers, hidden] cached
  * encoder states (NULL for the id variant). Returns 0 with *loss set, or -1 with err (bad item id,

@@ -5,6 +5,7 @@
  * all U items: the n_experts whitening heads of an adapter are one [n_experts * d, H] weight.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -105,6 +106,54 @@ void ssna_item_init(SsnaModel *m, uint64_t *rng) {
                             0.02f, rng);
     if (item_has_ids(c))
         rng_fill_normal(m->p->item_emb.val, (size_t)c->n_items * c->d, 0.0f, 0.02f, rng);
+}
+
+int ssna_center_items(SsnaModel *m, const float *states, const unsigned char *present,
+                      size_t n_items, char *err, size_t errlen) {
+    const SsnaConfig *c = &m->cfg;
+    int H = c->hidden, A = item_adapters(c), nx = A ? A : 1; // tmlp reads the top layer only
+    if (c->variant == SSNA_VARIANT_ID) return 0;
+    if (c->variant != SSNA_VARIANT_TMLP && !A) return 0;
+    double *mu = calloc((size_t)nx * H, sizeof *mu); // [nx, H]: double, a catalogue is long
+    float *muf = malloc((size_t)nx * H * sizeof *muf);
+    if (!mu || !muf) {
+        free(mu), free(muf);
+        return errmsg_fail(err, errlen, "ssna_center_items: out of memory");
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < n_items; i++) {
+        if (present && !present[i]) continue;
+        n++;
+        for (int t = 0; t < nx; t++) {
+            const float *x = states + (i * (size_t)c->layers + t) * H;
+            for (int h = 0; h < H; h++) mu[(size_t)t * H + h] += x[h];
+        }
+    }
+    if (!n) {
+        free(mu), free(muf);
+        return errmsg_fail(err, errlen, "ssna_center_items: none of %zu items has states", n_items);
+    }
+    for (size_t k = 0; k < (size_t)nx * H; k++) muf[k] = (float)(mu[k] / (double)n);
+    if (c->variant == SSNA_VARIANT_TMLP) { // b0 = -W0 mu: W0 (x - mu) + 0
+        // W0: [d, H], mu: [H]
+        const float *W = m->p->tmlp[0].w.val;
+        for (int o = 0; o < c->d; o++) {
+            float acc = 0;
+            for (int h = 0; h < H; h++) acc += W[(size_t)o * H + h] * muf[h];
+            m->p->tmlp[0].b.val[o] = -acc;
+        }
+    } else {
+        if (c->variant == SSNA_VARIANT_GRU) { // see ssna.h: biases that outweigh every input
+            memset(m->p->gru_b_ih.val, 0, (size_t)3 * c->d * sizeof(float));
+            memset(m->p->gru_b_hh.val, 0, (size_t)3 * c->d * sizeof(float));
+        }
+        for (int a = 0; a < A; a++) // b: [nE, H], each head the mean of its adapter's layer
+            for (int k = 0; k < c->n_experts; k++)
+                memcpy(m->p->adapter[a].b.val + (size_t)k * H, muf + (size_t)a * H,
+                       (size_t)H * sizeof(float));
+    }
+    free(mu), free(muf);
+    return 0;
 }
 
 /* ---- one MoE adapter ------------------------------------------------------------------------ */
