@@ -87,6 +87,14 @@ static const char *show_pop_exclude_seen(const DaemonConfig *cfg) {
     return cfg->pop_exclude_seen ? "on" : "off";
 }
 
+static int apply_train_center(DaemonConfig *cfg, const char *value, char *err, size_t errlen) {
+    return parse_on_off(value, &cfg->train_center, err, errlen);
+}
+
+static const char *show_train_center(const DaemonConfig *cfg) {
+    return cfg->train_center ? "on" : "off";
+}
+
 static const char *show_debug_verify(const DaemonConfig *cfg) {
     return cfg->debug_verify ? "on" : "off";
 }
@@ -179,6 +187,10 @@ static const ConfigKey config_keys[] = {
     NUM_KEY("train.lr_init", CONFIG_DOUBLE, train_lr_init, "0.0003", 1e-7, 1, "1e-7 .. 1",
             "Adam learning rate of arms started from an offline model (init=): a smaller step "
             "keeps what it learnt"),
+    CHOICE_KEY("train.center", "on", "on | off", apply_train_center, show_train_center,
+               "on: an arm from random weights centres its item tower on the catalogue before its "
+               "first step (whitening bias = the mean item state), so its first lists tell items "
+               "apart; off: the bias starts at 0 (UniSRec's init)"),
     NUM_KEY("train.seed", CONFIG_INT, train_seed, "42", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of parameter initialisation, dropout and replay sampling"),
     CHOICE_KEY("train.loss", "logq", "logq | inbatch", apply_train_loss, show_train_loss,

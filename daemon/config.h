@@ -78,6 +78,7 @@ typedef struct {
     double train_lr;      /* train.lr: arms from random weights */
     double train_lr_init; /* train.lr_init: arms started from init=PATH */
     long long train_seed;
+    int train_center; /* train.center: 1 centres a fresh arm's item tower (ssna_center_items) */
     long long train_nice;
     long long train_threads; /* train.threads: 2 adds the pool's helper (model/pool.h) */
     int train_sched_idle;    /* train.sched: 1 idle, 0 normal */

@@ -87,6 +87,7 @@ typedef struct {
     int reserved_items; // distinct items of the last reserve() (0: none yet)
     double *counts;     // [counts_cap] times each item was a target of this variant's steps
     size_t counts_cap;  // (train.loss = logq: its candidates' sampling shares)
+    size_t centred_on;  // items with states when train.center last centred it (0: never)
 } TrainView;
 
 /* Rows of a buffer that grows with the catalogue: doubled from 1,024 until it holds `need`, so a
@@ -294,6 +295,25 @@ static int sync_views(Ssnad *d, TrainView *views, TrainPresence *present, size_t
         if (n_items > tv->n) tv->n = n_items;
     }
     if (n_rows) pthread_mutex_unlock(&d->serve_mu);
+    return 0;
+}
+
+/* train.center: an arm from random weights that has not stepped yet is centred on the items that
+ * have states (ssna_center_items: its first lists tell items apart instead of leaning all one way,
+ * docs/results.md "Items scored alike"), again whenever more items have states before its first
+ * step, and its next refresh is brought forward so that the lists it serves are centred too.
+ * Once it steps, the bias trains like any parameter; an init= arm is never touched. 0 or -1. */
+static int center_fresh(const Ssnad *d, SsnadVariant *v, TrainView *tv,
+                        const TrainPresence *present, char *err, size_t errlen) {
+    if (!d->cfg->train_center || v->cv.init[0] || v->train.ps.step > 0) return 0;
+    size_t n_present = 0;
+    for (size_t i = 0; i < present->n; i++) n_present += present->v[i] != 0;
+    if (!n_present || n_present == tv->centred_on) return 0;
+    if (ssna_center_items(&v->train, tv->states, present->v, present->n, err, errlen)) return -1;
+    tv->centred_on = n_present;
+    if (tv->refresh_steps < REFRESH_STEPS - 1) tv->refresh_steps = REFRESH_STEPS - 1;
+    log_info("item tower centred", LOG_STR("variant", v->cv.label),
+             LOG_INT("items", (long long)n_present));
     return 0;
 }
 
@@ -552,6 +572,8 @@ static void *train_main(void *arg) {
         } else if (reserve(v, tv, B, err, sizeof err)) {
             train_fail(d, "variant %s: reserving the scratch of a full batch: %s", v->cv.label,
                        err);
+        } else if (center_fresh(d, v, tv, &present, err, sizeof err)) {
+            train_fail(d, "variant %s: centring its item tower: %s", v->cv.label, err);
         } else {
             stepped = step(d, v, tv, &present, batch, n, &adam, &loss, err, sizeof err);
             if (stepped < 0)

@@ -183,6 +183,11 @@ static void test_file_errors(void) {
     CHECK(cfg.train_sched_idle == 0);
     CHECK(config_set(&cfg, "train.sched", "batch", "t", err, sizeof err) == -1);
     CHECK(cfg.train_sched_idle == 0);
+    CHECK(cfg.train_center == 1); // on unless set: fresh arms are centred (ssnad_train.c)
+    CHECK(config_set(&cfg, "train.center", "off", "t", err, sizeof err) == 0);
+    CHECK(cfg.train_center == 0);
+    CHECK(config_set(&cfg, "train.center", "yes", "t", err, sizeof err) == -1);
+    CHECK(cfg.train_center == 0 && strstr(err, "train.center") != NULL);
     config_free(&cfg);
 }
 

@@ -416,22 +416,39 @@ static void check_abtest(const char *response, double scored, double hits) {
     json_decref(doc);
 }
 
-/* "steps" of the last JSON log record in text with this msg and variant; -1 if none. */
-static long long last_steps(const char *text, const char *msg, const char *variant) {
-    char m[128], v[128];
+/* The integer field key of the last JSON log record in text with this msg and variant; -1 if
+ * none. */
+static long long last_int(const char *text, const char *msg, const char *variant, const char *key) {
+    char m[128], v[128], k[64];
     snprintf(m, sizeof m, "\"msg\":\"%s\"", msg);
     snprintf(v, sizeof v, "\"variant\":\"%s\"", variant);
-    long long steps = -1;
+    snprintf(k, sizeof k, "\"%s\":", key);
+    long long value = -1;
     for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
         const char *end = strchr(p, '\n');
         size_t n = end ? (size_t)(end - p) : strlen(p);
         char line[1024];
         if (n >= sizeof line) continue;
         memcpy(line, p, n), line[n] = 0;
-        const char *s = strstr(line, "\"steps\":");
-        if (strstr(line, m) && strstr(line, v) && s) steps = atoll(s + 8);
+        const char *s = strstr(line, k);
+        if (strstr(line, m) && strstr(line, v) && s) value = atoll(s + strlen(k));
     }
-    return steps;
+    return value;
+}
+
+/* train.center (on by default): each arm from random weights is centred on the catalogue before
+ * its first step. The whole catalogue was stored before the first event, so the one record per
+ * arm must count every item (ssna_center_items itself: tests/test_ssna_center.c). */
+static void check_arms_centred(Harness *h, const char *const *variants, int n, long n_items) {
+    char log[512];
+    snprintf(log, sizeof log, "%s/e2e.log", h->work);
+    char *text = harness_read_file(log);
+    for (int i = 0; i < n; i++) {
+        long long items = text ? last_int(text, "item tower centred", variants[i], "items") : -1;
+        CHECK_MSG(items == n_items, "arm %s: centred on %lld items, the catalogue has %ld",
+                  variants[i], items, n_items);
+    }
+    free(text);
 }
 
 /* The trainer runs under SCHED_IDLE, so on saturated cores the step in flight at a stop could
@@ -471,8 +488,8 @@ static void check_models_survive_restart(Harness *h) {
     after = harness_read_file(log);
     const char *variants[] = {"gru:a=3", "mean:a=3"};
     for (int i = 0; i < 2; i++) {
-        long long saved = last_steps(before, "model saved", variants[i]);
-        long long restored = last_steps(after + at, "model restored", variants[i]);
+        long long saved = last_int(before, "model saved", variants[i], "steps");
+        long long restored = last_int(after + at, "model restored", variants[i], "steps");
         fprintf(stderr, "%s: %lld steps saved at the stop, %lld restored\n", variants[i], saved,
                 restored);
         CHECK_MSG(saved > 0, "%s: no model saved at the clean stop", variants[i]);
@@ -630,6 +647,7 @@ int main(void) {
     check_abtest(abtest, scored, hits);
     free(abtest);
     check_training_share(metrics, n_events);
+    check_arms_centred(&h, names, 2, n_items);
     Popular pop = {0};
     harness_read_topic(&h, "events", on_event, &pop);
     double hit_rate = scored > 0 ? hits / scored : 0;
