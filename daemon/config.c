@@ -182,7 +182,7 @@ static const ConfigKey config_keys[] = {
             "sequences per training step"),
     NUM_KEY("train.replay_fraction", CONFIG_DOUBLE, train_replay_fraction, "0.5", 0, 0.95,
             "0 .. 0.95", "share of each batch sampled from older sequences (against forgetting)"),
-    NUM_KEY("train.lr", CONFIG_DOUBLE, train_lr, "0.001", 1e-7, 1, "1e-7 .. 1",
+    NUM_KEY("train.lr", CONFIG_DOUBLE, train_lr, "0.002", 1e-7, 1, "1e-7 .. 1",
             "Adam learning rate of arms that start from random weights"),
     NUM_KEY("train.lr_init", CONFIG_DOUBLE, train_lr_init, "0.0003", 1e-7, 1, "1e-7 .. 1",
             "Adam learning rate of arms started from an offline model (init=): a smaller step "

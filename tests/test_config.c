@@ -48,7 +48,7 @@ static void test_defaults(void) {
     CHECK(!strcmp(cfg.http_listen, "127.0.0.1:8080"));
     CHECK(!strcmp(cfg.topic_dead_letter, "dead-letter"));
     CHECK(cfg.top_k == 10);
-    CHECK(cfg.train_lr == 1e-3 && cfg.train_lr_init == 3e-4);
+    CHECK(cfg.train_lr == 2e-3 && cfg.train_lr_init == 3e-4);
     CHECK(cfg.log_format == LOG_FORMAT_JSON && cfg.log_level == LOG_INFO);
     CHECK(cfg.train_sched_idle == 1 && cfg.train_nice == 19 && cfg.train_threads == 1);
     CHECK(!strcmp(cfg.train_cgroup, "off"));
