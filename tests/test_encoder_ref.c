@@ -9,20 +9,10 @@
 
 int main(void) {
     const char *model = require_env("SSNA_MODEL_DIR");
-    const char *data = require_env("SSNA_DATA_DIR");
-    char err[512], path[4096], tmp[4096], ids_path[4200], ref_path[4200], args[16384];
+    char err[512], tmp[4096], ids_path[4200], ref_path[4200], args[16384];
     Encoder *e;
-    if (encoder_load(&e, model, err, sizeof err)) {
-        fprintf(stderr, "FAIL: cannot load the real encoder: %s\n", err);
-        return 1;
-    }
-    snprintf(path, sizeof path, "%s/amazon-scientific/Scientific.text", data);
     char **texts;
-    int n = read_item_texts(path, 1, &texts);
-    if (n <= 0) {
-        fprintf(stderr, "FAIL: cannot read the Scientific item texts from %s\n", path);
-        return 1;
-    }
+    int n = load_real_encoder_and_texts(&e, 1, &texts);
     CHECK(n == 4385);
     // sanitizer builds (tests/encoder.cmake) take every 8th text: the same code paths for ASan in
     // an eighth of the time; the normal build compares every text

@@ -60,6 +60,25 @@ static inline int read_item_texts(const char *path, int stride, char ***texts) {
     return n;
 }
 
+/* The real encoder of $SSNA_MODEL_DIR into *e and the Scientific item texts 0, stride,
+ * 2 stride, ... of $SSNA_DATA_DIR into a new *texts (read_item_texts); their number. Exits 1 saying
+ * which is missing: a test on real weights and data cannot run without them. */
+static inline int load_real_encoder_and_texts(Encoder **e, int stride, char ***texts) {
+    const char *model = require_env("SSNA_MODEL_DIR"), *data = require_env("SSNA_DATA_DIR");
+    char err[512], path[4096];
+    if (encoder_load(e, model, err, sizeof err)) {
+        fprintf(stderr, "FAIL: cannot load the real encoder: %s\n", err);
+        exit(1);
+    }
+    snprintf(path, sizeof path, "%s/amazon-scientific/Scientific.text", data);
+    int n = read_item_texts(path, stride, texts);
+    if (n <= 0) {
+        fprintf(stderr, "FAIL: cannot read the Scientific item texts from %s\n", path);
+        exit(1);
+    }
+    return n;
+}
+
 /* The ids file of encoder_ref.py: int32 n, then per sequence its length and ids. */
 static inline int write_ids_file(const char *path, const int *const *ids, const int *n_ids, int n) {
     FILE *f = fopen(path, "wb");

@@ -152,21 +152,9 @@ static void check_present_and_refusals(const float *states, int n, int H) {
 }
 
 int main(void) {
-    const char *model = require_env("SSNA_MODEL_DIR");
-    const char *data = require_env("SSNA_DATA_DIR");
-    char err[512], path[4096];
     Encoder *e;
-    if (encoder_load(&e, model, err, sizeof err)) {
-        fprintf(stderr, "FAIL: cannot load the real encoder: %s\n", err);
-        return 1;
-    }
-    snprintf(path, sizeof path, "%s/amazon-scientific/Scientific.text", data);
-    char **texts;
-    int n = read_item_texts(path, 8, &texts);
-    if (n <= 0) {
-        fprintf(stderr, "FAIL: cannot read the Scientific item texts from %s\n", path);
-        return 1;
-    }
+    char **texts, err[512];
+    int n = load_real_encoder_and_texts(&e, 8, &texts);
     int H = encoder_hidden(e);
     float *states = malloc((size_t)n * LAYERS * H * sizeof *states);
     if (!states || encoder_embed(e, (const char *const *)texts, NULL, n, ENCODER_POOL_CLS,
