@@ -189,8 +189,8 @@ static const ConfigKey config_keys[] = {
             "keeps what it learnt"),
     CHOICE_KEY("train.center", "on", "on | off", apply_train_center, show_train_center,
                "on: an arm from random weights centres its item tower on the catalogue before its "
-               "first step (whitening bias = the mean item state), so its first lists tell items "
-               "apart; off: the bias starts at 0 (UniSRec's init)"),
+               "first step (whitening bias = the mean item state, a GRU's biases 0), so its first "
+               "lists tell items apart; off: UniSRec's and torch's init"),
     NUM_KEY("train.seed", CONFIG_INT, train_seed, "42", 0, 9.007199254740992e15, "0 .. 2^53",
             "seed of parameter initialisation, dropout and replay sampling"),
     CHOICE_KEY("train.loss", "logq", "logq | inbatch", apply_train_loss, show_train_loss,

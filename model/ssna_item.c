@@ -112,9 +112,8 @@ int ssna_center_items(SsnaModel *m, const float *states, const unsigned char *pr
                       size_t n_items, char *err, size_t errlen) {
     const SsnaConfig *c = &m->cfg;
     int H = c->hidden, A = item_adapters(c), nx = A ? A : 1; // tmlp reads the top layer only
-    if (c->variant == SSNA_VARIANT_ID) return 0;
-    if (c->variant != SSNA_VARIANT_TMLP && !A) return 0;
-    double *mu = calloc((size_t)nx * H, sizeof *mu); // [nx, H]: double, a catalogue is long
+    if (!A && c->variant != SSNA_VARIANT_TMLP) return 0;     // id: no text tower to centre
+    double *mu = calloc((size_t)nx * H, sizeof *mu);         // [nx, H]: double, a catalogue is long
     float *muf = malloc((size_t)nx * H * sizeof *muf);
     if (!mu || !muf) {
         free(mu), free(muf);
