@@ -15,8 +15,9 @@ typedef struct {
     char *name;
     double weight;
     double upper; /* cumulative share: users with u in [previous upper, upper) get this variant */
-    AbSums all, win; /* since start; over the ring */
-    float *ring;     /* [window] NDCG of the last scored lists (0: a miss); the oldest at head */
+    AbGrouped all, win;   /* since start; over the ring */
+    float *ring;          /* [window] NDCG of the last scored lists (0: a miss); oldest at head */
+    unsigned char *group; /* [window] their users' groups (abtest_group) */
     size_t ring_head, ring_n, since_resum;
     MetricCounter *scored, *hits, *ndcg_sum;
     MetricGauge *hit_rate, *ndcg;
@@ -124,7 +125,8 @@ static int register_window_metrics(AbTest *ab, int i, char *err, size_t errlen) 
                                  vs, err, errlen);
     v->p_rate = v->diff_rate ? metrics_gauge(ab->reg, "ssnad_ab_hit_rate_p_value",
                                              "Two-sided p-value of that difference (pooled "
-                                             "two-proportion z-test)",
+                                             "two-proportion z-test, variances times their "
+                                             "design effects)",
                                              vs, err, errlen)
                              : NULL;
     return v->p_rate ? 0 : -1;
@@ -178,7 +180,8 @@ int abtest_create(const char *const *names, const double *weights, int n_variant
 
 void abtest_destroy(AbTest *ab) {
     if (!ab) return;
-    for (int i = 0; i < ab->n; i++) free(ab->variants[i].name), free(ab->variants[i].ring);
+    for (int i = 0; i < ab->n; i++)
+        free(ab->variants[i].name), free(ab->variants[i].ring), free(ab->variants[i].group);
     pthread_mutex_destroy(&ab->mutex);
     free(ab);
 }
@@ -199,28 +202,26 @@ const char *abtest_variant_name(const AbTest *ab, int variant) {
     return variant >= 0 && variant < ab->n ? ab->variants[variant].name : NULL;
 }
 
-/* Add (sign 1) or remove (sign -1) one list's NDCG from sums. */
-static void add_sums(AbSums *s, double gain, int sign) {
-    s->n += (uint64_t)(int64_t)sign;
-    s->hits += (uint64_t)(int64_t)(gain > 0 ? sign : 0);
-    s->ndcg_sum += sign * gain;
-    s->ndcg_sq_sum += sign * gain * gain;
+int abtest_group(const AbTest *ab, const char *user_id, size_t len) {
+    // another seed than the assignment's: within an arm the groups split its users evenly
+    return (int)(abtest_hash(user_id, len, ab->seed ^ 0x9e3779b97f4a7c15ULL) % ABSTATS_GROUPS);
 }
 
 /* One list into the ring, the oldest out once it is full. Adding and removing doubles drifts, so
  * the sums are recomputed from the ring once per `window` lists (O(1) per list amortised). */
-static void window_push(AbTest *ab, AbVariant *v, float gain) {
+static void window_push(AbTest *ab, AbVariant *v, float gain, int group) {
     if (v->ring_n == ab->window)
-        add_sums(&v->win, v->ring[v->ring_head], -1);
+        abstats_grouped_add(&v->win, v->group[v->ring_head], v->ring[v->ring_head], -1);
     else
         v->ring_n++;
     v->ring[v->ring_head] = gain;
+    v->group[v->ring_head] = (unsigned char)group;
     v->ring_head = (v->ring_head + 1) % ab->window;
-    add_sums(&v->win, gain, 1);
+    abstats_grouped_add(&v->win, group, gain, 1);
     if (++v->since_resum >= ab->window) {
-        AbSums fresh = {0};
-        for (size_t i = 0; i < v->ring_n; i++) add_sums(&fresh, v->ring[i], 1);
-        v->win = fresh;
+        memset(&v->win, 0, sizeof v->win);
+        for (size_t i = 0; i < v->ring_n; i++)
+            abstats_grouped_add(&v->win, v->group[i], v->ring[i], 1);
         v->since_resum = 0;
     }
 }
@@ -228,12 +229,12 @@ static void window_push(AbTest *ab, AbVariant *v, float gain) {
 /* The window gauges of a variant, and every comparison when the control (variant 0) changed. */
 static void update_window_gauges(AbTest *ab, int variant) {
     AbVariant *v = &ab->variants[variant];
-    metric_gauge_set(v->win_hit_rate, v->win.n ? (double)v->win.hits / (double)v->win.n : 0);
-    metric_gauge_set(v->win_ndcg, v->win.n ? v->win.ndcg_sum / (double)v->win.n : 0);
+    const AbSums *w = &v->win.total;
+    metric_gauge_set(v->win_hit_rate, w->n ? (double)w->hits / (double)w->n : 0);
+    metric_gauge_set(v->win_ndcg, w->n ? w->ndcg_sum / (double)w->n : 0);
     const AbVariant *c = &ab->variants[0];
     for (int i = variant ? variant : 1; i < (variant ? variant + 1 : ab->n); i++) {
-        AbDiff d = abstats_rate_diff(ab->variants[i].all.hits, ab->variants[i].all.n, c->all.hits,
-                                     c->all.n);
+        AbDiff d = abstats_rate_diff_grouped(&ab->variants[i].all, &c->all);
         if (isnan(d.diff.est)) continue;
         metric_gauge_set(ab->variants[i].diff_rate, d.diff.est);
         if (!isnan(d.p_value)) metric_gauge_set(ab->variants[i].p_rate, d.p_value);
@@ -246,7 +247,8 @@ int abtest_set_window(AbTest *ab, size_t window, char *err, size_t errlen) {
                            "abtest: the window is set once, to 1 or more lists (got %zu)", window);
     }
     for (int i = 0; i < ab->n; i++)
-        if (!(ab->variants[i].ring = calloc(window, sizeof(float)))) {
+        if (!(ab->variants[i].ring = calloc(window, sizeof(float))) ||
+            !(ab->variants[i].group = calloc(window, 1))) {
             return errmsg_fail(err, errlen, "abtest: out of memory for a window of %zu lists",
                                window);
         }
@@ -275,15 +277,17 @@ static void history_push(AbTest *ab) {
     p->time = unix_now();
     for (int i = 0; i < ab->n; i++) {
         const AbVariant *v = &ab->variants[i];
-        const AbSums *w = ab->window ? &v->win : &v->all;
-        p->hit_rate[i] = ratio((double)v->all.hits, v->all.n);
+        const AbSums *w = ab->window ? &v->win.total : &v->all.total;
+        p->hit_rate[i] = ratio((double)v->all.total.hits, v->all.total.n);
         p->hit_rate_window[i] = ratio((double)w->hits, w->n);
         p->ndcg_window[i] = ratio(w->ndcg_sum, w->n);
     }
 }
 
-int abtest_observe(AbTest *ab, int variant, const int64_t *published, size_t n, int64_t next_item) {
+int abtest_observe(AbTest *ab, int variant, const char *user_id, size_t user_len,
+                   const int64_t *published, size_t n, int64_t next_item) {
     if (variant < 0 || variant >= ab->n) return -1;
+    int group = abtest_group(ab, user_id, user_len);
     size_t top = n < (size_t)ab->k ? n : (size_t)ab->k;
     int rank = -1;
     for (size_t i = 0; i < top && rank < 0; i++)
@@ -292,14 +296,15 @@ int abtest_observe(AbTest *ab, int variant, const int64_t *published, size_t n, 
 
     AbVariant *v = &ab->variants[variant];
     pthread_mutex_lock(&ab->mutex);
-    add_sums(&v->all, gain, 1);
-    if (ab->window) window_push(ab, v, (float)gain);
+    abstats_grouped_add(&v->all, group, gain, 1);
+    if (ab->window) window_push(ab, v, (float)gain, group);
     if (v->scored) {
         metric_counter_inc(v->scored);
         if (rank >= 0) metric_counter_inc(v->hits);
         metric_counter_add(v->ndcg_sum, gain);
-        metric_gauge_set(v->hit_rate, (double)v->all.hits / (double)v->all.n);
-        metric_gauge_set(v->ndcg, v->all.ndcg_sum / (double)v->all.n);
+        const AbSums *all = &v->all.total;
+        metric_gauge_set(v->hit_rate, (double)all->hits / (double)all->n);
+        metric_gauge_set(v->ndcg, all->ndcg_sum / (double)all->n);
     }
     if (v->win_hit_rate) update_window_gauges(ab, variant);
     history_push(ab);
@@ -311,7 +316,7 @@ AbTestStats abtest_stats(const AbTest *ab, int variant) {
     AbTestStats s = {0};
     if (variant < 0 || variant >= ab->n) return s;
     pthread_mutex_lock((pthread_mutex_t *)&ab->mutex);
-    AbSums all = ab->variants[variant].all;
+    AbSums all = ab->variants[variant].all.total;
     pthread_mutex_unlock((pthread_mutex_t *)&ab->mutex);
     s.scored = all.n, s.hits = all.hits, s.ndcg_sum = all.ndcg_sum;
     if (all.n) s.hit_rate = (double)all.hits / (double)all.n, s.ndcg = all.ndcg_sum / (double)all.n;
@@ -329,10 +334,12 @@ static json_t *interval(AbInterval r) {
                      number(r.hi));
 }
 
-static json_t *scope(const AbSums *s) {
-    return json_pack("{s:I, s:I, s:o, s:o}", "scored", (json_int_t)s->n, "hits",
-                     (json_int_t)s->hits, "hit_rate", interval(abstats_rate(s->hits, s->n)), "ndcg",
-                     interval(abstats_mean(s)));
+static json_t *scope(const AbGrouped *s) {
+    return json_pack("{s:I, s:I, s:o, s:o, s:o}", "scored", (json_int_t)s->total.n, "hits",
+                     (json_int_t)s->total.hits, "hit_rate", interval(abstats_rate_grouped(s)),
+                     "ndcg", interval(abstats_mean_grouped(s)), "design_effect",
+                     json_pack("{s:o, s:o}", "hit_rate", number(abstats_rate_deff(s)), "ndcg",
+                               number(abstats_mean_deff(s))));
 }
 
 static json_t *diff(AbDiff d) {
@@ -340,10 +347,9 @@ static json_t *diff(AbDiff d) {
                      number(d.diff.lo), "high", number(d.diff.hi), "p_value", number(d.p_value));
 }
 
-static json_t *versus(const AbSums *a, const AbSums *c) {
-    return json_pack("{s:o, s:o}", "hit_rate",
-                     diff(abstats_rate_diff(a->hits, a->n, c->hits, c->n)), "ndcg",
-                     diff(abstats_mean_diff(a, c)));
+static json_t *versus(const AbGrouped *a, const AbGrouped *c) {
+    return json_pack("{s:o, s:o}", "hit_rate", diff(abstats_rate_diff_grouped(a, c)), "ndcg",
+                     diff(abstats_mean_diff_grouped(a, c)));
 }
 
 /* {"step", "points": [{"scored", "time", "hit_rate": [arm...], "hit_rate_window", "ndcg_window"}]}
@@ -387,7 +393,9 @@ char *abtest_report_json(AbTest *ab, size_t *len) {
                                    "history", history(ab), "method",
                                    "95% intervals: Wilson (hit rate), normal (NDCG); differences "
                                    "arm - control: Wald intervals, pooled z-test (hit rate), "
-                                   "Welch z (NDCG)",
+                                   "Welch z (NDCG); each variance times its design effect over "
+                                   "64 hashed groups of users (a user's lists are not "
+                                   "independent)",
                                    "arms", arms)
                        : NULL;
     pthread_mutex_unlock(&ab->mutex);

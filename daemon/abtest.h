@@ -55,10 +55,14 @@ int abtest_assign(const AbTest *ab, const char *user_id, size_t len);
 int abtest_variant_count(const AbTest *ab);
 const char *abtest_variant_name(const AbTest *ab, int variant);
 
+/* The user's group (0 .. ABSTATS_GROUPS-1) for the clustered intervals: a hash with another seed
+ * than the assignment's. */
+int abtest_group(const AbTest *ab, const char *user_id, size_t len);
 /* Score the list last published to a user (items ranked best first, n of them; only the first k
  * count) against the item the user chose next. Returns the 0-based rank of next_item within
  * the top k, or -1 for a miss. */
-int abtest_observe(AbTest *ab, int variant, const int64_t *published, size_t n, int64_t next_item);
+int abtest_observe(AbTest *ab, int variant, const char *user_id, size_t user_len,
+                   const int64_t *published, size_t n, int64_t next_item);
 /* Totals of one variant so far. */
 AbTestStats abtest_stats(const AbTest *ab, int variant);
 
@@ -72,7 +76,8 @@ int abtest_set_window(AbTest *ab, size_t window, char *err, size_t errlen);
  * against the first (difference, interval, p-value; daemon/abstats.h says which methods); the
  * start and current unix time, lists scored in all, and the history: {"step", "points": [{"scored",
  * "time", "hit_rate": [per arm], "hit_rate_window": [...], "ndcg_window": [...]}]} (the window's
- * figures are the cumulative ones when no window is set). Numbers without enough data are null.
+ * figures are the cumulative ones when no window is set). Each scope also gives its design effects
+ * (daemon/abstats.h). Numbers without enough data are null.
  * NULL when out of memory. */
 char *abtest_report_json(AbTest *ab, size_t *len);
 

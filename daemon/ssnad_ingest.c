@@ -171,7 +171,7 @@ static int apply_event(Ssnad *d, const KafkaMessage *msg, char *err, size_t errl
         int64_t pub[1024];
         int n = u->last_len < 1024 ? u->last_len : 1024;
         for (int i = 0; i < n; i++) pub[i] = u->last_list[i];
-        abtest_observe(d->ab, u->variant, pub, (size_t)n, idx);
+        abtest_observe(d->ab, u->variant, ev->user_id, strlen(ev->user_id), pub, (size_t)n, idx);
     }
     if (u->seq_len == SSNAD_SEQ_MAX) {
         memmove(u->seq, u->seq + 1, (SSNAD_SEQ_MAX - 1) * sizeof *u->seq);

@@ -31,7 +31,9 @@ static void score(AbTest *ab, uint64_t n) {
     for (uint64_t i = 0; i < n; i++, scored++) {
         int arm = scored < 5000 ? (int)(scored % 2) : (int)(scored % 3);
         uint64_t j = own[arm]++;
-        abtest_observe(ab, arm, list, 10,
+        char user[24]; // a few hundred users per arm, as a page shows them
+        int len = snprintf(user, sizeof user, "user-%llu", (unsigned long long)(j % 300));
+        abtest_observe(ab, arm, user, (size_t)len, list, 10,
                        j % every[arm] == 0 ? (int64_t)(j / every[arm] % 10) : 99);
     }
 }

@@ -2,7 +2,9 @@
  * the weights on 100k ids, mixes its input well, and the prequential hit-rate / NDCG arithmetic
  * matches hand-computed cases; the A/B statistics match scipy, the sliding window holds exactly
  * the last `window` lists past its bound, the report's history spans the run past its bound, and
- * the /abtest report parses back to the same figures.
+ * the /abtest report parses back to the same figures. The clustered (per user group) intervals
+ * match numpy's, and in simulated A/A tests whose users differ they cover the true difference
+ * as often as they claim where the list-level ones do not.
  */
 #include <jansson.h>
 #include <math.h>
@@ -143,10 +145,10 @@ static void test_online_metrics(void) {
     double w[] = {1, 1};
     AbTest *ab = make(w, 2, 3, 1, reg);
     int64_t list[] = {5, 7, 9, 11};
-    CHECK(abtest_observe(ab, 0, list, 4, 5) == 0);   /* rank 0: gain 1 */
-    CHECK(abtest_observe(ab, 0, list, 4, 9) == 2);   /* rank 2: gain 1/log2(4) = 0.5 */
-    CHECK(abtest_observe(ab, 0, list, 4, 11) == -1); /* rank 3 is outside the top 3 */
-    CHECK(abtest_observe(ab, 0, list, 4, 42) == -1);
+    CHECK(abtest_observe(ab, 0, "u", 1, list, 4, 5) == 0);   /* rank 0: gain 1 */
+    CHECK(abtest_observe(ab, 0, "u", 1, list, 4, 9) == 2);   /* rank 2: gain 1/log2(4) = 0.5 */
+    CHECK(abtest_observe(ab, 0, "u", 1, list, 4, 11) == -1); /* rank 3 is outside the top 3 */
+    CHECK(abtest_observe(ab, 0, "u", 1, list, 4, 42) == -1);
     AbTestStats s = abtest_stats(ab, 0);
     CHECK(s.scored == 4 && s.hits == 2);
     CHECK_CLOSE(s.ndcg_sum, 1.5, 1e-12, 0);
@@ -154,12 +156,12 @@ static void test_online_metrics(void) {
     CHECK_CLOSE(s.ndcg, 0.375, 1e-12, 0);
 
     int64_t short_list[] = {9, 5};
-    CHECK(abtest_observe(ab, 1, short_list, 2, 5) == 1);  /* rank 1: 1/log2(3) */
-    CHECK(abtest_observe(ab, 1, short_list, 0, 5) == -1); /* nothing published */
+    CHECK(abtest_observe(ab, 1, "u", 1, short_list, 2, 5) == 1);  /* rank 1: 1/log2(3) */
+    CHECK(abtest_observe(ab, 1, "u", 1, short_list, 0, 5) == -1); /* nothing published */
     s = abtest_stats(ab, 1);
     CHECK(s.scored == 2 && s.hits == 1);
     CHECK_CLOSE(s.ndcg_sum, 0.63092975357145743, 1e-12, 0);
-    CHECK(abtest_observe(ab, 2, list, 4, 5) == -1); /* no such variant: nothing counted */
+    CHECK(abtest_observe(ab, 2, "u", 1, list, 4, 5) == -1); /* no such variant: nothing counted */
     CHECK(abtest_stats(ab, 2).scored == 0);
     CHECK(abtest_variant_count(ab) == 2 && !strcmp(abtest_variant_name(ab, 1), "mean:a=3"));
     CHECK(abtest_variant_name(ab, 2) == NULL);
@@ -230,8 +232,8 @@ static void test_window_and_report(void) {
     for (int i = 0; i < 250; i++) {
         state = state * 6364136223846793005ULL + 1442695040888963407ULL;
         int next = (int)(state >> 59); /* 0..31: a hit at rank next when < 10 */
-        ranks[i] = abtest_observe(ab, 0, list, 10, next);
-        abtest_observe(ab, 1, list, 10, i % 3 ? 99 : 0); /* 1 in 3 a hit at rank 0 */
+        ranks[i] = abtest_observe(ab, 0, "u", 1, list, 10, next);
+        abtest_observe(ab, 1, "u", 1, list, 10, i % 3 ? 99 : 0); /* 1 in 3 a hit at rank 0 */
     }
     AbSums want = {0};
     for (int i = 150; i < 250; i++) {
@@ -273,7 +275,7 @@ static void test_window_and_report(void) {
     free(text);
 
     /* a thousand windows later, the window still holds exactly the last 100 lists */
-    for (int i = 0; i < 100000; i++) abtest_observe(ab, 1, list, 10, i % 3 ? 99 : 0);
+    for (int i = 0; i < 100000; i++) abtest_observe(ab, 1, "u", 1, list, 10, i % 3 ? 99 : 0);
     text = metrics_render(reg, &len);
     CHECK(strstr(text, "ssnad_online_hit_rate_window{k=\"10\",variant=\"mean:a=3\",window=\"100\"} "
                        "0.34\n") != NULL); /* 34 of i = 99900 .. 99999 are multiples of 3 */
@@ -309,7 +311,7 @@ static void test_history(void) {
     for (uint64_t i = 0; i < total; i++) {
         uint64_t j = i / 2; /* the arm's own list index */
         int hit = i % 2 ? j % 2 == 0 : j % 4 == 0;
-        abtest_observe(ab, (int)(i % 2), list, 10, hit ? 0 : 99);
+        abtest_observe(ab, (int)(i % 2), "u", 1, list, 10, hit ? 0 : 99);
     }
     size_t len;
     char *text = abtest_report_json(ab, &len);
@@ -351,13 +353,14 @@ static void test_history(void) {
 
     /* before the first step there is no point; an arm that scored nothing is null in every point */
     ab = make(w, 2, 10, 1, NULL);
-    for (int i = 0; i < ABTEST_HISTORY_FIRST_STEP - 1; i++) abtest_observe(ab, 0, list, 10, 0);
+    for (int i = 0; i < ABTEST_HISTORY_FIRST_STEP - 1; i++)
+        abtest_observe(ab, 0, "u", 1, list, 10, 0);
     text = abtest_report_json(ab, &len);
     doc = text ? json_loads(text, 0, NULL) : NULL;
     CHECK(json_array_size(json_object_get(json_object_get(doc, "history"), "points")) == 0);
     json_decref(doc);
     free(text);
-    abtest_observe(ab, 0, list, 10, 0);
+    abtest_observe(ab, 0, "u", 1, list, 10, 0);
     text = abtest_report_json(ab, &len);
     doc = text ? json_loads(text, 0, NULL) : NULL;
     json_t *pt = json_array_get(json_object_get(json_object_get(doc, "history"), "points"), 0);
@@ -372,7 +375,7 @@ static void test_history(void) {
 static void *observe_many(void *arg) {
     AbTest *ab = arg;
     int64_t list[] = {1, 2, 3};
-    for (int i = 0; i < 20000; i++) abtest_observe(ab, 0, list, 3, i % 4 + 1);
+    for (int i = 0; i < 20000; i++) abtest_observe(ab, 0, "u", 1, list, 3, i % 4 + 1);
     return NULL;
 }
 
@@ -401,6 +404,127 @@ static void test_bad_arguments(void) {
     CHECK(ab == NULL);
 }
 
+/* The design effect of 4 groups with (lists, hits) (100, 30) (80, 2) (120, 10) (50, 20), against
+ * numpy 1.24 on the 350 lists (y the hits, e = y - mean, G = 4 groups):
+ *   V = G / (G - 1) * sum_g (sum of e in g)^2 / N^2;  deff = V / (mean (1 - mean) / N)
+ * and Wilson's interval at N / deff (scipy's norm.ppf(0.975) for z). */
+static void test_grouped_statistics(void) {
+    AbGrouped s = {0};
+    const int lists[4] = {100, 80, 120, 50}, hits[4] = {30, 2, 10, 20};
+    for (int g = 0; g < 4; g++)
+        for (int i = 0; i < lists[g]; i++) abstats_grouped_add(&s, g * 9, i < hits[g], 1);
+    CHECK(s.total.n == 350 && s.total.hits == 62);
+    CHECK_CLOSE(abstats_rate_deff(&s), 14.373442566990953, 0, 1e-12);
+    AbInterval r = abstats_rate_grouped(&s);
+    CHECK_CLOSE(r.lo, 0.07349689269431584, 1e-12, 0);
+    CHECK_CLOSE(r.hi, 0.36877447721592915, 1e-12, 0);
+    /* a removal undoes an addition */
+    abstats_grouped_add(&s, 0, 1, 1);
+    abstats_grouped_add(&s, 0, 1, -1);
+    CHECK_CLOSE(abstats_rate_deff(&s), 14.373442566990953, 0, 1e-12);
+    /* one group: no spread between groups to measure, the list-level figures */
+    AbGrouped one = {0};
+    for (int i = 0; i < 100; i++) abstats_grouped_add(&one, 5, i % 4 == 0, 1);
+    AbInterval plain = abstats_rate(25, 100), grouped = abstats_rate_grouped(&one);
+    CHECK(abstats_rate_deff(&one) == 1 && plain.lo == grouped.lo && plain.hi == grouped.hi);
+    AbGrouped none = {0};
+    CHECK(abstats_rate_deff(&none) == 1 && isnan(abstats_rate_grouped(&none).est));
+}
+
+/* A simulated A/A test: two arms of `users` users each, drawn alike (a user hits with a
+ * probability of their own, 0.02 or, for one in six, 0.25, on 1 + Geometric(mean 24) lists), so
+ * the true difference is 0. Whether the 95% interval of the difference covers 0, with the
+ * clustered variance (grouped) or the list-level one. */
+static void simulate_aa(uint64_t *state, int users, int *covered_grouped, int *covered_lists) {
+    AbGrouped arm[2];
+    memset(arm, 0, sizeof arm);
+    for (int a = 0; a < 2; a++)
+        for (int u = 0; u < users; u++) {
+            *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+            double p = (*state >> 40) % 6 == 0 ? 0.25 : 0.02;
+            int n = 1;
+            for (;;) {
+                *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+                if ((double)(*state >> 11) * 0x1.0p-53 < 1.0 / 25) break;
+                n++;
+            }
+            for (int i = 0; i < n; i++) {
+                *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+                abstats_grouped_add(&arm[a], u % ABSTATS_GROUPS,
+                                    (double)(*state >> 11) * 0x1.0p-53 < p, 1);
+            }
+        }
+    AbDiff g = abstats_rate_diff_grouped(&arm[1], &arm[0]);
+    AbDiff l =
+        abstats_rate_diff(arm[1].total.hits, arm[1].total.n, arm[0].total.hits, arm[0].total.n);
+    *covered_grouped += g.diff.lo <= 0 && 0 <= g.diff.hi;
+    *covered_lists += l.diff.lo <= 0 && 0 <= l.diff.hi;
+}
+
+/* 400 A/A tests of 1,000 users an arm: the clustered interval covers the truth about 95% of
+ * the time (binomial sd of the rate over 400 runs: 0.011), the list-level one far less (0.56 when
+ * this was written: the design effect of these users is about 7.5). */
+static void test_grouped_coverage(void) {
+    uint64_t state = 11;
+    int grouped = 0, lists = 0, runs = 400;
+    for (int i = 0; i < runs; i++) simulate_aa(&state, 1000, &grouped, &lists);
+    double cg = (double)grouped / runs, cl = (double)lists / runs;
+    printf("A/A coverage of the 95%% interval over %d runs: clustered %.3f, list-level %.3f\n",
+           runs, cg, cl);
+    CHECK_MSG(cg >= 0.92 && cg <= 0.985, "clustered coverage %.3f", cg);
+    CHECK_MSG(cl < 0.85, "list-level coverage %.3f: these users were meant to be unlike", cl);
+}
+
+/* Through an AbTest: users' groups come from abtest_group (every group used by 10,000 ids), and
+ * with users who differ the report's interval is wider than the list-level one by its design
+ * effect, which it states. The window's per-group sums, 2.5 windows past its bound, are those of
+ * its last lists, built again here. */
+static void test_grouped_report(void) {
+    double w[] = {1, 1};
+    AbTest *ab = make(w, 2, 10, 3, NULL);
+    char err[256];
+    CHECK(abtest_set_window(ab, 6000, err, sizeof err) == 0);
+    AbGrouped want = {0}; /* the last 6,000 of the 15,000 lists below */
+    int seen[ABSTATS_GROUPS] = {0};
+    for (int i = 0; i < 10000; i++) {
+        char id[32];
+        int len = snprintf(id, sizeof id, "user-%d", i), g = abtest_group(ab, id, (size_t)len);
+        CHECK(g >= 0 && g < ABSTATS_GROUPS);
+        seen[g]++;
+    }
+    for (int g = 0; g < ABSTATS_GROUPS; g++) CHECK(seen[g] > 80); /* 156 each on average */
+    int64_t list[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    for (int i = 0; i < 500; i++) {
+        char id[32];
+        int len = snprintf(id, sizeof id, "user-%d", i);
+        for (int j = 0; j < 30; j++) { /* users 0, 5, 10, ... always hit; the rest never */
+            abtest_observe(ab, 0, id, (size_t)len, list, 10, i % 5 ? 99 : 0);
+            if (i >= 300)
+                abstats_grouped_add(&want, abtest_group(ab, id, (size_t)len), !(i % 5), 1);
+        }
+    }
+    size_t len = 0;
+    char *text = abtest_report_json(ab, &len);
+    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+    json_t *all = json_object_get(json_array_get(json_object_get(doc, "arms"), 0), "cumulative");
+    json_t *hr = json_object_get(all, "hit_rate");
+    double deff =
+        json_real_value(json_object_get(json_object_get(all, "design_effect"), "hit_rate"));
+    AbInterval plain = abstats_rate(3000, 15000);
+    CHECK_CLOSE(json_real_value(json_object_get(hr, "estimate")), 0.2, 1e-6, 0);
+    CHECK_MSG(deff > 10, "design effect %.2f of users who always or never hit", deff);
+    CHECK(json_real_value(json_object_get(hr, "high")) - 0.2 > 2 * (plain.hi - 0.2));
+    json_t *win = json_object_get(json_array_get(json_object_get(doc, "arms"), 0), "window");
+    double wdeff =
+        json_real_value(json_object_get(json_object_get(win, "design_effect"), "hit_rate"));
+    CHECK(json_integer_value(json_object_get(win, "scored")) == 6000);
+    CHECK_CLOSE(wdeff, abstats_rate_deff(&want), 1e-5, 1e-5);
+    CHECK(abstats_rate_deff(&want) > 10);
+    json_decref(doc);
+    free(text);
+    abtest_destroy(ab);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--dump")) return dump_assignments();
     test_stability();
@@ -409,6 +533,9 @@ int main(int argc, char **argv) {
     test_online_metrics();
     test_statistics();
     test_window_and_report();
+    test_grouped_statistics();
+    test_grouped_coverage();
+    test_grouped_report();
     test_history();
     test_concurrent_observe();
     test_bad_arguments();

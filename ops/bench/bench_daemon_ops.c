@@ -129,7 +129,7 @@ int main(int argc, char **argv) {
     for (long e = 0; e < events; e++) {
         int len = snprintf(user, sizeof user, "user-%ld", e % 50000);
         int variant = abtest_assign(ab, user, (size_t)len);
-        sink += abtest_observe(ab, variant, list, 10, e % 40);
+        sink += abtest_observe(ab, variant, user, (size_t)len, list, 10, e % 40);
         metric_counter_inc(events_total);
         metric_gauge_set(queue, (double)(e & 1023));
         metric_histogram_observe(latency, (double)(e % 1000) * 1e-5);
