@@ -160,6 +160,11 @@ typedef struct Ssnad {
     size_t n_present;       // items with present set: the catalogue lists are drawn from
     char **item_ids;        // [item_cap] external id of each dense index (under serve_mu)
     size_t n_items, item_cap;
+    // generation of each row's states: state_gen when ssnad_state_set_items last wrote them (0:
+    // since start). A trainer refresh made from a copy older than a row's generation carries
+    // that row's old vector; the hand-over recomputes those rows (ssnad_state_refresh_stale)
+    uint64_t *row_gen; // [item_cap]
+    uint64_t state_gen;
 
     SsnadVariant var[CONFIG_VARIANTS_MAX]; // the model arms, in the order of `variants`
     int n_var;
@@ -243,9 +248,10 @@ void ssnad_state_close(Ssnad *d);
  * them). Main thread. 0 or -1. */
 int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char *err,
                           size_t errlen);
-/* Recompute variant v's serving vectors of rows [from, n_items) with its serving parameters.
- * Caller holds serve_mu. */
-int ssnad_state_refresh_rows(Ssnad *d, int v, size_t from, char *err, size_t errlen);
+/* Recompute variant v's serving vectors, with its serving parameters, of the rows a refresh made
+ * from the trainer's copy of rows [0, n) as of state generation gen does not hold right: rows
+ * below n whose states were written after gen, and rows [n, n_items). Caller holds serve_mu. */
+int ssnad_state_refresh_stale(Ssnad *d, int v, size_t n, uint64_t gen, char *err, size_t errlen);
 /* Make the catalogue index idx (of item id) exist in memory (a placeholder row until its
  * states arrive). */
 int ssnad_state_ensure_item(Ssnad *d, uint32_t idx, const char *id, char *err, size_t errlen);
@@ -335,10 +341,11 @@ int ssnad_train_open(Ssnad *d, char *err, size_t errlen);
  * started nor opened; every other ssnad_train_* then does nothing. */
 void ssnad_train_stop(Ssnad *d);
 /* Hand variant vi's refreshed parameters and item vectors to the main thread: rows [0, n) of
- * buffers of cap rows, and their int8 panels, made with the parameters of Adam step `steps`.
- * The feed owns them from here (bounds is emptied); an older refresh not yet taken is freed. */
+ * buffers of cap rows, and their int8 panels, made with the parameters of Adam step `steps` from
+ * item states as of generation gen (Ssnad.state_gen). The feed owns them from here (bounds is
+ * emptied); an older refresh not yet taken is freed. */
 void ssnad_train_post_refresh(Ssnad *d, int vi, float *params, float *raw, float *norm,
-                              Panels *bounds, size_t n, size_t cap, int64_t steps);
+                              Panels *bounds, size_t n, size_t cap, int64_t steps, uint64_t gen);
 /* Take the serving buffers vi's last hand-over replaced (the caller owns them; NULLs and empty
  * panels when none). Returns their rows (0 when none). */
 size_t ssnad_train_take_spare(Ssnad *d, int vi, float **raw, float **norm, Panels *bounds);
@@ -352,8 +359,9 @@ int ssnad_train_failed(Ssnad *d, char *err, size_t errlen);
 /* Hand staged offers to the trainer if feed_mu is free (main thread, once a turn). */
 void ssnad_train_flush_offers(Ssnad *d);
 /* Tell the trainer how many item rows exist; changed_row >= 0: that existing row got new states
- * (a placeholder's text arrived, or a text changed). */
-void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row);
+ * (a placeholder's text arrived, or a text changed). Every row written up to state generation
+ * gen has been told (a copy the trainer syncs after this holds them). */
+void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row, uint64_t gen);
 /* Swap in the trainer's refreshed parameters and item vectors, and compute the vectors of rows
  * that arrived after its snapshot, in one hold of serve_mu (main thread). */
 void ssnad_train_take_refresh(Ssnad *d);

@@ -28,8 +28,11 @@ static int grow_items(Ssnad *d, size_t need, char *err, size_t errlen) {
     if (present) d->present = present;
     char **ids = realloc(d->item_ids, cap * sizeof *ids);
     if (ids) d->item_ids = ids;
-    if (!states || !present || !ids) goto oom;
+    uint64_t *gen = realloc(d->row_gen, cap * sizeof *gen);
+    if (gen) d->row_gen = gen;
+    if (!states || !present || !ids || !gen) goto oom;
     memset(d->present + d->item_cap, 0, cap - d->item_cap);
+    memset(d->row_gen + d->item_cap, 0, (cap - d->item_cap) * sizeof *gen);
     memset(d->item_ids + d->item_cap, 0, (cap - d->item_cap) * sizeof *ids);
     memset(d->states + d->item_cap * row_floats(d, d->layers), 0,
            (cap - d->item_cap) * row_floats(d, d->layers) * sizeof(float));
@@ -106,8 +109,21 @@ static int serve_range(Ssnad *d, SsnadVariant *v, size_t from, size_t to, char *
     return rc;
 }
 
-int ssnad_state_refresh_rows(Ssnad *d, int v, size_t from, char *err, size_t errlen) {
-    return serve_range(d, &d->var[v], from, d->n_items, err, errlen);
+int ssnad_state_refresh_stale(Ssnad *d, int v, size_t n, uint64_t gen, char *err, size_t errlen) {
+    if (n > d->n_items) n = d->n_items;
+    size_t stale = 0;
+    for (size_t i = 0; i < n; i++) stale += d->row_gen[i] > gen;
+    int rc = 0;
+    if (stale) { // texts that arrived (or changed) while the trainer worked on its copy
+        int *ids = malloc(stale * sizeof *ids);
+        if (!ids) return errmsg_fail(err, errlen, "ssnad: out of memory");
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (d->row_gen[i] > gen) ids[k++] = (int)i;
+        rc = serve_vectors(d, &d->var[v], ids, stale, err, errlen);
+        free(ids);
+    }
+    return rc ? rc : serve_range(d, &d->var[v], n, d->n_items, err, errlen);
 }
 
 /* Grow the in-memory catalogue to idx + 1 rows. A placeholder row (no states yet) has zero
@@ -136,7 +152,7 @@ int ssnad_state_ensure_item(Ssnad *d, uint32_t idx, const char *id, char *err, s
     pthread_mutex_lock(&d->serve_mu);
     int rc = ensure_locked(d, idx, id, err, errlen);
     pthread_mutex_unlock(&d->serve_mu);
-    ssnad_train_set_items(d, d->n_items, -1);
+    ssnad_train_set_items(d, d->n_items, -1, d->state_gen);
     return rc;
 }
 
@@ -151,6 +167,7 @@ int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char 
     }
     int rc = 0;
     pthread_mutex_lock(&d->serve_mu);
+    uint64_t gen = ++d->state_gen;
     for (size_t i = 0; i < n && !rc; i++) {
         uint32_t idx = items[i].index;
         ids[i] = (int)idx;
@@ -161,6 +178,7 @@ int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char 
                    row_floats(d, d->layers) * sizeof(float));
             d->n_present += !d->present[idx];
             d->present[idx] = 1;
+            d->row_gen[idx] = gen;
         }
     }
     if (!rc) d->items_ready += n;
@@ -170,7 +188,7 @@ int ssnad_state_set_items(Ssnad *d, const SsnadItemState *items, size_t n, char 
     }
     pthread_mutex_unlock(&d->serve_mu);
     for (size_t i = 0; i < n; i++)
-        ssnad_train_set_items(d, d->n_items, existed[i] ? (long)items[i].index : -1);
+        ssnad_train_set_items(d, d->n_items, existed[i] ? (long)items[i].index : -1, gen);
     free(existed), free(ids);
     return rc;
 }
@@ -324,7 +342,7 @@ void ssnad_state_close(Ssnad *d) {
     }
     for (size_t i = 0; i < d->n_items; i++) free(d->item_ids[i]);
     free(d->item_ids), free(d->dirty.v), free(d->deferred.v);
-    free(d->states), free(d->present), free(d->identity);
+    free(d->states), free(d->present), free(d->row_gen), free(d->identity);
     ssnad_users_free(&d->users);
     popwindow_free(d->pop);
     d->pop = NULL;

@@ -37,6 +37,7 @@ typedef struct {
     Panels bounds;
     size_t n, cap;
     int64_t steps;
+    uint64_t gen; // the item states' generation (Ssnad.state_gen) the vectors were made from
 } Refresh;
 
 /* Everything between the main thread and the trainer, under Ssnad.feed_mu (but the staged
@@ -59,6 +60,7 @@ struct SsnadFeed {
     size_t item_cap;        // item rows allocated (every variant's vec_cap): a refresh's size
     uint32_t *changed_rows; // rows below n_items whose states changed since the sync
     size_t n_changed, changed_cap;
+    uint64_t gen_told; // every row written up to this state generation is in n_items/changed_rows
     int stop;
     int setup; // 0 until the trainer has set itself up, then 1, or -1 (setup_err)
     char setup_err[512];
@@ -88,6 +90,7 @@ typedef struct {
     double *counts;     // [counts_cap] times each item was a target of this variant's steps
     size_t counts_cap;  // (train.loss = logq: its candidates' sampling shares)
     size_t centred_on;  // items with states when train.center last centred it (0: never)
+    uint64_t gen;       // states as of this generation (Ssnad.state_gen) at least
 } TrainView;
 
 /* Rows of a buffer that grows with the catalogue: doubled from 1,024 until it holds `need`, so a
@@ -198,11 +201,12 @@ void ssnad_train_flush_offers(Ssnad *d) {
     pthread_mutex_unlock(&d->feed_mu);
 }
 
-void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row) {
+void ssnad_train_set_items(Ssnad *d, size_t n_items, long changed_row, uint64_t gen) {
     SsnadFeed *f = d->feed;
     if (!f) return;
     pthread_mutex_lock(&d->feed_mu);
     f->n_items = n_items, f->item_cap = d->item_cap;
+    if (gen > f->gen_told) f->gen_told = gen;
     if (changed_row >= 0) {
         if (f->n_changed == f->changed_cap) {
             size_t cap = f->changed_cap ? 2 * f->changed_cap : 256;
@@ -439,14 +443,15 @@ static void refresh(Ssnad *d, int vi, TrainView *tv) {
         free(raw), free(norm), free(params), panel_free(&bounds);
         return;
     }
-    ssnad_train_post_refresh(d, vi, params, raw, norm, &bounds, tv->n, cap, v->train.ps.step);
+    ssnad_train_post_refresh(d, vi, params, raw, norm, &bounds, tv->n, cap, v->train.ps.step,
+                             tv->gen);
 }
 
 void ssnad_train_post_refresh(Ssnad *d, int vi, float *params, float *raw, float *norm,
-                              Panels *bounds, size_t n, size_t cap, int64_t steps) {
+                              Panels *bounds, size_t n, size_t cap, int64_t steps, uint64_t gen) {
     pthread_mutex_lock(&d->feed_mu);
     Refresh *pend = &d->feed->pend[vi], old = *pend; // an untaken older one, freed after unlock
-    *pend = (Refresh){params, raw, norm, *bounds, n, cap, steps};
+    *pend = (Refresh){params, raw, norm, *bounds, n, cap, steps, gen};
     pthread_mutex_unlock(&d->feed_mu);
     memset(bounds, 0, sizeof *bounds);
     refresh_free(&old);
@@ -551,6 +556,7 @@ static void *train_main(void *arg) {
         if (!f->fresh_len) idle_steps++;
         int n_fresh = 0, n = take_batch(d, batch, B, &n_fresh);
         size_t n_items = f->n_items, n_rows = f->n_changed;
+        uint64_t gen = f->gen_told; // what the sync below copies is at least this new
         uint32_t *rows = f->changed_rows;
         f->changed_rows = NULL, f->n_changed = f->changed_cap = 0;
         pthread_mutex_unlock(&d->feed_mu);
@@ -567,6 +573,7 @@ static void *train_main(void *arg) {
         float loss = 0;
         int synced = sync_views(d, views, &present, n_items, rows, n_rows), stepped = -1;
         free(rows);
+        for (int i = 0; i < d->n_var && !synced; i++) views[i].gen = gen;
         if (synced) {
             train_fail(d, "out of memory for the trainer's copy of %zu item states", n_items);
         } else if (reserve(v, tv, B, err, sizeof err)) {
@@ -705,9 +712,10 @@ void ssnad_train_take_refresh(Ssnad *d) {
             panel_copy_rows(&v->bounds, &r.bounds, n);
         }
         v->bounds_axis_rows = n;
-        // rows that arrived after the trainer's snapshot: vectors from the new parameters, along
-        // the new axis, before anything (/recommend, say) is scored against them
-        int rc = n < d->n_items ? ssnad_state_refresh_rows(d, i, n, err, sizeof err) : 0;
+        // rows that arrived, or got their states, after the trainer's copy: vectors from the new
+        // parameters, along the new axis, before anything (/recommend, say) is scored against
+        // them (the refresh holds what the copy had: a placeholder's vector, an old text's)
+        int rc = ssnad_state_refresh_stale(d, i, n, r.gen, err, sizeof err);
         pthread_mutex_unlock(&d->serve_mu);
         if (rc)
             log_error("serving vectors failed", LOG_STR("variant", v->cv.label),

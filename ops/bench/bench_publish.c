@@ -78,7 +78,8 @@ static void post_refresh(Ssnad *d, size_t n, size_t cap) {
     Panels bounds = {0};
     if (panel_reserve(&bounds, cap, (int)dd)) must(NULL);
     panel_copy_rows(&bounds, &v->bounds, n);
-    ssnad_train_post_refresh(d, 0, params, raw, norm, &bounds, n, cap, v->serve.ps.step);
+    ssnad_train_post_refresh(d, 0, params, raw, norm, &bounds, n, cap, v->serve.ps.step,
+                             d->state_gen);
 }
 
 // seconds per ssnad_train_take_refresh of a refresh of cap rows, late rows after its snapshot
