@@ -101,7 +101,10 @@ int main(int argc, char **argv) {
     const char *names[] = {"gru:a=3", "mean:a=3"};
     double weights[] = {1, 1};
     AbTest *ab;
-    if (abtest_create(names, weights, 2, 10, 1, reg, &ab, err, sizeof err) < 0) {
+    // with ssnad's window (ab.window): each observation also updates the window's gauges and the
+    // comparison with the control, design effects over the user groups included
+    if (abtest_create(names, weights, 2, 10, 1, reg, &ab, err, sizeof err) < 0 ||
+        abtest_set_window(ab, 10000, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
