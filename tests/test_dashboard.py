@@ -156,6 +156,9 @@ def check_page(browser, doc):
             iv = arm[scope][key]
             want = f"{fmt4(iv['estimate'])} [{fmt4(iv['low'])}, {fmt4(iv['high'])}]"
             check(cell(cls) == want, f"row {i} {cls}: {cell(cls)!r}, want {want!r}")
+        deff = arm["cumulative"]["design_effect"]["hit_rate"]
+        want_deff = "-" if deff is None else f"{deff:.2f}"
+        check(cell("deff") == want_deff, f"row {i} design effect {cell('deff')!r}, want {want_deff!r}")
         if i:
             vs = arm["vs_control"]["cumulative"]["hit_rate"]
             check((cell("diff") or "").startswith(("+" if vs["difference"] >= 0 else "") +
