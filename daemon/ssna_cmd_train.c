@@ -119,12 +119,17 @@ static SsnaSequences dataset_sequences(const Dataset *ds) {
 
 /* ---- train ---------------------------------------------------------------------------------- */
 
-static void print_epoch(int epoch, double loss, const double v[4], double train_s, double eval_s,
-                        int improved) {
+/* One progress line; test (may be NULL) is --test-curve's figures for this epoch. */
+static void print_epoch(int epoch, double loss, const double v[4], const double *test,
+                        double train_s, double eval_s, int improved) {
+    char tc[96] = "";
+    if (test)
+        snprintf(tc, sizeof tc, "  test R@10 %.4f R@50 %.4f N@10 %.4f N@50 %.4f", test[0], test[1],
+                 test[2], test[3]);
     fprintf(stderr,
-            "epoch %3d  loss %.4f  valid R@10 %.4f R@50 %.4f N@10 %.4f N@50 %.4f  train %.1fs "
+            "epoch %3d  loss %.4f  valid R@10 %.4f R@50 %.4f N@10 %.4f N@50 %.4f%s  train %.1fs "
             "eval %.1fs  peak RSS %.0f MB%s\n",
-            epoch, loss, v[0], v[1], v[2], v[3], train_s, eval_s, peak_rss_mb(),
+            epoch, loss, v[0], v[1], v[2], v[3], tc, train_s, eval_s, peak_rss_mb(),
             improved ? "  *" : "");
 }
 
@@ -150,12 +155,17 @@ static int train_run(const SsnaTrainOptions *o, Dataset *ds, SsnaModel *m, SsnaT
         metrics_values(&valid, v);
         st->epoch++;
         int improved = st->best_epoch == 0 || v[0] > st->best_valid[0];
-        if (improved) {
+        // the test split is ranked for the best epoch only, unless --test-curve asks every epoch
+        double tv[4] = {0};
+        if (improved || o->test_curve) {
             if (ssna_evaluate(m, ds->states, &seq, SSNA_SPLIT_TEST, o->eval_batch, &test, err,
                               errlen))
                 return -1;
+            metrics_values(&test, tv);
+        }
+        if (improved) {
             memcpy(st->best_valid, v, sizeof v);
-            metrics_values(&test, st->best_test);
+            memcpy(st->best_test, tv, sizeof tv);
             st->best_epoch = st->epoch;
             st->bad_epochs = 0;
             free(*best);
@@ -166,7 +176,7 @@ static int train_run(const SsnaTrainOptions *o, Dataset *ds, SsnaModel *m, SsnaT
         double t2 = clock_monotonic_s();
         st->train_seconds += t1 - t0;
         *eval_total += t2 - t1;
-        print_epoch(st->epoch, loss, v, t1 - t0, t2 - t1, improved);
+        print_epoch(st->epoch, loss, v, o->test_curve ? tv : NULL, t1 - t0, t2 - t1, improved);
         if (ssna_checkpoint_save(o->out, m, st, *best, *best_len, err, errlen)) return -1;
     }
     return 0;
@@ -236,7 +246,7 @@ static int pop_train(const SsnaTrainOptions *o) {
     snprintf(meta, sizeof meta, "{\"data\":%s,\"k_core\":%d,\"max_len\":%d}", qd, o->k_core,
              o->max_len);
     if (popularity_save(o->out, counts, ds.inter.n_items, meta, err, sizeof err)) goto fail;
-    print_epoch(1, 0.0, v, t1 - t0, t2 - t1, 1);
+    print_epoch(1, 0.0, v, NULL, t1 - t0, t2 - t1, 1);
     metrics_json(vj, sizeof vj, v);
     metrics_json(tj, sizeof tj, t);
     printf("{\"command\":\"train\",\"variant\":\"pop\",\"layers\":0,\"users\":%d,\"items\":%d,"

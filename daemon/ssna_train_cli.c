@@ -30,7 +30,8 @@ enum {
     OPT_INNER,
     OPT_TAU,
     OPT_SCORE,
-    OPT_ITEM_IDS
+    OPT_ITEM_IDS,
+    OPT_TEST_CURVE
 };
 
 static const struct option long_options[] = {
@@ -58,6 +59,7 @@ static const struct option long_options[] = {
     {"tau", required_argument, 0, OPT_TAU},
     {"score", required_argument, 0, OPT_SCORE},
     {"item-ids", no_argument, 0, OPT_ITEM_IDS},
+    {"test-curve", no_argument, 0, OPT_TEST_CURVE},
     {"include-seen", no_argument, 0, OPT_SEEN},
     {"latest", no_argument, 0, OPT_LATEST},
     {"name", required_argument, 0, OPT_NAME},
@@ -115,6 +117,10 @@ static void usage(const char *cmd, FILE *f) {
                 "                     ssnad's catalogue grows, its items are text alone)\n"
                 "  --seed S           initialisation, batch order and dropout seed (default 42)\n"
                 "  --eval-batch N     users per evaluation batch (default 512)\n"
+                "  --test-curve       also rank the test items after every epoch and print them\n"
+                "                     on its progress line (a diagnostic of how far the test\n"
+                "                     figure moves between epochs; the epoch reported is still\n"
+                "                     the best validation one, chosen without them)\n"
                 "  --out CKPT         checkpoint written after every epoch: parameters, Adam\n"
                 "                     state, config and progress, plus the best epoch's weights\n"
                 "  --resume           continue the run saved in --out (its config and options)\n",
@@ -250,6 +256,9 @@ int ssna_train_parse_options(const char *cmd, int argc, char **argv, SsnaTrainOp
             break;
         case OPT_ITEM_IDS:
             o->item_ids = 1;
+            break;
+        case OPT_TEST_CURVE:
+            o->test_curve = 1;
             break;
         case OPT_SEEN:
             o->include_seen = 1;

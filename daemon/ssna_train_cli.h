@@ -9,6 +9,7 @@ typedef struct {
     const char *data, *name, *db, *out, *ckpt, *text, *user, *per_user;
     int variant, loss, pop, layers, batch, eval_batch, epochs, patience, k, k_core, max_len;
     int resume, include_seen, latest;
+    int test_curve; /* train: also evaluate the test split after every epoch (a diagnostic) */
     uint64_t seed;
     float lr;
     float dropout, attn_dropout; /* hidden / attention-probability dropout; < 0 = the default */

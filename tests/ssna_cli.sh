@@ -49,6 +49,30 @@ printf 'SSNAPOP 1\nmeta {}\nn_items 3\n1\nx\n' > "$tmp/bad.pop"
 check "a malformed popularity file exits 1" test $? -eq 1
 check "its error names the file and line" grep -q "bad.pop:5: expected a count" "$tmp/bp.err"
 
+# --test-curve: every epoch's line carries the test figures, the best epoch's are the ones the
+# final JSON reports, and the epoch chosen is the same as without it (chosen on validation)
+"$ssna" train "${common[@]}" --out "$tmp/tc.ckpt" --epochs 3 --test-curve > "$tmp/tc.json" 2> "$tmp/tc.err"
+check "train --test-curve exits 0" test $? -eq 0
+check "train --test-curve: a test figure on each of the 3 epoch lines" \
+    test "$(grep -cE '^epoch +[0-9]+  loss .* test R@10 [0-9.]+ R@50 [0-9.]+ N@10 [0-9.]+ N@50 [0-9.]+  train' "$tmp/tc.err")" -eq 3
+check "train --test-curve: the best epoch's line holds the reported test figures" test \
+    "$("$py" -c 'import re,sys; b=[l for l in open(sys.argv[1]) if l.startswith("epoch") and l.rstrip().endswith("*")][-1]; print(re.search(r"test R@10 ([0-9.]+) R@50 ([0-9.]+)", b).groups())' "$tmp/tc.err")" = \
+    "$(json "$tmp/tc.json" '("%.4f" % j["test"]["recall@10"], "%.4f" % j["test"]["recall@50"])')"
+"$ssna" train "${common[@]}" --out "$tmp/tc0.ckpt" --epochs 3 > "$tmp/tc0.json" 2> /dev/null
+check "train --test-curve chooses the epoch and reports the test figures it would without" test \
+    "$(json "$tmp/tc.json" '(j["best_epoch"], j["test"])')" = "$(json "$tmp/tc0.json" '(j["best_epoch"], j["test"])')"
+# ops/bench/selection reads those lines: its rule "R@10, patience 10" is ssna train's own, so on
+# this run it must choose the reported epoch and figure; a log without test figures is refused
+selection="$(dirname "$0")/../ops/bench/selection"
+"$py" "$selection" --patience 10 "$tmp/tc.err" > "$tmp/sel.txt"
+check "selection exits 0" test $? -eq 0
+check "selection's R@10 rule chooses what ssna train reported" test \
+    "$(grep -E '^\| R@10 \| 10 \|' "$tmp/sel.txt" | awk -F'|' '{gsub(/ /, ""); print $4 "|" $6}')" = \
+    "$(json "$tmp/tc.json" '"%.4f±0.0000|%d" % (j["test"]["recall@10"], j["best_epoch"])')"
+"$py" "$selection" "$tmp/t1.err" 2> "$tmp/sel.err"
+check "selection refuses a log without test figures, naming its line" test $? -ne 0 -a \
+    "$(grep -c "t1.err:[0-9]*: no test figures" "$tmp/sel.err")" -eq 1
+
 "$ssna" recommend --ckpt "$tmp/m.ckpt" --data "$data" --max-len 20 --user 1 -k 5 > "$tmp/r.txt"
 check "recommend exits 0" test $? -eq 0
 check "recommend prints 5 ranked items" test "$(grep -cE '^ *[1-5]  ' "$tmp/r.txt")" -eq 5
